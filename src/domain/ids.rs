@@ -1,0 +1,60 @@
+//! Identifiers: time-ordered random ids written in lowercase Crockford base32.
+
+use rand::RngCore;
+
+use crate::domain::short_key::crockford_encode;
+use crate::domain::time::Timestamp;
+
+/// A new id `prefix_` + 26 characters: 48 bits of milliseconds then 80 random bits,
+/// so that ids sort in creation order (the list cursor relies on it).
+pub fn new_id(prefix: &str, now: Timestamp) -> String {
+    let mut bytes = [0u8; 16];
+    let millis = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    rand::rngs::OsRng.fill_bytes(&mut bytes[6..]);
+    let mut id = String::with_capacity(prefix.len() + 27);
+    id.push_str(prefix);
+    id.push('_');
+    id.push_str(&crockford_encode(&bytes, 26).to_ascii_lowercase());
+    id
+}
+
+/// Whether `s` has the shape of an id made by [`new_id`] with this prefix.
+pub fn is_id(prefix: &str, s: &str) -> bool {
+    s.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('_'))
+        .is_some_and(|body| {
+            body.len() == 26
+                && body
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b.is_ascii_lowercase() && !b"ilou".contains(&b)))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::time::{from_unix, plus_days};
+
+    #[test]
+    fn ids_have_their_prefix_and_shape() {
+        let id = new_id("lic", from_unix(1_700_000_000));
+        assert!(is_id("lic", &id), "{id}");
+        assert!(!is_id("tok", &id));
+        assert!(!is_id("lic", "lic_short"));
+    }
+
+    #[test]
+    fn later_ids_sort_after_earlier_ones() {
+        let t = from_unix(1_700_000_000);
+        let a = new_id("lic", t);
+        let b = new_id("lic", plus_days(t, 1));
+        assert!(a < b);
+    }
+
+    #[test]
+    fn two_ids_made_at_once_differ() {
+        let t = from_unix(1_700_000_000);
+        assert_ne!(new_id("lic", t), new_id("lic", t));
+    }
+}

@@ -1,0 +1,606 @@
+//! Licenses: minting from an order, lifecycle transitions, renewal.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::domain::product::{is_entitlement, DurationFrom, KeyFormat, Product, MAX_SEATS};
+use crate::domain::time::{self, plus_days, Timestamp};
+use crate::domain::DomainError;
+
+/// How far ahead of the server's clock a shop's `purchased_at` may be (clock skew);
+/// such a time is taken as "now". Anything later is refused.
+pub const PURCHASE_CLOCK_SKEW_SECS: i64 = 300;
+/// Largest `metadata` object, serialized.
+pub const MAX_METADATA_BYTES: usize = 4096;
+
+/// Where a license stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LicenseStatus {
+    /// Usable (subject to its window and expiry).
+    Active,
+    /// Temporarily blocked; `reinstate` lifts it.
+    Suspended,
+    /// Closed for good (piracy, chargeback).
+    Revoked,
+    /// Closed because the purchase was refunded.
+    Refunded,
+    /// Closed because another license replaced it.
+    Superseded,
+    /// Waiting for the vendor to confirm a payment.
+    PendingPayment,
+}
+
+impl LicenseStatus {
+    /// The stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Revoked => "revoked",
+            Self::Refunded => "refunded",
+            Self::Superseded => "superseded",
+            Self::PendingPayment => "pending_payment",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Active,
+            Self::Suspended,
+            Self::Revoked,
+            Self::Refunded,
+            Self::Superseded,
+            Self::PendingPayment,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+impl fmt::Display for LicenseStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A license as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct License {
+    /// `lic_...`
+    pub id: String,
+    /// Product slug (the product may since have left the catalog).
+    pub product: String,
+    /// The shop's order id; unique.
+    pub order_id: String,
+    /// Lower-cased customer email, if the shop gave one.
+    pub customer_email: Option<String>,
+    /// When the customer paid.
+    #[serde(with = "time::serde_req")]
+    pub purchased_at: Timestamp,
+    /// Deadline of the first activation; none = no deadline.
+    #[serde(with = "time::serde_opt")]
+    pub activate_by: Option<Timestamp>,
+    /// End of the license; none = perpetual, or not known until first activation.
+    #[serde(with = "time::serde_opt")]
+    pub expires_at: Option<Timestamp>,
+    /// Length of one period in days, kept from the product at mint time.
+    pub duration_days: Option<u32>,
+    /// Whether the period counts from purchase or first activation.
+    pub duration_from: DurationFrom,
+    /// Days paid for by renewals before the first activation, added when it happens.
+    pub extra_days: u32,
+    /// Machines that may hold an activation at once.
+    pub seats: u32,
+    /// Feature flags.
+    pub entitlements: Vec<String>,
+    /// Free-form data from the shop.
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Where the license stands.
+    pub status: LicenseStatus,
+    /// Signed or short key.
+    pub key_format: KeyFormat,
+    /// When the row was made.
+    #[serde(with = "time::serde_req")]
+    pub created_at: Timestamp,
+    /// When the row last changed.
+    #[serde(with = "time::serde_req")]
+    pub updated_at: Timestamp,
+}
+
+/// A mint request as the shop sends it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MintRequest {
+    /// Product slug.
+    pub product: String,
+    /// The shop's order id; minting is idempotent on it.
+    pub order_id: String,
+    /// Customer email (optional).
+    #[serde(default)]
+    pub customer_email: Option<String>,
+    /// RFC 3339; defaults to now; may lie in the past (imports).
+    #[serde(default)]
+    pub purchased_at: Option<String>,
+    /// Overrides the product's seats.
+    #[serde(default)]
+    pub seats: Option<u32>,
+    /// Overrides the product's entitlements.
+    #[serde(default)]
+    pub entitlements: Option<Vec<String>>,
+    /// A fixed expiry (RFC 3339), overriding the product's duration.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// Free-form object kept with the license.
+    #[serde(default)]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A license ready to insert, with the hash that makes minting idempotent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewLicense {
+    /// The license as it will be stored.
+    pub license: License,
+    /// SHA-256 of the normalized request: a repeat with other fields is a conflict.
+    pub request_hash: [u8; 32],
+}
+
+fn parse_time(field: &str, s: &str) -> Result<Timestamp, DomainError> {
+    time::parse(s).ok_or_else(|| DomainError::field(field, "must be an RFC 3339 time"))
+}
+
+/// Normalizes an email: trimmed, lower-cased, one `@` with text on both sides.
+pub fn parse_email(s: &str) -> Result<String, DomainError> {
+    let s = s.trim();
+    let valid = s.len() <= 254
+        && s.split('@').count() == 2
+        && s.split('@').all(|part| !part.is_empty())
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(s.to_lowercase())
+    } else {
+        Err(DomainError::field("customer_email", "is not an email address"))
+    }
+}
+
+/// Checks an order id: 1 to 200 characters, no control characters; trimmed.
+pub fn parse_order_id(s: &str) -> Result<String, DomainError> {
+    let s = s.trim();
+    if s.is_empty() || s.chars().count() > 200 || s.chars().any(char::is_control) {
+        return Err(DomainError::field(
+            "order_id",
+            "must be 1 to 200 characters without control characters",
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+impl MintRequest {
+    /// Applies the product's policy to this request at `now`; `id` names the new license.
+    pub fn into_new_license(
+        self,
+        product: &Product,
+        id: String,
+        now: Timestamp,
+    ) -> Result<NewLicense, DomainError> {
+        let order_id = parse_order_id(&self.order_id)?;
+        let customer_email = self.customer_email.as_deref().map(parse_email).transpose()?;
+        let given_purchase = self
+            .purchased_at
+            .as_deref()
+            .map(|s| parse_time("purchased_at", s))
+            .transpose()?;
+        if let Some(t) = given_purchase {
+            if t.timestamp() > now.timestamp() + PURCHASE_CLOCK_SKEW_SECS {
+                return Err(DomainError::PurchasedInFuture);
+            }
+        }
+        let purchased_at = given_purchase.map_or(now, |t| t.min(now));
+        let seats = self.seats.unwrap_or(product.spec.seats);
+        if !(1..=MAX_SEATS).contains(&seats) {
+            return Err(DomainError::field(
+                "seats",
+                format!("must be between 1 and {MAX_SEATS}"),
+            ));
+        }
+        let entitlements = match &self.entitlements {
+            Some(list) => {
+                if list.len() > 64 {
+                    return Err(DomainError::field("entitlements", "at most 64 entries"));
+                }
+                if let Some(bad) = list.iter().find(|e| !is_entitlement(e)) {
+                    return Err(DomainError::field(
+                        "entitlements",
+                        format!("`{bad}` is not 1-64 characters of letters, digits, - _ . :"),
+                    ));
+                }
+                let mut out: Vec<String> = Vec::with_capacity(list.len());
+                for e in list {
+                    if !out.contains(e) {
+                        out.push(e.clone());
+                    }
+                }
+                out
+            }
+            None => product.spec.entitlements.clone(),
+        };
+        if let Some(meta) = &self.metadata {
+            if serde_json::to_vec(meta).map_or(usize::MAX, |v| v.len()) > MAX_METADATA_BYTES {
+                return Err(DomainError::field(
+                    "metadata",
+                    format!("at most {MAX_METADATA_BYTES} bytes"),
+                ));
+            }
+        }
+        let explicit_expiry = self
+            .expires_at
+            .as_deref()
+            .map(|s| parse_time("expires_at", s))
+            .transpose()?;
+        let (expires_at, duration_days, duration_from) = match explicit_expiry {
+            Some(e) if e <= purchased_at => return Err(DomainError::InvalidExpiry),
+            Some(e) => (Some(e), None, DurationFrom::Purchase),
+            None => {
+                let from = product.spec.duration_from;
+                let days = product.spec.duration_days;
+                let expires = match (days, from) {
+                    (Some(d), DurationFrom::Purchase) => Some(plus_days(purchased_at, d)),
+                    _ => None,
+                };
+                (expires, days, from)
+            }
+        };
+        let request_hash = self.normalized_hash(&order_id, customer_email.as_deref(), given_purchase, explicit_expiry);
+        Ok(NewLicense {
+            license: License {
+                id,
+                product: product.id.to_string(),
+                order_id,
+                customer_email,
+                purchased_at,
+                activate_by: product
+                    .spec
+                    .activation_window_days
+                    .map(|d| plus_days(purchased_at, d)),
+                expires_at,
+                duration_days,
+                duration_from,
+                extra_days: 0,
+                seats,
+                entitlements,
+                metadata: self.metadata,
+                status: LicenseStatus::Active,
+                key_format: product.spec.key_format,
+                created_at: now,
+                updated_at: now,
+            },
+            request_hash,
+        })
+    }
+
+    fn normalized_hash(
+        &self,
+        order_id: &str,
+        email: Option<&str>,
+        purchased_at: Option<Timestamp>,
+        expires_at: Option<Timestamp>,
+    ) -> [u8; 32] {
+        // serde_json's Map is ordered by key, so this encoding is canonical.
+        let normalized = serde_json::json!({
+            "product": self.product,
+            "order_id": order_id,
+            "customer_email": email,
+            "purchased_at": purchased_at.map(time::format),
+            "seats": self.seats,
+            "entitlements": self.entitlements,
+            "expires_at": expires_at.map(time::format),
+            "metadata": self.metadata,
+        });
+        Sha256::digest(normalized.to_string().as_bytes()).into()
+    }
+}
+
+/// A lifecycle action of the vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Block the license for now.
+    Suspend,
+    /// Lift a suspension.
+    Reinstate,
+    /// Close the license for good.
+    Revoke,
+    /// Close the license because the money went back.
+    Refund,
+}
+
+impl Action {
+    /// The verb as it appears in the URL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Suspend => "suspend",
+            Self::Reinstate => "reinstate",
+            Self::Revoke => "revoke",
+            Self::Refund => "refund",
+        }
+    }
+
+    /// The audit event kind this action writes.
+    pub fn event_kind(self) -> &'static str {
+        match self {
+            Self::Suspend => "license_suspended",
+            Self::Reinstate => "license_reinstated",
+            Self::Revoke => "license_revoked",
+            Self::Refund => "license_refunded",
+        }
+    }
+}
+
+/// What a renewal changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Renewal {
+    /// The new expiry (none while it is still counted from a future first activation).
+    pub expires_at: Option<Timestamp>,
+    /// The new count of prepaid days waiting for the first activation.
+    pub extra_days: u32,
+    /// How many days were added.
+    pub days: u32,
+}
+
+impl License {
+    /// The status after `action`, or why it does not apply now.
+    pub fn apply(&self, action: Action) -> Result<LicenseStatus, DomainError> {
+        use LicenseStatus::*;
+        let next = match (action, self.status) {
+            (Action::Suspend, Active) => Suspended,
+            (Action::Reinstate, Suspended) => Active,
+            (Action::Revoke | Action::Refund, Active | Suspended | PendingPayment) => {
+                if action == Action::Revoke {
+                    Revoked
+                } else {
+                    Refunded
+                }
+            }
+            _ => {
+                return Err(DomainError::InvalidTransition {
+                    action: action.as_str(),
+                    status: self.status,
+                })
+            }
+        };
+        Ok(next)
+    }
+
+    /// Renewal by a subscription payment: `days` (default: one period) added to the
+    /// later of now and the current expiry.
+    pub fn renew(&self, days: Option<u32>, now: Timestamp) -> Result<Renewal, DomainError> {
+        if !matches!(self.status, LicenseStatus::Active | LicenseStatus::Suspended) {
+            return Err(DomainError::InvalidTransition {
+                action: "renew",
+                status: self.status,
+            });
+        }
+        if self.expires_at.is_none() && self.duration_days.is_none() {
+            return Err(DomainError::LicensePerpetual);
+        }
+        let days = days.or(self.duration_days).ok_or(DomainError::DaysRequired)?;
+        if !(1..=36_500).contains(&days) {
+            return Err(DomainError::field("days", "must be between 1 and 36500"));
+        }
+        Ok(match self.expires_at {
+            Some(current) => Renewal {
+                expires_at: Some(plus_days(current.max(now), days)),
+                extra_days: self.extra_days,
+                days,
+            },
+            // Counted from a first activation that has not happened: keep the days for it.
+            None => Renewal {
+                expires_at: None,
+                extra_days: self.extra_days.saturating_add(days),
+                days,
+            },
+        })
+    }
+
+    /// Whether the license has run out at `now`.
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|e| e <= now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::product::tests::photo_pro;
+    use crate::domain::time::parse;
+
+    fn at(s: &str) -> Timestamp {
+        parse(s).unwrap()
+    }
+
+    fn request(order: &str) -> MintRequest {
+        MintRequest {
+            product: "photo-pro".into(),
+            order_id: order.into(),
+            customer_email: Some(" Ann@Example.COM ".into()),
+            purchased_at: None,
+            seats: None,
+            entitlements: None,
+            expires_at: None,
+            metadata: None,
+        }
+    }
+
+    fn mint(req: MintRequest, now: &str) -> Result<NewLicense, DomainError> {
+        req.into_new_license(&photo_pro(), "lic_test".into(), at(now))
+    }
+
+    #[test]
+    fn a_new_license_takes_its_policy_from_the_product() {
+        let new = mint(request("o-1"), "2026-01-01T00:00:00Z").unwrap().license;
+        assert_eq!(new.seats, 3);
+        assert_eq!(new.entitlements, ["export"]);
+        assert_eq!(new.activate_by, Some(at("2026-04-01T00:00:00Z")));
+        assert_eq!(new.expires_at, None, "counted from activation");
+        assert_eq!(new.duration_days, Some(365));
+        assert_eq!(new.customer_email.as_deref(), Some("ann@example.com"));
+        assert_eq!(new.status, LicenseStatus::Active);
+    }
+
+    #[test]
+    fn a_duration_from_purchase_fixes_the_expiry_at_mint() {
+        let mut product = photo_pro();
+        product.spec.duration_from = DurationFrom::Purchase;
+        let new = request("o-1")
+            .into_new_license(&product, "lic_x".into(), at("2026-01-01T00:00:00Z"))
+            .unwrap();
+        assert_eq!(new.license.expires_at, Some(at("2027-01-01T00:00:00Z")));
+    }
+
+    #[test]
+    fn a_purchase_in_the_past_counts_the_window_from_then() {
+        let mut req = request("o-1");
+        req.purchased_at = Some("2025-01-01T00:00:00Z".into());
+        let new = mint(req, "2026-01-01T00:00:00Z").unwrap().license;
+        assert_eq!(new.purchased_at, at("2025-01-01T00:00:00Z"));
+        assert_eq!(new.activate_by, Some(at("2025-04-01T00:00:00Z")));
+    }
+
+    #[test]
+    fn a_purchase_in_the_future_is_refused_beyond_clock_skew() {
+        let mut req = request("o-1");
+        req.purchased_at = Some("2026-01-01T01:00:00Z".into());
+        assert_eq!(
+            mint(req, "2026-01-01T00:00:00Z").unwrap_err(),
+            DomainError::PurchasedInFuture
+        );
+        let mut skewed = request("o-1");
+        skewed.purchased_at = Some("2026-01-01T00:01:00Z".into());
+        let new = mint(skewed, "2026-01-01T00:00:00Z").unwrap().license;
+        assert_eq!(new.purchased_at, at("2026-01-01T00:00:00Z"), "clamped to now");
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut MintRequest)>, &str)> = vec![
+            ("empty order", Box::new(|r| r.order_id = " ".into()), "order_id"),
+            ("bad email", Box::new(|r| r.customer_email = Some("nobody".into())), "customer_email"),
+            ("zero seats", Box::new(|r| r.seats = Some(0)), "seats"),
+            ("bad time", Box::new(|r| r.purchased_at = Some("soon".into())), "purchased_at"),
+            ("bad expiry", Box::new(|r| r.expires_at = Some("never".into())), "expires_at"),
+            (
+                "bad entitlement",
+                Box::new(|r| r.entitlements = Some(vec!["has space".into()])),
+                "entitlements",
+            ),
+        ];
+        for (case, change, field) in cases {
+            let mut req = request("o-1");
+            change(&mut req);
+            match mint(req, "2026-01-01T00:00:00Z") {
+                Err(DomainError::InvalidField { field: f, .. }) => assert_eq!(f, field, "{case}"),
+                other => panic!("{case}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_expiry_before_the_purchase_is_refused() {
+        let mut req = request("o-1");
+        req.expires_at = Some("2025-01-01T00:00:00Z".into());
+        assert_eq!(
+            mint(req, "2026-01-01T00:00:00Z").unwrap_err(),
+            DomainError::InvalidExpiry
+        );
+    }
+
+    #[test]
+    fn the_same_request_hashes_the_same_and_another_differently() {
+        let a = mint(request("o-1"), "2026-01-01T00:00:00Z").unwrap();
+        let b = mint(request("o-1"), "2026-02-01T00:00:00Z").unwrap();
+        assert_eq!(a.request_hash, b.request_hash, "time of the call does not matter");
+        let mut other = request("o-1");
+        other.seats = Some(5);
+        let c = mint(other, "2026-01-01T00:00:00Z").unwrap();
+        assert_ne!(a.request_hash, c.request_hash);
+    }
+
+    fn license(status: LicenseStatus) -> License {
+        let mut l = mint(request("o-1"), "2026-01-01T00:00:00Z").unwrap().license;
+        l.status = status;
+        l
+    }
+
+    #[test]
+    fn lifecycle_transitions_follow_the_table() {
+        use Action::*;
+        use LicenseStatus::*;
+        let table = [
+            (Active, Suspend, Ok(Suspended)),
+            (Suspended, Reinstate, Ok(Active)),
+            (Active, Revoke, Ok(Revoked)),
+            (Suspended, Refund, Ok(Refunded)),
+            (PendingPayment, Revoke, Ok(Revoked)),
+            (Active, Reinstate, Err(Active)),
+            (Revoked, Reinstate, Err(Revoked)),
+            (Refunded, Reinstate, Err(Refunded)),
+            (Superseded, Reinstate, Err(Superseded)),
+            (Revoked, Revoke, Err(Revoked)),
+            (Suspended, Suspend, Err(Suspended)),
+            (Refunded, Refund, Err(Refunded)),
+        ];
+        for (from, action, expected) in table {
+            let got = license(from).apply(action);
+            match expected {
+                Ok(to) => assert_eq!(got, Ok(to), "{from} {action:?}"),
+                Err(status) => assert_eq!(
+                    got,
+                    Err(DomainError::InvalidTransition {
+                        action: action.as_str(),
+                        status
+                    }),
+                    "{from} {action:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn renewal_counts_from_the_later_of_now_and_the_expiry() {
+        let mut l = license(LicenseStatus::Active);
+        l.expires_at = Some(at("2026-06-01T00:00:00Z"));
+        let early = l.renew(None, at("2026-05-01T00:00:00Z")).unwrap();
+        assert_eq!(early.expires_at, Some(at("2027-06-01T00:00:00Z")));
+        let late = l.renew(Some(30), at("2026-07-01T00:00:00Z")).unwrap();
+        assert_eq!(late.expires_at, Some(at("2026-07-31T00:00:00Z")));
+    }
+
+    #[test]
+    fn renewal_before_the_first_activation_banks_the_days() {
+        let l = license(LicenseStatus::Active);
+        let r = l.renew(None, at("2026-02-01T00:00:00Z")).unwrap();
+        assert_eq!(r.expires_at, None);
+        assert_eq!(r.extra_days, 365);
+    }
+
+    #[test]
+    fn a_perpetual_license_cannot_be_renewed() {
+        let mut l = license(LicenseStatus::Active);
+        l.duration_days = None;
+        assert_eq!(
+            l.renew(None, at("2026-02-01T00:00:00Z")),
+            Err(DomainError::LicensePerpetual)
+        );
+    }
+
+    #[test]
+    fn a_closed_license_cannot_be_renewed() {
+        let l = license(LicenseStatus::Revoked);
+        assert!(matches!(
+            l.renew(None, at("2026-02-01T00:00:00Z")),
+            Err(DomainError::InvalidTransition { action: "renew", .. })
+        ));
+    }
+}

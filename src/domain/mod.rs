@@ -1,0 +1,69 @@
+//! Pure business rules: licenses, products, keys, tokens and the audit chain.
+//!
+//! Nothing here touches the network, the database or the clock: every rule that
+//! depends on time takes `now` as an argument.
+
+pub mod audit;
+pub mod ids;
+pub mod license;
+pub mod product;
+pub mod short_key;
+pub mod time;
+pub mod token;
+
+use crate::domain::license::LicenseStatus;
+
+/// A rule of the product refused an operation; each variant maps to a stable API code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// The product id names no product in the catalog.
+    #[error("no product `{0}` in the catalog")]
+    UnknownProduct(String),
+    /// A purchase time lies in the future.
+    #[error("purchased_at lies in the future")]
+    PurchasedInFuture,
+    /// An explicit expiry does not come after the purchase.
+    #[error("expires_at must come after purchased_at")]
+    InvalidExpiry,
+    /// The order id is known with different fields.
+    #[error("order `{0}` was already minted with different fields")]
+    OrderConflict(String),
+    /// The lifecycle action does not apply to the license's current status.
+    #[error("cannot {action} a license that is {status}")]
+    InvalidTransition {
+        /// The action that was asked for.
+        action: &'static str,
+        /// The license's current status.
+        status: LicenseStatus,
+    },
+    /// A perpetual license cannot be renewed.
+    #[error("a perpetual license cannot be renewed")]
+    LicensePerpetual,
+    /// Renewal needs an explicit number of days.
+    #[error("this license has no duration of its own; give `days`")]
+    DaysRequired,
+    /// No license with that id, order or key.
+    #[error("license not found")]
+    LicenseNotFound,
+    /// No API token with that id.
+    #[error("token not found")]
+    TokenNotFound,
+    /// A field of the request is out of its allowed shape or range.
+    #[error("{field}: {message}")]
+    InvalidField {
+        /// The field's name, as the client sent it.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl DomainError {
+    /// Shorthand for an [`DomainError::InvalidField`].
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidField {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! The catalog: products and the policy every license of them follows.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A product's slug: 1 to 64 of `a-z`, `0-9` and `-`, starting with a letter or digit.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ProductId(String);
+
+impl ProductId {
+    /// Reads a slug; `None` if it does not have the allowed shape.
+    pub fn parse(s: &str) -> Option<Self> {
+        let ok = (1..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-');
+        ok.then(|| Self(s.to_owned()))
+    }
+
+    /// The slug.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProductId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A price in minor units (cents) of an ISO 4217 currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// Amount in minor units.
+    pub amount: u64,
+    /// Three upper-case letters, such as `EUR`.
+    pub currency: String,
+}
+
+/// When a license's duration starts counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DurationFrom {
+    /// From the purchase time.
+    #[default]
+    Purchase,
+    /// From the first activation.
+    Activation,
+}
+
+impl DurationFrom {
+    /// The stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Purchase => "purchase",
+            Self::Activation => "activation",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "purchase" => Some(Self::Purchase),
+            "activation" => Some(Self::Activation),
+            _ => None,
+        }
+    }
+}
+
+/// The kind of key a product's licenses get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyFormat {
+    /// A PASETO v4.public token an app can verify offline.
+    #[default]
+    Signed,
+    /// A 25-character key for typing; checked online only.
+    Short,
+}
+
+impl KeyFormat {
+    /// The stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Signed => "signed",
+            Self::Short => "short",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "signed" => Some(Self::Signed),
+            "short" => Some(Self::Short),
+            _ => None,
+        }
+    }
+}
+
+fn default_seats() -> u32 {
+    1
+}
+fn default_lease_days() -> u32 {
+    30
+}
+fn default_offline_grace_days() -> u32 {
+    7
+}
+fn default_max_deactivations() -> u32 {
+    10
+}
+
+/// A product as written in the catalog (`[products.<id>]` in `config.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductSpec {
+    /// Display name.
+    pub name: String,
+    /// What a license costs.
+    pub price: Price,
+    /// Machines that may hold an activation at once.
+    #[serde(default = "default_seats")]
+    pub seats: u32,
+    /// Days after purchase within which the first activation must happen; none = no deadline.
+    #[serde(default)]
+    pub activation_window_days: Option<u32>,
+    /// Life of a license in days; none = perpetual.
+    #[serde(default)]
+    pub duration_days: Option<u32>,
+    /// Whether the duration counts from purchase or from first activation.
+    #[serde(default)]
+    pub duration_from: DurationFrom,
+    /// Life of an activation certificate before the app must refresh it.
+    #[serde(default = "default_lease_days")]
+    pub lease_days: u32,
+    /// Days a certificate may outlive the license's expiry, for apps that are offline.
+    #[serde(default = "default_offline_grace_days")]
+    pub offline_grace_days: u32,
+    /// Signed (offline-verifiable) or short (typed) keys.
+    #[serde(default)]
+    pub key_format: KeyFormat,
+    /// Feature flags a license of this product carries.
+    #[serde(default)]
+    pub entitlements: Vec<String>,
+    /// Deactivations a license may make per rolling 30 days.
+    #[serde(default = "default_max_deactivations")]
+    pub max_deactivations_per_30_days: u32,
+    /// Free the seat of a machine not seen for that many days; none = never.
+    #[serde(default)]
+    pub release_after_days: Option<u32>,
+}
+
+/// Upper bound on seats of one license, to keep counting and requests sane.
+pub const MAX_SEATS: u32 = 100_000;
+
+/// Whether `s` is an acceptable entitlement name.
+pub fn is_entitlement(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
+impl ProductSpec {
+    /// Every problem with this spec, as (key, message) pairs; empty when it is sound.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if self.name.trim().is_empty() {
+            out.push(("name", "must not be empty".to_owned()));
+        }
+        let c = &self.price.currency;
+        if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+            out.push((
+                "price.currency",
+                format!("`{c}` is not an ISO 4217 code (three upper-case letters)"),
+            ));
+        }
+        if !(1..=MAX_SEATS).contains(&self.seats) {
+            out.push(("seats", format!("must be between 1 and {MAX_SEATS}")));
+        }
+        for (key, v) in [
+            ("activation_window_days", self.activation_window_days),
+            ("duration_days", self.duration_days),
+            ("release_after_days", self.release_after_days),
+        ] {
+            if v == Some(0) {
+                out.push((key, "must be at least 1 (omit it for none)".to_owned()));
+            }
+        }
+        if self.lease_days == 0 {
+            out.push(("lease_days", "must be at least 1".to_owned()));
+        }
+        if self.duration_days.is_none() && self.duration_from == DurationFrom::Activation {
+            out.push((
+                "duration_from",
+                "`activation` needs duration_days (a perpetual license has no duration)".to_owned(),
+            ));
+        }
+        if let Some(bad) = self.entitlements.iter().find(|e| !is_entitlement(e)) {
+            out.push((
+                "entitlements",
+                format!("`{bad}` is not 1-64 characters of letters, digits, - _ . :"),
+            ));
+        }
+        out
+    }
+}
+
+/// A product of the catalog, with its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Product {
+    /// The slug.
+    pub id: ProductId,
+    /// Everything else.
+    #[serde(flatten)]
+    pub spec: ProductSpec,
+}
+
+/// All products, by id.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    products: BTreeMap<ProductId, Product>,
+}
+
+impl Catalog {
+    /// A catalog of these products.
+    pub fn new(products: impl IntoIterator<Item = Product>) -> Self {
+        Self {
+            products: products.into_iter().map(|p| (p.id.clone(), p)).collect(),
+        }
+    }
+
+    /// The product with this id, if any.
+    pub fn get(&self, id: &str) -> Option<&Product> {
+        ProductId::parse(id).and_then(|id| self.products.get(&id))
+    }
+
+    /// Every product, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = &Product> {
+        self.products.values()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A product for tests: 90-day window, one year from activation, 3 seats.
+    pub fn photo_pro() -> Product {
+        Product {
+            id: ProductId::parse("photo-pro").unwrap(),
+            spec: ProductSpec {
+                name: "Photo Pro".into(),
+                price: Price {
+                    amount: 4900,
+                    currency: "EUR".into(),
+                },
+                seats: 3,
+                activation_window_days: Some(90),
+                duration_days: Some(365),
+                duration_from: DurationFrom::Activation,
+                lease_days: 30,
+                offline_grace_days: 7,
+                key_format: KeyFormat::Signed,
+                entitlements: vec!["export".into()],
+                max_deactivations_per_30_days: 10,
+                release_after_days: None,
+            },
+        }
+    }
+
+    #[test]
+    fn product_ids_are_slugs() {
+        for (case, s, ok) in [
+            ("plain", "photo-pro", true),
+            ("digits", "app2", true),
+            ("upper case", "Photo", false),
+            ("leading dash", "-x", false),
+            ("empty", "", false),
+            ("space", "a b", false),
+            ("too long", &"a".repeat(65), false),
+        ] {
+            assert_eq!(ProductId::parse(s).is_some(), ok, "{case}");
+        }
+    }
+
+    #[test]
+    fn a_sound_spec_has_no_problems() {
+        assert!(photo_pro().spec.problems().is_empty());
+    }
+
+    #[test]
+    fn each_problem_names_its_key() {
+        let mut spec = photo_pro().spec;
+        spec.seats = 0;
+        spec.price.currency = "euro".into();
+        spec.duration_days = None;
+        let keys: Vec<_> = spec.problems().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["price.currency", "seats", "duration_from"]);
+    }
+
+    #[test]
+    fn the_catalog_finds_products_by_slug() {
+        let catalog = Catalog::new([photo_pro()]);
+        assert!(catalog.get("photo-pro").is_some());
+        assert!(catalog.get("nope").is_none());
+        assert!(catalog.get("NOT A SLUG").is_none());
+    }
+}

@@ -1,0 +1,178 @@
+//! API tokens: roles, secrets (shown once, stored as SHA-256) and what each role may do.
+
+use std::fmt;
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::domain::short_key::crockford_encode;
+use crate::domain::time::{self, Timestamp};
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything, including tokens and products.
+    Admin,
+    /// The shop: mint, renew, revoke, refund.
+    Vendor,
+    /// Support agents: look up, history, remedies.
+    Support,
+}
+
+impl Role {
+    /// The stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Vendor => "vendor",
+            Self::Support => "support",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Admin, Self::Vendor, Self::Support]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+/// Length of the visible prefix kept beside the hash, for telling tokens apart.
+pub const PREFIX_LEN: usize = 10;
+
+/// A token secret: `kc_` and 52 base32 characters (256 random bits). `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenSecret(String);
+
+impl TokenSecret {
+    /// A fresh random secret.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Self(format!("kc_{}", crockford_encode(&bytes, 52).to_ascii_lowercase()))
+    }
+
+    /// Wraps what a client presented.
+    pub fn from_presented(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+
+    /// The secret itself, to show once.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// SHA-256 of the secret: what the database keeps.
+    pub fn hash(&self) -> [u8; 32] {
+        Sha256::digest(self.0.as_bytes()).into()
+    }
+
+    /// The visible prefix (`kc_` and a few characters).
+    pub fn prefix(&self) -> String {
+        self.0.chars().take(PREFIX_LEN).collect()
+    }
+}
+
+impl fmt::Debug for TokenSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenSecret(..)")
+    }
+}
+
+/// Compares two hashes in constant time.
+pub fn hashes_equal(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// A token to insert.
+#[derive(Debug, Clone)]
+pub struct NewApiToken {
+    /// `tok_...`
+    pub id: String,
+    /// What it may do.
+    pub role: Role,
+    /// Who it is for ("shop", "alice").
+    pub name: String,
+    /// SHA-256 of the secret.
+    pub secret_hash: [u8; 32],
+    /// Visible prefix.
+    pub prefix: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+/// A token as stored (never with its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiToken {
+    /// `tok_...`
+    pub id: String,
+    /// What it may do.
+    pub role: Role,
+    /// Who it is for.
+    pub name: String,
+    /// Visible prefix of the secret.
+    pub prefix: String,
+    /// Creation time.
+    #[serde(with = "time::serde_req")]
+    pub created_at: Timestamp,
+    /// Revocation time, if revoked.
+    #[serde(with = "time::serde_opt")]
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl ApiToken {
+    /// Whether this token is one of `roles` (admin may do everything).
+    pub fn may(&self, roles: &[Role]) -> bool {
+        self.role == Role::Admin || roles.contains(&self.role)
+    }
+}
+
+/// Checks a token name: 1 to 100 printable characters.
+pub fn parse_token_name(s: &str) -> Option<String> {
+    let s = s.trim();
+    ((1..=100).contains(&s.chars().count()) && !s.chars().any(char::is_control)).then(|| s.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_prefixed_random_and_hidden_from_debug() {
+        let a = TokenSecret::generate();
+        let b = TokenSecret::generate();
+        assert!(a.expose().starts_with("kc_"));
+        assert_eq!(a.expose().len(), 55);
+        assert_ne!(a, b);
+        assert_eq!(format!("{a:?}"), "TokenSecret(..)");
+        assert_eq!(a.prefix().len(), PREFIX_LEN);
+    }
+
+    #[test]
+    fn the_hash_is_sha256_of_the_secret() {
+        let s = TokenSecret::from_presented("kc_abc");
+        let expected: [u8; 32] = Sha256::digest(b"kc_abc").into();
+        assert_eq!(s.hash(), expected);
+        assert!(hashes_equal(&s.hash(), &expected));
+        assert!(!hashes_equal(&s.hash(), &[0u8; 32]));
+    }
+
+    #[test]
+    fn admin_may_do_what_any_role_may() {
+        let mut t = ApiToken {
+            id: "tok_x".into(),
+            role: Role::Admin,
+            name: "root".into(),
+            prefix: "kc_".into(),
+            created_at: time::from_unix(0),
+            revoked_at: None,
+        };
+        assert!(t.may(&[Role::Vendor]));
+        t.role = Role::Support;
+        assert!(!t.may(&[Role::Vendor]));
+        assert!(t.may(&[Role::Vendor, Role::Support]));
+    }
+}

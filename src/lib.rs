@@ -1,0 +1,3 @@
+//! keyclerk: a self-hosted license server with offline-verifiable keys.
+
+pub mod domain;
