@@ -1,3 +1,4 @@
 //! keyclerk: a self-hosted license server with offline-verifiable keys.
 
 pub mod domain;
+pub mod token;

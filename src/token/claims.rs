@@ -1,0 +1,59 @@
+//! The claims inside keyclerk's tokens, and the footer that names the signing key.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::license::License;
+use crate::domain::time;
+
+/// The footer of every keyclerk token: the PASERK id of the signing key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Footer {
+    /// `k4.pid.…`
+    pub kid: String,
+}
+
+/// Claims of a license key (`kind: "license"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LicenseClaims {
+    /// Always `"license"`.
+    pub kind: String,
+    /// The issuer (the server's configured name).
+    pub iss: String,
+    /// License id.
+    pub sub: String,
+    /// Product slug.
+    pub product: String,
+    /// Purchase time (RFC 3339).
+    pub iat: String,
+    /// Deadline of the first activation, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activate_by: Option<String>,
+    /// Fixed expiry, if known at mint time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<String>,
+    /// Seats.
+    pub seats: u32,
+    /// Entitlements.
+    pub entitlements: Vec<String>,
+}
+
+/// The `kind` of license claims.
+pub const LICENSE_KIND: &str = "license";
+
+impl LicenseClaims {
+    /// The claims a key of `license` carries, issued by `iss`.
+    pub fn for_license(license: &License, iss: &str) -> Self {
+        Self {
+            kind: LICENSE_KIND.to_owned(),
+            iss: iss.to_owned(),
+            sub: license.id.clone(),
+            product: license.product.clone(),
+            iat: time::format(license.purchased_at),
+            activate_by: license.activate_by.map(time::format),
+            exp: license.expires_at.map(time::format),
+            seats: license.seats,
+            entitlements: license.entitlements.clone(),
+        }
+    }
+}

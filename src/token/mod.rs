@@ -1,0 +1,8 @@
+//! Signed tokens: PASETO v4.public, PASERK key ids, the signing keyring, claims.
+
+pub mod claims;
+pub mod keyring;
+pub mod paserk;
+pub mod paseto;
+
+pub use keyring::Keyring;
