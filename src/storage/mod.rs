@@ -1,0 +1,167 @@
+//! The storage boundary: domain operations, one implementation per engine.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::domain::audit::{Actor, ChainError, Event};
+use crate::domain::license::{Action, License, LicenseStatus, NewLicense};
+use crate::domain::time::Timestamp;
+use crate::domain::token::{ApiToken, NewApiToken};
+use crate::domain::DomainError;
+
+/// A storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A rule refused the operation (the client's business).
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// The database failed (the operator's business; never shown to clients).
+    #[error("database: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// The writer or the reader pool is gone (shutting down).
+    #[error("storage unavailable: {0}")]
+    Unavailable(&'static str),
+    /// Stored data could not be read back.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// The key a license was issued with, as stored: enough to issue it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// Signing key id (for short keys: the key that derived it).
+    pub kid: String,
+    /// The signed claims (empty for short keys).
+    pub payload: String,
+}
+
+/// A key about to be stored with its license.
+#[derive(Debug, Clone)]
+pub struct IssuedKey {
+    /// SHA-256 of the key as presented (canonical form for short keys).
+    pub key_hash: [u8; 32],
+    /// What is needed to issue it again.
+    pub stored: StoredKey,
+}
+
+/// What a mint did.
+#[derive(Debug, Clone)]
+pub enum MintOutcome {
+    /// A new license was stored.
+    Created(License),
+    /// The order was minted before with the same fields; the license and its key.
+    Existing(License, StoredKey),
+}
+
+/// Filters of `GET /v1/licenses`.
+#[derive(Debug, Clone)]
+pub enum LicenseLookup {
+    /// By the shop's order id.
+    OrderId(String),
+    /// By customer email (lower-cased).
+    Email(String),
+    /// By the SHA-256 of a key.
+    KeyHash([u8; 32]),
+}
+
+/// A page of the unfiltered list.
+#[derive(Debug, Clone)]
+pub struct LicensePage {
+    /// Only this status.
+    pub status: Option<LicenseStatus>,
+    /// Only this product.
+    pub product: Option<String>,
+    /// At most this many.
+    pub limit: u32,
+    /// Ids after this one.
+    pub after: Option<String>,
+}
+
+/// A signing key the database has seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownKey {
+    /// `k4.pid.…`
+    pub kid: String,
+    /// `k4.public.…`
+    pub public_key: String,
+}
+
+/// The domain operations keyclerk needs from a database.
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// Answers when the database answers (`/readyz`).
+    async fn ready(&self) -> Result<(), StorageError>;
+
+    /// Stores a license, or finds the one minted before for the same order.
+    async fn mint(
+        &self,
+        new: NewLicense,
+        key: IssuedKey,
+        actor: Actor,
+    ) -> Result<MintOutcome, StorageError>;
+
+    /// Mints many at once; each item succeeds or fails on its own.
+    async fn mint_batch(
+        &self,
+        items: Vec<(NewLicense, IssuedKey)>,
+        actor: Actor,
+    ) -> Result<Vec<Result<MintOutcome, StorageError>>, StorageError>;
+
+    /// One license and the key it was last issued with.
+    async fn license(&self, id: &str) -> Result<Option<(License, StoredKey)>, StorageError>;
+
+    /// Licenses matching a filter.
+    async fn find_licenses(&self, lookup: LicenseLookup) -> Result<Vec<License>, StorageError>;
+
+    /// A page of licenses in creation order.
+    async fn list_licenses(&self, page: LicensePage) -> Result<Vec<License>, StorageError>;
+
+    /// Suspend, reinstate, revoke or refund.
+    async fn transition(
+        &self,
+        id: String,
+        action: Action,
+        reason: Option<String>,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<License, StorageError>;
+
+    /// Renew by `days` (default: one period).
+    async fn renew(
+        &self,
+        id: String,
+        days: Option<u32>,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<License, StorageError>;
+
+    /// Stores a new API token.
+    async fn create_token(&self, new: NewApiToken, actor: Actor) -> Result<ApiToken, StorageError>;
+
+    /// Every API token.
+    async fn tokens(&self) -> Result<Vec<ApiToken>, StorageError>;
+
+    /// Revokes a token by id or visible prefix.
+    async fn revoke_token(
+        &self,
+        id: String,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<ApiToken, StorageError>;
+
+    /// The token whose secret hashes to `hash`, revoked or not.
+    async fn token_by_hash(&self, hash: [u8; 32]) -> Result<Option<ApiToken>, StorageError>;
+
+    /// The signing keys this database has seen.
+    async fn known_keys(&self) -> Result<Vec<KnownKey>, StorageError>;
+
+    /// Records signing keys the database has not seen yet.
+    async fn register_keys(&self, keys: Vec<KnownKey>, actor: Actor) -> Result<(), StorageError>;
+
+    /// Events about one license, oldest first.
+    async fn history(&self, license_id: &str) -> Result<Vec<Event>, StorageError>;
+
+    /// Checks the audit chain from the first event; the count of events if intact.
+    async fn verify_audit(&self) -> Result<Result<i64, ChainError>, StorageError>;
+}

@@ -1,0 +1,134 @@
+//! Embedded, numbered migrations; `PRAGMA user_version` records how far a database is.
+
+use rusqlite::Connection;
+
+/// Migration `n` (1-based) is `MIGRATIONS[n - 1]`; each runs in one transaction.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE licenses (
+    id              TEXT PRIMARY KEY,
+    product         TEXT NOT NULL,
+    order_id        TEXT NOT NULL UNIQUE,
+    customer_email  TEXT,
+    purchased_at    INTEGER NOT NULL,
+    activate_by     INTEGER,
+    expires_at      INTEGER,
+    duration_days   INTEGER,
+    duration_from   TEXT NOT NULL,
+    extra_days      INTEGER NOT NULL DEFAULT 0,
+    seats           INTEGER NOT NULL,
+    entitlements    TEXT NOT NULL,
+    metadata        TEXT,
+    status          TEXT NOT NULL,
+    key_format      TEXT NOT NULL,
+    request_hash    BLOB NOT NULL,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+) STRICT;
+CREATE INDEX licenses_by_email ON licenses (customer_email);
+CREATE INDEX licenses_by_status ON licenses (status, id);
+CREATE INDEX licenses_by_product ON licenses (product, id);
+
+CREATE TABLE license_keys (
+    key_hash    BLOB PRIMARY KEY,
+    license_id  TEXT NOT NULL REFERENCES licenses (id),
+    kid         TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    issued_at   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX license_keys_by_license ON license_keys (license_id, issued_at);
+
+CREATE TABLE events (
+    seq         INTEGER PRIMARY KEY,
+    at          INTEGER NOT NULL,
+    actor       TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    license_id  TEXT,
+    data        TEXT NOT NULL,
+    hash        BLOB NOT NULL
+) STRICT;
+CREATE INDEX events_by_license ON events (license_id, seq);
+
+CREATE TABLE audit_head (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    seq   INTEGER NOT NULL,
+    hash  BLOB NOT NULL
+) STRICT;
+INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, zeroblob(32));
+
+CREATE TABLE api_tokens (
+    id           TEXT PRIMARY KEY,
+    role         TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    secret_hash  BLOB NOT NULL UNIQUE,
+    prefix       TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    revoked_at   INTEGER
+) STRICT;
+
+CREATE TABLE signing_keys (
+    kid         TEXT PRIMARY KEY,
+    public_key  TEXT NOT NULL,
+    first_seen  INTEGER NOT NULL
+) STRICT;
+"#];
+
+/// The schema version this binary writes.
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Why migrating failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    /// The database was written by a newer keyclerk.
+    #[error("the database is at schema version {found}, newer than this keyclerk knows ({known}); run the newer keyclerk or restore a backup")]
+    TooNew {
+        /// The database's version.
+        found: i64,
+        /// This binary's version.
+        known: i64,
+    },
+    /// SQLite failed.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Brings the database up to [`CURRENT_VERSION`]; refuses a newer one.
+pub fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > CURRENT_VERSION {
+        return Err(MigrationError::TooNew {
+            found,
+            known: CURRENT_VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrating_twice_is_harmless() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, CURRENT_VERSION);
+    }
+
+    #[test]
+    fn a_newer_database_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", CURRENT_VERSION + 1).unwrap();
+        assert!(matches!(
+            migrate(&mut conn),
+            Err(MigrationError::TooNew { .. })
+        ));
+    }
+}

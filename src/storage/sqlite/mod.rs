@@ -1,0 +1,657 @@
+//! The SQLite engine: one file in the data directory, WAL, group-committing writer.
+
+mod migrations;
+mod pool;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::domain::audit::{verify_chain, Actor, ChainError, Event, EventRecord, NewEvent};
+use crate::domain::license::{Action, License, LicenseStatus, NewLicense};
+use crate::domain::product::{DurationFrom, KeyFormat};
+use crate::domain::time::{self, Timestamp};
+use crate::domain::token::{ApiToken, NewApiToken, Role};
+use crate::domain::DomainError;
+use crate::storage::{
+    IssuedKey, KnownKey, LicenseLookup, LicensePage, MintOutcome, Storage, StorageError,
+    StoredKey,
+};
+
+pub use migrations::{MigrationError, CURRENT_VERSION};
+use pool::ReadPool;
+use writer::{WriteCtx, Writer};
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "keyclerk.db";
+const READERS: usize = 4;
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// SQLite refused.
+    #[error("{path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        source: rusqlite::Error,
+    },
+    /// The schema could not be brought up to date.
+    #[error("{path}: {source}")]
+    Migration {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        source: MigrationError,
+    },
+    /// The writer thread could not start.
+    #[error("could not start the writer thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// keyclerk's SQLite storage.
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Arc<ReadPool>,
+    path: PathBuf,
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `data_dir/keyclerk.db`, migrates it and starts the writer.
+    pub fn open(data_dir: &Path) -> Result<Self, OpenError> {
+        let path = data_dir.join(DB_FILE);
+        let sqlite = |source| OpenError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let mut conn = Connection::open(&path).map_err(sqlite)?;
+        configure(&conn).map_err(sqlite)?;
+        migrations::migrate(&mut conn).map_err(|source| OpenError::Migration {
+            path: path.clone(),
+            source,
+        })?;
+        let readers = ReadPool::open(&path, READERS).map_err(sqlite)?;
+        let writer = Writer::start(conn).map_err(OpenError::Thread)?;
+        Ok(Self {
+            writer,
+            readers: Arc::new(readers),
+            path,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn read<R, F>(&self, f: F) -> Result<R, StorageError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StorageError> + Send + 'static,
+    {
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || {
+            let conn = readers
+                .get()
+                .ok_or(StorageError::Unavailable("reader pool poisoned"))?;
+            f(&conn)
+        })
+        .await
+        .map_err(|_| StorageError::Unavailable("reader task failed"))?
+    }
+}
+
+const LICENSE_COLUMNS: &str = "id, product, order_id, customer_email, purchased_at, activate_by, \
+     expires_at, duration_days, duration_from, extra_days, seats, entitlements, metadata, status, \
+     key_format, created_at, updated_at";
+
+fn corrupt(what: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(0, what.to_owned(), rusqlite::types::Type::Text)
+}
+
+fn license_from_row(r: &Row<'_>) -> rusqlite::Result<License> {
+    let entitlements: String = r.get(11)?;
+    let metadata: Option<String> = r.get(12)?;
+    let status: String = r.get(13)?;
+    let duration_from: String = r.get(8)?;
+    let key_format: String = r.get(14)?;
+    Ok(License {
+        id: r.get(0)?,
+        product: r.get(1)?,
+        order_id: r.get(2)?,
+        customer_email: r.get(3)?,
+        purchased_at: time::from_unix(r.get(4)?),
+        activate_by: r.get::<_, Option<i64>>(5)?.map(time::from_unix),
+        expires_at: r.get::<_, Option<i64>>(6)?.map(time::from_unix),
+        duration_days: r.get(7)?,
+        duration_from: DurationFrom::parse(&duration_from).ok_or_else(|| corrupt("duration_from"))?,
+        extra_days: r.get(9)?,
+        seats: r.get(10)?,
+        entitlements: serde_json::from_str(&entitlements).map_err(|_| corrupt("entitlements"))?,
+        metadata: metadata
+            .map(|m| serde_json::from_str(&m))
+            .transpose()
+            .map_err(|_| corrupt("metadata"))?,
+        status: LicenseStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
+        key_format: KeyFormat::parse(&key_format).ok_or_else(|| corrupt("key_format"))?,
+        created_at: time::from_unix(r.get(15)?),
+        updated_at: time::from_unix(r.get(16)?),
+    })
+}
+
+fn token_from_row(r: &Row<'_>) -> rusqlite::Result<ApiToken> {
+    let role: String = r.get(1)?;
+    Ok(ApiToken {
+        id: r.get(0)?,
+        role: Role::parse(&role).ok_or_else(|| corrupt("role"))?,
+        name: r.get(2)?,
+        prefix: r.get(3)?,
+        created_at: time::from_unix(r.get(4)?),
+        revoked_at: r.get::<_, Option<i64>>(5)?.map(time::from_unix),
+    })
+}
+
+const TOKEN_COLUMNS: &str = "id, role, name, prefix, created_at, revoked_at";
+
+fn load_license(conn: &Connection, id: &str) -> Result<Option<License>, StorageError> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {LICENSE_COLUMNS} FROM licenses WHERE id = ?1"))?
+        .query_row([id], license_from_row)
+        .optional()?)
+}
+
+fn latest_key(conn: &Connection, license_id: &str) -> Result<StoredKey, StorageError> {
+    conn.prepare_cached(
+        "SELECT kid, payload FROM license_keys WHERE license_id = ?1
+         ORDER BY issued_at DESC, rowid DESC LIMIT 1",
+    )?
+    .query_row([license_id], |r| {
+        Ok(StoredKey {
+            kid: r.get(0)?,
+            payload: r.get(1)?,
+        })
+    })
+    .optional()?
+    .ok_or_else(|| StorageError::Corrupt(format!("license {license_id} has no key")))
+}
+
+fn mint_one(
+    ctx: &mut WriteCtx<'_>,
+    new: &NewLicense,
+    key: &IssuedKey,
+    actor: &Actor,
+) -> Result<MintOutcome, StorageError> {
+    let l = &new.license;
+    let existing: Option<(String, Vec<u8>)> = ctx
+        .conn
+        .prepare_cached("SELECT id, request_hash FROM licenses WHERE order_id = ?1")?
+        .query_row([&l.order_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((id, hash)) = existing {
+        if hash != new.request_hash {
+            return Err(DomainError::OrderConflict(l.order_id.clone()).into());
+        }
+        let license = load_license(ctx.conn, &id)?
+            .ok_or_else(|| StorageError::Corrupt(format!("license {id} vanished")))?;
+        let stored = latest_key(ctx.conn, &id)?;
+        return Ok(MintOutcome::Existing(license, stored));
+    }
+    ctx.conn
+        .prepare_cached(&format!(
+            "INSERT INTO licenses ({LICENSE_COLUMNS}, request_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+        ))?
+        .execute(params![
+            l.id,
+            l.product,
+            l.order_id,
+            l.customer_email,
+            l.purchased_at.timestamp(),
+            l.activate_by.map(|t| t.timestamp()),
+            l.expires_at.map(|t| t.timestamp()),
+            l.duration_days,
+            l.duration_from.as_str(),
+            l.extra_days,
+            l.seats,
+            serde_json::to_string(&l.entitlements).unwrap_or_else(|_| "[]".into()),
+            l.metadata.as_ref().map(|m| serde_json::Value::Object(m.clone()).to_string()),
+            l.status.as_str(),
+            l.key_format.as_str(),
+            l.created_at.timestamp(),
+            l.updated_at.timestamp(),
+            &new.request_hash[..],
+        ])?;
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO license_keys (key_hash, license_id, kid, payload, issued_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            &key.key_hash[..],
+            l.id,
+            key.stored.kid,
+            key.stored.payload,
+            l.created_at.timestamp()
+        ])?;
+    ctx.append(NewEvent {
+        at: l.created_at,
+        actor: actor.clone(),
+        kind: "license_minted",
+        license_id: Some(l.id.clone()),
+        data: serde_json::json!({
+            "order_id": l.order_id,
+            "product": l.product,
+            "seats": l.seats,
+            "purchased_at": time::format(l.purchased_at),
+            "activate_by": l.activate_by.map(time::format),
+            "expires_at": l.expires_at.map(time::format),
+            "kid": key.stored.kid,
+        }),
+    })?;
+    Ok(MintOutcome::Created(l.clone()))
+}
+
+fn update_license_state(
+    ctx: &WriteCtx<'_>,
+    l: &License,
+) -> Result<(), StorageError> {
+    ctx.conn
+        .prepare_cached(
+            "UPDATE licenses SET status = ?2, expires_at = ?3, extra_days = ?4, updated_at = ?5
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            l.id,
+            l.status.as_str(),
+            l.expires_at.map(|t| t.timestamp()),
+            l.extra_days,
+            l.updated_at.timestamp()
+        ])?;
+    Ok(())
+}
+
+fn require_license(ctx: &WriteCtx<'_>, id: &str) -> Result<License, StorageError> {
+    load_license(ctx.conn, id)?.ok_or(StorageError::Domain(DomainError::LicenseNotFound))
+}
+
+#[async_trait]
+impl Storage for SqliteStore {
+    async fn ready(&self) -> Result<(), StorageError> {
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+            .await
+            .map(|_| ())
+    }
+
+    async fn mint(
+        &self,
+        new: NewLicense,
+        key: IssuedKey,
+        actor: Actor,
+    ) -> Result<MintOutcome, StorageError> {
+        self.writer
+            .write(move |ctx| mint_one(ctx, &new, &key, &actor))
+            .await
+    }
+
+    async fn mint_batch(
+        &self,
+        items: Vec<(NewLicense, IssuedKey)>,
+        actor: Actor,
+    ) -> Result<Vec<Result<MintOutcome, StorageError>>, StorageError> {
+        self.writer
+            .write(move |ctx| {
+                let mut out = Vec::with_capacity(items.len());
+                for (new, key) in &items {
+                    ctx.conn.execute_batch("SAVEPOINT item")?;
+                    let saved = ctx.head();
+                    let result = mint_one(ctx, new, key, &actor);
+                    if result.is_ok() {
+                        ctx.conn.execute_batch("RELEASE item")?;
+                    } else {
+                        ctx.restore_head(saved);
+                        ctx.conn.execute_batch("ROLLBACK TO item; RELEASE item")?;
+                    }
+                    out.push(result);
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn license(&self, id: &str) -> Result<Option<(License, StoredKey)>, StorageError> {
+        let id = id.to_owned();
+        self.read(move |c| match load_license(c, &id)? {
+            Some(l) => {
+                let key = latest_key(c, &id)?;
+                Ok(Some((l, key)))
+            }
+            None => Ok(None),
+        })
+        .await
+    }
+
+    async fn find_licenses(&self, lookup: LicenseLookup) -> Result<Vec<License>, StorageError> {
+        self.read(move |c| {
+            let (sql, arg): (String, rusqlite::types::Value) = match lookup {
+                LicenseLookup::OrderId(o) => (
+                    format!("SELECT {LICENSE_COLUMNS} FROM licenses WHERE order_id = ?1"),
+                    o.into(),
+                ),
+                LicenseLookup::Email(e) => (
+                    format!(
+                        "SELECT {LICENSE_COLUMNS} FROM licenses WHERE customer_email = ?1
+                         ORDER BY id LIMIT 100"
+                    ),
+                    e.into(),
+                ),
+                LicenseLookup::KeyHash(h) => (
+                    format!(
+                        "SELECT {LICENSE_COLUMNS} FROM licenses WHERE id =
+                         (SELECT license_id FROM license_keys WHERE key_hash = ?1)"
+                    ),
+                    h.to_vec().into(),
+                ),
+            };
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map([arg], license_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn list_licenses(&self, page: LicensePage) -> Result<Vec<License>, StorageError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {LICENSE_COLUMNS} FROM licenses
+                 WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR product = ?2)
+                   AND (?3 IS NULL OR id > ?3)
+                 ORDER BY id LIMIT ?4"
+            ))?;
+            let rows = stmt.query_map(
+                params![
+                    page.status.map(|s| s.as_str()),
+                    page.product,
+                    page.after,
+                    page.limit
+                ],
+                license_from_row,
+            )?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn transition(
+        &self,
+        id: String,
+        action: Action,
+        reason: Option<String>,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<License, StorageError> {
+        self.writer
+            .write(move |ctx| {
+                let mut license = require_license(ctx, &id)?;
+                let from = license.status;
+                license.status = license.apply(action)?;
+                license.updated_at = now;
+                update_license_state(ctx, &license)?;
+                ctx.append(NewEvent {
+                    at: now,
+                    actor,
+                    kind: action.event_kind(),
+                    license_id: Some(id),
+                    data: serde_json::json!({
+                        "from": from.as_str(),
+                        "to": license.status.as_str(),
+                        "reason": reason,
+                    }),
+                })?;
+                Ok(license)
+            })
+            .await
+    }
+
+    async fn renew(
+        &self,
+        id: String,
+        days: Option<u32>,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<License, StorageError> {
+        self.writer
+            .write(move |ctx| {
+                let mut license = require_license(ctx, &id)?;
+                let before = license.expires_at;
+                let renewal = license.renew(days, now)?;
+                license.expires_at = renewal.expires_at;
+                license.extra_days = renewal.extra_days;
+                license.updated_at = now;
+                update_license_state(ctx, &license)?;
+                ctx.append(NewEvent {
+                    at: now,
+                    actor,
+                    kind: "license_renewed",
+                    license_id: Some(id),
+                    data: serde_json::json!({
+                        "days": renewal.days,
+                        "expires_before": before.map(time::format),
+                        "expires_at": renewal.expires_at.map(time::format),
+                        "extra_days": renewal.extra_days,
+                    }),
+                })?;
+                Ok(license)
+            })
+            .await
+    }
+
+    async fn create_token(&self, new: NewApiToken, actor: Actor) -> Result<ApiToken, StorageError> {
+        self.writer
+            .write(move |ctx| {
+                ctx.conn
+                    .prepare_cached(
+                        "INSERT INTO api_tokens (id, role, name, secret_hash, prefix, created_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![
+                        new.id,
+                        new.role.as_str(),
+                        new.name,
+                        &new.secret_hash[..],
+                        new.prefix,
+                        new.created_at.timestamp()
+                    ])?;
+                ctx.append(NewEvent {
+                    at: new.created_at,
+                    actor,
+                    kind: "token_created",
+                    license_id: None,
+                    data: serde_json::json!({
+                        "token": new.id, "role": new.role.as_str(), "name": new.name,
+                    }),
+                })?;
+                Ok(ApiToken {
+                    id: new.id,
+                    role: new.role,
+                    name: new.name,
+                    prefix: new.prefix,
+                    created_at: new.created_at,
+                    revoked_at: None,
+                })
+            })
+            .await
+    }
+
+    async fn tokens(&self) -> Result<Vec<ApiToken>, StorageError> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached(&format!("SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY id"))?;
+            let rows = stmt.query_map([], token_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn revoke_token(
+        &self,
+        id: String,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<ApiToken, StorageError> {
+        self.writer
+            .write(move |ctx| {
+                let mut token = ctx
+                    .conn
+                    .prepare_cached(&format!(
+                        "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = ?1 OR prefix = ?1"
+                    ))?
+                    .query_map([&id], token_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                if token.len() != 1 {
+                    return Err(DomainError::TokenNotFound.into());
+                }
+                let mut token = token.remove(0);
+                if token.revoked_at.is_none() {
+                    ctx.conn
+                        .prepare_cached("UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1")?
+                        .execute(params![token.id, now.timestamp()])?;
+                    token.revoked_at = Some(now);
+                    ctx.append(NewEvent {
+                        at: now,
+                        actor,
+                        kind: "token_revoked",
+                        license_id: None,
+                        data: serde_json::json!({ "token": token.id, "name": token.name }),
+                    })?;
+                }
+                Ok(token)
+            })
+            .await
+    }
+
+    async fn token_by_hash(&self, hash: [u8; 32]) -> Result<Option<ApiToken>, StorageError> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {TOKEN_COLUMNS}, secret_hash FROM api_tokens WHERE secret_hash = ?1"
+            ))?
+            .query_row([&hash[..]], |r| {
+                let stored: Vec<u8> = r.get(6)?;
+                Ok((token_from_row(r)?, stored))
+            })
+            .optional()?
+            .filter(|(_, stored)| crate::domain::token::hashes_equal(stored, &hash))
+            .map(|(t, _)| t))
+        })
+        .await
+    }
+
+    async fn known_keys(&self) -> Result<Vec<KnownKey>, StorageError> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT kid, public_key FROM signing_keys ORDER BY first_seen, kid")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(KnownKey {
+                    kid: r.get(0)?,
+                    public_key: r.get(1)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn register_keys(&self, keys: Vec<KnownKey>, actor: Actor) -> Result<(), StorageError> {
+        self.writer
+            .write(move |ctx| {
+                let now = time::now();
+                for k in keys {
+                    let inserted = ctx
+                        .conn
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO signing_keys (kid, public_key, first_seen)
+                             VALUES (?1, ?2, ?3)",
+                        )?
+                        .execute(params![k.kid, k.public_key, now.timestamp()])?;
+                    if inserted == 1 {
+                        ctx.append(NewEvent {
+                            at: now,
+                            actor: actor.clone(),
+                            kind: "signing_key_registered",
+                            license_id: None,
+                            data: serde_json::json!({ "kid": k.kid, "public_key": k.public_key }),
+                        })?;
+                    }
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn history(&self, license_id: &str) -> Result<Vec<Event>, StorageError> {
+        let id = license_id.to_owned();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, at, actor, kind, license_id, data FROM events
+                 WHERE license_id = ?1 ORDER BY seq",
+            )?;
+            let rows = stmt.query_map([id], |r| {
+                let actor: String = r.get(2)?;
+                let data: String = r.get(5)?;
+                Ok(Event {
+                    seq: r.get(0)?,
+                    at: time::from_unix(r.get(1)?),
+                    actor: serde_json::from_str(&actor).unwrap_or(serde_json::Value::Null),
+                    kind: r.get(3)?,
+                    license_id: r.get(4)?,
+                    data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn verify_audit(&self) -> Result<Result<i64, ChainError>, StorageError> {
+        self.read(|c| {
+            let head_seq: i64 =
+                c.query_row("SELECT seq FROM audit_head WHERE id = 1", [], |r| r.get(0))?;
+            let mut stmt = c.prepare(
+                "SELECT seq, at, actor, kind, license_id, data, hash FROM events ORDER BY seq",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                let hash: Vec<u8> = r.get(6)?;
+                let mut h = [0u8; 32];
+                if hash.len() == 32 {
+                    h.copy_from_slice(&hash);
+                }
+                Ok((
+                    EventRecord {
+                        seq: r.get(0)?,
+                        at: r.get(1)?,
+                        actor: r.get(2)?,
+                        kind: r.get(3)?,
+                        license_id: r.get(4)?,
+                        data: r.get(5)?,
+                    },
+                    h,
+                ))
+            })?;
+            let records = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(verify_chain(records, head_seq))
+        })
+        .await
+    }
+}

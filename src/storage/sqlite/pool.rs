@@ -1,0 +1,70 @@
+//! A small pool of read-only connections.
+
+use std::path::Path;
+use std::sync::{Condvar, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+
+/// Read-only connections handed out one at a time.
+pub struct ReadPool {
+    idle: Mutex<Vec<Connection>>,
+    available: Condvar,
+}
+
+/// A connection borrowed from the pool; returned when dropped.
+pub struct PooledConn<'p> {
+    pool: &'p ReadPool,
+    conn: Option<Connection>,
+}
+
+impl std::ops::Deref for PooledConn<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        // Invariant: `conn` is Some from creation until drop.
+        self.conn.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for PooledConn<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if let Ok(mut idle) = self.pool.idle.lock() {
+                idle.push(conn);
+                self.pool.available.notify_one();
+            }
+        }
+    }
+}
+
+impl ReadPool {
+    /// Opens `size` read-only connections to `path`.
+    pub fn open(path: &Path, size: usize) -> rusqlite::Result<Self> {
+        let mut idle = Vec::with_capacity(size);
+        for _ in 0..size {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            idle.push(conn);
+        }
+        Ok(Self {
+            idle: Mutex::new(idle),
+            available: Condvar::new(),
+        })
+    }
+
+    /// Waits for an idle connection.
+    pub fn get(&self) -> Option<PooledConn<'_>> {
+        let mut idle = self.idle.lock().ok()?;
+        loop {
+            if let Some(conn) = idle.pop() {
+                return Some(PooledConn {
+                    pool: self,
+                    conn: Some(conn),
+                });
+            }
+            idle = self.available.wait(idle).ok()?;
+        }
+    }
+}
