@@ -1,5 +1,11 @@
 //! keyclerk: a self-hosted license server with offline-verifiable keys.
 
+pub mod cli;
+pub mod config;
 pub mod domain;
+pub mod error;
+pub mod routes;
+pub mod service;
+pub mod startup;
 pub mod storage;
 pub mod token;

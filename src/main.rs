@@ -1,1 +1,5 @@
-fn main() {}
+//! The `keyclerk` binary.
+
+fn main() -> std::process::ExitCode {
+    keyclerk::cli::main()
+}

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod ids;
+pub mod key;
 pub mod license;
 pub mod product;
 pub mod short_key;

@@ -1,0 +1,294 @@
+//! The `keyclerk` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::domain::audit::Actor;
+use crate::domain::ids::new_id;
+use crate::domain::time;
+use crate::domain::token::{parse_token_name, NewApiToken, Role, TokenSecret};
+use crate::startup::{self, ServeOptions};
+use crate::storage::sqlite::SqliteStore;
+use crate::storage::Storage;
+use crate::token::claims::LICENSE_KIND;
+use crate::token::keyring::{KeyStatus, Keyring};
+use crate::token::paserk;
+
+/// keyclerk: a self-hosted license server.
+#[derive(Debug, Parser)]
+#[command(name = "keyclerk", version, about)]
+pub struct Cli {
+    /// Configuration file (default: ./config.toml, else the built-in defaults).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (creates keys/ and data/ on first start).
+    Serve {
+        /// Start even though signing keys the database has used are missing.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Manage signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Manage API tokens.
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
+    /// Check a license key or certificate offline; prints its claims as JSON.
+    Verify {
+        /// The token (v4.public.…).
+        token: String,
+        /// A public key (k4.public.… or a file holding one); repeatable. Default: keys/.
+        #[arg(long = "public-key", value_name = "KEY")]
+        public_keys: Vec<String>,
+    },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create the first signing key.
+    Init,
+    /// Add a new signing key; it signs from the next start, the old ones keep verifying.
+    Rotate,
+    /// List keys with their ids and status.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokensCommand {
+    /// Create a token; prints the secret alone on stdout, once.
+    Create {
+        /// admin, vendor or support.
+        #[arg(long, value_enum)]
+        role: Role,
+        /// Who or what it is for.
+        #[arg(long)]
+        name: String,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id or visible prefix.
+    Revoke {
+        /// Token id (tok_…) or prefix (kc_…).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain of the audit log.
+    Verify,
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let loaded = match Settings::load(cli.config.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("keyclerk: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let settings = loaded.settings;
+    init_logging(&settings.log, matches!(cli.command, Command::Serve { .. }));
+    for w in &loaded.warnings {
+        log::warn!("{w}");
+    }
+    let result = match cli.command {
+        Command::Serve { force } => {
+            log::info!("configuration from {}", loaded.source);
+            serve(&settings, ServeOptions { force })
+        }
+        Command::Keys { command } => keys(&settings, command),
+        Command::Tokens { command } => tokens(&settings, command),
+        Command::Verify { token, public_keys } => verify(&settings, &token, &public_keys),
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => audit_verify(&settings),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("keyclerk: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str, serving: bool) {
+    let default = if serving { level } else { "warn" };
+    env_logger::Builder::new()
+        .parse_filters(default)
+        .parse_env("KEYCLERK_LOG_FILTER")
+        .format_target(false)
+        .init();
+}
+
+type CliResult = Result<ExitCode, String>;
+
+fn serve(settings: &Settings, options: ServeOptions) -> CliResult {
+    actix_web::rt::System::new().block_on(async {
+        let app = startup::build(settings, options)
+            .await
+            .map_err(|e| e.to_string())?;
+        app.run_until_stopped().await.map_err(|e| e.to_string())?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn keys(settings: &Settings, command: KeysCommand) -> CliResult {
+    let dir = &settings.keys_dir;
+    match command {
+        KeysCommand::Init => {
+            let kid = Keyring::init(dir, time::now()).map_err(|e| e.to_string())?;
+            println!("{kid}");
+        }
+        KeysCommand::Rotate => {
+            Keyring::load(dir).map_err(|e| e.to_string())?;
+            let kid = Keyring::generate_into(dir, time::now()).map_err(|e| e.to_string())?;
+            println!("{kid}");
+            eprintln!("restart the server for the new key to sign; older keys keep verifying");
+        }
+        KeysCommand::List => {
+            let ring = Keyring::load_public(dir).map_err(|e| e.to_string())?;
+            if ring.is_empty() {
+                return Err(format!("no keys in {}", dir.display()));
+            }
+            for k in ring.public_keys() {
+                let status = match k.status {
+                    KeyStatus::Active => "active",
+                    KeyStatus::Retired => "retired",
+                };
+                println!("{}\t{}\t{}\t{}", k.kid, status, time::format(k.created_at), k.public_key);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn with_store<T>(
+    settings: &Settings,
+    f: impl AsyncFnOnce(&SqliteStore) -> Result<T, String>,
+) -> Result<T, String> {
+    startup::ensure_data_dir(&settings.data_dir).map_err(|e| e.to_string())?;
+    actix_web::rt::System::new().block_on(async {
+        let store = SqliteStore::open(&settings.data_dir).map_err(|e| e.to_string())?;
+        f(&store).await
+    })
+}
+
+fn tokens(settings: &Settings, command: TokensCommand) -> CliResult {
+    match command {
+        TokensCommand::Create { role, name } => {
+            let name = parse_token_name(&name).ok_or("--name: 1 to 100 printable characters")?;
+            let secret = TokenSecret::generate();
+            let now = time::now();
+            let new = NewApiToken {
+                id: new_id("tok", now),
+                role,
+                name,
+                secret_hash: secret.hash(),
+                prefix: secret.prefix(),
+                created_at: now,
+            };
+            let token = with_store(settings, async |s| {
+                s.create_token(new, Actor::Cli).await.map_err(|e| e.to_string())
+            })?;
+            println!("{}", secret.expose());
+            eprintln!("created {} ({}, {}); the secret above is shown only once", token.id, token.role.as_str(), token.name);
+        }
+        TokensCommand::List => {
+            let tokens = with_store(settings, async |s| s.tokens().await.map_err(|e| e.to_string()))?;
+            for t in tokens {
+                let state = t.revoked_at.map_or("active".to_owned(), |r| format!("revoked {}", time::format(r)));
+                println!("{}\t{}\t{}\t{}…\t{}", t.id, t.role.as_str(), t.name, t.prefix, state);
+            }
+        }
+        TokensCommand::Revoke { id } => {
+            let token = with_store(settings, async |s| {
+                s.revoke_token(id, Actor::Cli, time::now()).await.map_err(|e| e.to_string())
+            })?;
+            println!("revoked {} ({})", token.id, token.name);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(settings: &Settings, token: &str, public_keys: &[String]) -> CliResult {
+    let token = token.trim();
+    let ring = if public_keys.is_empty() {
+        let ring = Keyring::load_public(&settings.keys_dir).map_err(|e| e.to_string())?;
+        if ring.is_empty() {
+            return Err(format!(
+                "no public keys in {}; pass --public-key k4.public…",
+                settings.keys_dir.display()
+            ));
+        }
+        ring
+    } else {
+        let mut keys = Vec::new();
+        for k in public_keys {
+            let text = if k.starts_with(paserk::PUBLIC_PREFIX) {
+                k.clone()
+            } else {
+                std::fs::read_to_string(k).map_err(|e| format!("{k}: {e}"))?
+            };
+            let bytes = paserk::parse_public(&text)
+                .ok_or_else(|| format!("{k}: not a k4.public key"))?;
+            let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+                .map_err(|_| format!("{k}: not an Ed25519 public key"))?;
+            keys.push(key);
+        }
+        Keyring::from_public_keys(keys)
+    };
+    if crate::domain::short_key::ShortKey::parse(token).is_some() {
+        return Err("this is a short key: it carries no signature and can only be checked online (GET /v1/licenses?key=…)".into());
+    }
+    let (payload, kid) = ring.verify(token).map_err(|e| format!("invalid: {e}"))?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&payload).map_err(|_| "invalid: the payload is not JSON".to_owned())?;
+    let kind = claims["kind"].as_str().unwrap_or("");
+    if kind != LICENSE_KIND && kind != "activation" {
+        return Err(format!("invalid: not a keyclerk token (kind `{kind}`)"));
+    }
+    let expired = claims["exp"]
+        .as_str()
+        .and_then(time::parse)
+        .is_some_and(|exp| exp <= time::now());
+    let out = serde_json::json!({ "valid": !expired, "kid": kid, "claims": claims });
+    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    if expired {
+        eprintln!("keyclerk: the signature is genuine but the token expired");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit_verify(settings: &Settings) -> CliResult {
+    let result = with_store(settings, async |s| s.verify_audit().await.map_err(|e| e.to_string()))?;
+    match result {
+        Ok(n) => {
+            println!("audit chain intact: {n} events");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(format!("audit chain broken: {e}")),
+    }
+}

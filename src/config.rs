@@ -1,0 +1,313 @@
+//! Settings: built-in defaults < `config.toml` < `KEYCLERK_*` environment variables.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::product::{Catalog, Product, ProductId, ProductSpec};
+
+/// The repository's `config.toml`, used when no file is given and none is present.
+pub const EMBEDDED_CONFIG: &str = include_str!("../config.toml");
+/// The file read when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "config.toml";
+const ENV_PREFIX: &str = "KEYCLERK_";
+
+/// Every setting of the server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on (`host:port`; port 0 picks one).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Directory of the database.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Directory of the signing keys.
+    #[serde(default = "default_keys_dir")]
+    pub keys_dir: PathBuf,
+    /// The `iss` claim.
+    #[serde(default = "default_issuer")]
+    pub issuer: String,
+    /// Log level.
+    #[serde(default = "default_log")]
+    pub log: String,
+    /// The catalog.
+    #[serde(default)]
+    pub products: BTreeMap<String, ProductSpec>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_data_dir() -> PathBuf {
+    "data".into()
+}
+fn default_keys_dir() -> PathBuf {
+    "keys".into()
+}
+fn default_issuer() -> String {
+    "keyclerk".into()
+}
+fn default_log() -> String {
+    "info".into()
+}
+
+/// A configuration that cannot be used; the message names the file and the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Settings and the warnings met while loading them (unknown variables).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The settings.
+    pub settings: Settings,
+    /// Things the operator should know, to log once logging is up.
+    pub warnings: Vec<String>,
+    /// Where the settings came from.
+    pub source: String,
+}
+
+impl Settings {
+    /// Loads from `path` (or `./config.toml`, or the built-in copy) and the environment.
+    pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
+        let (source, text) = match path {
+            Some(p) => (
+                p.display().to_string(),
+                std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError(format!("{}: cannot read: {e}", p.display())))?,
+            ),
+            None => match std::fs::read_to_string(DEFAULT_CONFIG_PATH) {
+                Ok(t) => (DEFAULT_CONFIG_PATH.to_owned(), t),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    ("built-in config.toml".to_owned(), EMBEDDED_CONFIG.to_owned())
+                }
+                Err(e) => {
+                    return Err(ConfigError(format!("{DEFAULT_CONFIG_PATH}: cannot read: {e}")))
+                }
+            },
+        };
+        Self::from_toml(&source, &text, std::env::vars())
+    }
+
+    /// Parses `text` (named `source` in messages) and applies `env` overrides.
+    pub fn from_toml(
+        source: &str,
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded, ConfigError> {
+        let mut value: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError(format!("{source}: {}", e.to_string().trim())))?;
+        let mut warnings = Vec::new();
+        let mut env: Vec<_> = env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+        env.sort();
+        for (name, raw) in env {
+            if !apply_env(&mut value, &name, &raw) {
+                warnings.push(format!("environment variable {name} matches no setting; ignored"));
+            }
+        }
+        let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(value))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner().to_string();
+                let inner = inner.trim();
+                if path == "." {
+                    ConfigError(format!("{source}: {inner}"))
+                } else {
+                    ConfigError(format!("{source}: {path}: {inner}"))
+                }
+            })?;
+        settings.check(source)?;
+        Ok(Loaded {
+            settings,
+            warnings,
+            source: source.to_owned(),
+        })
+    }
+
+    fn check(&self, source: &str) -> Result<(), ConfigError> {
+        if self.issuer.trim().is_empty() {
+            return Err(ConfigError(format!("{source}: issuer: must not be empty")));
+        }
+        for (id, spec) in &self.products {
+            if ProductId::parse(id).is_none() {
+                return Err(ConfigError(format!(
+                    "{source}: products.{id}: a product id is 1-64 of a-z, 0-9 and -"
+                )));
+            }
+            if let Some((key, message)) = spec.problems().into_iter().next() {
+                return Err(ConfigError(format!("{source}: products.{id}.{key}: {message}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The catalog of products.
+    pub fn catalog(&self) -> Catalog {
+        Catalog::new(self.products.iter().filter_map(|(id, spec)| {
+            Some(Product {
+                id: ProductId::parse(id)?,
+                spec: spec.clone(),
+            })
+        }))
+    }
+}
+
+/// Sets `KEYCLERK_A__B=v` as `a.b = v`, typed like the value it replaces.
+/// Returns false when the name matches no setting.
+fn apply_env(table: &mut toml::Table, name: &str, raw: &str) -> bool {
+    let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+        return false;
+    };
+    let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
+    let defaults = toml::Table::try_from(Settings::defaults()).unwrap_or_default();
+    let (last, parents) = match path.split_last() {
+        Some(split) => split,
+        None => return false,
+    };
+    if parents.is_empty() && !defaults.contains_key(last.as_str()) {
+        return false;
+    }
+    if !parents.is_empty() && !defaults.contains_key(parents[0].as_str()) && !table.contains_key(parents[0].as_str()) {
+        return false;
+    }
+    let mut current = table;
+    for p in parents {
+        let entry = current
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        match entry {
+            toml::Value::Table(t) => current = t,
+            _ => return false,
+        }
+    }
+    let template = current.get(last.as_str()).cloned().or_else(|| {
+        if parents.is_empty() {
+            defaults.get(last.as_str()).cloned()
+        } else {
+            None
+        }
+    });
+    let value = typed_like(template.as_ref(), raw);
+    current.insert(last.clone(), value);
+    true
+}
+
+fn typed_like(template: Option<&toml::Value>, raw: &str) -> toml::Value {
+    let parsed = || {
+        format!("v = {raw}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+    };
+    match template {
+        Some(toml::Value::String(_)) => toml::Value::String(raw.to_owned()),
+        _ => parsed().unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+    }
+}
+
+impl Settings {
+    /// The built-in defaults, without products.
+    pub fn defaults() -> Self {
+        Self {
+            listen: default_listen(),
+            data_dir: default_data_dir(),
+            keys_dir: default_keys_dir(),
+            issuer: default_issuer(),
+            log: default_log(),
+            products: BTreeMap::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Loaded, ConfigError> {
+        Settings::from_toml(
+            "test.toml",
+            text,
+            env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
+    }
+
+    #[test]
+    fn the_shipped_config_loads_with_at_least_four_products() {
+        let loaded = load(EMBEDDED_CONFIG, &[]).unwrap();
+        assert!(loaded.settings.catalog().iter().count() >= 4);
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let s = load("", &[]).unwrap().settings;
+        assert_eq!(s.listen, "127.0.0.1:8080");
+        assert_eq!(s.data_dir, PathBuf::from("data"));
+    }
+
+    #[test]
+    fn environment_variables_override_the_file() {
+        let s = load(
+            "listen = \"1.2.3.4:5\"\n[products.a]\nname = \"A\"\nprice = { amount = 1, currency = \"EUR\" }\n",
+            &[
+                ("KEYCLERK_LISTEN", "127.0.0.1:0"),
+                ("KEYCLERK_DATA_DIR", "/tmp/d"),
+                ("KEYCLERK_KEYS_DIR", "/tmp/k"),
+                ("KEYCLERK_ISSUER", "123"),
+                ("KEYCLERK_PRODUCTS__A__SEATS", "4"),
+            ],
+        )
+        .unwrap()
+        .settings;
+        assert_eq!(s.listen, "127.0.0.1:0");
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/d"));
+        assert_eq!(s.keys_dir, PathBuf::from("/tmp/k"));
+        assert_eq!(s.issuer, "123", "a string setting stays a string");
+        assert_eq!(s.products["a"].seats, 4);
+    }
+
+    #[test]
+    fn an_unknown_variable_is_warned_about_not_fatal() {
+        let loaded = load("", &[("KEYCLERK_LISTNE", "x")]).unwrap();
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(loaded.warnings[0].contains("KEYCLERK_LISTNE"));
+    }
+
+    #[test]
+    fn errors_name_the_file_the_key_and_the_problem() {
+        for (case, text, expected) in [
+            ("syntax", "listen = ", "test.toml: TOML parse error"),
+            ("unknown key", "lisen = \"x\"", "unknown field `lisen`"),
+            (
+                "wrong type",
+                "[products.a]\nname = \"A\"\nprice = { amount = 1, currency = \"EUR\" }\nseats = \"three\"",
+                "test.toml: products.a.seats: invalid type",
+            ),
+            (
+                "bad value",
+                "[products.a]\nname = \"A\"\nprice = { amount = 1, currency = \"EUR\" }\nseats = 0",
+                "test.toml: products.a.seats: must be between",
+            ),
+            (
+                "bad currency",
+                "[products.a]\nname = \"A\"\nprice = { amount = 1, currency = \"eu\" }",
+                "test.toml: products.a.price.currency:",
+            ),
+            (
+                "bad slug",
+                "[products.A]\nname = \"A\"\nprice = { amount = 1, currency = \"EUR\" }",
+                "test.toml: products.A:",
+            ),
+            (
+                "bad key format",
+                "[products.a]\nname = \"A\"\nprice = { amount = 1, currency = \"EUR\" }\nkey_format = \"long\"",
+                "test.toml: products.a.key_format: unknown variant `long`",
+            ),
+        ] {
+            let err = load(text, &[]).unwrap_err().0;
+            assert!(err.contains(expected), "{case}: {err}");
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! `ApiError`: every error a client can see, as RFC 9457 problem+json with a stable `code`.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::domain::DomainError;
+use crate::storage::StorageError;
+
+/// An error answered to a client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A business rule refused the request.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// No `Authorization: Bearer` header.
+    #[error("this endpoint needs an API token (Authorization: Bearer kc_...)")]
+    MissingToken,
+    /// The token is malformed or unknown.
+    #[error("the API token is not valid")]
+    InvalidToken,
+    /// The token was revoked.
+    #[error("the API token was revoked")]
+    TokenRevoked,
+    /// The token's role may not do this.
+    #[error("a token with role {0} is needed")]
+    Forbidden(&'static str),
+    /// No such route.
+    #[error("no such endpoint")]
+    NotFound,
+    /// The route exists but not with this method.
+    #[error("method not allowed on this endpoint")]
+    MethodNotAllowed,
+    /// The body is not JSON.
+    #[error("the body is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// A required field is missing.
+    #[error("missing field `{0}`")]
+    MissingField(String),
+    /// A field has the wrong type or an unknown field was sent.
+    #[error("{field}: {message}")]
+    BadField {
+        /// The field's path (`licenses[3].seats`).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A query parameter or path segment is malformed.
+    #[error("{0}")]
+    InvalidQuery(String),
+    /// The body is larger than allowed.
+    #[error("the body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The body is not `application/json`.
+    #[error("the body must be application/json")]
+    UnsupportedMediaType,
+    /// A batch with no items.
+    #[error("a batch needs at least one item")]
+    EmptyBatch,
+    /// A batch with too many items.
+    #[error("a batch holds at most {0} items")]
+    BatchTooLarge(usize),
+    /// Something failed on our side; the cause is logged, never sent.
+    #[error("internal error")]
+    Internal,
+    /// Storage is shutting down or unavailable.
+    #[error("service unavailable")]
+    Unavailable,
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Domain(d) => Self::Domain(d),
+            StorageError::Unavailable(what) => {
+                log::error!("storage unavailable: {what}");
+                Self::Unavailable
+            }
+            other => {
+                log::error!("storage error: {other}");
+                Self::Internal
+            }
+        }
+    }
+}
+
+impl ApiError {
+    /// The stable code clients branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Domain(d) => match d {
+                DomainError::UnknownProduct(_) => "unknown_product",
+                DomainError::PurchasedInFuture => "purchased_in_future",
+                DomainError::InvalidExpiry => "invalid_expiry",
+                DomainError::OrderConflict(_) => "order_conflict",
+                DomainError::InvalidTransition { .. } => "invalid_transition",
+                DomainError::LicensePerpetual => "license_perpetual",
+                DomainError::DaysRequired => "days_required",
+                DomainError::LicenseNotFound => "license_not_found",
+                DomainError::TokenNotFound => "token_not_found",
+                DomainError::InvalidField { .. } => "invalid_field",
+            },
+            Self::MissingToken => "missing_token",
+            Self::InvalidToken => "invalid_token",
+            Self::TokenRevoked => "token_revoked",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::InvalidJson(_) => "invalid_json",
+            Self::MissingField(_) => "missing_field",
+            Self::BadField { .. } => "invalid_field",
+            Self::InvalidQuery(_) => "invalid_parameter",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::EmptyBatch => "empty_batch",
+            Self::BatchTooLarge(_) => "batch_too_large",
+            Self::Internal => "internal_error",
+            Self::Unavailable => "unavailable",
+        }
+    }
+
+    /// The problem document (without transport details).
+    pub fn problem(&self) -> serde_json::Value {
+        let status = self.status_code();
+        let mut body = json!({
+            "type": format!("urn:keyclerk:problem:{}", self.code()),
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "status": status.as_u16(),
+            "code": self.code(),
+            "detail": self.to_string(),
+        });
+        match self {
+            Self::Domain(DomainError::InvalidField { field, .. })
+            | Self::BadField { field, .. }
+            | Self::MissingField(field) => {
+                body["field"] = json!(field);
+            }
+            Self::Domain(DomainError::InvalidTransition { status, .. }) => {
+                body["current_status"] = json!(status.as_str());
+            }
+            _ => {}
+        }
+        body
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Domain(d) => match d {
+                DomainError::UnknownProduct(_)
+                | DomainError::PurchasedInFuture
+                | DomainError::InvalidExpiry
+                | DomainError::LicensePerpetual
+                | DomainError::DaysRequired
+                | DomainError::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                DomainError::OrderConflict(_) | DomainError::InvalidTransition { .. } => {
+                    StatusCode::CONFLICT
+                }
+                DomainError::LicenseNotFound | DomainError::TokenNotFound => StatusCode::NOT_FOUND,
+            },
+            Self::MissingToken | Self::InvalidToken | Self::TokenRevoked => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::InvalidJson(_)
+            | Self::MissingField(_)
+            | Self::BadField { .. }
+            | Self::InvalidQuery(_)
+            | Self::EmptyBatch
+            | Self::BatchTooLarge(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
+        res.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        if matches!(self, Self::MissingToken | Self::InvalidToken | Self::TokenRevoked) {
+            res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        res.body(self.problem().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::license::LicenseStatus;
+
+    #[test]
+    fn a_problem_carries_its_code_status_and_extras() {
+        let e = ApiError::Domain(DomainError::InvalidTransition {
+            action: "reinstate",
+            status: LicenseStatus::Revoked,
+        });
+        let p = e.problem();
+        assert_eq!(p["status"], 409);
+        assert_eq!(p["code"], "invalid_transition");
+        assert_eq!(p["current_status"], "revoked");
+    }
+
+    #[test]
+    fn an_internal_error_says_nothing_of_its_cause() {
+        let e = ApiError::from(StorageError::Corrupt("secret table layout".into()));
+        assert_eq!(e.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!e.problem().to_string().contains("secret table"));
+    }
+}

@@ -1,0 +1,175 @@
+//! Request extractors whose failures are problem+json: JSON bodies, query strings.
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A JSON body parsed into `T`; errors name the offending field.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+/// Like [`JsonBody`], but an empty body without a content type gives `T::default()`.
+#[derive(Debug)]
+pub struct OptionalJsonBody<T>(pub T);
+
+/// Parses JSON bytes into `T`, mapping serde's errors to stable codes.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
+    de.end().map_err(|e| ApiError::InvalidJson(strip_position(&e)))?;
+    Ok(value)
+}
+
+/// Deserializes one already-parsed JSON value (a batch item).
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(json_error)
+}
+
+fn strip_position(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" at line ") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
+}
+
+fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if matches!(
+        inner.classify(),
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof | serde_json::error::Category::Io
+    ) {
+        return ApiError::InvalidJson(strip_position(&inner));
+    }
+    let message = strip_position(&inner);
+    let prefix = if path == "." { String::new() } else { format!("{path}.") };
+    if let Some(name) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        return ApiError::MissingField(format!("{prefix}{name}"));
+    }
+    if let Some(name) = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        return ApiError::BadField {
+            field: format!("{prefix}{name}"),
+            message,
+        };
+    }
+    ApiError::BadField {
+        field: if path == "." { "body".to_owned() } else { path },
+        message,
+    }
+}
+
+fn is_json(req: &HttpRequest) -> Option<bool> {
+    let ct = req.headers().get(header::CONTENT_TYPE)?;
+    let mime = ct.to_str().ok()?.split(';').next()?.trim().to_ascii_lowercase();
+    Some(mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")))
+}
+
+async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<Vec<u8>, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ApiError::InvalidJson("the body could not be read".into()))?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = payload.take();
+        Box::pin(async move {
+            if is_json(&req) != Some(true) {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            let body = read_body(&req, payload).await?;
+            parse_json(&body).map(JsonBody)
+        })
+    }
+}
+
+impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJsonBody<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = payload.take();
+        Box::pin(async move {
+            let json = is_json(&req);
+            let body = read_body(&req, payload).await?;
+            match json {
+                None if body.is_empty() => Ok(OptionalJsonBody(T::default())),
+                Some(true) => parse_json(&body).map(OptionalJsonBody),
+                _ => Err(ApiError::UnsupportedMediaType),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "fields exist to be deserialized")]
+    struct Req {
+        name: String,
+        n: u32,
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[expect(dead_code, reason = "fields exist to be deserialized")]
+    struct Inner {
+        x: u8,
+    }
+
+    #[test]
+    fn each_kind_of_bad_body_gets_its_code_and_field() {
+        for (case, body, code, field) in [
+            ("not json", "{nope", "invalid_json", None),
+            ("trailing garbage", r#"{"name":"a","n":1} x"#, "invalid_json", None),
+            ("missing field", r#"{"name":"a"}"#, "missing_field", Some("n")),
+            ("wrong type", r#"{"name":"a","n":"one"}"#, "invalid_field", Some("n")),
+            ("unknown field", r#"{"name":"a","n":1,"m":2}"#, "invalid_field", Some("m")),
+            ("nested", r#"{"name":"a","n":1,"inner":{"x":300}}"#, "invalid_field", Some("inner.x")),
+            ("nested missing", r#"{"name":"a","n":1,"inner":{}}"#, "missing_field", Some("inner.x")),
+            ("not an object", "[1]", "invalid_field", Some("body")),
+        ] {
+            let err = parse_json::<Req>(body.as_bytes()).unwrap_err();
+            assert_eq!(err.code(), code, "{case}: {err}");
+            let problem = err.problem();
+            assert_eq!(problem["field"].as_str(), field, "{case}");
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! `GET /v1/keys`: the public keys, as PASERK, for offline verification.
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::service::AppState;
+
+/// Every public key with its id and status.
+pub async fn list(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "keys": state.keyring.public_keys() }))
+}

@@ -1,0 +1,240 @@
+//! Builds the server: directories, keys, database, first admin token, HTTP listener.
+
+use std::fs;
+use std::io::Write;
+use std::net::TcpListener;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::Logger;
+use actix_web::{web, App, HttpServer};
+
+use crate::config::Settings;
+use crate::domain::audit::Actor;
+use crate::domain::ids::new_id;
+use crate::domain::time;
+use crate::domain::token::{NewApiToken, Role, TokenSecret};
+use crate::error::ApiError;
+use crate::routes;
+use crate::service::AppState;
+use crate::storage::sqlite::SqliteStore;
+use crate::storage::{KnownKey, Storage};
+use crate::token::keyring::{KeyError, Keyring};
+use crate::token::paserk;
+
+/// File (in the data directory) that receives the first admin token.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// Why the server did not start; each message tells the operator what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A directory or file could not be made.
+    #[error("{path}: {source}")]
+    Io {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The signing keys could not be loaded.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Database(#[from] crate::storage::sqlite::OpenError),
+    /// The database failed during start-up.
+    #[error("database: {0}")]
+    Storage(#[from] crate::storage::StorageError),
+    /// Keys that signed licenses in this database are gone from the keys directory.
+    #[error("the keys directory {dir} no longer holds signing key(s) {missing} that this database has used; restore them, or start with --force to accept that keys they signed can no longer be re-issued")]
+    KeysChanged {
+        /// The keys directory.
+        dir: PathBuf,
+        /// The missing key ids.
+        missing: String,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Start-up choices that are not settings.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServeOptions {
+    /// Start even though signing keys known to the database are missing.
+    pub force: bool,
+}
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    server: Server,
+    port: u16,
+}
+
+impl Application {
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Runs until the server is stopped (SIGINT/SIGTERM).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
+    move |source| StartError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Creates the data directory (0700) if needed.
+pub fn ensure_data_dir(dir: &Path) -> Result<(), StartError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io(dir))
+}
+
+/// Checks the keyring against the keys the database has seen, then records new ones.
+async fn reconcile_keys(
+    store: &SqliteStore,
+    ring: &Keyring,
+    keys_dir: &Path,
+    force: bool,
+) -> Result<(), StartError> {
+    let known = store.known_keys().await?;
+    let missing: Vec<String> = known
+        .iter()
+        .filter(|k| ring.get(&k.kid).is_none())
+        .map(|k| k.kid.clone())
+        .collect();
+    if !missing.is_empty() {
+        if !force {
+            return Err(StartError::KeysChanged {
+                dir: keys_dir.to_owned(),
+                missing: missing.join(", "),
+            });
+        }
+        log::warn!(
+            "starting with --force although signing key(s) {} are missing from {}",
+            missing.join(", "),
+            keys_dir.display()
+        );
+    }
+    let new: Vec<KnownKey> = ring
+        .public_keys()
+        .into_iter()
+        .filter(|k| !known.iter().any(|kk| kk.kid == k.kid))
+        .map(|k| KnownKey {
+            kid: k.kid,
+            public_key: k.public_key,
+        })
+        .collect();
+    if !new.is_empty() {
+        store.register_keys(new, Actor::System).await?;
+    }
+    Ok(())
+}
+
+/// On the very first start, makes an admin token and writes it to a 0600 file.
+async fn bootstrap_admin(store: &SqliteStore, data_dir: &Path) -> Result<(), StartError> {
+    if !store.tokens().await?.is_empty() {
+        return Ok(());
+    }
+    let now = time::now();
+    let secret = TokenSecret::generate();
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io(&path))?;
+    writeln!(f, "{}", secret.expose()).map_err(io(&path))?;
+    f.sync_all().map_err(io(&path))?;
+    store
+        .create_token(
+            NewApiToken {
+                id: new_id("tok", now),
+                role: Role::Admin,
+                name: "first admin".into(),
+                secret_hash: secret.hash(),
+                prefix: secret.prefix(),
+                created_at: now,
+            },
+            Actor::System,
+        )
+        .await?;
+    log::info!(
+        "first start: an admin token was written to {} (mode 0600); keep it safe",
+        path.display()
+    );
+    Ok(())
+}
+
+/// Prepares keys, database and listener; call from inside an actix system.
+pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Application, StartError> {
+    ensure_data_dir(&settings.data_dir)?;
+    let (ring, created) = Keyring::load_or_create(&settings.keys_dir, time::now())?;
+    if let Some(kid) = created {
+        log::info!("created signing key {kid} in {}", settings.keys_dir.display());
+    }
+    let store = SqliteStore::open(&settings.data_dir)?;
+    reconcile_keys(&store, &ring, &settings.keys_dir, options.force).await?;
+    bootstrap_admin(&store, &settings.data_dir).await?;
+    if let Some(active) = ring.active() {
+        log::info!(
+            "signing with {} ({})",
+            active.kid,
+            paserk::public(active.public.as_bytes()).unwrap_or_default()
+        );
+    }
+    let listener = TcpListener::bind(&settings.listen).map_err(|source| StartError::Bind {
+        addr: settings.listen.clone(),
+        source,
+    })?;
+    let port = listener.local_addr().map_err(io(Path::new(&settings.listen)))?.port();
+    let state = web::Data::new(AppState {
+        store: Arc::new(store),
+        keyring: Arc::new(ring),
+        catalog: Arc::new(settings.catalog()),
+        issuer: settings.issuer.clone(),
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            // %U is the path without the query string: keys in `?key=` never reach the log.
+            .wrap(Logger::new("%a \"%{METHOD}xi %U\" %s %b %Dms").custom_request_replace(
+                "METHOD",
+                |req| req.method().to_string(),
+            ))
+            .app_data(state.clone())
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                ApiError::InvalidQuery(e.to_string()).into()
+            }))
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                ApiError::InvalidQuery(e.to_string()).into()
+            }))
+            .configure(routes::configure)
+            .default_service(web::to(routes::not_found))
+    })
+    .listen(listener)
+    .map_err(|source| StartError::Bind {
+        addr: settings.listen.clone(),
+        source,
+    })?
+    .run();
+    log::info!("listening on port {port}");
+    Ok(Application { server, port })
+}
