@@ -177,7 +177,13 @@ fn keys(settings: &Settings, command: KeysCommand) -> CliResult {
                     KeyStatus::Active => "active",
                     KeyStatus::Retired => "retired",
                 };
-                println!("{}\t{}\t{}\t{}", k.kid, status, time::format(k.created_at), k.public_key);
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    k.kid,
+                    status,
+                    time::format(k.created_at),
+                    k.public_key
+                );
             }
         }
     }
@@ -210,21 +216,41 @@ fn tokens(settings: &Settings, command: TokensCommand) -> CliResult {
                 created_at: now,
             };
             let token = with_store(settings, async |s| {
-                s.create_token(new, Actor::Cli).await.map_err(|e| e.to_string())
+                s.create_token(new, Actor::Cli)
+                    .await
+                    .map_err(|e| e.to_string())
             })?;
             println!("{}", secret.expose());
-            eprintln!("created {} ({}, {}); the secret above is shown only once", token.id, token.role.as_str(), token.name);
+            eprintln!(
+                "created {} ({}, {}); the secret above is shown only once",
+                token.id,
+                token.role.as_str(),
+                token.name
+            );
         }
         TokensCommand::List => {
-            let tokens = with_store(settings, async |s| s.tokens().await.map_err(|e| e.to_string()))?;
+            let tokens = with_store(settings, async |s| {
+                s.tokens().await.map_err(|e| e.to_string())
+            })?;
             for t in tokens {
-                let state = t.revoked_at.map_or("active".to_owned(), |r| format!("revoked {}", time::format(r)));
-                println!("{}\t{}\t{}\t{}…\t{}", t.id, t.role.as_str(), t.name, t.prefix, state);
+                let state = t.revoked_at.map_or("active".to_owned(), |r| {
+                    format!("revoked {}", time::format(r))
+                });
+                println!(
+                    "{}\t{}\t{}\t{}…\t{}",
+                    t.id,
+                    t.role.as_str(),
+                    t.name,
+                    t.prefix,
+                    state
+                );
             }
         }
         TokensCommand::Revoke { id } => {
             let token = with_store(settings, async |s| {
-                s.revoke_token(id, Actor::Cli, time::now()).await.map_err(|e| e.to_string())
+                s.revoke_token(id, Actor::Cli, time::now())
+                    .await
+                    .map_err(|e| e.to_string())
             })?;
             println!("revoked {} ({})", token.id, token.name);
         }
@@ -251,8 +277,8 @@ fn verify(settings: &Settings, token: &str, public_keys: &[String]) -> CliResult
             } else {
                 std::fs::read_to_string(k).map_err(|e| format!("{k}: {e}"))?
             };
-            let bytes = paserk::parse_public(&text)
-                .ok_or_else(|| format!("{k}: not a k4.public key"))?;
+            let bytes =
+                paserk::parse_public(&text).ok_or_else(|| format!("{k}: not a k4.public key"))?;
             let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
                 .map_err(|_| format!("{k}: not an Ed25519 public key"))?;
             keys.push(key);
@@ -263,8 +289,8 @@ fn verify(settings: &Settings, token: &str, public_keys: &[String]) -> CliResult
         return Err("this is a short key: it carries no signature and can only be checked online (GET /v1/licenses?key=…)".into());
     }
     let (payload, kid) = ring.verify(token).map_err(|e| format!("invalid: {e}"))?;
-    let claims: serde_json::Value =
-        serde_json::from_slice(&payload).map_err(|_| "invalid: the payload is not JSON".to_owned())?;
+    let claims: serde_json::Value = serde_json::from_slice(&payload)
+        .map_err(|_| "invalid: the payload is not JSON".to_owned())?;
     let kind = claims["kind"].as_str().unwrap_or("");
     if kind != LICENSE_KIND && kind != "activation" {
         return Err(format!("invalid: not a keyclerk token (kind `{kind}`)"));
@@ -283,7 +309,9 @@ fn verify(settings: &Settings, token: &str, public_keys: &[String]) -> CliResult
 }
 
 fn audit_verify(settings: &Settings) -> CliResult {
-    let result = with_store(settings, async |s| s.verify_audit().await.map_err(|e| e.to_string()))?;
+    let result = with_store(settings, async |s| {
+        s.verify_audit().await.map_err(|e| e.to_string())
+    })?;
     match result {
         Ok(n) => {
             println!("audit chain intact: {n} events");

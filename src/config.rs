@@ -80,11 +80,14 @@ impl Settings {
             ),
             None => match std::fs::read_to_string(DEFAULT_CONFIG_PATH) {
                 Ok(t) => (DEFAULT_CONFIG_PATH.to_owned(), t),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    ("built-in config.toml".to_owned(), EMBEDDED_CONFIG.to_owned())
-                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+                    "built-in config.toml".to_owned(),
+                    EMBEDDED_CONFIG.to_owned(),
+                ),
                 Err(e) => {
-                    return Err(ConfigError(format!("{DEFAULT_CONFIG_PATH}: cannot read: {e}")))
+                    return Err(ConfigError(format!(
+                        "{DEFAULT_CONFIG_PATH}: cannot read: {e}"
+                    )))
                 }
             },
         };
@@ -97,15 +100,20 @@ impl Settings {
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Loaded, ConfigError> {
-        let mut value: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| ConfigError(format!("{source}: {}", e.to_string().trim())))?;
+        let mut value: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            ConfigError(format!("{source}: {}", e.to_string().trim()))
+        })?;
         let mut warnings = Vec::new();
-        let mut env: Vec<_> = env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+        let mut env: Vec<_> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
         env.sort();
         for (name, raw) in env {
             if !apply_env(&mut value, &name, &raw) {
-                warnings.push(format!("environment variable {name} matches no setting; ignored"));
+                warnings.push(format!(
+                    "environment variable {name} matches no setting; ignored"
+                ));
             }
         }
         let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(value))
@@ -138,7 +146,9 @@ impl Settings {
                 )));
             }
             if let Some((key, message)) = spec.problems().into_iter().next() {
-                return Err(ConfigError(format!("{source}: products.{id}.{key}: {message}")));
+                return Err(ConfigError(format!(
+                    "{source}: products.{id}.{key}: {message}"
+                )));
             }
         }
         Ok(())
@@ -170,7 +180,10 @@ fn apply_env(table: &mut toml::Table, name: &str, raw: &str) -> bool {
     if parents.is_empty() && !defaults.contains_key(last.as_str()) {
         return false;
     }
-    if !parents.is_empty() && !defaults.contains_key(parents[0].as_str()) && !table.contains_key(parents[0].as_str()) {
+    if !parents.is_empty()
+        && !defaults.contains_key(parents[0].as_str())
+        && !table.contains_key(parents[0].as_str())
+    {
         return false;
     }
     let mut current = table;

@@ -159,7 +159,9 @@ impl ResponseError for ApiError {
                 }
                 DomainError::LicenseNotFound | DomainError::TokenNotFound => StatusCode::NOT_FOUND,
             },
-            Self::MissingToken | Self::InvalidToken | Self::TokenRevoked => StatusCode::UNAUTHORIZED,
+            Self::MissingToken | Self::InvalidToken | Self::TokenRevoked => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -179,7 +181,10 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
         res.insert_header((header::CONTENT_TYPE, "application/problem+json"));
-        if matches!(self, Self::MissingToken | Self::InvalidToken | Self::TokenRevoked) {
+        if matches!(
+            self,
+            Self::MissingToken | Self::InvalidToken | Self::TokenRevoked
+        ) {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
         res.body(self.problem().to_string())

@@ -85,7 +85,9 @@ impl AppState {
     /// The key a license was issued with, made again from what was stored.
     pub fn reissue(&self, license: &License, stored: &StoredKey) -> Result<String, ApiError> {
         let key = match license.key_format {
-            KeyFormat::Signed => self.keyring.sign_with(&stored.kid, stored.payload.as_bytes()),
+            KeyFormat::Signed => self
+                .keyring
+                .sign_with(&stored.kid, stored.payload.as_bytes()),
             KeyFormat::Short => self
                 .keyring
                 .short_key(&stored.kid, &license.id)
@@ -124,7 +126,12 @@ impl AppState {
     }
 
     /// Mints one license (idempotent on the order id).
-    pub async fn mint(&self, req: MintRequest, actor: Actor, now: Timestamp) -> Result<Minted, ApiError> {
+    pub async fn mint(
+        &self,
+        req: MintRequest,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<Minted, ApiError> {
         let (new, key, issued) = self.prepare(req, now)?;
         let outcome = self.store.mint(new, issued, actor).await?;
         self.finish(outcome, key)

@@ -84,6 +84,11 @@ impl Application {
         self.port
     }
 
+    /// A handle that stops the server.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Runs until the server is stopped (SIGINT/SIGTERM).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
@@ -189,7 +194,10 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
     ensure_data_dir(&settings.data_dir)?;
     let (ring, created) = Keyring::load_or_create(&settings.keys_dir, time::now())?;
     if let Some(kid) = created {
-        log::info!("created signing key {kid} in {}", settings.keys_dir.display());
+        log::info!(
+            "created signing key {kid} in {}",
+            settings.keys_dir.display()
+        );
     }
     let store = SqliteStore::open(&settings.data_dir)?;
     reconcile_keys(&store, &ring, &settings.keys_dir, options.force).await?;
@@ -205,7 +213,10 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         addr: settings.listen.clone(),
         source,
     })?;
-    let port = listener.local_addr().map_err(io(Path::new(&settings.listen)))?.port();
+    let port = listener
+        .local_addr()
+        .map_err(io(Path::new(&settings.listen)))?
+        .port();
     let state = web::Data::new(AppState {
         store: Arc::new(store),
         keyring: Arc::new(ring),
@@ -215,17 +226,19 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
     let server = HttpServer::new(move || {
         App::new()
             // %U is the path without the query string: keys in `?key=` never reach the log.
-            .wrap(Logger::new("%a \"%{METHOD}xi %U\" %s %b %Dms").custom_request_replace(
-                "METHOD",
-                |req| req.method().to_string(),
-            ))
+            .wrap(
+                Logger::new("%a \"%{METHOD}xi %U\" %s %b %Dms")
+                    .custom_request_replace("METHOD", |req| req.method().to_string()),
+            )
             .app_data(state.clone())
-            .app_data(web::PathConfig::default().error_handler(|e, _| {
-                ApiError::InvalidQuery(e.to_string()).into()
-            }))
-            .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                ApiError::InvalidQuery(e.to_string()).into()
-            }))
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|e, _| ApiError::InvalidQuery(e.to_string()).into()),
+            )
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|e, _| ApiError::InvalidQuery(e.to_string()).into()),
+            )
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
     })

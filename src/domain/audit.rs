@@ -101,7 +101,10 @@ impl EventRecord {
         put(&mut buf, self.at.to_string().as_bytes());
         put(&mut buf, self.actor.as_bytes());
         put(&mut buf, self.kind.as_bytes());
-        put(&mut buf, self.license_id.as_deref().unwrap_or("").as_bytes());
+        put(
+            &mut buf,
+            self.license_id.as_deref().unwrap_or("").as_bytes(),
+        );
         put(&mut buf, self.data.as_bytes());
         let mut h = Sha256::new();
         h.update(prev);

@@ -6,7 +6,7 @@ use crate::domain::short_key::crockford_encode;
 use crate::domain::time::Timestamp;
 
 /// A new id `prefix_` + 26 characters: 48 bits of milliseconds then 80 random bits,
-/// so that ids sort in creation order (the list cursor relies on it).
+/// so that ids made in different milliseconds sort by time.
 pub fn new_id(prefix: &str, now: Timestamp) -> String {
     let mut bytes = [0u8; 16];
     let millis = u64::try_from(now.timestamp_millis()).unwrap_or(0);
@@ -25,9 +25,9 @@ pub fn is_id(prefix: &str, s: &str) -> bool {
         .and_then(|rest| rest.strip_prefix('_'))
         .is_some_and(|body| {
             body.len() == 26
-                && body
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b.is_ascii_lowercase() && !b"ilou".contains(&b)))
+                && body.bytes().all(|b| {
+                    b.is_ascii_digit() || (b.is_ascii_lowercase() && !b"ilou".contains(&b))
+                })
         })
 }
 

@@ -162,7 +162,10 @@ pub fn parse_email(s: &str) -> Result<String, DomainError> {
     if valid {
         Ok(s.to_lowercase())
     } else {
-        Err(DomainError::field("customer_email", "is not an email address"))
+        Err(DomainError::field(
+            "customer_email",
+            "is not an email address",
+        ))
     }
 }
 
@@ -187,7 +190,11 @@ impl MintRequest {
         now: Timestamp,
     ) -> Result<NewLicense, DomainError> {
         let order_id = parse_order_id(&self.order_id)?;
-        let customer_email = self.customer_email.as_deref().map(parse_email).transpose()?;
+        let customer_email = self
+            .customer_email
+            .as_deref()
+            .map(parse_email)
+            .transpose()?;
         let given_purchase = self
             .purchased_at
             .as_deref()
@@ -253,7 +260,12 @@ impl MintRequest {
                 (expires, days, from)
             }
         };
-        let request_hash = self.normalized_hash(&order_id, customer_email.as_deref(), given_purchase, explicit_expiry);
+        let request_hash = self.normalized_hash(
+            &order_id,
+            customer_email.as_deref(),
+            given_purchase,
+            explicit_expiry,
+        );
         Ok(NewLicense {
             license: License {
                 id,
@@ -376,7 +388,10 @@ impl License {
     /// Renewal by a subscription payment: `days` (default: one period) added to the
     /// later of now and the current expiry.
     pub fn renew(&self, days: Option<u32>, now: Timestamp) -> Result<Renewal, DomainError> {
-        if !matches!(self.status, LicenseStatus::Active | LicenseStatus::Suspended) {
+        if !matches!(
+            self.status,
+            LicenseStatus::Active | LicenseStatus::Suspended
+        ) {
             return Err(DomainError::InvalidTransition {
                 action: "renew",
                 status: self.status,
@@ -385,7 +400,9 @@ impl License {
         if self.expires_at.is_none() && self.duration_days.is_none() {
             return Err(DomainError::LicensePerpetual);
         }
-        let days = days.or(self.duration_days).ok_or(DomainError::DaysRequired)?;
+        let days = days
+            .or(self.duration_days)
+            .ok_or(DomainError::DaysRequired)?;
         if !(1..=36_500).contains(&days) {
             return Err(DomainError::field("days", "must be between 1 and 36500"));
         }
@@ -439,7 +456,9 @@ mod tests {
 
     #[test]
     fn a_new_license_takes_its_policy_from_the_product() {
-        let new = mint(request("o-1"), "2026-01-01T00:00:00Z").unwrap().license;
+        let new = mint(request("o-1"), "2026-01-01T00:00:00Z")
+            .unwrap()
+            .license;
         assert_eq!(new.seats, 3);
         assert_eq!(new.entitlements, ["export"]);
         assert_eq!(new.activate_by, Some(at("2026-04-01T00:00:00Z")));
@@ -479,17 +498,38 @@ mod tests {
         let mut skewed = request("o-1");
         skewed.purchased_at = Some("2026-01-01T00:01:00Z".into());
         let new = mint(skewed, "2026-01-01T00:00:00Z").unwrap().license;
-        assert_eq!(new.purchased_at, at("2026-01-01T00:00:00Z"), "clamped to now");
+        assert_eq!(
+            new.purchased_at,
+            at("2026-01-01T00:00:00Z"),
+            "clamped to now"
+        );
     }
 
     #[test]
     fn bad_fields_are_named() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut MintRequest)>, &str)> = vec![
-            ("empty order", Box::new(|r| r.order_id = " ".into()), "order_id"),
-            ("bad email", Box::new(|r| r.customer_email = Some("nobody".into())), "customer_email"),
+        type Change = Box<dyn Fn(&mut MintRequest)>;
+        let cases: Vec<(&str, Change, &str)> = vec![
+            (
+                "empty order",
+                Box::new(|r| r.order_id = " ".into()),
+                "order_id",
+            ),
+            (
+                "bad email",
+                Box::new(|r| r.customer_email = Some("nobody".into())),
+                "customer_email",
+            ),
             ("zero seats", Box::new(|r| r.seats = Some(0)), "seats"),
-            ("bad time", Box::new(|r| r.purchased_at = Some("soon".into())), "purchased_at"),
-            ("bad expiry", Box::new(|r| r.expires_at = Some("never".into())), "expires_at"),
+            (
+                "bad time",
+                Box::new(|r| r.purchased_at = Some("soon".into())),
+                "purchased_at",
+            ),
+            (
+                "bad expiry",
+                Box::new(|r| r.expires_at = Some("never".into())),
+                "expires_at",
+            ),
             (
                 "bad entitlement",
                 Box::new(|r| r.entitlements = Some(vec!["has space".into()])),
@@ -520,7 +560,10 @@ mod tests {
     fn the_same_request_hashes_the_same_and_another_differently() {
         let a = mint(request("o-1"), "2026-01-01T00:00:00Z").unwrap();
         let b = mint(request("o-1"), "2026-02-01T00:00:00Z").unwrap();
-        assert_eq!(a.request_hash, b.request_hash, "time of the call does not matter");
+        assert_eq!(
+            a.request_hash, b.request_hash,
+            "time of the call does not matter"
+        );
         let mut other = request("o-1");
         other.seats = Some(5);
         let c = mint(other, "2026-01-01T00:00:00Z").unwrap();
@@ -528,7 +571,9 @@ mod tests {
     }
 
     fn license(status: LicenseStatus) -> License {
-        let mut l = mint(request("o-1"), "2026-01-01T00:00:00Z").unwrap().license;
+        let mut l = mint(request("o-1"), "2026-01-01T00:00:00Z")
+            .unwrap()
+            .license;
         l.status = status;
         l
     }
@@ -600,7 +645,10 @@ mod tests {
         let l = license(LicenseStatus::Revoked);
         assert!(matches!(
             l.renew(None, at("2026-02-01T00:00:00Z")),
-            Err(DomainError::InvalidTransition { action: "renew", .. })
+            Err(DomainError::InvalidTransition {
+                action: "renew",
+                ..
+            })
         ));
     }
 }

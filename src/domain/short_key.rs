@@ -81,7 +81,9 @@ impl ShortKey {
         if check_value(data) != check[0] {
             return None;
         }
-        Some(Self(values.iter().map(|&v| char::from(ALPHABET[v])).collect()))
+        Some(Self(
+            values.iter().map(|&v| char::from(ALPHABET[v])).collect(),
+        ))
     }
 
     /// The 25 characters without dashes: what gets hashed and looked up.
@@ -114,7 +116,8 @@ mod tests {
 
     fn sample() -> ShortKey {
         ShortKey::from_bytes(&[
-            0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32,
+            0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54,
+            0x32,
         ])
     }
 
@@ -177,7 +180,10 @@ mod tests {
             ("empty", ""),
             ("too short", "048MA-SW9NF"),
             ("too long", "048MA-SW9NF-7ZZQ5-TK1V1-MCJ3K-00000"),
-            ("letter U is not in the alphabet", "U48MA-SW9NF-7ZZQ5-TK1V1-MCJ3K"),
+            (
+                "letter U is not in the alphabet",
+                "U48MA-SW9NF-7ZZQ5-TK1V1-MCJ3K",
+            ),
             ("non ascii", "é48MA-SW9NF-7ZZQ5-TK1V1-MCJ3K"),
         ] {
             assert_eq!(ShortKey::parse(input), None, "{case}");

@@ -52,7 +52,10 @@ impl TokenSecret {
     pub fn generate() -> Self {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
-        Self(format!("kc_{}", crockford_encode(&bytes, 52).to_ascii_lowercase()))
+        Self(format!(
+            "kc_{}",
+            crockford_encode(&bytes, 52).to_ascii_lowercase()
+        ))
     }
 
     /// Wraps what a client presented.
@@ -133,7 +136,8 @@ impl ApiToken {
 /// Checks a token name: 1 to 100 printable characters.
 pub fn parse_token_name(s: &str) -> Option<String> {
     let s = s.trim();
-    ((1..=100).contains(&s.chars().count()) && !s.chars().any(char::is_control)).then(|| s.to_owned())
+    ((1..=100).contains(&s.chars().count()) && !s.chars().any(char::is_control))
+        .then(|| s.to_owned())
 }
 
 #[cfg(test)]

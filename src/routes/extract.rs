@@ -24,7 +24,8 @@ pub struct OptionalJsonBody<T>(pub T);
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
-    de.end().map_err(|e| ApiError::InvalidJson(strip_position(&e)))?;
+    de.end()
+        .map_err(|e| ApiError::InvalidJson(strip_position(&e)))?;
     Ok(value)
 }
 
@@ -46,12 +47,18 @@ fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let inner = e.into_inner();
     if matches!(
         inner.classify(),
-        serde_json::error::Category::Syntax | serde_json::error::Category::Eof | serde_json::error::Category::Io
+        serde_json::error::Category::Syntax
+            | serde_json::error::Category::Eof
+            | serde_json::error::Category::Io
     ) {
         return ApiError::InvalidJson(strip_position(&inner));
     }
     let message = strip_position(&inner);
-    let prefix = if path == "." { String::new() } else { format!("{path}.") };
+    let prefix = if path == "." {
+        String::new()
+    } else {
+        format!("{path}.")
+    };
     if let Some(name) = message
         .strip_prefix("missing field `")
         .and_then(|rest| rest.split('`').next())
@@ -62,10 +69,9 @@ fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
         .strip_prefix("unknown field `")
         .and_then(|rest| rest.split('`').next())
     {
-        return ApiError::BadField {
-            field: format!("{prefix}{name}"),
-            message,
-        };
+        // The path already ends at the unknown field.
+        let field = if path == "." { name.to_owned() } else { path };
+        return ApiError::BadField { field, message };
     }
     ApiError::BadField {
         field: if path == "." { "body".to_owned() } else { path },
@@ -75,8 +81,16 @@ fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
 
 fn is_json(req: &HttpRequest) -> Option<bool> {
     let ct = req.headers().get(header::CONTENT_TYPE)?;
-    let mime = ct.to_str().ok()?.split(';').next()?.trim().to_ascii_lowercase();
-    Some(mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")))
+    let mime = ct
+        .to_str()
+        .ok()?
+        .split(';')
+        .next()?
+        .trim()
+        .to_ascii_lowercase();
+    Some(
+        mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")),
+    )
 }
 
 async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<Vec<u8>, ApiError> {
@@ -90,7 +104,8 @@ async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<Vec<u8>, A
     }
     let mut body = Vec::with_capacity(declared.unwrap_or(0));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| ApiError::InvalidJson("the body could not be read".into()))?;
+        let chunk =
+            chunk.map_err(|_| ApiError::InvalidJson("the body could not be read".into()))?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
         }
@@ -158,13 +173,43 @@ mod tests {
     fn each_kind_of_bad_body_gets_its_code_and_field() {
         for (case, body, code, field) in [
             ("not json", "{nope", "invalid_json", None),
-            ("trailing garbage", r#"{"name":"a","n":1} x"#, "invalid_json", None),
-            ("missing field", r#"{"name":"a"}"#, "missing_field", Some("n")),
-            ("wrong type", r#"{"name":"a","n":"one"}"#, "invalid_field", Some("n")),
-            ("unknown field", r#"{"name":"a","n":1,"m":2}"#, "invalid_field", Some("m")),
-            ("nested", r#"{"name":"a","n":1,"inner":{"x":300}}"#, "invalid_field", Some("inner.x")),
-            ("nested missing", r#"{"name":"a","n":1,"inner":{}}"#, "missing_field", Some("inner.x")),
-            ("not an object", "[1]", "invalid_field", Some("body")),
+            (
+                "trailing garbage",
+                r#"{"name":"a","n":1} x"#,
+                "invalid_json",
+                None,
+            ),
+            (
+                "missing field",
+                r#"{"name":"a"}"#,
+                "missing_field",
+                Some("n"),
+            ),
+            (
+                "wrong type",
+                r#"{"name":"a","n":"one"}"#,
+                "invalid_field",
+                Some("n"),
+            ),
+            (
+                "unknown field",
+                r#"{"name":"a","n":1,"m":2}"#,
+                "invalid_field",
+                Some("m"),
+            ),
+            (
+                "nested",
+                r#"{"name":"a","n":1,"inner":{"x":300}}"#,
+                "invalid_field",
+                Some("inner.x"),
+            ),
+            (
+                "nested missing",
+                r#"{"name":"a","n":1,"inner":{}}"#,
+                "missing_field",
+                Some("inner.x"),
+            ),
+            ("not an object", r#""text""#, "invalid_field", Some("body")),
         ] {
             let err = parse_json::<Req>(body.as_bytes()).unwrap_err();
             assert_eq!(err.code(), code, "{case}: {err}");

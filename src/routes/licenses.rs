@@ -32,7 +32,11 @@ pub async fn mint(
 ) -> Result<HttpResponse, ApiError> {
     let actor = caller.require(&[Role::Vendor])?;
     let minted = state.mint(req, actor, time::now()).await?;
-    let status = if minted.created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if minted.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok(HttpResponse::build(status).json(minted_json(&minted)))
 }
 
@@ -56,8 +60,15 @@ pub async fn mint_batch(
     if req.licenses.len() > MAX_BATCH {
         return Err(ApiError::BatchTooLarge(MAX_BATCH));
     }
-    let items = req.licenses.into_iter().map(from_value::<MintRequest>).collect();
-    let results = state.into_inner().mint_batch(items, actor, time::now()).await?;
+    let items = req
+        .licenses
+        .into_iter()
+        .map(from_value::<MintRequest>)
+        .collect();
+    let results = state
+        .into_inner()
+        .mint_batch(items, actor, time::now())
+        .await?;
     let results: Vec<Value> = results
         .iter()
         .enumerate()
@@ -120,9 +131,11 @@ pub async fn list(
     let q = query.into_inner();
     let lookup = match (&q.order_id, &q.email, &q.key) {
         (Some(o), None, None) => Some(LicenseLookup::OrderId(o.trim().to_owned())),
-        (None, Some(e), None) => Some(LicenseLookup::Email(
-            parse_email(e).map_err(|_| ApiError::InvalidQuery("email: not an email address".into()))?,
-        )),
+        (None, Some(e), None) => {
+            Some(LicenseLookup::Email(parse_email(e).map_err(|_| {
+                ApiError::InvalidQuery("email: not an email address".into())
+            })?))
+        }
         (None, None, Some(k)) => match LicenseKey::parse(k) {
             Some(key) => Some(LicenseLookup::KeyHash(key.hash())),
             // A malformed key matches nothing, like an unknown one.
@@ -147,8 +160,9 @@ pub async fn list(
         .status
         .as_deref()
         .map(|s| {
-            LicenseStatus::parse(s)
-                .ok_or_else(|| ApiError::InvalidQuery(format!("status: `{s}` is not a license status")))
+            LicenseStatus::parse(s).ok_or_else(|| {
+                ApiError::InvalidQuery(format!("status: `{s}` is not a license status"))
+            })
         })
         .transpose()?;
     let items = state
@@ -192,8 +206,14 @@ pub async fn act(
     };
     let actor = caller.require(&[Role::Vendor])?;
     let id = license_id(&id)?;
-    if body.reason.as_ref().is_some_and(|r| r.chars().count() > MAX_REASON_CHARS) {
-        return Err(DomainError::field("reason", format!("at most {MAX_REASON_CHARS} characters")).into());
+    if body
+        .reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > MAX_REASON_CHARS)
+    {
+        return Err(
+            DomainError::field("reason", format!("at most {MAX_REASON_CHARS} characters")).into(),
+        );
     }
     let now = time::now();
     let license = match action {
@@ -201,7 +221,10 @@ pub async fn act(
             if body.days.is_some() {
                 return Err(DomainError::field("days", "only renew takes days").into());
             }
-            state.store.transition(id, action, body.reason, actor, now).await?
+            state
+                .store
+                .transition(id, action, body.reason, actor, now)
+                .await?
         }
         None => state.store.renew(id, body.days, actor, now).await?,
     };

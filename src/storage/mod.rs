@@ -114,7 +114,7 @@ pub trait Storage: Send + Sync + 'static {
     /// Licenses matching a filter.
     async fn find_licenses(&self, lookup: LicenseLookup) -> Result<Vec<License>, StorageError>;
 
-    /// A page of licenses in creation order.
+    /// A page of licenses in the order they were stored.
     async fn list_licenses(&self, page: LicensePage) -> Result<Vec<License>, StorageError>;
 
     /// Suspend, reinstate, revoke or refund.

@@ -20,8 +20,8 @@ use serde::Serialize;
 use crate::domain::short_key::{ShortKey, SHORT_KEY_BYTES};
 use crate::domain::time::{self, Timestamp};
 use crate::token::claims::Footer;
-use crate::token::paseto::{self, TokenError};
 use crate::token::paserk;
+use crate::token::paseto::{self, TokenError};
 
 /// Why the keys directory could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +125,11 @@ pub fn kid_of(public: &VerifyingKey) -> String {
 
 fn file_stem(created: Timestamp, kid: &str) -> String {
     let body = kid.trim_start_matches(paserk::PID_PREFIX);
-    format!("key-{}-{}", created.timestamp(), &body[..body.len().min(12)])
+    format!(
+        "key-{}-{}",
+        created.timestamp(),
+        &body[..body.len().min(12)]
+    )
 }
 
 /// Creates `dir` (mode 0700) if it does not exist.
@@ -184,7 +188,8 @@ impl Keyring {
                 reason,
             };
             let bytes = paserk::parse_public(&text).ok_or_else(|| bad("not k4.public"))?;
-            let public = VerifyingKey::from_bytes(&bytes).map_err(|_| bad("not an Ed25519 point"))?;
+            let public =
+                VerifyingKey::from_bytes(&bytes).map_err(|_| bad("not an Ed25519 point"))?;
             let created = public_path
                 .file_stem()
                 .and_then(|s| s.to_str())
@@ -207,7 +212,11 @@ impl Keyring {
             });
         }
         keys.sort_by_key(|k| k.created);
-        if let Some(newest) = keys.iter_mut().rev().find(|k| k.secret.is_some() || !with_secrets) {
+        if let Some(newest) = keys
+            .iter_mut()
+            .rev()
+            .find(|k| k.secret.is_some() || !with_secrets)
+        {
             newest.status = KeyStatus::Active;
         }
         Ok(Self { keys })
@@ -236,7 +245,9 @@ impl Keyring {
         seed.copy_from_slice(&bytes[..32]);
         let key = SigningKey::from_bytes(&seed);
         if key.verifying_key().as_bytes()[..] != bytes[32..] || key.verifying_key() != *public {
-            return Err(bad("the secret does not belong to the public key beside it"));
+            return Err(bad(
+                "the secret does not belong to the public key beside it",
+            ));
         }
         Ok(Some(key))
     }
@@ -389,7 +400,10 @@ mod tests {
             .filter_map(Result::ok)
             .find(|e| e.path().extension().is_some_and(|x| x == "secret"))
             .unwrap();
-        assert_eq!(secret.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            secret.metadata().unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]

@@ -25,7 +25,10 @@ pub fn pid(key: &[u8]) -> Option<String> {
     let mut h = Blake2b::<U33>::new();
     h.update(PID_PREFIX.as_bytes());
     h.update(paserk.as_bytes());
-    Some(format!("{PID_PREFIX}{}", URL_SAFE_NO_PAD.encode(h.finalize())))
+    Some(format!(
+        "{PID_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(h.finalize())
+    ))
 }
 
 /// `k4.secret.` + base64url(seed || public key), for a 64-byte secret key.
@@ -34,7 +37,9 @@ pub fn secret(key: &[u8]) -> Option<String> {
 }
 
 fn decode(s: &str, prefix: &str, len: usize) -> Option<Vec<u8>> {
-    let bytes = URL_SAFE_NO_PAD.decode(s.trim().strip_prefix(prefix)?).ok()?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(s.trim().strip_prefix(prefix)?)
+        .ok()?;
     (bytes.len() == len).then_some(bytes)
 }
 

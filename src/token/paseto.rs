@@ -50,7 +50,8 @@ pub fn sign(key: &SigningKey, payload: &[u8], footer: &[u8], implicit: &[u8]) ->
     let mut body = Vec::with_capacity(payload.len() + SIGNATURE_LENGTH);
     body.extend_from_slice(payload);
     body.extend_from_slice(&sig.to_bytes());
-    let mut token = String::with_capacity(HEADER.len() + body.len() * 4 / 3 + footer.len() * 4 / 3 + 4);
+    let mut token =
+        String::with_capacity(HEADER.len() + body.len() * 4 / 3 + footer.len() * 4 / 3 + 4);
     token.push_str(HEADER);
     URL_SAFE_NO_PAD.encode_string(&body, &mut token);
     if !footer.is_empty() {
@@ -84,7 +85,9 @@ pub fn split(token: &str) -> Result<Unverified, TokenError> {
         return Err(TokenError::Malformed);
     }
     let footer = match footer_b64 {
-        Some(f) => URL_SAFE_NO_PAD.decode(f).map_err(|_| TokenError::Malformed)?,
+        Some(f) => URL_SAFE_NO_PAD
+            .decode(f)
+            .map_err(|_| TokenError::Malformed)?,
         None => Vec::new(),
     };
     Ok(Unverified { body, footer })

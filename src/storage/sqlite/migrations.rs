@@ -25,8 +25,8 @@ CREATE TABLE licenses (
     updated_at      INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX licenses_by_email ON licenses (customer_email);
-CREATE INDEX licenses_by_status ON licenses (status, id);
-CREATE INDEX licenses_by_product ON licenses (product, id);
+CREATE INDEX licenses_by_status ON licenses (status);
+CREATE INDEX licenses_by_product ON licenses (product);
 
 CREATE TABLE license_keys (
     key_hash    BLOB PRIMARY KEY,
@@ -100,7 +100,11 @@ pub fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
             known: CURRENT_VERSION,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
@@ -118,14 +122,17 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn).unwrap();
         migrate(&mut conn).unwrap();
-        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(v, CURRENT_VERSION);
     }
 
     #[test]
     fn a_newer_database_is_refused() {
         let mut conn = Connection::open_in_memory().unwrap();
-        conn.pragma_update(None, "user_version", CURRENT_VERSION + 1).unwrap();
+        conn.pragma_update(None, "user_version", CURRENT_VERSION + 1)
+            .unwrap();
         assert!(matches!(
             migrate(&mut conn),
             Err(MigrationError::TooNew { .. })

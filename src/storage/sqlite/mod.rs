@@ -17,8 +17,7 @@ use crate::domain::time::{self, Timestamp};
 use crate::domain::token::{ApiToken, NewApiToken, Role};
 use crate::domain::DomainError;
 use crate::storage::{
-    IssuedKey, KnownKey, LicenseLookup, LicensePage, MintOutcome, Storage, StorageError,
-    StoredKey,
+    IssuedKey, KnownKey, LicenseLookup, LicensePage, MintOutcome, Storage, StorageError, StoredKey,
 };
 
 pub use migrations::{MigrationError, CURRENT_VERSION};
@@ -137,7 +136,8 @@ fn license_from_row(r: &Row<'_>) -> rusqlite::Result<License> {
         activate_by: r.get::<_, Option<i64>>(5)?.map(time::from_unix),
         expires_at: r.get::<_, Option<i64>>(6)?.map(time::from_unix),
         duration_days: r.get(7)?,
-        duration_from: DurationFrom::parse(&duration_from).ok_or_else(|| corrupt("duration_from"))?,
+        duration_from: DurationFrom::parse(&duration_from)
+            .ok_or_else(|| corrupt("duration_from"))?,
         extra_days: r.get(9)?,
         seats: r.get(10)?,
         entitlements: serde_json::from_str(&entitlements).map_err(|_| corrupt("entitlements"))?,
@@ -168,7 +168,9 @@ const TOKEN_COLUMNS: &str = "id, role, name, prefix, created_at, revoked_at";
 
 fn load_license(conn: &Connection, id: &str) -> Result<Option<License>, StorageError> {
     Ok(conn
-        .prepare_cached(&format!("SELECT {LICENSE_COLUMNS} FROM licenses WHERE id = ?1"))?
+        .prepare_cached(&format!(
+            "SELECT {LICENSE_COLUMNS} FROM licenses WHERE id = ?1"
+        ))?
         .query_row([id], license_from_row)
         .optional()?)
 }
@@ -264,10 +266,7 @@ fn mint_one(
     Ok(MintOutcome::Created(l.clone()))
 }
 
-fn update_license_state(
-    ctx: &WriteCtx<'_>,
-    l: &License,
-) -> Result<(), StorageError> {
+fn update_license_state(ctx: &WriteCtx<'_>, l: &License) -> Result<(), StorageError> {
     ctx.conn
         .prepare_cached(
             "UPDATE licenses SET status = ?2, expires_at = ?3, extra_days = ?4, updated_at = ?5
@@ -353,7 +352,7 @@ impl Storage for SqliteStore {
                 LicenseLookup::Email(e) => (
                     format!(
                         "SELECT {LICENSE_COLUMNS} FROM licenses WHERE customer_email = ?1
-                         ORDER BY id LIMIT 100"
+                         ORDER BY rowid LIMIT 100"
                     ),
                     e.into(),
                 ),
@@ -377,8 +376,8 @@ impl Storage for SqliteStore {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {LICENSE_COLUMNS} FROM licenses
                  WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR product = ?2)
-                   AND (?3 IS NULL OR id > ?3)
-                 ORDER BY id LIMIT ?4"
+                   AND (?3 IS NULL OR rowid > (SELECT rowid FROM licenses WHERE id = ?3))
+                 ORDER BY rowid LIMIT ?4"
             ))?;
             let rows = stmt.query_map(
                 params![
@@ -497,8 +496,9 @@ impl Storage for SqliteStore {
 
     async fn tokens(&self) -> Result<Vec<ApiToken>, StorageError> {
         self.read(|c| {
-            let mut stmt =
-                c.prepare_cached(&format!("SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY id"))?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY id"
+            ))?;
             let rows = stmt.query_map([], token_from_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
@@ -560,8 +560,9 @@ impl Storage for SqliteStore {
 
     async fn known_keys(&self) -> Result<Vec<KnownKey>, StorageError> {
         self.read(|c| {
-            let mut stmt =
-                c.prepare_cached("SELECT kid, public_key FROM signing_keys ORDER BY first_seen, kid")?;
+            let mut stmt = c.prepare_cached(
+                "SELECT kid, public_key FROM signing_keys ORDER BY first_seen, kid",
+            )?;
             let rows = stmt.query_map([], |r| {
                 Ok(KnownKey {
                     kid: r.get(0)?,

@@ -1,0 +1,15 @@
+//! keyclerk's integration tests: one binary, real servers on port 0, real HTTP.
+#![allow(
+    clippy::unwrap_used,
+    reason = "tests fail loudly on the first surprise"
+)]
+
+mod auth;
+mod cli;
+mod errors;
+mod helpers;
+mod interop;
+mod keys;
+mod lifecycle;
+mod mint;
+mod vectors;
