@@ -137,7 +137,6 @@ fn init_logging(level: &str, serving: bool) {
     let default = if serving { level } else { "warn" };
     env_logger::Builder::new()
         .parse_filters(default)
-        .parse_env("KEYCLERK_LOG_FILTER")
         .format_target(false)
         .init();
 }

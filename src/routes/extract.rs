@@ -11,10 +11,12 @@ use crate::error::ApiError;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest batch body: a thousand licenses with emails and metadata do not fit in 64 KiB.
+pub const MAX_BATCH_BODY_BYTES: usize = 2 * 1024 * 1024;
 
-/// A JSON body parsed into `T`; errors name the offending field.
+/// A JSON body of at most `LIMIT` bytes parsed into `T`; errors name the offending field.
 #[derive(Debug)]
-pub struct JsonBody<T>(pub T);
+pub struct JsonBody<T, const LIMIT: usize = MAX_BODY_BYTES>(pub T);
 
 /// Like [`JsonBody`], but an empty body without a content type gives `T::default()`.
 #[derive(Debug)]
@@ -93,28 +95,32 @@ fn is_json(req: &HttpRequest) -> Option<bool> {
     )
 }
 
-async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<Vec<u8>, ApiError> {
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: Payload,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge(limit));
     }
     let mut body = Vec::with_capacity(declared.unwrap_or(0));
     while let Some(chunk) = payload.next().await {
         let chunk =
             chunk.map_err(|_| ApiError::InvalidJson("the body could not be read".into()))?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
 }
 
-impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+impl<T: DeserializeOwned + 'static, const LIMIT: usize> FromRequest for JsonBody<T, LIMIT> {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
@@ -125,7 +131,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             if is_json(&req) != Some(true) {
                 return Err(ApiError::UnsupportedMediaType);
             }
-            let body = read_body(&req, payload).await?;
+            let body = read_body(&req, payload, LIMIT).await?;
             parse_json(&body).map(JsonBody)
         })
     }
@@ -140,7 +146,7 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJsonBody<T
         let payload = payload.take();
         Box::pin(async move {
             let json = is_json(&req);
-            let body = read_body(&req, payload).await?;
+            let body = read_body(&req, payload, MAX_BODY_BYTES).await?;
             match json {
                 None if body.is_empty() => Ok(OptionalJsonBody(T::default())),
                 Some(true) => parse_json(&body).map(OptionalJsonBody),

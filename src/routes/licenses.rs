@@ -13,7 +13,7 @@ use crate::domain::token::Role;
 use crate::domain::DomainError;
 use crate::error::ApiError;
 use crate::routes::auth::Caller;
-use crate::routes::extract::{from_value, JsonBody, OptionalJsonBody};
+use crate::routes::extract::{from_value, JsonBody, OptionalJsonBody, MAX_BATCH_BODY_BYTES};
 use crate::service::{AppState, Minted, MAX_BATCH};
 use crate::storage::{LicenseLookup, LicensePage};
 
@@ -51,7 +51,7 @@ pub struct BatchRequest {
 pub async fn mint_batch(
     state: web::Data<AppState>,
     caller: Caller,
-    JsonBody(req): JsonBody<BatchRequest>,
+    JsonBody(req): JsonBody<BatchRequest, MAX_BATCH_BODY_BYTES>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = caller.require(&[Role::Vendor])?;
     if req.licenses.is_empty() {

@@ -255,6 +255,13 @@ impl Keyring {
     /// Writes a new random key into `dir`; it becomes the active one.
     pub fn generate_into(dir: &Path, now: Timestamp) -> Result<String, KeyError> {
         ensure_dir(dir)?;
+        // Creation times order the keys: a key made within the same second as the
+        // newest one is dated a second later, so "newest" is never a tie.
+        let newest = Self::load_public(dir)?.keys.iter().map(|k| k.created).max();
+        let now = match newest {
+            Some(n) if n >= now => time::from_unix(n.timestamp() + 1),
+            _ => now,
+        };
         let mut seed = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut seed);
         let key = SigningKey::from_bytes(&seed);
@@ -412,7 +419,7 @@ mod tests {
         let first = Keyring::init(dir.path(), time::from_unix(1000)).unwrap();
         let ring = Keyring::load(dir.path()).unwrap();
         let old_token = ring.sign_with(&first, b"{}").unwrap();
-        let second = Keyring::generate_into(dir.path(), time::from_unix(2000)).unwrap();
+        let second = Keyring::generate_into(dir.path(), time::from_unix(1000)).unwrap();
         let ring = Keyring::load(dir.path()).unwrap();
         assert_eq!(ring.active().unwrap().kid, second);
         assert_eq!(ring.get(&first).unwrap().status, KeyStatus::Retired);

@@ -290,3 +290,21 @@ fn a_batch_of_a_thousand_is_accepted_and_empty_or_larger_batches_are_refused() {
         )
         .expect_problem(400, "batch_too_large");
 }
+
+#[test]
+fn a_batch_body_may_exceed_64_kib_but_a_single_mint_may_not() {
+    let server = TestServer::start();
+    let items: Vec<_> = (0..400)
+        .map(|i| {
+            json!({"product": "photo-pro", "order_id": format!("BIG-{i}"),
+                   "customer_email": format!("customer-{i}@example.com"),
+                   "metadata": {"note": "x".repeat(120)}})
+        })
+        .collect();
+    let body = json!({ "licenses": items });
+    assert!(body.to_string().len() > 64 * 1024);
+    let results = server
+        .post("/v1/licenses/batch", Some(&server.admin), &body)
+        .expect(200);
+    assert_eq!(results["results"].as_array().unwrap().len(), 400);
+}
