@@ -1,6 +1,6 @@
 //! Embedded, numbered migrations; `PRAGMA user_version` records how far a database is.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 /// Migration `n` (1-based) is `MIGRATIONS[n - 1]`; each runs in one transaction.
 const MIGRATIONS: &[&str] = &[r#"
@@ -92,25 +92,28 @@ pub enum MigrationError {
 }
 
 /// Brings the database up to [`CURRENT_VERSION`]; refuses a newer one.
+///
+/// Each step reads the version inside an immediate (write-locked) transaction, so two
+/// processes opening a new database at once (the server and a CLI command) cannot
+/// both apply the same migration.
 pub fn migrate(conn: &mut Connection) -> Result<(), MigrationError> {
-    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if found > CURRENT_VERSION {
-        return Err(MigrationError::TooNew {
-            found,
-            known: CURRENT_VERSION,
-        });
-    }
-    for (i, sql) in MIGRATIONS
-        .iter()
-        .enumerate()
-        .skip(usize::try_from(found).unwrap_or(0))
-    {
-        let tx = conn.transaction()?;
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if found > CURRENT_VERSION {
+            return Err(MigrationError::TooNew {
+                found,
+                known: CURRENT_VERSION,
+            });
+        }
+        let Some(sql) = usize::try_from(found).ok().and_then(|i| MIGRATIONS.get(i)) else {
+            tx.commit()?;
+            return Ok(());
+        };
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.pragma_update(None, "user_version", found + 1)?;
         tx.commit()?;
     }
-    Ok(())
 }
 
 #[cfg(test)]
