@@ -3,6 +3,7 @@
 //! Nothing here touches the network, the database or the clock: every rule that
 //! depends on time takes `now` as an argument.
 
+pub mod activation;
 pub mod audit;
 pub mod ids;
 pub mod key;

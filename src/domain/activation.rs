@@ -1,0 +1,371 @@
+//! Activations: which machine may take a seat, when, and for how long its
+//! certificate lives. Every rule takes `now`.
+
+use serde::Serialize;
+
+use crate::domain::license::{License, LicenseStatus};
+use crate::domain::product::DurationFrom;
+use crate::domain::time::{self, plus_days, Timestamp};
+
+/// Longest fingerprint accepted (the app should send a hash of its machine id).
+pub const MAX_FINGERPRINT_CHARS: usize = 256;
+
+/// An app's machine fingerprint: 1 to 256 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    /// Reads a fingerprint (trimmed); `None` when empty, too long or with control characters.
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        let n = s.chars().count();
+        ((1..=MAX_FINGERPRINT_CHARS).contains(&n) && !s.chars().any(char::is_control))
+            .then(|| Self(s.to_owned()))
+    }
+
+    /// The fingerprint text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why a license may not be used by a machine right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Suspended by the vendor.
+    #[error("the license is suspended")]
+    Suspended,
+    /// Revoked or refunded.
+    #[error("the license was revoked")]
+    Revoked,
+    /// Replaced by another license.
+    #[error("the license was replaced by another one")]
+    Superseded,
+    /// Waiting for the vendor to confirm a payment.
+    #[error("the license waits for a payment")]
+    PendingPayment,
+    /// Past its expiry.
+    #[error("the license has expired")]
+    Expired,
+    /// Never activated and past its activation deadline.
+    #[error("the activation window of this license has closed")]
+    WindowClosed,
+    /// Every seat is taken.
+    #[error("every seat of this license is taken")]
+    SeatLimitReached,
+}
+
+impl Refusal {
+    /// The code of the HTTP error (`license_suspended`, ...).
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Suspended => "license_suspended",
+            Self::Revoked => "license_revoked",
+            Self::Superseded => "license_superseded",
+            Self::PendingPayment => "license_pending_payment",
+            Self::Expired => "license_expired",
+            Self::WindowClosed => "activation_window_closed",
+            Self::SeatLimitReached => "seat_limit_reached",
+        }
+    }
+
+    /// The code `POST /v1/validate` answers with (`SUSPENDED`, ...).
+    pub fn validation_code(self) -> &'static str {
+        match self {
+            Self::Suspended => "SUSPENDED",
+            Self::Revoked => "REVOKED",
+            Self::Superseded => "SUPERSEDED",
+            Self::PendingPayment => "PENDING_PAYMENT",
+            Self::Expired => "EXPIRED",
+            Self::WindowClosed => "ACTIVATION_WINDOW_CLOSED",
+            Self::SeatLimitReached => "NOT_ACTIVATED",
+        }
+    }
+}
+
+fn status_refusal(status: LicenseStatus) -> Option<Refusal> {
+    match status {
+        LicenseStatus::Active => None,
+        LicenseStatus::Suspended => Some(Refusal::Suspended),
+        LicenseStatus::Revoked | LicenseStatus::Refunded => Some(Refusal::Revoked),
+        LicenseStatus::Superseded => Some(Refusal::Superseded),
+        LicenseStatus::PendingPayment => Some(Refusal::PendingPayment),
+    }
+}
+
+/// What the seat count looks like when a machine asks to activate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeatUse {
+    /// Machines holding a seat now.
+    pub active: u32,
+    /// Whether this machine already holds one of them.
+    pub this_machine_holds_one: bool,
+    /// Whether the license was ever activated on any machine.
+    pub ever_activated: bool,
+}
+
+/// What an allowed activation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// The machine already holds a seat: a fresh certificate, no new seat.
+    Refresh,
+    /// A new seat; `expires_at` is set when this is the first activation of a
+    /// license whose duration counts from activation.
+    NewSeat {
+        /// The expiry to store, if it starts now.
+        starts_expiry: Option<Timestamp>,
+    },
+}
+
+impl License {
+    /// Whether a machine may activate (or refresh) at `now`.
+    ///
+    /// A machine that holds a seat keeps refreshing after the window closes; the
+    /// window only guards a license that was never activated. An expired license
+    /// refuses both.
+    pub fn check_activation(&self, seats: SeatUse, now: Timestamp) -> Result<Grant, Refusal> {
+        if let Some(r) = status_refusal(self.status) {
+            return Err(r);
+        }
+        if self.is_expired(now) {
+            return Err(Refusal::Expired);
+        }
+        if seats.this_machine_holds_one {
+            return Ok(Grant::Refresh);
+        }
+        if !seats.ever_activated && self.activate_by.is_some_and(|by| now > by) {
+            return Err(Refusal::WindowClosed);
+        }
+        if seats.active >= self.seats {
+            return Err(Refusal::SeatLimitReached);
+        }
+        let starts_expiry = match (self.expires_at, self.duration_from, self.duration_days) {
+            (None, DurationFrom::Activation, Some(days)) => {
+                Some(plus_days(now, days.saturating_add(self.extra_days)))
+            }
+            _ => None,
+        };
+        Ok(Grant::NewSeat { starts_expiry })
+    }
+
+    /// Whether the license itself (not a machine) is usable at `now`.
+    pub fn usable(&self, ever_activated: bool, now: Timestamp) -> Result<(), Refusal> {
+        if let Some(r) = status_refusal(self.status) {
+            return Err(r);
+        }
+        if self.is_expired(now) {
+            return Err(Refusal::Expired);
+        }
+        if !ever_activated && self.activate_by.is_some_and(|by| now > by) {
+            return Err(Refusal::WindowClosed);
+        }
+        Ok(())
+    }
+}
+
+/// End of a certificate's life: the earlier of now + lease and the license's expiry
+/// plus the offline grace.
+pub fn certificate_expiry(
+    now: Timestamp,
+    lease_days: u32,
+    license_expires: Option<Timestamp>,
+    offline_grace_days: u32,
+) -> Timestamp {
+    let lease_end = plus_days(now, lease_days);
+    match license_expires {
+        Some(e) => lease_end.min(plus_days(e, offline_grace_days)),
+        None => lease_end,
+    }
+}
+
+/// Whether `count` deactivations in the last 30 days leave room for one more.
+pub fn may_deactivate(count_last_30_days: u32, limit: u32) -> bool {
+    count_last_30_days < limit
+}
+
+/// The start of the rolling 30-day window of the deactivation limit.
+pub fn churn_window_start(now: Timestamp) -> Timestamp {
+    time::from_unix(now.timestamp() - 30 * 86_400)
+}
+
+/// Whether a machine last seen at `last_seen` has lost its seat by `now`.
+pub fn seat_released(
+    last_seen: Timestamp,
+    release_after_days: Option<u32>,
+    now: Timestamp,
+) -> bool {
+    release_after_days.is_some_and(|d| plus_days(last_seen, d) <= now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::license::MintRequest;
+    use crate::domain::product::tests::photo_pro;
+    use crate::domain::time::parse;
+
+    fn at(s: &str) -> Timestamp {
+        parse(s).unwrap()
+    }
+
+    /// Photo Pro bought on 2026-01-01: 3 seats, 90-day window, a year from activation.
+    fn license() -> License {
+        let req: MintRequest = serde_json::from_value(serde_json::json!({
+            "product": "photo-pro", "order_id": "o-1", "purchased_at": "2026-01-01T00:00:00Z"
+        }))
+        .unwrap();
+        req.into_new_license(&photo_pro(), "lic_x".into(), at("2026-01-01T00:00:00Z"))
+            .unwrap()
+            .license
+    }
+
+    const FRESH: SeatUse = SeatUse {
+        active: 0,
+        this_machine_holds_one: false,
+        ever_activated: false,
+    };
+
+    #[test]
+    fn the_first_activation_inside_the_window_starts_the_year() {
+        let grant = license().check_activation(FRESH, at("2026-02-01T00:00:00Z"));
+        assert_eq!(
+            grant,
+            Ok(Grant::NewSeat {
+                starts_expiry: Some(at("2027-02-01T00:00:00Z"))
+            })
+        );
+    }
+
+    #[test]
+    fn a_first_activation_after_the_window_is_refused() {
+        let grant = license().check_activation(FRESH, at("2027-01-01T00:00:00Z"));
+        assert_eq!(grant, Err(Refusal::WindowClosed));
+    }
+
+    #[test]
+    fn a_machine_activated_in_time_keeps_refreshing_after_the_window() {
+        let mut l = license();
+        l.expires_at = Some(at("2027-02-01T00:00:00Z"));
+        let seats = SeatUse {
+            active: 1,
+            this_machine_holds_one: true,
+            ever_activated: true,
+        };
+        assert_eq!(
+            l.check_activation(seats, at("2026-06-01T00:00:00Z")),
+            Ok(Grant::Refresh)
+        );
+        let second = SeatUse {
+            this_machine_holds_one: false,
+            ..seats
+        };
+        assert!(
+            matches!(
+                l.check_activation(second, at("2026-06-01T00:00:00Z")),
+                Ok(Grant::NewSeat {
+                    starts_expiry: None
+                })
+            ),
+            "a claimed license may add machines after the window"
+        );
+    }
+
+    #[test]
+    fn an_expired_license_refuses_activation_and_refresh() {
+        let mut l = license();
+        l.expires_at = Some(at("2027-02-01T00:00:00Z"));
+        let seats = SeatUse {
+            active: 1,
+            this_machine_holds_one: true,
+            ever_activated: true,
+        };
+        assert_eq!(
+            l.check_activation(seats, at("2027-02-01T00:00:00Z")),
+            Err(Refusal::Expired)
+        );
+    }
+
+    #[test]
+    fn the_last_seat_goes_and_then_none_is_left() {
+        let seats = |active| SeatUse {
+            active,
+            this_machine_holds_one: false,
+            ever_activated: true,
+        };
+        let l = license();
+        assert!(l
+            .check_activation(seats(2), at("2026-02-01T00:00:00Z"))
+            .is_ok());
+        assert_eq!(
+            l.check_activation(seats(3), at("2026-02-01T00:00:00Z")),
+            Err(Refusal::SeatLimitReached)
+        );
+    }
+
+    #[test]
+    fn each_closed_status_refuses_with_its_own_code() {
+        for (status, code) in [
+            (LicenseStatus::Suspended, "license_suspended"),
+            (LicenseStatus::Revoked, "license_revoked"),
+            (LicenseStatus::Refunded, "license_revoked"),
+            (LicenseStatus::Superseded, "license_superseded"),
+            (LicenseStatus::PendingPayment, "license_pending_payment"),
+        ] {
+            let mut l = license();
+            l.status = status;
+            let r = l
+                .check_activation(FRESH, at("2026-02-01T00:00:00Z"))
+                .unwrap_err();
+            assert_eq!(r.code(), code, "{status}");
+        }
+    }
+
+    #[test]
+    fn banked_renewal_days_are_added_at_the_first_activation() {
+        let mut l = license();
+        l.extra_days = 30;
+        assert_eq!(
+            l.check_activation(FRESH, at("2026-02-01T00:00:00Z")),
+            Ok(Grant::NewSeat {
+                starts_expiry: Some(at("2027-03-03T00:00:00Z"))
+            })
+        );
+    }
+
+    #[test]
+    fn a_certificate_never_outlives_the_license_plus_grace() {
+        let now = at("2026-12-20T00:00:00Z");
+        assert_eq!(
+            certificate_expiry(now, 30, None, 7),
+            at("2027-01-19T00:00:00Z")
+        );
+        assert_eq!(
+            certificate_expiry(now, 30, Some(at("2027-01-01T00:00:00Z")), 7),
+            at("2027-01-08T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn fingerprints_are_bounded_and_printable() {
+        for (case, s, ok) in [
+            ("hash", "3f2a9c", true),
+            ("empty", "  ", false),
+            ("too long", &"a".repeat(257), false),
+            ("longest", &"a".repeat(256), true),
+            ("control", "ab\u{0}c", false),
+        ] {
+            assert_eq!(Fingerprint::parse(s).is_some(), ok, "{case}");
+        }
+    }
+
+    #[test]
+    fn churn_and_release_rules() {
+        assert!(may_deactivate(9, 10));
+        assert!(!may_deactivate(10, 10));
+        let seen = at("2026-01-01T00:00:00Z");
+        assert!(!seat_released(seen, None, at("2030-01-01T00:00:00Z")));
+        assert!(!seat_released(seen, Some(90), at("2026-03-31T00:00:00Z")));
+        assert!(seat_released(seen, Some(90), at("2026-04-01T00:00:00Z")));
+    }
+}
