@@ -4,6 +4,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::domain::activation::Refusal;
 use crate::domain::DomainError;
 use crate::storage::StorageError;
 
@@ -13,6 +14,9 @@ pub enum ApiError {
     /// A business rule refused the request.
     #[error(transparent)]
     Domain(#[from] DomainError),
+    /// A license refused a machine (window, status, expiry, seats).
+    #[error("{0}")]
+    Refused(#[from] Refusal),
     /// No `Authorization: Bearer` header.
     #[error("this endpoint needs an API token (Authorization: Bearer kc_...)")]
     MissingToken,
@@ -100,6 +104,7 @@ impl ApiError {
                 DomainError::TokenNotFound => "token_not_found",
                 DomainError::InvalidField { .. } => "invalid_field",
             },
+            Self::Refused(r) => r.code(),
             Self::MissingToken => "missing_token",
             Self::InvalidToken => "invalid_token",
             Self::TokenRevoked => "token_revoked",
@@ -159,6 +164,8 @@ impl ResponseError for ApiError {
                 }
                 DomainError::LicenseNotFound | DomainError::TokenNotFound => StatusCode::NOT_FOUND,
             },
+            Self::Refused(Refusal::SeatLimitReached) => StatusCode::CONFLICT,
+            Self::Refused(_) => StatusCode::FORBIDDEN,
             Self::MissingToken | Self::InvalidToken | Self::TokenRevoked => {
                 StatusCode::UNAUTHORIZED
             }

@@ -1,16 +1,23 @@
 //! Operations that combine the domain, the keyring and storage: what handlers call.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use serde::Deserialize;
+
+use crate::domain::activation::{certificate_expiry, Fingerprint};
 use crate::domain::audit::Actor;
 use crate::domain::ids::new_id;
+use crate::domain::key::LicenseKey;
 use crate::domain::license::{License, MintRequest};
 use crate::domain::product::{Catalog, KeyFormat};
+use crate::domain::time;
 use crate::domain::time::Timestamp;
 use crate::domain::DomainError;
 use crate::error::ApiError;
+use crate::storage::activation::{Activation, ActivationOutcome, NewActivation};
 use crate::storage::{IssuedKey, MintOutcome, Storage, StorageError, StoredKey};
-use crate::token::claims::LicenseClaims;
+use crate::token::claims::{ActivationClaims, LicenseClaims, ACTIVATION_KIND};
 use crate::token::Keyring;
 
 /// Everything a request needs, shared by all workers.
@@ -23,6 +30,50 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     /// The `iss` claim.
     pub issuer: String,
+    /// Per product: days after which an unseen machine's seat is freed.
+    pub release_policy: Arc<BTreeMap<String, u32>>,
+}
+
+/// Lease and grace used for a product that has left the catalog.
+const FALLBACK_LEASE_DAYS: u32 = 30;
+const FALLBACK_GRACE_DAYS: u32 = 7;
+
+/// An activation request from an app.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivationRequest {
+    /// The license key as the customer has it.
+    pub license_key: String,
+    /// The machine's fingerprint (a hash of its machine id).
+    pub fingerprint: String,
+    /// A name for the machine.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The platform (`windows`, `macos`, ...).
+    #[serde(default)]
+    pub platform: Option<String>,
+}
+
+/// A granted activation with its signed certificate.
+#[derive(Debug)]
+pub struct Activated {
+    /// True for a new seat, false for a refresh of a machine holding one.
+    pub created: bool,
+    /// The activation.
+    pub activation: Activation,
+    /// The PASETO certificate the app stores.
+    pub certificate: String,
+    /// The license as it stands now.
+    pub license: License,
+}
+
+fn short_text(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(v) if v.chars().count() > 100 || v.chars().any(char::is_control) => {
+            Err(DomainError::field(field, "at most 100 characters, no control characters").into())
+        }
+        other => Ok(other),
+    }
 }
 
 /// Largest batch of `POST /v1/licenses/batch`.
@@ -70,7 +121,7 @@ impl AppState {
                 (short.to_string(), String::new())
             }
         };
-        let hash = crate::domain::key::LicenseKey::parse(&key)
+        let hash = LicenseKey::parse(&key)
             .map(|k| k.hash())
             .ok_or_else(|| internal("issued an unparseable key"))?;
         Ok((
@@ -184,6 +235,89 @@ impl AppState {
                 },
             })
             .collect())
+    }
+
+    /// Activates a machine, or refreshes one that holds a seat, and signs its certificate.
+    pub async fn activate(
+        &self,
+        req: ActivationRequest,
+        now: Timestamp,
+    ) -> Result<Activated, ApiError> {
+        let fingerprint = Fingerprint::parse(&req.fingerprint).ok_or_else(|| {
+            DomainError::field(
+                "fingerprint",
+                "1 to 256 characters without control characters",
+            )
+        })?;
+        let name = short_text("name", req.name)?;
+        let platform = short_text("platform", req.platform)?;
+        // Unknown, malformed and forged keys all end here, alike.
+        let key = LicenseKey::parse(&req.license_key).ok_or(DomainError::LicenseNotFound)?;
+        let outcome = self
+            .store
+            .activate(
+                NewActivation {
+                    id: new_id("act", now),
+                    key_hash: key.hash(),
+                    fingerprint,
+                    name,
+                    platform,
+                    release_policy: Arc::clone(&self.release_policy),
+                },
+                now,
+            )
+            .await?;
+        let (license, activation, created) = match outcome {
+            ActivationOutcome::NotFound => return Err(DomainError::LicenseNotFound.into()),
+            ActivationOutcome::Refused(r) => return Err(ApiError::Refused(r)),
+            ActivationOutcome::Granted {
+                license,
+                activation,
+                created,
+            } => (*license, *activation, created),
+        };
+        let certificate = self.certificate(&license, &activation, now)?;
+        Ok(Activated {
+            created,
+            activation,
+            certificate,
+            license,
+        })
+    }
+
+    fn certificate(
+        &self,
+        license: &License,
+        activation: &Activation,
+        now: Timestamp,
+    ) -> Result<String, ApiError> {
+        let (lease, grace) = self
+            .catalog
+            .get(&license.product)
+            .map_or((FALLBACK_LEASE_DAYS, FALLBACK_GRACE_DAYS), |p| {
+                (p.spec.lease_days, p.spec.offline_grace_days)
+            });
+        let claims = ActivationClaims {
+            kind: ACTIVATION_KIND.to_owned(),
+            iss: self.issuer.clone(),
+            sub: activation.id.clone(),
+            license: license.id.clone(),
+            product: license.product.clone(),
+            fingerprint: activation.fingerprint.clone(),
+            iat: time::format(now),
+            exp: time::format(certificate_expiry(now, lease, license.expires_at, grace)),
+            license_expires: license.expires_at.map(time::format),
+            entitlements: license.entitlements.clone(),
+        };
+        let payload = serde_json::to_vec(&claims).map_err(|_| internal("certificate claims"))?;
+        let kid = &self
+            .keyring
+            .active()
+            .ok_or_else(|| internal("no active signing key"))?
+            .kid;
+        self.keyring
+            .sign_with(kid, &payload)
+            .ok_or_else(|| internal("active key cannot sign"))
     }
 
     /// A license and its current key.

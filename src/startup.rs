@@ -217,11 +217,17 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         .local_addr()
         .map_err(io(Path::new(&settings.listen)))?
         .port();
+    let catalog = settings.catalog();
+    let release_policy = catalog
+        .iter()
+        .filter_map(|p| Some((p.id.to_string(), p.spec.release_after_days?)))
+        .collect();
     let state = web::Data::new(AppState {
         store: Arc::new(store),
         keyring: Arc::new(ring),
-        catalog: Arc::new(settings.catalog()),
+        catalog: Arc::new(catalog),
         issuer: settings.issuer.clone(),
+        release_policy: Arc::new(release_policy),
     });
     let server = HttpServer::new(move || {
         App::new()

@@ -27,6 +27,8 @@ pub enum Actor {
     },
     /// The operator at the command line.
     Cli,
+    /// Whoever presented the license key (a customer's app).
+    LicenseKey,
     /// The server itself (start-up, policy).
     System,
 }

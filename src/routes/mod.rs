@@ -1,5 +1,6 @@
 //! HTTP handlers, one file per resource, and the route table.
 
+pub mod activations;
 pub mod auth;
 pub mod extract;
 pub mod health;
@@ -33,6 +34,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/readyz")
             .get(health::readyz)
+            .default_service(na()),
+    )
+    .service(
+        web::resource("/v1/activations")
+            .post(activations::activate)
             .default_service(na()),
     )
     .service(

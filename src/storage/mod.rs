@@ -1,5 +1,6 @@
 //! The storage boundary: domain operations, one implementation per engine.
 
+pub mod activation;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -9,6 +10,7 @@ use crate::domain::license::{Action, License, LicenseStatus, NewLicense};
 use crate::domain::time::Timestamp;
 use crate::domain::token::{ApiToken, NewApiToken};
 use crate::domain::DomainError;
+use crate::storage::activation::{ActivationOutcome, NewActivation};
 
 /// A storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +137,14 @@ pub trait Storage: Send + Sync + 'static {
         actor: Actor,
         now: Timestamp,
     ) -> Result<License, StorageError>;
+
+    /// Activates (or refreshes) a machine on the license whose key hashes to
+    /// `req.key_hash`; seats are counted in the same write transaction as the insert.
+    async fn activate(
+        &self,
+        req: NewActivation,
+        now: Timestamp,
+    ) -> Result<ActivationOutcome, StorageError>;
 
     /// Stores a new API token.
     async fn create_token(&self, new: NewApiToken, actor: Actor) -> Result<ApiToken, StorageError>;

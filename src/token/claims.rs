@@ -57,3 +57,32 @@ impl LicenseClaims {
         }
     }
 }
+
+/// The `kind` of activation certificate claims.
+pub const ACTIVATION_KIND: &str = "activation";
+
+/// Claims of an activation certificate (`kind: "activation"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivationClaims {
+    /// Always `"activation"`.
+    pub kind: String,
+    /// The issuer.
+    pub iss: String,
+    /// Activation id.
+    pub sub: String,
+    /// License id.
+    pub license: String,
+    /// Product slug.
+    pub product: String,
+    /// The machine's fingerprint.
+    pub fingerprint: String,
+    /// Issue time.
+    pub iat: String,
+    /// End of the lease: refresh before then.
+    pub exp: String,
+    /// The license's expiry, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license_expires: Option<String>,
+    /// Entitlements.
+    pub entitlements: Vec<String>,
+}

@@ -4,6 +4,7 @@
     reason = "tests fail loudly on the first surprise"
 )]
 
+mod activations;
 mod auth;
 mod cli;
 mod errors;

@@ -3,7 +3,8 @@
 use rusqlite::{Connection, TransactionBehavior};
 
 /// Migration `n` (1-based) is `MIGRATIONS[n - 1]`; each runs in one transaction.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE licenses (
     id              TEXT PRIMARY KEY,
     product         TEXT NOT NULL,
@@ -70,7 +71,28 @@ CREATE TABLE signing_keys (
     public_key  TEXT NOT NULL,
     first_seen  INTEGER NOT NULL
 ) STRICT;
-"#];
+"#,
+    r#"
+ALTER TABLE licenses ADD COLUMN first_presented_at INTEGER;
+ALTER TABLE licenses ADD COLUMN first_activated_at INTEGER;
+ALTER TABLE licenses ADD COLUMN last_seen_at INTEGER;
+
+CREATE TABLE activations (
+    id              TEXT PRIMARY KEY,
+    license_id      TEXT NOT NULL REFERENCES licenses (id),
+    fingerprint     TEXT NOT NULL,
+    name            TEXT,
+    platform        TEXT,
+    activated_at    INTEGER NOT NULL,
+    last_seen       INTEGER NOT NULL,
+    deactivated_at  INTEGER,
+    deactivated_by  TEXT
+) STRICT;
+CREATE UNIQUE INDEX activations_live ON activations (license_id, fingerprint)
+    WHERE deactivated_at IS NULL;
+CREATE INDEX activations_by_license ON activations (license_id, deactivated_at);
+"#,
+];
 
 /// The schema version this binary writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

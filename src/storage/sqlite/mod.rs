@@ -10,12 +10,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use crate::domain::activation::{Grant, SeatUse};
 use crate::domain::audit::{verify_chain, Actor, ChainError, Event, EventRecord, NewEvent};
 use crate::domain::license::{Action, License, LicenseStatus, NewLicense};
 use crate::domain::product::{DurationFrom, KeyFormat};
 use crate::domain::time::{self, Timestamp};
 use crate::domain::token::{ApiToken, NewApiToken, Role};
 use crate::domain::DomainError;
+use crate::storage::activation::{Activation, ActivationOutcome, NewActivation};
 use crate::storage::{
     IssuedKey, KnownKey, LicenseLookup, LicensePage, MintOutcome, Storage, StorageError, StoredKey,
 };
@@ -286,8 +288,197 @@ fn require_license(ctx: &WriteCtx<'_>, id: &str) -> Result<License, StorageError
     load_license(ctx.conn, id)?.ok_or(StorageError::Domain(DomainError::LicenseNotFound))
 }
 
+const ACTIVATION_COLUMNS: &str =
+    "id, license_id, fingerprint, name, platform, activated_at, last_seen, deactivated_at";
+
+fn activation_from_row(r: &Row<'_>) -> rusqlite::Result<Activation> {
+    Ok(Activation {
+        id: r.get(0)?,
+        license_id: r.get(1)?,
+        fingerprint: r.get(2)?,
+        name: r.get(3)?,
+        platform: r.get(4)?,
+        activated_at: time::from_unix(r.get(5)?),
+        last_seen: time::from_unix(r.get(6)?),
+        deactivated_at: r.get::<_, Option<i64>>(7)?.map(time::from_unix),
+    })
+}
+
+fn activate_one(
+    ctx: &mut WriteCtx<'_>,
+    req: &NewActivation,
+    now: Timestamp,
+) -> Result<ActivationOutcome, StorageError> {
+    let license_id: Option<String> = ctx
+        .conn
+        .prepare_cached("SELECT license_id FROM license_keys WHERE key_hash = ?1")?
+        .query_row([&req.key_hash[..]], |r| r.get(0))
+        .optional()?;
+    let Some(license_id) = license_id else {
+        return Ok(ActivationOutcome::NotFound);
+    };
+    let mut license = require_license(ctx, &license_id)?;
+    let (first_presented, first_activated): (Option<i64>, Option<i64>) = ctx
+        .conn
+        .prepare_cached(
+            "SELECT first_presented_at, first_activated_at FROM licenses WHERE id = ?1",
+        )?
+        .query_row([&license_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if first_presented.is_none() {
+        ctx.conn
+            .prepare_cached("UPDATE licenses SET first_presented_at = ?2 WHERE id = ?1")?
+            .execute(params![license_id, now.timestamp()])?;
+        ctx.append(NewEvent {
+            at: now,
+            actor: Actor::LicenseKey,
+            kind: "key_first_presented",
+            license_id: Some(license_id.clone()),
+            data: serde_json::json!({ "by": "activation" }),
+        })?;
+    }
+    if let Some(&days) = req.release_policy.get(&license.product) {
+        let cutoff = now.timestamp() - i64::from(days) * 86_400;
+        let released: Vec<String> = ctx
+            .conn
+            .prepare_cached(
+                "UPDATE activations SET deactivated_at = ?2, deactivated_by = 'released'
+                 WHERE license_id = ?1 AND deactivated_at IS NULL AND last_seen <= ?3
+                 RETURNING id",
+            )?
+            .query_map(params![license_id, now.timestamp(), cutoff], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for id in released {
+            ctx.append(NewEvent {
+                at: now,
+                actor: Actor::System,
+                kind: "activation_released",
+                license_id: Some(license_id.clone()),
+                data: serde_json::json!({ "activation": id, "after_days": days }),
+            })?;
+        }
+    }
+    let fingerprint = req.fingerprint.as_str();
+    let existing: Option<Activation> = ctx
+        .conn
+        .prepare_cached(&format!(
+            "SELECT {ACTIVATION_COLUMNS} FROM activations
+             WHERE license_id = ?1 AND fingerprint = ?2 AND deactivated_at IS NULL"
+        ))?
+        .query_row(params![license_id, fingerprint], activation_from_row)
+        .optional()?;
+    let active: u32 = ctx
+        .conn
+        .prepare_cached(
+            "SELECT count(*) FROM activations WHERE license_id = ?1 AND deactivated_at IS NULL",
+        )?
+        .query_row([&license_id], |r| r.get(0))?;
+    let seats = SeatUse {
+        active,
+        this_machine_holds_one: existing.is_some(),
+        ever_activated: first_activated.is_some(),
+    };
+    let grant = match license.check_activation(seats, now) {
+        Ok(g) => g,
+        Err(refusal) => {
+            ctx.append(NewEvent {
+                at: now,
+                actor: Actor::LicenseKey,
+                kind: "activation_refused",
+                license_id: Some(license_id),
+                data: serde_json::json!({ "code": refusal.code(), "fingerprint": fingerprint }),
+            })?;
+            return Ok(ActivationOutcome::Refused(refusal));
+        }
+    };
+    let (activation, created) = match (grant, existing) {
+        (Grant::Refresh, Some(mut a)) => {
+            ctx.conn
+                .prepare_cached("UPDATE activations SET last_seen = ?2 WHERE id = ?1")?
+                .execute(params![a.id, now.timestamp()])?;
+            a.last_seen = now;
+            ctx.append(NewEvent {
+                at: now,
+                actor: Actor::LicenseKey,
+                kind: "activation_refreshed",
+                license_id: Some(license_id.clone()),
+                data: serde_json::json!({ "activation": a.id }),
+            })?;
+            (a, false)
+        }
+        (grant, _) => {
+            if let Grant::NewSeat {
+                starts_expiry: Some(expires),
+            } = grant
+            {
+                license.expires_at = Some(expires);
+                license.updated_at = now;
+                update_license_state(ctx, &license)?;
+            }
+            if first_activated.is_none() {
+                ctx.conn
+                    .prepare_cached("UPDATE licenses SET first_activated_at = ?2 WHERE id = ?1")?
+                    .execute(params![license_id, now.timestamp()])?;
+            }
+            let a = Activation {
+                id: req.id.clone(),
+                license_id: license_id.clone(),
+                fingerprint: fingerprint.to_owned(),
+                name: req.name.clone(),
+                platform: req.platform.clone(),
+                activated_at: now,
+                last_seen: now,
+                deactivated_at: None,
+            };
+            ctx.conn
+                .prepare_cached(&format!(
+                    "INSERT INTO activations ({ACTIVATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)"
+                ))?
+                .execute(params![
+                    a.id,
+                    a.license_id,
+                    a.fingerprint,
+                    a.name,
+                    a.platform,
+                    now.timestamp(),
+                    now.timestamp()
+                ])?;
+            ctx.append(NewEvent {
+                at: now,
+                actor: Actor::LicenseKey,
+                kind: "activation_created",
+                license_id: Some(license_id.clone()),
+                data: serde_json::json!({
+                    "activation": a.id,
+                    "fingerprint": a.fingerprint,
+                    "seats_in_use": active + 1,
+                    "expires_at": license.expires_at.map(time::format),
+                }),
+            })?;
+            (a, true)
+        }
+    };
+    ctx.conn
+        .prepare_cached("UPDATE licenses SET last_seen_at = ?2 WHERE id = ?1")?
+        .execute(params![license_id, now.timestamp()])?;
+    Ok(ActivationOutcome::Granted {
+        license: Box::new(license),
+        activation: Box::new(activation),
+        created,
+    })
+}
+
 #[async_trait]
 impl Storage for SqliteStore {
+    async fn activate(
+        &self,
+        req: NewActivation,
+        now: Timestamp,
+    ) -> Result<ActivationOutcome, StorageError> {
+        self.writer
+            .write(move |ctx| activate_one(ctx, &req, now))
+            .await
+    }
+
     async fn ready(&self) -> Result<(), StorageError> {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
             .await
