@@ -125,16 +125,11 @@ impl License {
     /// window only guards a license that was never activated. An expired license
     /// refuses both.
     pub fn check_activation(&self, seats: SeatUse, now: Timestamp) -> Result<Grant, Refusal> {
-        if let Some(r) = status_refusal(self.status) {
-            return Err(r);
-        }
-        if self.is_expired(now) {
-            return Err(Refusal::Expired);
-        }
+        self.open_at(now)?;
         if seats.this_machine_holds_one {
             return Ok(Grant::Refresh);
         }
-        if !seats.ever_activated && self.activate_by.is_some_and(|by| now > by) {
+        if self.window_closed(seats.ever_activated, now) {
             return Err(Refusal::WindowClosed);
         }
         if seats.active >= self.seats {
@@ -151,16 +146,27 @@ impl License {
 
     /// Whether the license itself (not a machine) is usable at `now`.
     pub fn usable(&self, ever_activated: bool, now: Timestamp) -> Result<(), Refusal> {
+        self.open_at(now)?;
+        if self.window_closed(ever_activated, now) {
+            return Err(Refusal::WindowClosed);
+        }
+        Ok(())
+    }
+
+    /// Neither closed by its status nor expired.
+    fn open_at(&self, now: Timestamp) -> Result<(), Refusal> {
         if let Some(r) = status_refusal(self.status) {
             return Err(r);
         }
         if self.is_expired(now) {
             return Err(Refusal::Expired);
         }
-        if !ever_activated && self.activate_by.is_some_and(|by| now > by) {
-            return Err(Refusal::WindowClosed);
-        }
         Ok(())
+    }
+
+    /// The window guards only a license that was never activated.
+    fn window_closed(&self, ever_activated: bool, now: Timestamp) -> bool {
+        !ever_activated && self.activate_by.is_some_and(|by| now > by)
     }
 }
 
