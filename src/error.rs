@@ -64,6 +64,15 @@ pub enum ApiError {
     /// A batch with too many items.
     #[error("a batch holds at most {0} items")]
     BatchTooLarge(usize),
+    /// No activation with that id on the license of the presented key.
+    #[error("activation not found")]
+    ActivationNotFound,
+    /// The customer freed too many seats in the last 30 days.
+    #[error("too many deactivations of this license in the last 30 days; ask support to free a lost machine")]
+    DeactivationLimitReached {
+        /// Seconds until a deactivation leaves the 30-day window (`None`: never).
+        retry_after_secs: Option<u64>,
+    },
     /// Something failed on our side; the cause is logged, never sent.
     #[error("internal error")]
     Internal,
@@ -119,6 +128,8 @@ impl ApiError {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::EmptyBatch => "empty_batch",
             Self::BatchTooLarge(_) => "batch_too_large",
+            Self::ActivationNotFound => "activation_not_found",
+            Self::DeactivationLimitReached { .. } => "deactivation_limit_reached",
             Self::Internal => "internal_error",
             Self::Unavailable => "unavailable",
         }
@@ -142,6 +153,9 @@ impl ApiError {
             }
             Self::Domain(DomainError::InvalidTransition { status, .. }) => {
                 body["current_status"] = json!(status.as_str());
+            }
+            Self::DeactivationLimitReached { retry_after_secs } => {
+                body["retry_after_seconds"] = json!(retry_after_secs);
             }
             _ => {}
         }
@@ -180,6 +194,8 @@ impl ResponseError for ApiError {
             | Self::BatchTooLarge(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::ActivationNotFound => StatusCode::NOT_FOUND,
+            Self::DeactivationLimitReached { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -193,6 +209,12 @@ impl ResponseError for ApiError {
             Self::MissingToken | Self::InvalidToken | Self::TokenRevoked
         ) {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let Self::DeactivationLimitReached {
+            retry_after_secs: Some(secs),
+        } = self
+        {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         res.body(self.problem().to_string())
     }

@@ -1,12 +1,12 @@
 //! Operations that combine the domain, the keyring and storage: what handlers call.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Deserialize;
 
 use crate::domain::activation::{certificate_expiry, Fingerprint};
 use crate::domain::audit::Actor;
+use crate::domain::ids::is_id;
 use crate::domain::ids::new_id;
 use crate::domain::key::LicenseKey;
 use crate::domain::license::{License, MintRequest};
@@ -15,9 +15,14 @@ use crate::domain::time;
 use crate::domain::time::Timestamp;
 use crate::domain::DomainError;
 use crate::error::ApiError;
-use crate::storage::activation::{Activation, ActivationOutcome, NewActivation};
+use crate::storage::activation::{
+    Activation, ActivationOutcome, Deactivation, DeactivationOutcome, Deactivator, NewActivation,
+    Policies,
+};
 use crate::storage::{IssuedKey, MintOutcome, Storage, StorageError, StoredKey};
-use crate::token::claims::{ActivationClaims, LicenseClaims, ACTIVATION_KIND};
+use crate::token::claims::{
+    ActivationClaims, LicenseClaims, ValidationReceipt, ACTIVATION_KIND, VALIDATION_KIND,
+};
 use crate::token::Keyring;
 
 /// Everything a request needs, shared by all workers.
@@ -30,8 +35,8 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     /// The `iss` claim.
     pub issuer: String,
-    /// Per product: days after which an unseen machine's seat is freed.
-    pub release_policy: Arc<BTreeMap<String, u32>>,
+    /// Seat rules (churn limit, release of unseen machines) per product.
+    pub policies: Policies,
 }
 
 /// Lease and grace used for a product that has left the catalog.
@@ -71,6 +76,95 @@ fn short_text(field: &str, value: Option<String>) -> Result<Option<String>, ApiE
     match value {
         Some(v) if v.chars().count() > 100 || v.chars().any(char::is_control) => {
             Err(DomainError::field(field, "at most 100 characters, no control characters").into())
+        }
+        other => Ok(other),
+    }
+}
+
+/// Body of `POST /v1/activations/{id}/deactivate`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeactivationRequest {
+    /// The license key (the customer's app proves itself with it).
+    #[serde(default)]
+    pub license_key: Option<String>,
+    /// Why (support's note; at most 1,000 characters).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A freed seat.
+#[derive(Debug)]
+pub struct Deactivated {
+    /// The activation, with its `deactivated_at`.
+    pub activation: Activation,
+    /// It was freed before this request (nothing changed).
+    pub already: bool,
+}
+
+/// Body of `POST /v1/validate`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationRequest {
+    /// The license key.
+    pub license_key: String,
+    /// The machine; without it only the license is checked.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    /// A fresh random value from the app; the answer then carries a signed receipt.
+    #[serde(default)]
+    pub nonce: Option<String>,
+}
+
+/// The answer of a validation.
+#[derive(Debug)]
+pub struct Validation {
+    /// `VALID`, `NOT_FOUND`, `SUSPENDED`, ...
+    pub code: &'static str,
+    /// The license, unless the key is unknown.
+    pub license: Option<License>,
+    /// The signed receipt, when the app sent a nonce.
+    pub receipt: Option<String>,
+}
+
+/// Longest nonce accepted by `POST /v1/validate`.
+pub const MAX_NONCE_CHARS: usize = 128;
+
+fn parse_nonce(nonce: Option<String>) -> Result<Option<String>, ApiError> {
+    match nonce {
+        Some(n)
+            if n.is_empty()
+                || n.len() > MAX_NONCE_CHARS
+                || !n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            Err(DomainError::field(
+                "nonce",
+                format!("1 to {MAX_NONCE_CHARS} printable ASCII characters"),
+            )
+            .into())
+        }
+        other => Ok(other),
+    }
+}
+
+fn parse_fingerprint(s: &str) -> Result<Fingerprint, ApiError> {
+    Fingerprint::parse(s).ok_or_else(|| {
+        DomainError::field(
+            "fingerprint",
+            "1 to 256 characters without control characters",
+        )
+        .into()
+    })
+}
+
+/// Longest free-text reason accepted.
+pub const MAX_REASON_CHARS: usize = 1000;
+
+/// A free-text field of at most [`MAX_REASON_CHARS`] characters.
+pub fn long_text(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(v) if v.chars().count() > MAX_REASON_CHARS => {
+            Err(DomainError::field(field, format!("at most {MAX_REASON_CHARS} characters")).into())
         }
         other => Ok(other),
     }
@@ -243,12 +337,7 @@ impl AppState {
         req: ActivationRequest,
         now: Timestamp,
     ) -> Result<Activated, ApiError> {
-        let fingerprint = Fingerprint::parse(&req.fingerprint).ok_or_else(|| {
-            DomainError::field(
-                "fingerprint",
-                "1 to 256 characters without control characters",
-            )
-        })?;
+        let fingerprint = parse_fingerprint(&req.fingerprint)?;
         let name = short_text("name", req.name)?;
         let platform = short_text("platform", req.platform)?;
         // Unknown, malformed and forged keys all end here, alike.
@@ -262,7 +351,7 @@ impl AppState {
                     fingerprint,
                     name,
                     platform,
-                    release_policy: Arc::clone(&self.release_policy),
+                    policies: Arc::clone(&self.policies),
                 },
                 now,
             )
@@ -283,6 +372,139 @@ impl AppState {
             certificate,
             license,
         })
+    }
+
+    /// Frees a seat: with the license key (the customer's app, within the churn
+    /// limit) or with a support token (`support`: its actor; outside the limit).
+    pub async fn deactivate(
+        &self,
+        activation_id: &str,
+        req: DeactivationRequest,
+        support: Option<Actor>,
+        now: Timestamp,
+    ) -> Result<Deactivated, ApiError> {
+        let reason = long_text("reason", req.reason)?;
+        let by = match (support, req.license_key) {
+            (Some(actor), _) => Deactivator::Support(actor),
+            (None, Some(key)) => match LicenseKey::parse(&key) {
+                Some(key) => Deactivator::Customer(key.hash()),
+                // A malformed key answers like a key of another license.
+                None => return Err(ApiError::ActivationNotFound),
+            },
+            (None, None) => return Err(ApiError::MissingField("license_key".into())),
+        };
+        if !is_id("act", activation_id) {
+            return Err(ApiError::ActivationNotFound);
+        }
+        let outcome = self
+            .store
+            .deactivate(
+                Deactivation {
+                    activation_id: activation_id.to_owned(),
+                    by,
+                    reason,
+                    policies: Arc::clone(&self.policies),
+                },
+                now,
+            )
+            .await?;
+        match outcome {
+            DeactivationOutcome::NotFound => Err(ApiError::ActivationNotFound),
+            DeactivationOutcome::LimitReached(free_at) => Err(ApiError::DeactivationLimitReached {
+                retry_after_secs: free_at.map(|t| (t - now).num_seconds().max(1).unsigned_abs()),
+            }),
+            DeactivationOutcome::Deactivated {
+                activation,
+                already,
+            } => Ok(Deactivated {
+                activation: *activation,
+                already,
+            }),
+        }
+    }
+
+    /// Checks a key (and a machine) against the license's current state.
+    ///
+    /// A read, except the first time a key is ever presented; the last-seen time of a
+    /// valid answer is noted and written in bulk, without an audit event.
+    pub async fn validate(
+        &self,
+        req: ValidationRequest,
+        now: Timestamp,
+    ) -> Result<Validation, ApiError> {
+        let nonce = parse_nonce(req.nonce)?;
+        let fingerprint = req
+            .fingerprint
+            .as_deref()
+            .map(parse_fingerprint)
+            .transpose()?;
+        let facts = match LicenseKey::parse(&req.license_key) {
+            Some(key) => {
+                self.store
+                    .key_facts(
+                        key.hash(),
+                        fingerprint.as_ref().map(|f| f.as_str().to_owned()),
+                    )
+                    .await?
+            }
+            None => None,
+        };
+        let (code, license) = match facts {
+            None => ("NOT_FOUND", None),
+            Some(facts) => {
+                if !facts.presented_before {
+                    self.store
+                        .mark_presented(facts.license.id.clone(), "validation", now)
+                        .await?;
+                }
+                let code = match facts.license.usable(facts.ever_activated, now) {
+                    Err(refusal) => refusal.validation_code(),
+                    Ok(()) if fingerprint.is_some() && facts.activation_id.is_none() => {
+                        "NOT_ACTIVATED"
+                    }
+                    Ok(()) => {
+                        self.store
+                            .touch(&facts.license.id, facts.activation_id.as_deref(), now);
+                        "VALID"
+                    }
+                };
+                (code, Some(facts.license))
+            }
+        };
+        let receipt = match nonce {
+            Some(nonce) => Some(self.receipt(ValidationReceipt {
+                kind: VALIDATION_KIND.to_owned(),
+                iss: self.issuer.clone(),
+                nonce,
+                code: code.to_owned(),
+                valid: code == "VALID",
+                license: license.as_ref().map(|l| l.id.clone()),
+                fingerprint: fingerprint.map(|f| f.as_str().to_owned()),
+                iat: time::format(now),
+            })?),
+            None => None,
+        };
+        Ok(Validation {
+            code,
+            license,
+            receipt,
+        })
+    }
+
+    fn receipt(&self, claims: ValidationReceipt) -> Result<String, ApiError> {
+        let payload = serde_json::to_vec(&claims).map_err(|_| internal("receipt claims"))?;
+        self.sign_active(&payload)
+    }
+
+    fn sign_active(&self, payload: &[u8]) -> Result<String, ApiError> {
+        let kid = &self
+            .keyring
+            .active()
+            .ok_or_else(|| internal("no active signing key"))?
+            .kid;
+        self.keyring
+            .sign_with(kid, payload)
+            .ok_or_else(|| internal("active key cannot sign"))
     }
 
     fn certificate(
@@ -310,14 +532,7 @@ impl AppState {
             entitlements: license.entitlements.clone(),
         };
         let payload = serde_json::to_vec(&claims).map_err(|_| internal("certificate claims"))?;
-        let kid = &self
-            .keyring
-            .active()
-            .ok_or_else(|| internal("no active signing key"))?
-            .kid;
-        self.keyring
-            .sign_with(kid, &payload)
-            .ok_or_else(|| internal("active key cannot sign"))
+        self.sign_active(&payload)
     }
 
     /// A license and its current key.

@@ -12,6 +12,7 @@ use actix_web::middleware::Logger;
 use actix_web::{web, App, HttpServer};
 
 use crate::config::Settings;
+use crate::domain::activation::SeatPolicy;
 use crate::domain::audit::Actor;
 use crate::domain::ids::new_id;
 use crate::domain::time;
@@ -76,6 +77,7 @@ pub struct ServeOptions {
 pub struct Application {
     server: Server,
     port: u16,
+    store: Arc<dyn Storage>,
 }
 
 impl Application {
@@ -91,7 +93,12 @@ impl Application {
 
     /// Runs until the server is stopped (SIGINT/SIGTERM).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let done = self.server.await;
+        // Last-seen times noted since the last flush go to disk before the process ends.
+        if let Err(e) = self.store.flush_touches().await {
+            log::warn!("could not write the last-seen times: {e}");
+        }
+        done
     }
 }
 
@@ -218,17 +225,24 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         .map_err(io(Path::new(&settings.listen)))?
         .port();
     let catalog = settings.catalog();
-    let release_policy = catalog
+    let policies = catalog
         .iter()
-        .filter_map(|p| Some((p.id.to_string(), p.spec.release_after_days?)))
+        .map(|p| {
+            let policy = SeatPolicy {
+                max_deactivations_per_30_days: p.spec.max_deactivations_per_30_days,
+                release_after_days: p.spec.release_after_days,
+            };
+            (p.id.to_string(), policy)
+        })
         .collect();
     let state = web::Data::new(AppState {
         store: Arc::new(store),
         keyring: Arc::new(ring),
         catalog: Arc::new(catalog),
         issuer: settings.issuer.clone(),
-        release_policy: Arc::new(release_policy),
+        policies: Arc::new(policies),
     });
+    let store = Arc::clone(&state.store);
     let server = HttpServer::new(move || {
         App::new()
             // %U is the path without the query string: keys in `?key=` never reach the log.
@@ -255,5 +269,9 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
     })?
     .run();
     log::info!("listening on port {port}");
-    Ok(Application { server, port })
+    Ok(Application {
+        server,
+        port,
+        store,
+    })
 }

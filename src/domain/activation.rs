@@ -185,14 +185,52 @@ pub fn certificate_expiry(
     }
 }
 
-/// Whether `count` deactivations in the last 30 days leave room for one more.
-pub fn may_deactivate(count_last_30_days: u32, limit: u32) -> bool {
-    count_last_30_days < limit
+/// Length of the rolling window of the deactivation limit.
+pub const CHURN_WINDOW_DAYS: u32 = 30;
+
+/// The per-product rules for freeing seats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeatPolicy {
+    /// Deactivations a customer may make per license in a rolling 30 days.
+    pub max_deactivations_per_30_days: u32,
+    /// Seats of machines unseen this many days are freed at the next activation.
+    pub release_after_days: Option<u32>,
+}
+
+impl Default for SeatPolicy {
+    fn default() -> Self {
+        Self {
+            max_deactivations_per_30_days: 10,
+            release_after_days: None,
+        }
+    }
+}
+
+/// Whether a customer may deactivate one more machine at `now`.
+///
+/// `recent` holds the times of the customer's deactivations of this license in the
+/// last 30 days, oldest first. When the limit is reached, the error is the moment a
+/// deactivation leaves the window and makes room again (`None`: a limit of 0, never).
+pub fn check_deactivation(
+    recent: &[Timestamp],
+    limit: u32,
+    now: Timestamp,
+) -> Result<(), Option<Timestamp>> {
+    let limit = limit as usize;
+    if recent.len() < limit {
+        return Ok(());
+    }
+    if limit == 0 {
+        return Err(None);
+    }
+    // The (len - limit)-th oldest must leave the window before one more fits.
+    let blocking = recent[recent.len() - limit];
+    Err(Some(plus_days(blocking, CHURN_WINDOW_DAYS).max(now)))
 }
 
 /// The start of the rolling 30-day window of the deactivation limit.
 pub fn churn_window_start(now: Timestamp) -> Timestamp {
-    time::from_unix(now.timestamp() - 30 * 86_400)
+    time::from_unix(now.timestamp() - i64::from(CHURN_WINDOW_DAYS) * 86_400)
 }
 
 /// Whether a machine last seen at `last_seen` has lost its seat by `now`.
@@ -367,8 +405,23 @@ mod tests {
 
     #[test]
     fn churn_and_release_rules() {
-        assert!(may_deactivate(9, 10));
-        assert!(!may_deactivate(10, 10));
+        let now = at("2026-03-01T00:00:00Z");
+        let recent: Vec<Timestamp> = (1..=10)
+            .map(|d| at(&format!("2026-02-{d:02}T00:00:00Z")))
+            .collect();
+        assert_eq!(check_deactivation(&recent[..9], 10, now), Ok(()));
+        assert_eq!(
+            check_deactivation(&recent, 10, now),
+            Err(Some(at("2026-03-03T00:00:00Z"))),
+            "room again when the oldest leaves the 30 days"
+        );
+        assert_eq!(
+            check_deactivation(&recent[..5], 3, now),
+            Err(Some(at("2026-03-05T00:00:00Z"))),
+            "with 5 in the window and a limit of 3, the third oldest must leave"
+        );
+        assert_eq!(check_deactivation(&[], 0, now), Err(None));
+        assert_eq!(churn_window_start(now), at("2026-01-30T00:00:00Z"));
         let seen = at("2026-01-01T00:00:00Z");
         assert!(!seat_released(seen, None, at("2030-01-01T00:00:00Z")));
         assert!(!seat_released(seen, Some(90), at("2026-03-31T00:00:00Z")));

@@ -1,13 +1,16 @@
-//! `/v1/activations`: machines taking, refreshing and freeing seats.
+//! `/v1/activations` and `/v1/validate`: machines taking, refreshing and freeing
+//! seats, and apps checking their license.
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::domain::time;
+use crate::domain::token::Role;
 use crate::error::ApiError;
-use crate::routes::extract::JsonBody;
-use crate::service::{ActivationRequest, AppState};
+use crate::routes::auth::Caller;
+use crate::routes::extract::{JsonBody, OptionalJsonBody};
+use crate::service::{ActivationRequest, AppState, DeactivationRequest, ValidationRequest};
 
 /// `POST /v1/activations`: 201 with a new seat, 200 for a machine that holds one.
 pub async fn activate(
@@ -25,4 +28,44 @@ pub async fn activate(
         "certificate": done.certificate,
         "license": done.license,
     })))
+}
+
+/// `POST /v1/activations/{id}/deactivate`: frees the seat. The app proves itself
+/// with `license_key`; a support token (in `Authorization`) frees a lost machine's
+/// seat outside the churn limit.
+pub async fn deactivate(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    path: web::Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody<DeactivationRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let support = if http.headers().contains_key(header::AUTHORIZATION) {
+        let caller = Caller::extract(&http).await?;
+        Some(caller.require(&[Role::Support])?)
+    } else {
+        None
+    };
+    let done = state.deactivate(&path, body, support, time::now()).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "activation": done.activation,
+        "already_deactivated": done.already,
+    })))
+}
+
+/// `POST /v1/validate`: always 200 with `{valid, code, license}` (and `receipt` when
+/// the app sent a `nonce`).
+pub async fn validate(
+    state: web::Data<AppState>,
+    JsonBody(req): JsonBody<ValidationRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let v = state.validate(req, time::now()).await?;
+    let mut body = json!({
+        "valid": v.code == "VALID",
+        "code": v.code,
+        "license": v.license,
+    });
+    if let Some(receipt) = v.receipt {
+        body["receipt"] = json!(receipt);
+    }
+    Ok(HttpResponse::Ok().json(body))
 }

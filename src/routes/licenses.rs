@@ -14,11 +14,10 @@ use crate::domain::DomainError;
 use crate::error::ApiError;
 use crate::routes::auth::Caller;
 use crate::routes::extract::{from_value, JsonBody, OptionalJsonBody, MAX_BATCH_BODY_BYTES};
-use crate::service::{AppState, Minted, MAX_BATCH};
+use crate::service::{long_text, AppState, Minted, MAX_BATCH};
 use crate::storage::{LicenseLookup, LicensePage};
 
 const READERS: &[Role] = &[Role::Vendor, Role::Support];
-const MAX_REASON_CHARS: usize = 1000;
 
 fn minted_json(m: &Minted) -> Value {
     json!({ "license": m.license, "key": m.key })
@@ -206,15 +205,7 @@ pub async fn act(
     };
     let actor = caller.require(&[Role::Vendor])?;
     let id = license_id(&id)?;
-    if body
-        .reason
-        .as_ref()
-        .is_some_and(|r| r.chars().count() > MAX_REASON_CHARS)
-    {
-        return Err(
-            DomainError::field("reason", format!("at most {MAX_REASON_CHARS} characters")).into(),
-        );
-    }
+    let reason = long_text("reason", body.reason)?;
     let now = time::now();
     let license = match action {
         Some(action) => {
@@ -223,12 +214,37 @@ pub async fn act(
             }
             state
                 .store
-                .transition(id, action, body.reason, actor, now)
+                .transition(id, action, reason, actor, now)
                 .await?
         }
         None => state.store.renew(id, body.days, actor, now).await?,
     };
     Ok(HttpResponse::Ok().json(json!({ "license": license })))
+}
+
+/// `GET /v1/licenses/{id}/activations`: the machines of a license, newest first,
+/// with the ids support needs to free a lost machine's seat.
+pub async fn activations(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(READERS)?;
+    let id = license_id(&path)?;
+    let Some((license, _)) = state.store.license(&id).await? else {
+        return Err(DomainError::LicenseNotFound.into());
+    };
+    let activations = state.store.activations(&id).await?;
+    let in_use = activations
+        .iter()
+        .filter(|a| a.deactivated_at.is_none())
+        .count();
+    Ok(HttpResponse::Ok().json(json!({
+        "license_id": id,
+        "seats": license.seats,
+        "seats_in_use": in_use,
+        "activations": activations,
+    })))
 }
 
 /// `GET /v1/licenses/{id}/history`: the license's audit events, oldest first.

@@ -42,6 +42,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(na()),
     )
     .service(
+        web::resource("/v1/activations/{id}/deactivate")
+            .post(activations::deactivate)
+            .default_service(na()),
+    )
+    .service(
+        web::resource("/v1/validate")
+            .post(activations::validate)
+            .default_service(na()),
+    )
+    .service(
         web::resource("/v1/keys")
             .get(keys::list)
             .default_service(na()),
@@ -76,6 +86,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/licenses/{id}")
             .get(licenses::get)
+            .default_service(na()),
+    )
+    .service(
+        web::resource("/v1/licenses/{id}/activations")
+            .get(licenses::activations)
             .default_service(na()),
     )
     .service(

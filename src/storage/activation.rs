@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::domain::activation::{Fingerprint, Refusal};
+use crate::domain::activation::{Fingerprint, Refusal, SeatPolicy};
+use crate::domain::audit::Actor;
 use crate::domain::license::License;
 use crate::domain::time::{self, Timestamp};
 
@@ -46,8 +47,63 @@ pub struct NewActivation {
     pub name: Option<String>,
     /// Optional platform.
     pub platform: Option<String>,
-    /// Per product: free seats of machines unseen for this many days.
-    pub release_policy: Arc<BTreeMap<String, u32>>,
+    /// Seat rules per product.
+    pub policies: Policies,
+}
+
+/// Seat rules per product id (a product missing from the catalog gets the defaults).
+pub type Policies = Arc<BTreeMap<String, SeatPolicy>>;
+
+/// Who frees a seat.
+#[derive(Debug, Clone)]
+pub enum Deactivator {
+    /// The customer's app, proving itself with the key (SHA-256 of it); counts
+    /// against the churn limit.
+    Customer([u8; 32]),
+    /// Support or admin freeing a lost machine's seat; outside the limit.
+    Support(Actor),
+}
+
+/// A request to free a seat.
+#[derive(Debug, Clone)]
+pub struct Deactivation {
+    /// The activation (`act_...`).
+    pub activation_id: String,
+    /// Who asks.
+    pub by: Deactivator,
+    /// Why (support's note).
+    pub reason: Option<String>,
+    /// Seat rules per product.
+    pub policies: Policies,
+}
+
+/// What a deactivation did.
+#[derive(Debug, Clone)]
+pub enum DeactivationOutcome {
+    /// No activation with that id on the license of that key (or at all).
+    NotFound,
+    /// The churn limit is reached; room again at this time (`None`: never).
+    LimitReached(Option<Timestamp>),
+    /// The seat is free; `already` when it was freed before (nothing changed).
+    Deactivated {
+        /// The activation, with its `deactivated_at`.
+        activation: Box<Activation>,
+        /// It had been deactivated before this request.
+        already: bool,
+    },
+}
+
+/// What `POST /v1/validate` needs to know about a key, read without a write.
+#[derive(Debug, Clone)]
+pub struct KeyFacts {
+    /// The license the key belongs to.
+    pub license: License,
+    /// Whether any machine ever activated it.
+    pub ever_activated: bool,
+    /// Whether the key was presented before (activation or validation).
+    pub presented_before: bool,
+    /// The live activation of the asked fingerprint, if it holds a seat.
+    pub activation_id: Option<String>,
 }
 
 /// What an activation request did.

@@ -10,7 +10,9 @@ use crate::domain::license::{Action, License, LicenseStatus, NewLicense};
 use crate::domain::time::Timestamp;
 use crate::domain::token::{ApiToken, NewApiToken};
 use crate::domain::DomainError;
-use crate::storage::activation::{ActivationOutcome, NewActivation};
+use crate::storage::activation::{
+    Activation, ActivationOutcome, Deactivation, DeactivationOutcome, KeyFacts, NewActivation,
+};
 
 /// A storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +147,38 @@ pub trait Storage: Send + Sync + 'static {
         req: NewActivation,
         now: Timestamp,
     ) -> Result<ActivationOutcome, StorageError>;
+
+    /// Frees a machine's seat (customer within the churn limit, or support).
+    async fn deactivate(
+        &self,
+        req: Deactivation,
+        now: Timestamp,
+    ) -> Result<DeactivationOutcome, StorageError>;
+
+    /// What validation needs about the license of a key; `None` for an unknown key.
+    async fn key_facts(
+        &self,
+        key_hash: [u8; 32],
+        fingerprint: Option<String>,
+    ) -> Result<Option<KeyFacts>, StorageError>;
+
+    /// Records the first presentation of a license's key (once, with an event).
+    async fn mark_presented(
+        &self,
+        license_id: String,
+        by: &'static str,
+        now: Timestamp,
+    ) -> Result<(), StorageError>;
+
+    /// Notes that a license (and a machine of it) was seen; written soon, in bulk,
+    /// without an audit event.
+    fn touch(&self, license_id: &str, activation_id: Option<&str>, now: Timestamp);
+
+    /// Writes the last-seen times noted so far.
+    async fn flush_touches(&self) -> Result<(), StorageError>;
+
+    /// Every activation of a license, newest first.
+    async fn activations(&self, license_id: &str) -> Result<Vec<Activation>, StorageError>;
 
     /// Stores a new API token.
     async fn create_token(&self, new: NewApiToken, actor: Actor) -> Result<ApiToken, StorageError>;

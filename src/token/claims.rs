@@ -86,3 +86,30 @@ pub struct ActivationClaims {
     /// Entitlements.
     pub entitlements: Vec<String>,
 }
+
+/// The `kind` of a validation receipt.
+pub const VALIDATION_KIND: &str = "validation";
+
+/// Claims of the signed receipt of `POST /v1/validate` (`kind: "validation"`): the
+/// app's nonce, the answer and its time, so a replayed or forged answer shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationReceipt {
+    /// Always `"validation"`.
+    pub kind: String,
+    /// The issuer.
+    pub iss: String,
+    /// The nonce the app sent.
+    pub nonce: String,
+    /// The validation code (`VALID`, ...).
+    pub code: String,
+    /// Whether the code is `VALID`.
+    pub valid: bool,
+    /// License id, unless the key is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+    /// The fingerprint that was asked about, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// The time of the answer.
+    pub iat: String,
+}

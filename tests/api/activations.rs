@@ -6,7 +6,7 @@ use keyclerk::domain::time;
 use keyclerk::token::{paserk, paseto};
 use serde_json::{json, Value};
 
-use crate::helpers::{flip_one_char, TestServer};
+use crate::helpers::{flip_one_char, Resp, TestServer};
 
 fn mint(server: &TestServer, body: Value) -> (String, String) {
     let minted = server.mint(body).expect(201);
@@ -236,4 +236,161 @@ fn bad_activation_requests_name_their_field() {
     );
     r.expect_problem(422, "invalid_field");
     assert_eq!(r.body["field"], "fingerprint");
+}
+
+fn deactivate(server: &TestServer, activation: &str, token: Option<&str>, body: &Value) -> Resp {
+    server.post(
+        &format!("/v1/activations/{activation}/deactivate"),
+        token,
+        body,
+    )
+}
+
+fn event_kinds(server: &TestServer, id: &str) -> Vec<Value> {
+    server
+        .get(&format!("/v1/licenses/{id}/history"), Some(&server.admin))
+        .expect(200)["events"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn a_deactivated_machine_frees_its_seat_for_another() {
+    let server = TestServer::start();
+    let (id, key) = mint(
+        &server,
+        json!({"product": "photo-pro", "order_id": "DEACT-1", "seats": 1}),
+    );
+    let first = activate(&server, &key, "fp-old").expect(201);
+    activate(&server, &key, "fp-new").expect_problem(409, "seat_limit_reached");
+    let act = first["activation"]["id"].as_str().unwrap();
+    let done = deactivate(&server, act, None, &json!({"license_key": key})).expect(200);
+    assert!(done["activation"]["deactivated_at"].is_string());
+    assert_eq!(done["already_deactivated"], false);
+    activate(&server, &key, "fp-new").expect(201);
+    let again = deactivate(&server, act, None, &json!({"license_key": key})).expect(200);
+    assert_eq!(
+        again["already_deactivated"], true,
+        "a retry changes nothing"
+    );
+    let machines = server
+        .get(
+            &format!("/v1/licenses/{id}/activations"),
+            Some(&server.admin),
+        )
+        .expect(200);
+    assert_eq!(machines["seats_in_use"], 1);
+    assert_eq!(machines["activations"].as_array().unwrap().len(), 2);
+    let deactivations: Vec<_> = event_kinds(&server, &id)
+        .into_iter()
+        .filter(|e| e["kind"] == "activation_deactivated")
+        .collect();
+    assert_eq!(deactivations.len(), 1);
+    assert_eq!(deactivations[0]["data"]["by"], "customer");
+    assert_eq!(deactivations[0]["actor"]["type"], "license_key");
+}
+
+#[test]
+fn another_licenses_key_or_a_bad_id_cannot_deactivate() {
+    let server = TestServer::start();
+    let (_, key) = mint(
+        &server,
+        json!({"product": "photo-pro", "order_id": "DEACT-2"}),
+    );
+    let (_, other) = mint(
+        &server,
+        json!({"product": "photo-pro", "order_id": "DEACT-3"}),
+    );
+    let act = activate(&server, &key, "fp").expect(201)["activation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (case, id, body) in [
+        (
+            "other license's key",
+            act.as_str(),
+            json!({"license_key": other}),
+        ),
+        (
+            "forged key",
+            act.as_str(),
+            json!({"license_key": flip_one_char(&key)}),
+        ),
+        ("garbage key", act.as_str(), json!({"license_key": "nope"})),
+        (
+            "unknown activation",
+            "act_00000000000000000000000000",
+            json!({"license_key": key}),
+        ),
+        (
+            "wrong prefix",
+            "lic_00000000000000000000000000",
+            json!({"license_key": key}),
+        ),
+    ] {
+        let r = deactivate(&server, id, None, &body);
+        assert_eq!(r.status, 404, "{case}");
+        assert_eq!(r.code(), "activation_not_found", "{case}");
+    }
+    deactivate(&server, &act, None, &json!({})).expect_problem(400, "missing_field");
+    let vendor = server.token("vendor");
+    deactivate(&server, &act, Some(&vendor), &json!({})).expect_problem(403, "forbidden");
+    deactivate(&server, &act, Some("kc_nope"), &json!({"license_key": key}))
+        .expect_problem(401, "invalid_token");
+}
+
+#[test]
+fn churn_past_the_limit_is_refused_but_support_frees_a_lost_machine() {
+    let server = TestServer::start_with(crate::helpers::Dirs::new(), |s| {
+        s.products
+            .get_mut("studio-suite")
+            .unwrap()
+            .max_deactivations_per_30_days = 2;
+    });
+    let (id, key) = mint(
+        &server,
+        json!({"product": "studio-suite", "order_id": "CHURN-1", "seats": 1}),
+    );
+    for round in 0..2 {
+        let act = activate(&server, &key, &format!("fp-{round}")).expect(201);
+        let act = act["activation"]["id"].as_str().unwrap();
+        deactivate(&server, act, None, &json!({"license_key": key})).expect(200);
+    }
+    let act = activate(&server, &key, "fp-office").expect(201)["activation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = deactivate(&server, &act, None, &json!({"license_key": key}));
+    refused.expect_problem(429, "deactivation_limit_reached");
+    let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!(
+        (29 * 86_400..=30 * 86_400).contains(&retry),
+        "room again when the first leaves the 30 days: {retry}s"
+    );
+    activate(&server, &key, "fp-other").expect_problem(409, "seat_limit_reached");
+
+    let support = server.token("support");
+    let freed = deactivate(
+        &server,
+        &act,
+        Some(&support),
+        &json!({"reason": "laptop stolen, ticket 4411"}),
+    )
+    .expect(200);
+    assert!(freed["activation"]["deactivated_at"].is_string());
+    activate(&server, &key, "fp-other").expect(201);
+
+    let events = event_kinds(&server, &id);
+    let refusal = events
+        .iter()
+        .find(|e| e["kind"] == "deactivation_refused")
+        .unwrap();
+    assert_eq!(refusal["data"]["code"], "deactivation_limit_reached");
+    let by_support = events
+        .iter()
+        .find(|e| e["kind"] == "activation_deactivated" && e["data"]["by"] == "support")
+        .unwrap();
+    assert_eq!(by_support["actor"]["role"], "support");
+    assert_eq!(by_support["data"]["reason"], "laptop stolen, ticket 4411");
 }

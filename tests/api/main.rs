@@ -13,4 +13,5 @@ mod interop;
 mod keys;
 mod lifecycle;
 mod mint;
+mod validation;
 mod vectors;

@@ -1,5 +1,6 @@
 //! The SQLite engine: one file in the data directory, WAL, group-committing writer.
 
+mod activations;
 mod migrations;
 mod pool;
 mod writer;
@@ -10,18 +11,20 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::domain::activation::{Grant, SeatUse};
 use crate::domain::audit::{verify_chain, Actor, ChainError, Event, EventRecord, NewEvent};
 use crate::domain::license::{Action, License, LicenseStatus, NewLicense};
 use crate::domain::product::{DurationFrom, KeyFormat};
 use crate::domain::time::{self, Timestamp};
 use crate::domain::token::{ApiToken, NewApiToken, Role};
 use crate::domain::DomainError;
-use crate::storage::activation::{Activation, ActivationOutcome, NewActivation};
+use crate::storage::activation::{
+    Activation, ActivationOutcome, Deactivation, DeactivationOutcome, KeyFacts, NewActivation,
+};
 use crate::storage::{
     IssuedKey, KnownKey, LicenseLookup, LicensePage, MintOutcome, Storage, StorageError, StoredKey,
 };
 
+use activations::Touches;
 pub use migrations::{MigrationError, CURRENT_VERSION};
 use pool::ReadPool;
 use writer::{WriteCtx, Writer};
@@ -29,6 +32,8 @@ use writer::{WriteCtx, Writer};
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "keyclerk.db";
 const READERS: usize = 4;
+/// How often last-seen times noted by validations are written.
+const TOUCH_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why the database could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +64,35 @@ pub enum OpenError {
 pub struct SqliteStore {
     writer: Writer,
     readers: Arc<ReadPool>,
+    touches: Arc<Touches>,
+    _flusher: Arc<FlusherGuard>,
     path: PathBuf,
+}
+
+/// Stops the last-seen flusher (after a last flush) when the store is dropped.
+struct FlusherGuard {
+    _stop: std::sync::mpsc::Sender<()>,
+}
+
+/// Writes noted last-seen times every [`TOUCH_FLUSH_EVERY`], and once more at the end.
+fn start_flusher(writer: Writer, touches: Arc<Touches>) -> std::io::Result<FlusherGuard> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("keyclerk-touches".into())
+        .spawn(move || loop {
+            let last = !matches!(
+                stopped.recv_timeout(TOUCH_FLUSH_EVERY),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+            );
+            let pending = touches.take();
+            if !pending.is_empty() {
+                writer.submit(move |ctx| activations::apply_touches(ctx, &pending));
+            }
+            if last {
+                break;
+            }
+        })?;
+    Ok(FlusherGuard { _stop: stop })
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -86,9 +119,14 @@ impl SqliteStore {
         })?;
         let readers = ReadPool::open(&path, READERS).map_err(sqlite)?;
         let writer = Writer::start(conn).map_err(OpenError::Thread)?;
+        let touches = Arc::new(Touches::default());
+        let flusher =
+            start_flusher(writer.clone(), Arc::clone(&touches)).map_err(OpenError::Thread)?;
         Ok(Self {
             writer,
             readers: Arc::new(readers),
+            touches,
+            _flusher: Arc::new(flusher),
             path,
         })
     }
@@ -168,7 +206,7 @@ fn token_from_row(r: &Row<'_>) -> rusqlite::Result<ApiToken> {
 
 const TOKEN_COLUMNS: &str = "id, role, name, prefix, created_at, revoked_at";
 
-fn load_license(conn: &Connection, id: &str) -> Result<Option<License>, StorageError> {
+pub(super) fn load_license(conn: &Connection, id: &str) -> Result<Option<License>, StorageError> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {LICENSE_COLUMNS} FROM licenses WHERE id = ?1"
@@ -268,7 +306,7 @@ fn mint_one(
     Ok(MintOutcome::Created(l.clone()))
 }
 
-fn update_license_state(ctx: &WriteCtx<'_>, l: &License) -> Result<(), StorageError> {
+pub(super) fn update_license_state(ctx: &WriteCtx<'_>, l: &License) -> Result<(), StorageError> {
     ctx.conn
         .prepare_cached(
             "UPDATE licenses SET status = ?2, expires_at = ?3, extra_days = ?4, updated_at = ?5
@@ -284,187 +322,8 @@ fn update_license_state(ctx: &WriteCtx<'_>, l: &License) -> Result<(), StorageEr
     Ok(())
 }
 
-fn require_license(ctx: &WriteCtx<'_>, id: &str) -> Result<License, StorageError> {
+pub(super) fn require_license(ctx: &WriteCtx<'_>, id: &str) -> Result<License, StorageError> {
     load_license(ctx.conn, id)?.ok_or(StorageError::Domain(DomainError::LicenseNotFound))
-}
-
-const ACTIVATION_COLUMNS: &str =
-    "id, license_id, fingerprint, name, platform, activated_at, last_seen, deactivated_at";
-
-fn activation_from_row(r: &Row<'_>) -> rusqlite::Result<Activation> {
-    Ok(Activation {
-        id: r.get(0)?,
-        license_id: r.get(1)?,
-        fingerprint: r.get(2)?,
-        name: r.get(3)?,
-        platform: r.get(4)?,
-        activated_at: time::from_unix(r.get(5)?),
-        last_seen: time::from_unix(r.get(6)?),
-        deactivated_at: r.get::<_, Option<i64>>(7)?.map(time::from_unix),
-    })
-}
-
-fn activate_one(
-    ctx: &mut WriteCtx<'_>,
-    req: &NewActivation,
-    now: Timestamp,
-) -> Result<ActivationOutcome, StorageError> {
-    let license_id: Option<String> = ctx
-        .conn
-        .prepare_cached("SELECT license_id FROM license_keys WHERE key_hash = ?1")?
-        .query_row([&req.key_hash[..]], |r| r.get(0))
-        .optional()?;
-    let Some(license_id) = license_id else {
-        return Ok(ActivationOutcome::NotFound);
-    };
-    let mut license = require_license(ctx, &license_id)?;
-    let (first_presented, first_activated): (Option<i64>, Option<i64>) = ctx
-        .conn
-        .prepare_cached(
-            "SELECT first_presented_at, first_activated_at FROM licenses WHERE id = ?1",
-        )?
-        .query_row([&license_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    if first_presented.is_none() {
-        ctx.conn
-            .prepare_cached("UPDATE licenses SET first_presented_at = ?2 WHERE id = ?1")?
-            .execute(params![license_id, now.timestamp()])?;
-        ctx.append(NewEvent {
-            at: now,
-            actor: Actor::LicenseKey,
-            kind: "key_first_presented",
-            license_id: Some(license_id.clone()),
-            data: serde_json::json!({ "by": "activation" }),
-        })?;
-    }
-    if let Some(&days) = req.release_policy.get(&license.product) {
-        let cutoff = now.timestamp() - i64::from(days) * 86_400;
-        let released: Vec<String> = ctx
-            .conn
-            .prepare_cached(
-                "UPDATE activations SET deactivated_at = ?2, deactivated_by = 'released'
-                 WHERE license_id = ?1 AND deactivated_at IS NULL AND last_seen <= ?3
-                 RETURNING id",
-            )?
-            .query_map(params![license_id, now.timestamp(), cutoff], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        for id in released {
-            ctx.append(NewEvent {
-                at: now,
-                actor: Actor::System,
-                kind: "activation_released",
-                license_id: Some(license_id.clone()),
-                data: serde_json::json!({ "activation": id, "after_days": days }),
-            })?;
-        }
-    }
-    let fingerprint = req.fingerprint.as_str();
-    let existing: Option<Activation> = ctx
-        .conn
-        .prepare_cached(&format!(
-            "SELECT {ACTIVATION_COLUMNS} FROM activations
-             WHERE license_id = ?1 AND fingerprint = ?2 AND deactivated_at IS NULL"
-        ))?
-        .query_row(params![license_id, fingerprint], activation_from_row)
-        .optional()?;
-    let active: u32 = ctx
-        .conn
-        .prepare_cached(
-            "SELECT count(*) FROM activations WHERE license_id = ?1 AND deactivated_at IS NULL",
-        )?
-        .query_row([&license_id], |r| r.get(0))?;
-    let seats = SeatUse {
-        active,
-        this_machine_holds_one: existing.is_some(),
-        ever_activated: first_activated.is_some(),
-    };
-    let grant = match license.check_activation(seats, now) {
-        Ok(g) => g,
-        Err(refusal) => {
-            ctx.append(NewEvent {
-                at: now,
-                actor: Actor::LicenseKey,
-                kind: "activation_refused",
-                license_id: Some(license_id),
-                data: serde_json::json!({ "code": refusal.code(), "fingerprint": fingerprint }),
-            })?;
-            return Ok(ActivationOutcome::Refused(refusal));
-        }
-    };
-    let (activation, created) = match (grant, existing) {
-        (Grant::Refresh, Some(mut a)) => {
-            ctx.conn
-                .prepare_cached("UPDATE activations SET last_seen = ?2 WHERE id = ?1")?
-                .execute(params![a.id, now.timestamp()])?;
-            a.last_seen = now;
-            ctx.append(NewEvent {
-                at: now,
-                actor: Actor::LicenseKey,
-                kind: "activation_refreshed",
-                license_id: Some(license_id.clone()),
-                data: serde_json::json!({ "activation": a.id }),
-            })?;
-            (a, false)
-        }
-        (grant, _) => {
-            if let Grant::NewSeat {
-                starts_expiry: Some(expires),
-            } = grant
-            {
-                license.expires_at = Some(expires);
-                license.updated_at = now;
-                update_license_state(ctx, &license)?;
-            }
-            if first_activated.is_none() {
-                ctx.conn
-                    .prepare_cached("UPDATE licenses SET first_activated_at = ?2 WHERE id = ?1")?
-                    .execute(params![license_id, now.timestamp()])?;
-            }
-            let a = Activation {
-                id: req.id.clone(),
-                license_id: license_id.clone(),
-                fingerprint: fingerprint.to_owned(),
-                name: req.name.clone(),
-                platform: req.platform.clone(),
-                activated_at: now,
-                last_seen: now,
-                deactivated_at: None,
-            };
-            ctx.conn
-                .prepare_cached(&format!(
-                    "INSERT INTO activations ({ACTIVATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)"
-                ))?
-                .execute(params![
-                    a.id,
-                    a.license_id,
-                    a.fingerprint,
-                    a.name,
-                    a.platform,
-                    now.timestamp(),
-                    now.timestamp()
-                ])?;
-            ctx.append(NewEvent {
-                at: now,
-                actor: Actor::LicenseKey,
-                kind: "activation_created",
-                license_id: Some(license_id.clone()),
-                data: serde_json::json!({
-                    "activation": a.id,
-                    "fingerprint": a.fingerprint,
-                    "seats_in_use": active + 1,
-                    "expires_at": license.expires_at.map(time::format),
-                }),
-            })?;
-            (a, true)
-        }
-    };
-    ctx.conn
-        .prepare_cached("UPDATE licenses SET last_seen_at = ?2 WHERE id = ?1")?
-        .execute(params![license_id, now.timestamp()])?;
-    Ok(ActivationOutcome::Granted {
-        license: Box::new(license),
-        activation: Box::new(activation),
-        created,
-    })
 }
 
 #[async_trait]
@@ -475,8 +334,57 @@ impl Storage for SqliteStore {
         now: Timestamp,
     ) -> Result<ActivationOutcome, StorageError> {
         self.writer
-            .write(move |ctx| activate_one(ctx, &req, now))
+            .write(move |ctx| activations::activate_one(ctx, &req, now))
             .await
+    }
+
+    async fn deactivate(
+        &self,
+        req: Deactivation,
+        now: Timestamp,
+    ) -> Result<DeactivationOutcome, StorageError> {
+        self.writer
+            .write(move |ctx| activations::deactivate_one(ctx, &req, now))
+            .await
+    }
+
+    async fn key_facts(
+        &self,
+        key_hash: [u8; 32],
+        fingerprint: Option<String>,
+    ) -> Result<Option<KeyFacts>, StorageError> {
+        self.read(move |c| activations::key_facts(c, &key_hash, fingerprint.as_deref()))
+            .await
+    }
+
+    async fn mark_presented(
+        &self,
+        license_id: String,
+        by: &'static str,
+        now: Timestamp,
+    ) -> Result<(), StorageError> {
+        self.writer
+            .write(move |ctx| activations::mark_presented(ctx, &license_id, by, now))
+            .await
+    }
+
+    fn touch(&self, license_id: &str, activation_id: Option<&str>, now: Timestamp) {
+        self.touches.add(license_id, activation_id, now);
+    }
+
+    async fn flush_touches(&self) -> Result<(), StorageError> {
+        let pending = self.touches.take();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        self.writer
+            .write(move |ctx| activations::apply_touches(ctx, &pending))
+            .await
+    }
+
+    async fn activations(&self, license_id: &str) -> Result<Vec<Activation>, StorageError> {
+        let id = license_id.to_owned();
+        self.read(move |c| activations::list(c, &id)).await
     }
 
     async fn ready(&self) -> Result<(), StorageError> {

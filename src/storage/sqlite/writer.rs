@@ -117,6 +117,27 @@ impl Writer {
     }
 }
 
+impl Writer {
+    /// Queues `f` for the next group commit without waiting for it (best effort:
+    /// a failure is logged).
+    pub fn submit<F>(&self, f: F)
+    where
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<(), StorageError> + Send + 'static,
+    {
+        let job: Job = Box::new(move |ctx| {
+            let result = f(ctx);
+            let ok = result.is_ok();
+            if let Err(e) = result {
+                log::warn!("background write failed: {e}");
+            }
+            (ok, Box::new(|_| {}) as Deliver)
+        });
+        if self.jobs.send(job).is_err() {
+            log::warn!("background write dropped: the writer stopped");
+        }
+    }
+}
+
 fn run(mut conn: Connection, rx: mpsc::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];

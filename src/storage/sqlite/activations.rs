@@ -1,0 +1,413 @@
+//! Activations in SQLite: seats taken, refreshed, released and freed, and the
+//! last-seen times validations leave behind.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::writer::WriteCtx;
+use super::{load_license, require_license, update_license_state};
+use crate::domain::activation::{
+    check_deactivation, churn_window_start, Grant, SeatPolicy, SeatUse,
+};
+use crate::domain::audit::{Actor, NewEvent};
+use crate::domain::time::{self, Timestamp};
+use crate::storage::activation::{
+    Activation, ActivationOutcome, Deactivation, DeactivationOutcome, Deactivator, KeyFacts,
+    NewActivation, Policies,
+};
+use crate::storage::StorageError;
+
+fn policy_of(policies: &Policies, product: &str) -> SeatPolicy {
+    policies.get(product).copied().unwrap_or_default()
+}
+
+fn license_of_key(conn: &Connection, key_hash: &[u8; 32]) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT license_id FROM license_keys WHERE key_hash = ?1")?
+        .query_row([&key_hash[..]], |r| r.get(0))
+        .optional()
+}
+
+fn load_activation(conn: &Connection, id: &str) -> rusqlite::Result<Option<Activation>> {
+    conn.prepare_cached(&format!(
+        "SELECT {ACTIVATION_COLUMNS} FROM activations WHERE id = ?1"
+    ))?
+    .query_row([id], activation_from_row)
+    .optional()
+}
+
+const ACTIVATION_COLUMNS: &str =
+    "id, license_id, fingerprint, name, platform, activated_at, last_seen, deactivated_at";
+
+fn activation_from_row(r: &Row<'_>) -> rusqlite::Result<Activation> {
+    Ok(Activation {
+        id: r.get(0)?,
+        license_id: r.get(1)?,
+        fingerprint: r.get(2)?,
+        name: r.get(3)?,
+        platform: r.get(4)?,
+        activated_at: time::from_unix(r.get(5)?),
+        last_seen: time::from_unix(r.get(6)?),
+        deactivated_at: r.get::<_, Option<i64>>(7)?.map(time::from_unix),
+    })
+}
+
+pub(super) fn activate_one(
+    ctx: &mut WriteCtx<'_>,
+    req: &NewActivation,
+    now: Timestamp,
+) -> Result<ActivationOutcome, StorageError> {
+    let Some(license_id) = license_of_key(ctx.conn, &req.key_hash)? else {
+        return Ok(ActivationOutcome::NotFound);
+    };
+    let mut license = require_license(ctx, &license_id)?;
+    let (first_presented, first_activated): (Option<i64>, Option<i64>) = ctx
+        .conn
+        .prepare_cached(
+            "SELECT first_presented_at, first_activated_at FROM licenses WHERE id = ?1",
+        )?
+        .query_row([&license_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if first_presented.is_none() {
+        mark_presented(ctx, &license_id, "activation", now)?;
+    }
+    let policy = policy_of(&req.policies, &license.product);
+    if let Some(days) = policy.release_after_days {
+        let cutoff = now.timestamp() - i64::from(days) * 86_400;
+        let released: Vec<String> = ctx
+            .conn
+            .prepare_cached(
+                "UPDATE activations SET deactivated_at = ?2, deactivated_by = 'released'
+                 WHERE license_id = ?1 AND deactivated_at IS NULL AND last_seen <= ?3
+                 RETURNING id",
+            )?
+            .query_map(params![license_id, now.timestamp(), cutoff], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for id in released {
+            ctx.append(NewEvent {
+                at: now,
+                actor: Actor::System,
+                kind: "activation_released",
+                license_id: Some(license_id.clone()),
+                data: serde_json::json!({ "activation": id, "after_days": days }),
+            })?;
+        }
+    }
+    let fingerprint = req.fingerprint.as_str();
+    let existing: Option<Activation> = ctx
+        .conn
+        .prepare_cached(&format!(
+            "SELECT {ACTIVATION_COLUMNS} FROM activations
+             WHERE license_id = ?1 AND fingerprint = ?2 AND deactivated_at IS NULL"
+        ))?
+        .query_row(params![license_id, fingerprint], activation_from_row)
+        .optional()?;
+    let active: u32 = ctx
+        .conn
+        .prepare_cached(
+            "SELECT count(*) FROM activations WHERE license_id = ?1 AND deactivated_at IS NULL",
+        )?
+        .query_row([&license_id], |r| r.get(0))?;
+    let seats = SeatUse {
+        active,
+        this_machine_holds_one: existing.is_some(),
+        ever_activated: first_activated.is_some(),
+    };
+    let grant = match license.check_activation(seats, now) {
+        Ok(g) => g,
+        Err(refusal) => {
+            ctx.append(NewEvent {
+                at: now,
+                actor: Actor::LicenseKey,
+                kind: "activation_refused",
+                license_id: Some(license_id),
+                data: serde_json::json!({ "code": refusal.code(), "fingerprint": fingerprint }),
+            })?;
+            return Ok(ActivationOutcome::Refused(refusal));
+        }
+    };
+    let (activation, created) = match (grant, existing) {
+        (Grant::Refresh, Some(mut a)) => {
+            ctx.conn
+                .prepare_cached("UPDATE activations SET last_seen = ?2 WHERE id = ?1")?
+                .execute(params![a.id, now.timestamp()])?;
+            a.last_seen = now;
+            ctx.append(NewEvent {
+                at: now,
+                actor: Actor::LicenseKey,
+                kind: "activation_refreshed",
+                license_id: Some(license_id.clone()),
+                data: serde_json::json!({ "activation": a.id }),
+            })?;
+            (a, false)
+        }
+        (grant, _) => {
+            if let Grant::NewSeat {
+                starts_expiry: Some(expires),
+            } = grant
+            {
+                license.expires_at = Some(expires);
+                license.updated_at = now;
+                update_license_state(ctx, &license)?;
+            }
+            if first_activated.is_none() {
+                ctx.conn
+                    .prepare_cached("UPDATE licenses SET first_activated_at = ?2 WHERE id = ?1")?
+                    .execute(params![license_id, now.timestamp()])?;
+            }
+            let a = Activation {
+                id: req.id.clone(),
+                license_id: license_id.clone(),
+                fingerprint: fingerprint.to_owned(),
+                name: req.name.clone(),
+                platform: req.platform.clone(),
+                activated_at: now,
+                last_seen: now,
+                deactivated_at: None,
+            };
+            ctx.conn
+                .prepare_cached(&format!(
+                    "INSERT INTO activations ({ACTIVATION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)"
+                ))?
+                .execute(params![
+                    a.id,
+                    a.license_id,
+                    a.fingerprint,
+                    a.name,
+                    a.platform,
+                    now.timestamp(),
+                    now.timestamp()
+                ])?;
+            ctx.append(NewEvent {
+                at: now,
+                actor: Actor::LicenseKey,
+                kind: "activation_created",
+                license_id: Some(license_id.clone()),
+                data: serde_json::json!({
+                    "activation": a.id,
+                    "fingerprint": a.fingerprint,
+                    "seats_in_use": active + 1,
+                    "expires_at": license.expires_at.map(time::format),
+                }),
+            })?;
+            (a, true)
+        }
+    };
+    ctx.conn
+        .prepare_cached("UPDATE licenses SET last_seen_at = ?2 WHERE id = ?1")?
+        .execute(params![license_id, now.timestamp()])?;
+    Ok(ActivationOutcome::Granted {
+        license: Box::new(license),
+        activation: Box::new(activation),
+        created,
+    })
+}
+
+/// Records the first time a key is presented; nothing if it was presented before.
+pub(super) fn mark_presented(
+    ctx: &mut WriteCtx<'_>,
+    license_id: &str,
+    by: &str,
+    now: Timestamp,
+) -> Result<(), StorageError> {
+    let changed = ctx
+        .conn
+        .prepare_cached(
+            "UPDATE licenses SET first_presented_at = ?2
+             WHERE id = ?1 AND first_presented_at IS NULL",
+        )?
+        .execute(params![license_id, now.timestamp()])?;
+    if changed == 1 {
+        ctx.append(NewEvent {
+            at: now,
+            actor: Actor::LicenseKey,
+            kind: "key_first_presented",
+            license_id: Some(license_id.to_owned()),
+            data: serde_json::json!({ "by": by }),
+        })?;
+    }
+    Ok(())
+}
+
+/// Frees a seat, for the customer (within the churn limit) or for support.
+pub(super) fn deactivate_one(
+    ctx: &mut WriteCtx<'_>,
+    req: &Deactivation,
+    now: Timestamp,
+) -> Result<DeactivationOutcome, StorageError> {
+    let Some(mut activation) = load_activation(ctx.conn, &req.activation_id)? else {
+        return Ok(DeactivationOutcome::NotFound);
+    };
+    if let Deactivator::Customer(key_hash) = &req.by {
+        // Another license's key learns nothing about this activation.
+        if license_of_key(ctx.conn, key_hash)?.as_deref() != Some(activation.license_id.as_str()) {
+            return Ok(DeactivationOutcome::NotFound);
+        }
+    }
+    if activation.deactivated_at.is_some() {
+        return Ok(DeactivationOutcome::Deactivated {
+            activation: Box::new(activation),
+            already: true,
+        });
+    }
+    let license = require_license(ctx, &activation.license_id)?;
+    let (actor, by) = match &req.by {
+        Deactivator::Customer(_) => {
+            let policy = policy_of(&req.policies, &license.product);
+            let recent: Vec<Timestamp> = ctx
+                .conn
+                .prepare_cached(
+                    "SELECT deactivated_at FROM activations
+                     WHERE license_id = ?1 AND deactivated_by = 'customer' AND deactivated_at > ?2
+                     ORDER BY deactivated_at",
+                )?
+                .query_map(
+                    params![license.id, churn_window_start(now).timestamp()],
+                    |r| r.get(0).map(time::from_unix),
+                )?
+                .collect::<rusqlite::Result<_>>()?;
+            if let Err(free_at) =
+                check_deactivation(&recent, policy.max_deactivations_per_30_days, now)
+            {
+                ctx.append(NewEvent {
+                    at: now,
+                    actor: Actor::LicenseKey,
+                    kind: "deactivation_refused",
+                    license_id: Some(license.id.clone()),
+                    data: serde_json::json!({
+                        "activation": activation.id,
+                        "code": "deactivation_limit_reached",
+                        "limit": policy.max_deactivations_per_30_days,
+                    }),
+                })?;
+                return Ok(DeactivationOutcome::LimitReached(free_at));
+            }
+            (Actor::LicenseKey, "customer")
+        }
+        Deactivator::Support(actor) => (actor.clone(), "support"),
+    };
+    ctx.conn
+        .prepare_cached(
+            "UPDATE activations SET deactivated_at = ?2, deactivated_by = ?3 WHERE id = ?1",
+        )?
+        .execute(params![activation.id, now.timestamp(), by])?;
+    activation.deactivated_at = Some(now);
+    ctx.append(NewEvent {
+        at: now,
+        actor,
+        kind: "activation_deactivated",
+        license_id: Some(license.id.clone()),
+        data: serde_json::json!({
+            "activation": activation.id,
+            "fingerprint": activation.fingerprint,
+            "by": by,
+            "reason": req.reason,
+        }),
+    })?;
+    Ok(DeactivationOutcome::Deactivated {
+        activation: Box::new(activation),
+        already: false,
+    })
+}
+
+/// What a validation needs to know about a key: read-only.
+pub(super) fn key_facts(
+    conn: &Connection,
+    key_hash: &[u8; 32],
+    fingerprint: Option<&str>,
+) -> Result<Option<KeyFacts>, StorageError> {
+    let Some(license_id) = license_of_key(conn, key_hash)? else {
+        return Ok(None);
+    };
+    let Some(license) = load_license(conn, &license_id)? else {
+        return Ok(None);
+    };
+    let (first_presented, first_activated): (Option<i64>, Option<i64>) = conn
+        .prepare_cached(
+            "SELECT first_presented_at, first_activated_at FROM licenses WHERE id = ?1",
+        )?
+        .query_row([&license_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let activation_id = match fingerprint {
+        Some(f) => conn
+            .prepare_cached(
+                "SELECT id FROM activations
+                 WHERE license_id = ?1 AND fingerprint = ?2 AND deactivated_at IS NULL",
+            )?
+            .query_row(params![license_id, f], |r| r.get(0))
+            .optional()?,
+        None => None,
+    };
+    Ok(Some(KeyFacts {
+        license,
+        ever_activated: first_activated.is_some(),
+        presented_before: first_presented.is_some(),
+        activation_id,
+    }))
+}
+
+/// Every activation of a license, newest first.
+pub(super) fn list(conn: &Connection, license_id: &str) -> Result<Vec<Activation>, StorageError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ACTIVATION_COLUMNS} FROM activations WHERE license_id = ?1
+         ORDER BY activated_at DESC, id DESC"
+    ))?;
+    let rows = stmt.query_map([license_id], activation_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Last-seen times waiting to be written: many validations, one write.
+#[derive(Debug, Default)]
+pub(super) struct Touches {
+    pending: Mutex<Pending>,
+}
+
+/// The latest time each license and activation was seen since the last flush.
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    licenses: HashMap<String, i64>,
+    activations: HashMap<String, i64>,
+}
+
+impl Pending {
+    pub(super) fn is_empty(&self) -> bool {
+        self.licenses.is_empty() && self.activations.is_empty()
+    }
+}
+
+impl Touches {
+    /// Notes that a license (and one of its machines) was seen at `now`.
+    pub(super) fn add(&self, license_id: &str, activation_id: Option<&str>, now: Timestamp) {
+        let at = now.timestamp();
+        // A poisoned lock only means another thread panicked mid-insert; the map is
+        // still a valid map of times.
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = p.licenses.entry(license_id.to_owned()).or_insert(at);
+        *slot = (*slot).max(at);
+        if let Some(a) = activation_id {
+            let slot = p.activations.entry(a.to_owned()).or_insert(at);
+            *slot = (*slot).max(at);
+        }
+    }
+
+    /// Takes everything noted so far.
+    pub(super) fn take(&self) -> Pending {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Writes last-seen times; a time never moves backwards.
+pub(super) fn apply_touches(ctx: &WriteCtx<'_>, p: &Pending) -> Result<(), StorageError> {
+    let mut lic = ctx.conn.prepare_cached(
+        "UPDATE licenses SET last_seen_at = max(coalesce(last_seen_at, 0), ?2) WHERE id = ?1",
+    )?;
+    for (id, at) in &p.licenses {
+        lic.execute(params![id, at])?;
+    }
+    let mut act = ctx
+        .conn
+        .prepare_cached("UPDATE activations SET last_seen = max(last_seen, ?2) WHERE id = ?1")?;
+    for (id, at) in &p.activations {
+        act.execute(params![id, at])?;
+    }
+    Ok(())
+}
