@@ -19,4 +19,4 @@ if [ ! -d tests/interop/node/node_modules/paseto ]; then
 fi
 
 export KC_TEST_PYTHON="$venv/bin/python"
-cargo test --locked "$@"
+cargo test --workspace --locked "$@"

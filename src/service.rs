@@ -21,7 +21,7 @@ use crate::storage::activation::{
 };
 use crate::storage::{IssuedKey, MintOutcome, Storage, StorageError, StoredKey};
 use crate::token::claims::{
-    ActivationClaims, LicenseClaims, ValidationReceipt, ACTIVATION_KIND, VALIDATION_KIND,
+    self, ActivationClaims, ValidationReceipt, ACTIVATION_KIND, VALIDATION_KIND,
 };
 use crate::token::Keyring;
 
@@ -199,7 +199,7 @@ impl AppState {
         let kid = active.kid.clone();
         let (key, payload) = match license.key_format {
             KeyFormat::Signed => {
-                let claims = LicenseClaims::for_license(license, &self.issuer);
+                let claims = claims::license_claims(license, &self.issuer);
                 let payload = serde_json::to_string(&claims).map_err(|_| internal("claims"))?;
                 let token = self
                     .keyring

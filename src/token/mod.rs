@@ -2,7 +2,7 @@
 
 pub mod claims;
 pub mod keyring;
-pub mod paserk;
-pub mod paseto;
+
+pub use keyclerk_client::{paserk, paseto};
 
 pub use keyring::Keyring;

@@ -5,7 +5,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use keyclerk::domain::license::MintRequest;
 use keyclerk::domain::product::{Catalog, Product, ProductId, ProductSpec};
 use keyclerk::domain::time;
-use keyclerk::token::claims::LicenseClaims;
+use keyclerk::token::claims::license_claims;
 use keyclerk::token::{paserk, paseto, Keyring};
 use serde_json::Value;
 
@@ -174,7 +174,7 @@ fn golden_license_key_for_a_fixed_key_and_fixed_claims() {
             now,
         )
         .unwrap();
-    let claims = LicenseClaims::for_license(&new.license, "https://licenses.example.com");
+    let claims = license_claims(&new.license, "https://licenses.example.com");
     let payload = serde_json::to_string(&claims).unwrap();
     assert_eq!(
         payload,

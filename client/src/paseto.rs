@@ -98,14 +98,20 @@ impl Unverified {
     pub fn verify(self, key: &VerifyingKey, implicit: &[u8]) -> Result<Vec<u8>, TokenError> {
         let split_at = self.body.len() - SIGNATURE_LENGTH;
         let (payload, sig) = self.body.split_at(split_at);
-        let sig = Signature::from_slice(sig).map_err(|_| TokenError::Malformed)?;
         let m2 = pae(&[HEADER.as_bytes(), payload, &self.footer, implicit]);
-        key.verify_strict(&m2, &sig)
-            .map_err(|_| TokenError::BadSignature)?;
+        if !signature_holds(key, &m2, sig) {
+            return Err(TokenError::BadSignature);
+        }
         let mut body = self.body;
         body.truncate(split_at);
         Ok(body)
     }
+}
+
+/// Whether `sig` is a valid Ed25519 signature of `msg` by `key`, under the strict
+/// rules (`verify_strict`): no small-order keys, no non-canonical `S`.
+pub fn signature_holds(key: &VerifyingKey, msg: &[u8], sig: &[u8]) -> bool {
+    Signature::from_slice(sig).is_ok_and(|sig| key.verify_strict(msg, &sig).is_ok())
 }
 
 /// Splits and verifies in one step; returns the payload.
@@ -172,6 +178,64 @@ mod tests {
             ("padding", "v4.public.AAAA=="),
         ] {
             assert!(verify(&vk, token, b"", b"").is_err(), "{case}");
+        }
+    }
+}
+
+/// Wycheproof's Ed25519 vectors: `verify_strict` (what keyclerk uses) agrees with every
+/// verdict, where plain `verify` accepts signatures that should be refused.
+#[cfg(test)]
+mod wycheproof_tests {
+    use super::*;
+    use wycheproof::eddsa::{TestName, TestSet};
+    use wycheproof::TestResult;
+
+    #[test]
+    fn verify_strict_agrees_with_every_wycheproof_ed25519_verdict() {
+        let set = TestSet::load(TestName::Ed25519).unwrap();
+        let (mut checked, mut lax_accepts_invalid) = (0, 0);
+        for group in set.test_groups {
+            // Some vectors carry keys that are not even points; those must never verify.
+            let key = <[u8; 32]>::try_from(&group.key.pk[..])
+                .ok()
+                .and_then(|b| VerifyingKey::from_bytes(&b).ok());
+            for test in group.tests {
+                let strict = key
+                    .as_ref()
+                    .is_some_and(|k| signature_holds(k, &test.msg, &test.sig));
+                let lax = key.as_ref().is_some_and(|k| {
+                    Signature::from_slice(&test.sig)
+                        .is_ok_and(|s| ed25519_dalek::Verifier::verify(k, &test.msg, &s).is_ok())
+                });
+                match test.result {
+                    TestResult::Valid => assert!(strict, "tc {}: {}", test.tc_id, test.comment),
+                    TestResult::Invalid => {
+                        assert!(!strict, "tc {}: {}", test.tc_id, test.comment);
+                        lax_accepts_invalid += usize::from(lax);
+                    }
+                    TestResult::Acceptable => {}
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked > 100, "only {checked} vectors");
+        println!("{checked} vectors; plain verify accepts {lax_accepts_invalid} invalid ones");
+    }
+
+    /// Wycheproof's set has no small-order key, which is where the two differ: with
+    /// the identity point as key and as `R`, and `s = 0`, plain `verify` accepts a
+    /// "signature" of any message that nobody made. `verify_strict` refuses it.
+    #[test]
+    fn a_weak_key_forgery_passes_plain_verify_and_fails_verify_strict() {
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let key = VerifyingKey::from_bytes(&identity).unwrap();
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&identity);
+        let forged = Signature::from_bytes(&sig);
+        for msg in [&b"any message"[..], b"another"] {
+            assert!(ed25519_dalek::Verifier::verify(&key, msg, &forged).is_ok());
+            assert!(!signature_holds(&key, msg, &sig));
         }
     }
 }
