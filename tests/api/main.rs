@@ -7,6 +7,7 @@
 mod activations;
 mod auth;
 mod cli;
+mod desktop_app;
 mod errors;
 mod helpers;
 mod interop;
