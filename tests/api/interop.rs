@@ -161,3 +161,44 @@ fn keyclerk_verifies_a_token_node_paseto_signed() {
     let claims: Value = serde_json::from_slice(&payload).unwrap();
     assert_eq!(claims["sub"], "lic_from_node");
 }
+
+#[test]
+fn a_python_app_activates_verifies_its_certificate_and_validates_with_a_receipt() {
+    let server = TestServer::start();
+    let body = server
+        .mint(json!({"product": "photo-pro", "order_id": "py-app-1"}))
+        .expect(201);
+    let key = body["key"].as_str().unwrap();
+    let id = body["license"]["id"].as_str().unwrap();
+    let script = repo().join("tests/interop/pyseto_client.py");
+    let (ok, out, err) = run(Command::new(python())
+        .arg(&script)
+        .arg(server.url(""))
+        .arg(key)
+        .arg("machine-42"));
+    require(ok, "pyseto", &err);
+    assert!(ok, "the Python app failed: {err}");
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["status"], 201);
+    assert_eq!(
+        summary["fingerprint"],
+        keyclerk_client::machine_fingerprint("keyclerk-demo", "machine-42"),
+        "Python and Rust derive the same fingerprint"
+    );
+    assert_eq!(summary["certificate"]["license"], id);
+    assert_eq!(
+        summary["certificate"]["fingerprint"],
+        summary["fingerprint"]
+    );
+    assert_eq!(summary["copied_certificate_refused"], true);
+    assert_eq!(summary["validation"], "VALID");
+    assert_eq!(summary["receipt"]["code"], "VALID");
+    let machines = server
+        .get(
+            &format!("/v1/licenses/{id}/activations"),
+            Some(&server.admin),
+        )
+        .expect(200);
+    assert_eq!(machines["activations"][0]["id"], summary["activation"]);
+    assert_eq!(machines["activations"][0]["platform"], "python");
+}
