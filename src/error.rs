@@ -73,6 +73,12 @@ pub enum ApiError {
         /// Seconds until a deactivation leaves the 30-day window (`None`: never).
         retry_after_secs: Option<u64>,
     },
+    /// Too many requests from one key or address.
+    #[error("too many requests; try again later")]
+    RateLimited {
+        /// Seconds until the window resets.
+        retry_after_secs: u64,
+    },
     /// Something failed on our side; the cause is logged, never sent.
     #[error("internal error")]
     Internal,
@@ -112,6 +118,16 @@ impl ApiError {
                 DomainError::LicenseNotFound => "license_not_found",
                 DomainError::TokenNotFound => "token_not_found",
                 DomainError::InvalidField { .. } => "invalid_field",
+                DomainError::PriceUnknown => "price_unknown",
+                DomainError::ProductRequired => "product_required",
+                DomainError::CurrencyMismatch { .. } => "currency_mismatch",
+                DomainError::SubstituteTooExpensive { .. } => "substitute_too_expensive",
+                DomainError::UpgradeNotDearer => "upgrade_not_dearer",
+                DomainError::EmailRequired => "email_required",
+                DomainError::InsufficientCredit { .. } => "insufficient_credit",
+                DomainError::IdempotencyKeyReused => "idempotency_key_reused",
+                DomainError::ClaimNotFound => "claim_not_found",
+                DomainError::ClaimResolved => "claim_resolved",
             },
             Self::Refused(r) => r.code(),
             Self::MissingToken => "missing_token",
@@ -129,6 +145,7 @@ impl ApiError {
             Self::EmptyBatch => "empty_batch",
             Self::BatchTooLarge(_) => "batch_too_large",
             Self::ActivationNotFound => "activation_not_found",
+            Self::RateLimited { .. } => "rate_limited",
             Self::DeactivationLimitReached { .. } => "deactivation_limit_reached",
             Self::Internal => "internal_error",
             Self::Unavailable => "unavailable",
@@ -157,6 +174,17 @@ impl ApiError {
             Self::DeactivationLimitReached { retry_after_secs } => {
                 body["retry_after_seconds"] = json!(retry_after_secs);
             }
+            Self::RateLimited { retry_after_secs } => {
+                body["retry_after_seconds"] = json!(retry_after_secs);
+            }
+            Self::Domain(DomainError::SubstituteTooExpensive { price, ceiling }) => {
+                body["price"] = json!(price);
+                body["ceiling"] = json!(ceiling);
+                body["suggested_remedy"] = json!("upgrade");
+            }
+            Self::Domain(DomainError::InsufficientCredit { balance, .. }) => {
+                body["balance"] = json!(balance);
+            }
             _ => {}
         }
         body
@@ -172,11 +200,21 @@ impl ResponseError for ApiError {
                 | DomainError::InvalidExpiry
                 | DomainError::LicensePerpetual
                 | DomainError::DaysRequired
-                | DomainError::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-                DomainError::OrderConflict(_) | DomainError::InvalidTransition { .. } => {
-                    StatusCode::CONFLICT
-                }
-                DomainError::LicenseNotFound | DomainError::TokenNotFound => StatusCode::NOT_FOUND,
+                | DomainError::InvalidField { .. }
+                | DomainError::PriceUnknown
+                | DomainError::ProductRequired
+                | DomainError::CurrencyMismatch { .. }
+                | DomainError::SubstituteTooExpensive { .. }
+                | DomainError::UpgradeNotDearer
+                | DomainError::EmailRequired => StatusCode::UNPROCESSABLE_ENTITY,
+                DomainError::OrderConflict(_)
+                | DomainError::InvalidTransition { .. }
+                | DomainError::InsufficientCredit { .. }
+                | DomainError::IdempotencyKeyReused
+                | DomainError::ClaimResolved => StatusCode::CONFLICT,
+                DomainError::LicenseNotFound
+                | DomainError::TokenNotFound
+                | DomainError::ClaimNotFound => StatusCode::NOT_FOUND,
             },
             Self::Refused(Refusal::SeatLimitReached) => StatusCode::CONFLICT,
             Self::Refused(_) => StatusCode::FORBIDDEN,
@@ -195,7 +233,9 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::ActivationNotFound => StatusCode::NOT_FOUND,
-            Self::DeactivationLimitReached { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::DeactivationLimitReached { .. } | Self::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -210,10 +250,16 @@ impl ResponseError for ApiError {
         ) {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        if let Self::DeactivationLimitReached {
-            retry_after_secs: Some(secs),
-        } = self
-        {
+        let retry = match self {
+            Self::DeactivationLimitReached {
+                retry_after_secs: Some(secs),
+            }
+            | Self::RateLimited {
+                retry_after_secs: secs,
+            } => Some(*secs),
+            _ => None,
+        };
+        if let Some(secs) = retry {
             res.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         res.body(self.problem().to_string())

@@ -88,7 +88,9 @@ fn status_refusal(status: LicenseStatus) -> Option<Refusal> {
     match status {
         LicenseStatus::Active => None,
         LicenseStatus::Suspended => Some(Refusal::Suspended),
-        LicenseStatus::Revoked | LicenseStatus::Refunded => Some(Refusal::Revoked),
+        LicenseStatus::Revoked | LicenseStatus::Refunded | LicenseStatus::Credited => {
+            Some(Refusal::Revoked)
+        }
         LicenseStatus::Superseded => Some(Refusal::Superseded),
         LicenseStatus::PendingPayment => Some(Refusal::PendingPayment),
     }

@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::domain::product::{is_entitlement, DurationFrom, KeyFormat, Product, MAX_SEATS};
+use crate::domain::product::{is_entitlement, DurationFrom, KeyFormat, Price, Product, MAX_SEATS};
 use crate::domain::time::{self, plus_days, Timestamp};
 use crate::domain::DomainError;
 
@@ -31,6 +31,8 @@ pub enum LicenseStatus {
     Superseded,
     /// Waiting for the vendor to confirm a payment.
     PendingPayment,
+    /// Closed because the price paid went to the customer's store credit.
+    Credited,
 }
 
 impl LicenseStatus {
@@ -43,6 +45,7 @@ impl LicenseStatus {
             Self::Refunded => "refunded",
             Self::Superseded => "superseded",
             Self::PendingPayment => "pending_payment",
+            Self::Credited => "credited",
         }
     }
 
@@ -55,6 +58,7 @@ impl LicenseStatus {
             Self::Refunded,
             Self::Superseded,
             Self::PendingPayment,
+            Self::Credited,
         ]
         .into_iter()
         .find(|st| st.as_str() == s)
@@ -103,6 +107,14 @@ pub struct License {
     pub status: LicenseStatus,
     /// Signed or short key.
     pub key_format: KeyFormat,
+    /// What the customer paid: the product's price when it was minted.
+    pub price: Option<Price>,
+    /// The license this one replaced (a substitute or upgrade).
+    pub supersedes: Option<String>,
+    /// The license that replaced this one.
+    pub superseded_by: Option<String>,
+    /// What is still to be paid before an upgrade becomes usable.
+    pub amount_due: Option<Price>,
     /// When the row was made.
     #[serde(with = "time::serde_req")]
     pub created_at: Timestamp,
@@ -286,6 +298,10 @@ impl MintRequest {
                 metadata: self.metadata,
                 status: LicenseStatus::Active,
                 key_format: product.spec.key_format,
+                price: Some(product.spec.price.clone()),
+                supersedes: None,
+                superseded_by: None,
+                amount_due: None,
                 created_at: now,
                 updated_at: now,
             },

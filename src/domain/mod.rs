@@ -5,6 +5,7 @@
 
 pub mod activation;
 pub mod audit;
+pub mod grace;
 pub mod ids;
 pub mod key;
 pub mod license;
@@ -50,6 +51,51 @@ pub enum DomainError {
     /// No API token with that id.
     #[error("token not found")]
     TokenNotFound,
+    /// The price paid for the license is not known (old license, product gone).
+    #[error("the price paid for this license is not known")]
+    PriceUnknown,
+    /// `substitute`/`upgrade` need a `product`.
+    #[error("this remedy needs `product`")]
+    ProductRequired,
+    /// The other product is priced in another currency.
+    #[error("the license was paid in {paid}, the product costs {target}")]
+    CurrencyMismatch {
+        /// Currency paid.
+        paid: String,
+        /// Currency of the other product.
+        target: String,
+    },
+    /// A substitute dearer than the price paid (plus tolerance).
+    #[error("the substitute costs {price}, more than the {ceiling} allowed; use `upgrade` for a dearer product")]
+    SubstituteTooExpensive {
+        /// The substitute's price.
+        price: u64,
+        /// The most a substitute may cost.
+        ceiling: u64,
+    },
+    /// An upgrade to a product that is not dearer.
+    #[error("an upgrade must be dearer than the price paid; use `substitute`")]
+    UpgradeNotDearer,
+    /// Store credit needs an email and the license has none.
+    #[error("the license has no customer email; give `email` for the credit ledger")]
+    EmailRequired,
+    /// Not enough store credit.
+    #[error("the credit balance is {balance}, less than {amount}")]
+    InsufficientCredit {
+        /// What the ledger holds.
+        balance: u64,
+        /// What was asked for.
+        amount: u64,
+    },
+    /// An `Idempotency-Key` sent again with another request.
+    #[error("this Idempotency-Key was used for another request")]
+    IdempotencyKeyReused,
+    /// No claim with that id.
+    #[error("claim not found")]
+    ClaimNotFound,
+    /// The claim was decided already.
+    #[error("the claim was already resolved")]
+    ClaimResolved,
     /// A field of the request is out of its allowed shape or range.
     #[error("{field}: {message}")]
     InvalidField {

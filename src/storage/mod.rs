@@ -1,6 +1,7 @@
 //! The storage boundary: domain operations, one implementation per engine.
 
 pub mod activation;
+pub mod grace;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -12,6 +13,9 @@ use crate::domain::token::{ApiToken, NewApiToken};
 use crate::domain::DomainError;
 use crate::storage::activation::{
     Activation, ActivationOutcome, Deactivation, DeactivationOutcome, KeyFacts, NewActivation,
+};
+use crate::storage::grace::{
+    Claim, ClaimOutcome, CreditEntry, DecisionOutcome, GraceRequest, NewClaim, Redemption,
 };
 
 /// A storage operation failed.
@@ -179,6 +183,47 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Every activation of a license, newest first.
     async fn activations(&self, license_id: &str) -> Result<Vec<Activation>, StorageError>;
+
+    /// Makes a grace decision with its evidence (or finds it again by its idempotency key).
+    async fn decide(
+        &self,
+        req: GraceRequest,
+        now: Timestamp,
+    ) -> Result<DecisionOutcome, StorageError>;
+
+    /// Confirms an upgrade's payment.
+    async fn confirm_payment(
+        &self,
+        id: String,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<License, StorageError>;
+
+    /// A customer's credit ledger, oldest first.
+    async fn credits(&self, email: &str) -> Result<Vec<CreditEntry>, StorageError>;
+
+    /// Spends credit on an order (idempotent on the order id); true if new.
+    async fn redeem(
+        &self,
+        r: Redemption,
+        now: Timestamp,
+    ) -> Result<(CreditEntry, bool), StorageError>;
+
+    /// Files a customer's claim, or grants it by policy.
+    async fn file_claim(&self, c: NewClaim, now: Timestamp) -> Result<ClaimOutcome, StorageError>;
+
+    /// One claim.
+    async fn claim(&self, id: &str) -> Result<Option<Claim>, StorageError>;
+
+    /// Claims with a status.
+    async fn claims(&self, status: &str) -> Result<Vec<Claim>, StorageError>;
+
+    /// Support closes a claim with a decision (`req.claim_id`).
+    async fn resolve_claim(
+        &self,
+        req: GraceRequest,
+        now: Timestamp,
+    ) -> Result<DecisionOutcome, StorageError>;
 
     /// Stores a new API token.
     async fn create_token(&self, new: NewApiToken, actor: Actor) -> Result<ApiToken, StorageError>;

@@ -92,6 +92,58 @@ CREATE UNIQUE INDEX activations_live ON activations (license_id, fingerprint)
     WHERE deactivated_at IS NULL;
 CREATE INDEX activations_by_license ON activations (license_id, deactivated_at);
 "#,
+    r#"
+ALTER TABLE licenses ADD COLUMN price_amount INTEGER;
+ALTER TABLE licenses ADD COLUMN price_currency TEXT;
+ALTER TABLE licenses ADD COLUMN supersedes TEXT;
+ALTER TABLE licenses ADD COLUMN superseded_by TEXT;
+ALTER TABLE licenses ADD COLUMN due_amount INTEGER;
+ALTER TABLE licenses ADD COLUMN due_currency TEXT;
+
+CREATE TABLE decisions (
+    id               TEXT PRIMARY KEY,
+    license_id       TEXT NOT NULL REFERENCES licenses (id),
+    remedy           TEXT NOT NULL,
+    reason           TEXT NOT NULL,
+    actor            TEXT NOT NULL,
+    automatic        INTEGER NOT NULL,
+    at               INTEGER NOT NULL,
+    evidence         TEXT NOT NULL,
+    result           TEXT NOT NULL,
+    new_license_id   TEXT,
+    claim_id         TEXT,
+    idempotency_key  TEXT UNIQUE,
+    request_hash     BLOB
+) STRICT;
+CREATE INDEX decisions_by_license ON decisions (license_id, at);
+
+CREATE TABLE credit_entries (
+    id           TEXT PRIMARY KEY,
+    email        TEXT NOT NULL,
+    amount       INTEGER NOT NULL,
+    currency     TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    license_id   TEXT,
+    decision_id  TEXT,
+    order_id     TEXT UNIQUE,
+    at           INTEGER NOT NULL,
+    actor        TEXT NOT NULL
+) STRICT;
+CREATE INDEX credit_entries_by_email ON credit_entries (email, at);
+
+CREATE TABLE claims (
+    id           TEXT PRIMARY KEY,
+    license_id   TEXT NOT NULL REFERENCES licenses (id),
+    email        TEXT,
+    message      TEXT,
+    status       TEXT NOT NULL,
+    note         TEXT,
+    decision_id  TEXT,
+    created_at   INTEGER NOT NULL,
+    resolved_at  INTEGER
+) STRICT;
+CREATE INDEX claims_by_status ON claims (status, created_at);
+"#,
 ];
 
 /// The schema version this binary writes.

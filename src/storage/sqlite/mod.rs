@@ -1,6 +1,7 @@
 //! The SQLite engine: one file in the data directory, WAL, group-committing writer.
 
 mod activations;
+mod grace;
 mod migrations;
 mod pool;
 mod writer;
@@ -13,12 +14,15 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::domain::audit::{verify_chain, Actor, ChainError, Event, EventRecord, NewEvent};
 use crate::domain::license::{Action, License, LicenseStatus, NewLicense};
-use crate::domain::product::{DurationFrom, KeyFormat};
+use crate::domain::product::{DurationFrom, KeyFormat, Price};
 use crate::domain::time::{self, Timestamp};
 use crate::domain::token::{ApiToken, NewApiToken, Role};
 use crate::domain::DomainError;
 use crate::storage::activation::{
     Activation, ActivationOutcome, Deactivation, DeactivationOutcome, KeyFacts, NewActivation,
+};
+use crate::storage::grace::{
+    Claim, ClaimOutcome, CreditEntry, DecisionOutcome, GraceRequest, NewClaim, Redemption,
 };
 use crate::storage::{
     IssuedKey, KnownKey, LicenseLookup, LicensePage, MintOutcome, Storage, StorageError, StoredKey,
@@ -155,7 +159,8 @@ impl SqliteStore {
 
 const LICENSE_COLUMNS: &str = "id, product, order_id, customer_email, purchased_at, activate_by, \
      expires_at, duration_days, duration_from, extra_days, seats, entitlements, metadata, status, \
-     key_format, created_at, updated_at";
+     key_format, created_at, updated_at, price_amount, price_currency, supersedes, superseded_by, \
+     due_amount, due_currency";
 
 fn corrupt(what: &str) -> rusqlite::Error {
     rusqlite::Error::InvalidColumnType(0, what.to_owned(), rusqlite::types::Type::Text)
@@ -189,7 +194,26 @@ fn license_from_row(r: &Row<'_>) -> rusqlite::Result<License> {
         key_format: KeyFormat::parse(&key_format).ok_or_else(|| corrupt("key_format"))?,
         created_at: time::from_unix(r.get(15)?),
         updated_at: time::from_unix(r.get(16)?),
+        price: price_from(r.get(17)?, r.get(18)?),
+        supersedes: r.get(19)?,
+        superseded_by: r.get(20)?,
+        amount_due: price_from(r.get(21)?, r.get(22)?),
     })
+}
+
+fn price_from(amount: Option<i64>, currency: Option<String>) -> Option<Price> {
+    Some(Price {
+        amount: u64::try_from(amount?).ok()?,
+        currency: currency?,
+    })
+}
+
+/// A price as two columns.
+pub(super) fn price_columns(p: Option<&Price>) -> (Option<i64>, Option<&str>) {
+    (
+        p.and_then(|p| i64::try_from(p.amount).ok()),
+        p.map(|p| p.currency.as_str()),
+    )
 }
 
 fn token_from_row(r: &Row<'_>) -> rusqlite::Result<ApiToken> {
@@ -230,7 +254,7 @@ fn latest_key(conn: &Connection, license_id: &str) -> Result<StoredKey, StorageE
     .ok_or_else(|| StorageError::Corrupt(format!("license {license_id} has no key")))
 }
 
-fn mint_one(
+pub(super) fn mint_one(
     ctx: &mut WriteCtx<'_>,
     new: &NewLicense,
     key: &IssuedKey,
@@ -254,7 +278,8 @@ fn mint_one(
     ctx.conn
         .prepare_cached(&format!(
             "INSERT INTO licenses ({LICENSE_COLUMNS}, request_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                     ?18, ?19, ?20, ?21, ?22, ?23, ?24)"
         ))?
         .execute(params![
             l.id,
@@ -269,11 +294,19 @@ fn mint_one(
             l.extra_days,
             l.seats,
             serde_json::to_string(&l.entitlements).unwrap_or_else(|_| "[]".into()),
-            l.metadata.as_ref().map(|m| serde_json::Value::Object(m.clone()).to_string()),
+            l.metadata
+                .as_ref()
+                .map(|m| serde_json::Value::Object(m.clone()).to_string()),
             l.status.as_str(),
             l.key_format.as_str(),
             l.created_at.timestamp(),
             l.updated_at.timestamp(),
+            price_columns(l.price.as_ref()).0,
+            price_columns(l.price.as_ref()).1,
+            l.supersedes,
+            l.superseded_by,
+            price_columns(l.amount_due.as_ref()).0,
+            price_columns(l.amount_due.as_ref()).1,
             &new.request_hash[..],
         ])?;
     ctx.conn
@@ -309,7 +342,8 @@ fn mint_one(
 pub(super) fn update_license_state(ctx: &WriteCtx<'_>, l: &License) -> Result<(), StorageError> {
     ctx.conn
         .prepare_cached(
-            "UPDATE licenses SET status = ?2, expires_at = ?3, extra_days = ?4, updated_at = ?5
+            "UPDATE licenses SET status = ?2, expires_at = ?3, extra_days = ?4, updated_at = ?5,
+                activate_by = ?6, superseded_by = ?7, due_amount = ?8, due_currency = ?9
              WHERE id = ?1",
         )?
         .execute(params![
@@ -317,9 +351,37 @@ pub(super) fn update_license_state(ctx: &WriteCtx<'_>, l: &License) -> Result<()
             l.status.as_str(),
             l.expires_at.map(|t| t.timestamp()),
             l.extra_days,
-            l.updated_at.timestamp()
+            l.updated_at.timestamp(),
+            l.activate_by.map(|t| t.timestamp()),
+            l.superseded_by,
+            price_columns(l.amount_due.as_ref()).0,
+            price_columns(l.amount_due.as_ref()).1,
         ])?;
     Ok(())
+}
+
+/// The events of one license, oldest first.
+pub(super) fn license_events(
+    conn: &Connection,
+    license_id: &str,
+) -> Result<Vec<Event>, StorageError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, at, actor, kind, license_id, data FROM events
+         WHERE license_id = ?1 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map([license_id], |r| {
+        let actor: String = r.get(2)?;
+        let data: String = r.get(5)?;
+        Ok(Event {
+            seq: r.get(0)?,
+            at: time::from_unix(r.get(1)?),
+            actor: serde_json::from_str(&actor).unwrap_or(serde_json::Value::Null),
+            kind: r.get(3)?,
+            license_id: r.get(4)?,
+            data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 pub(super) fn require_license(ctx: &WriteCtx<'_>, id: &str) -> Result<License, StorageError> {
@@ -379,6 +441,68 @@ impl Storage for SqliteStore {
         }
         self.writer
             .write(move |ctx| activations::apply_touches(ctx, &pending))
+            .await
+    }
+
+    async fn decide(
+        &self,
+        req: GraceRequest,
+        now: Timestamp,
+    ) -> Result<DecisionOutcome, StorageError> {
+        self.writer
+            .write(move |ctx| grace::decide(ctx, &req, now))
+            .await
+    }
+
+    async fn confirm_payment(
+        &self,
+        id: String,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<License, StorageError> {
+        self.writer
+            .write(move |ctx| grace::confirm_payment(ctx, &id, &actor, now))
+            .await
+    }
+
+    async fn credits(&self, email: &str) -> Result<Vec<CreditEntry>, StorageError> {
+        let email = email.to_owned();
+        self.read(move |c| grace::credits(c, &email)).await
+    }
+
+    async fn redeem(
+        &self,
+        r: Redemption,
+        now: Timestamp,
+    ) -> Result<(CreditEntry, bool), StorageError> {
+        self.writer
+            .write(move |ctx| grace::redeem(ctx, &r, now))
+            .await
+    }
+
+    async fn file_claim(&self, c: NewClaim, now: Timestamp) -> Result<ClaimOutcome, StorageError> {
+        self.writer
+            .write(move |ctx| grace::file_claim(ctx, &c, now))
+            .await
+    }
+
+    async fn claim(&self, id: &str) -> Result<Option<Claim>, StorageError> {
+        let id = id.to_owned();
+        self.read(move |c| grace::claim(c, &id)).await
+    }
+
+    async fn claims(&self, status: &str) -> Result<Vec<Claim>, StorageError> {
+        let status = status.to_owned();
+        self.read(move |c| grace::claims(c, &status)).await
+    }
+
+    async fn resolve_claim(
+        &self,
+        req: GraceRequest,
+        now: Timestamp,
+    ) -> Result<DecisionOutcome, StorageError> {
+        self.writer
+            .write(move |ctx| grace::resolve_claim(ctx, &req, now))
             .await
     }
 
@@ -702,26 +826,7 @@ impl Storage for SqliteStore {
 
     async fn history(&self, license_id: &str) -> Result<Vec<Event>, StorageError> {
         let id = license_id.to_owned();
-        self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT seq, at, actor, kind, license_id, data FROM events
-                 WHERE license_id = ?1 ORDER BY seq",
-            )?;
-            let rows = stmt.query_map([id], |r| {
-                let actor: String = r.get(2)?;
-                let data: String = r.get(5)?;
-                Ok(Event {
-                    seq: r.get(0)?,
-                    at: time::from_unix(r.get(1)?),
-                    actor: serde_json::from_str(&actor).unwrap_or(serde_json::Value::Null),
-                    kind: r.get(3)?,
-                    license_id: r.get(4)?,
-                    data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
+        self.read(move |c| license_events(c, &id)).await
     }
 
     async fn verify_audit(&self) -> Result<Result<i64, ChainError>, StorageError> {

@@ -1,0 +1,645 @@
+//! Late claims: the remedies support can grant a customer who never activated in
+//! time, the evidence each decision carries, and the self-serve policy.
+//!
+//! Every rule takes `now`; the evidence is computed from the license's audit events.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::license::{License, LicenseStatus};
+use crate::domain::product::Price;
+use crate::domain::time::{self, plus_days, Timestamp};
+use crate::domain::DomainError;
+
+/// What support (or the policy) grants a late claimer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Remedy {
+    /// Re-open the activation window; the same key works again.
+    Extend,
+    /// A license for another product of equal or lower price; the old one is closed.
+    Substitute,
+    /// A license for a dearer product, usable once the difference is paid.
+    Upgrade,
+    /// The price paid goes to the customer's store credit; the old license is closed.
+    Credit,
+    /// The refund is recorded; the old license is closed.
+    Refund,
+    /// Nothing changes; the reason is recorded.
+    Decline,
+}
+
+impl Remedy {
+    /// The name in requests and in the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Extend => "extend",
+            Self::Substitute => "substitute",
+            Self::Upgrade => "upgrade",
+            Self::Credit => "credit",
+            Self::Refund => "refund",
+            Self::Decline => "decline",
+        }
+    }
+
+    /// Whether the remedy mints a license for another product.
+    pub fn mints(self) -> bool {
+        matches!(self, Self::Substitute | Self::Upgrade)
+    }
+}
+
+/// An audit event of the license, as the evidence reads it.
+#[derive(Debug, Clone)]
+pub struct PastEvent {
+    /// When.
+    pub at: Timestamp,
+    /// `activation_refused`, `grace_decision`, ...
+    pub kind: String,
+    /// The event's details.
+    pub data: serde_json::Value,
+}
+
+/// A refused activation, from the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefusedAttempt {
+    /// When.
+    #[serde(with = "time::serde_req")]
+    pub at: Timestamp,
+    /// The refusal code (`activation_window_closed`, ...).
+    pub code: String,
+}
+
+/// An earlier decision on the same license, from the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EarlierDecision {
+    /// When.
+    #[serde(with = "time::serde_req")]
+    pub at: Timestamp,
+    /// The decision id.
+    pub decision: String,
+    /// The remedy granted.
+    pub remedy: String,
+    /// Whether the policy granted it without a person.
+    pub automatic: bool,
+}
+
+/// What the audit log says about a license, for a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    /// When the customer paid.
+    #[serde(with = "time::serde_req")]
+    pub purchased_at: Timestamp,
+    /// The activation deadline, if the product has one.
+    #[serde(with = "time::serde_opt")]
+    pub activate_by: Option<Timestamp>,
+    /// Whole days past the deadline at the time of the decision (0 if not past).
+    pub days_late: i64,
+    /// Whether the key was ever presented (activation or validation).
+    pub ever_presented: bool,
+    /// The first time it was.
+    #[serde(with = "time::serde_opt")]
+    pub first_presented_at: Option<Timestamp>,
+    /// Whether that first presentation came before the deadline.
+    pub presented_before_deadline: bool,
+    /// Whether any machine ever activated it.
+    pub ever_activated: bool,
+    /// Every refused activation, oldest first.
+    pub refused_activations: Vec<RefusedAttempt>,
+    /// Earlier grace decisions, oldest first.
+    pub earlier_decisions: Vec<EarlierDecision>,
+}
+
+impl Evidence {
+    /// Reads the evidence from the license and its events at `now`.
+    pub fn gather(license: &License, events: &[PastEvent], now: Timestamp) -> Self {
+        let first_presented_at = events
+            .iter()
+            .find(|e| e.kind == "key_first_presented")
+            .map(|e| e.at);
+        let days_late = license
+            .activate_by
+            .map_or(0, |by| ((now - by).num_days()).max(0));
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+        Self {
+            purchased_at: license.purchased_at,
+            activate_by: license.activate_by,
+            days_late,
+            ever_presented: first_presented_at.is_some(),
+            first_presented_at,
+            presented_before_deadline: match (first_presented_at, license.activate_by) {
+                (Some(at), Some(by)) => at <= by,
+                (Some(_), None) => true,
+                (None, _) => false,
+            },
+            ever_activated: events.iter().any(|e| e.kind == "activation_created"),
+            refused_activations: events
+                .iter()
+                .filter(|e| e.kind == "activation_refused")
+                .map(|e| RefusedAttempt {
+                    at: e.at,
+                    code: text(&e.data["code"]),
+                })
+                .collect(),
+            earlier_decisions: events
+                .iter()
+                .filter(|e| e.kind == "grace_decision")
+                .map(|e| EarlierDecision {
+                    at: e.at,
+                    decision: text(&e.data["decision"]),
+                    remedy: text(&e.data["remedy"]),
+                    automatic: e.data["automatic"].as_bool().unwrap_or(false),
+                })
+                .collect(),
+        }
+    }
+
+    /// Extensions granted so far (by anyone).
+    pub fn extensions(&self) -> usize {
+        self.earlier_decisions
+            .iter()
+            .filter(|d| d.remedy == "extend")
+            .count()
+    }
+
+    /// Extensions the policy granted on its own.
+    pub fn automatic_extensions(&self) -> usize {
+        self.earlier_decisions
+            .iter()
+            .filter(|d| d.remedy == "extend" && d.automatic)
+            .count()
+    }
+}
+
+/// What a decision does, worked out from the license, the request and the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Open the window until `activate_by` (`days` from now).
+    Extend {
+        /// The new deadline.
+        activate_by: Timestamp,
+        /// Its length in days.
+        days: u32,
+    },
+    /// Close the license as superseded by a new license at no cost.
+    Substitute,
+    /// Close it as superseded by a new license that waits for `amount_due`.
+    Upgrade {
+        /// The difference to pay.
+        amount_due: Price,
+    },
+    /// Close it; `amount` goes to `email`'s store credit.
+    Credit {
+        /// The price paid.
+        amount: Price,
+        /// Whose ledger.
+        email: String,
+    },
+    /// Close it as refunded; `amount` was paid back.
+    Refund {
+        /// The price paid.
+        amount: Price,
+    },
+    /// Change nothing.
+    Decline,
+}
+
+/// The inputs of a decision beyond the license.
+#[derive(Debug, Clone)]
+pub struct DecisionInput<'a> {
+    /// The remedy asked for.
+    pub remedy: Remedy,
+    /// `extend`: the window's length (default: the product's window).
+    pub days: Option<u32>,
+    /// The product's window length, if the product (still) has one.
+    pub product_window_days: Option<u32>,
+    /// `substitute`/`upgrade`: the other product's price.
+    pub target_price: Option<&'a Price>,
+    /// What the customer paid (from the license, or the catalog for old licenses).
+    pub price_paid: Option<&'a Price>,
+    /// How much dearer a substitute may be, in percent of the price paid.
+    pub substitute_tolerance_percent: u32,
+    /// `credit`: the ledger's email if the license has none.
+    pub email: Option<&'a str>,
+}
+
+/// Longest window an extension may open.
+pub const MAX_EXTENSION_DAYS: u32 = 3650;
+
+impl License {
+    /// Works out what `input` does to this license at `now`, or why it cannot.
+    pub fn plan(&self, input: &DecisionInput<'_>, now: Timestamp) -> Result<Plan, DomainError> {
+        if input.remedy == Remedy::Decline {
+            return Ok(Plan::Decline);
+        }
+        if self.status != LicenseStatus::Active {
+            return Err(DomainError::InvalidTransition {
+                action: input.remedy.as_str(),
+                status: self.status,
+            });
+        }
+        let paid = || input.price_paid.cloned().ok_or(DomainError::PriceUnknown);
+        match input.remedy {
+            Remedy::Extend => {
+                let days = input
+                    .days
+                    .or(input.product_window_days)
+                    .ok_or(DomainError::DaysRequired)?;
+                if !(1..=MAX_EXTENSION_DAYS).contains(&days) {
+                    return Err(DomainError::field(
+                        "days",
+                        format!("must be between 1 and {MAX_EXTENSION_DAYS}"),
+                    ));
+                }
+                Ok(Plan::Extend {
+                    activate_by: plus_days(now, days),
+                    days,
+                })
+            }
+            Remedy::Substitute | Remedy::Upgrade => {
+                let paid = paid()?;
+                let target = input.target_price.ok_or(DomainError::ProductRequired)?;
+                if target.currency != paid.currency {
+                    return Err(DomainError::CurrencyMismatch {
+                        paid: paid.currency,
+                        target: target.currency.clone(),
+                    });
+                }
+                let ceiling = paid
+                    .amount
+                    .saturating_mul(100 + u64::from(input.substitute_tolerance_percent))
+                    / 100;
+                match input.remedy {
+                    Remedy::Substitute if target.amount <= ceiling => Ok(Plan::Substitute),
+                    Remedy::Substitute => Err(DomainError::SubstituteTooExpensive {
+                        price: target.amount,
+                        ceiling,
+                    }),
+                    _ if target.amount <= paid.amount => Err(DomainError::UpgradeNotDearer),
+                    _ => Ok(Plan::Upgrade {
+                        amount_due: Price {
+                            amount: target.amount - paid.amount,
+                            currency: paid.currency,
+                        },
+                    }),
+                }
+            }
+            Remedy::Credit => {
+                let email = self
+                    .customer_email
+                    .clone()
+                    .or_else(|| input.email.map(str::to_owned))
+                    .ok_or(DomainError::EmailRequired)?;
+                Ok(Plan::Credit {
+                    amount: paid()?,
+                    email,
+                })
+            }
+            Remedy::Refund => Ok(Plan::Refund { amount: paid()? }),
+            Remedy::Decline => Ok(Plan::Decline),
+        }
+    }
+}
+
+/// The `[late_claims]` policy: what a customer's own claim gets without a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimPolicy {
+    /// Grant an extension at once to a never-activated license that qualifies.
+    #[serde(default = "yes")]
+    pub auto_extend: bool,
+    /// Only for purchases at most this many days old.
+    #[serde(default = "two_years")]
+    pub max_age_days: u32,
+    /// Length of an automatic extension (default: the product's window).
+    #[serde(default)]
+    pub extension_days: Option<u32>,
+    /// Automatic extensions per license, ever.
+    #[serde(default = "one")]
+    pub max_auto_extensions: u32,
+    /// How much dearer (percent) a substitute may be than the price paid.
+    #[serde(default)]
+    pub substitute_tolerance_percent: u32,
+    /// Claims accepted per license key per day.
+    #[serde(default = "five")]
+    pub max_claims_per_key_per_day: u32,
+    /// Claims accepted per client address per hour.
+    #[serde(default = "twenty")]
+    pub max_claims_per_address_per_hour: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+fn two_years() -> u32 {
+    730
+}
+fn one() -> u32 {
+    1
+}
+fn five() -> u32 {
+    5
+}
+fn twenty() -> u32 {
+    20
+}
+
+impl Default for ClaimPolicy {
+    fn default() -> Self {
+        Self {
+            auto_extend: yes(),
+            max_age_days: two_years(),
+            extension_days: None,
+            max_auto_extensions: one(),
+            substitute_tolerance_percent: 0,
+            max_claims_per_key_per_day: five(),
+            max_claims_per_address_per_hour: twenty(),
+        }
+    }
+}
+
+/// What the policy does with a customer's claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimVerdict {
+    /// Nothing to claim: the key can be activated now.
+    NotNeeded,
+    /// Extend at once by this many days.
+    Extend(u32),
+    /// A person decides; the reason says why the policy did not.
+    ForSupport(&'static str),
+}
+
+impl ClaimPolicy {
+    /// Decides a claim on `license` with its `evidence` at `now`.
+    pub fn judge(
+        &self,
+        license: &License,
+        evidence: &Evidence,
+        product_window_days: Option<u32>,
+        now: Timestamp,
+    ) -> ClaimVerdict {
+        let window_closed = license.activate_by.is_some_and(|by| now > by);
+        if license.status == LicenseStatus::Active
+            && !license.is_expired(now)
+            && (evidence.ever_activated || !window_closed)
+        {
+            return ClaimVerdict::NotNeeded;
+        }
+        if !self.auto_extend {
+            return ClaimVerdict::ForSupport("automatic extensions are off");
+        }
+        if license.status != LicenseStatus::Active {
+            return ClaimVerdict::ForSupport("the license is not active");
+        }
+        if license.is_expired(now) {
+            return ClaimVerdict::ForSupport("the license has expired");
+        }
+        if evidence.ever_activated {
+            return ClaimVerdict::ForSupport("the license was activated before");
+        }
+        if (now - license.purchased_at).num_days() > i64::from(self.max_age_days) {
+            return ClaimVerdict::ForSupport("the purchase is older than the policy allows");
+        }
+        if evidence.automatic_extensions() >= self.max_auto_extensions as usize {
+            return ClaimVerdict::ForSupport("the automatic extensions are used up");
+        }
+        match self.extension_days.or(product_window_days) {
+            Some(days) if days > 0 => ClaimVerdict::Extend(days.min(MAX_EXTENSION_DAYS)),
+            _ => ClaimVerdict::ForSupport("no extension length is configured"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::license::MintRequest;
+    use crate::domain::product::tests::photo_pro;
+    use crate::domain::time::parse;
+
+    fn at(s: &str) -> Timestamp {
+        parse(s).unwrap()
+    }
+
+    /// Photo Pro (49.00 EUR, 90-day window) bought on 2025-01-01, never activated.
+    fn late() -> License {
+        let req: MintRequest = serde_json::from_value(serde_json::json!({
+            "product": "photo-pro", "order_id": "o-1", "purchased_at": "2025-01-01T00:00:00Z",
+            "customer_email": "ann@example.com"
+        }))
+        .unwrap();
+        req.into_new_license(&photo_pro(), "lic_x".into(), at("2025-01-01T00:00:00Z"))
+            .unwrap()
+            .license
+    }
+
+    fn eur(amount: u64) -> Price {
+        Price {
+            amount,
+            currency: "EUR".into(),
+        }
+    }
+
+    fn input<'a>(remedy: Remedy, paid: &'a Price, target: Option<&'a Price>) -> DecisionInput<'a> {
+        DecisionInput {
+            remedy,
+            days: None,
+            product_window_days: Some(90),
+            target_price: target,
+            price_paid: Some(paid),
+            substitute_tolerance_percent: 0,
+            email: None,
+        }
+    }
+
+    fn event(at_: &str, kind: &str, data: serde_json::Value) -> PastEvent {
+        PastEvent {
+            at: at(at_),
+            kind: kind.into(),
+            data,
+        }
+    }
+
+    const NOW: &str = "2026-01-01T00:00:00Z";
+
+    #[test]
+    fn the_evidence_tells_a_year_late_claimer_who_tried_in_time() {
+        let events = [
+            event(
+                "2025-01-01T00:00:00Z",
+                "license_minted",
+                serde_json::json!({}),
+            ),
+            event(
+                "2025-02-01T00:00:00Z",
+                "key_first_presented",
+                serde_json::json!({}),
+            ),
+            event(
+                "2025-02-01T00:00:00Z",
+                "activation_refused",
+                serde_json::json!({"code": "license_suspended"}),
+            ),
+            event(
+                "2025-12-01T00:00:00Z",
+                "activation_refused",
+                serde_json::json!({"code": "activation_window_closed"}),
+            ),
+        ];
+        let e = Evidence::gather(&late(), &events, at(NOW));
+        assert_eq!(e.days_late, 275, "365 days after purchase, 90-day window");
+        assert!(e.ever_presented && e.presented_before_deadline && !e.ever_activated);
+        assert_eq!(e.refused_activations.len(), 2);
+        assert_eq!(e.refused_activations[1].code, "activation_window_closed");
+        let never = Evidence::gather(&late(), &events[..1], at(NOW));
+        assert!(!never.ever_presented && !never.presented_before_deadline);
+    }
+
+    #[test]
+    fn extend_defaults_to_the_products_window_from_now() {
+        let paid = eur(4900);
+        assert_eq!(
+            late().plan(&input(Remedy::Extend, &paid, None), at(NOW)),
+            Ok(Plan::Extend {
+                activate_by: at("2026-04-01T00:00:00Z"),
+                days: 90
+            })
+        );
+        let mut i = input(Remedy::Extend, &paid, None);
+        i.days = Some(14);
+        assert!(matches!(
+            late().plan(&i, at(NOW)),
+            Ok(Plan::Extend { days: 14, .. })
+        ));
+        i.days = Some(0);
+        assert!(late().plan(&i, at(NOW)).is_err());
+    }
+
+    #[test]
+    fn a_substitute_may_not_cost_more_than_the_price_paid_plus_the_tolerance() {
+        let paid = eur(4900);
+        let cheaper = eur(2900);
+        let dearer = eur(5100);
+        let l = late();
+        assert_eq!(
+            l.plan(&input(Remedy::Substitute, &paid, Some(&cheaper)), at(NOW)),
+            Ok(Plan::Substitute)
+        );
+        assert_eq!(
+            l.plan(&input(Remedy::Substitute, &paid, Some(&dearer)), at(NOW)),
+            Err(DomainError::SubstituteTooExpensive {
+                price: 5100,
+                ceiling: 4900
+            })
+        );
+        let mut tolerant = input(Remedy::Substitute, &paid, Some(&dearer));
+        tolerant.substitute_tolerance_percent = 5;
+        assert_eq!(l.plan(&tolerant, at(NOW)), Ok(Plan::Substitute));
+        let usd = Price {
+            amount: 100,
+            currency: "USD".into(),
+        };
+        assert!(matches!(
+            l.plan(&input(Remedy::Substitute, &paid, Some(&usd)), at(NOW)),
+            Err(DomainError::CurrencyMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn an_upgrade_owes_the_difference_and_must_be_dearer() {
+        let paid = eur(4900);
+        let l = late();
+        assert_eq!(
+            l.plan(&input(Remedy::Upgrade, &paid, Some(&eur(9900))), at(NOW)),
+            Ok(Plan::Upgrade {
+                amount_due: eur(5000)
+            })
+        );
+        assert_eq!(
+            l.plan(&input(Remedy::Upgrade, &paid, Some(&eur(4900))), at(NOW)),
+            Err(DomainError::UpgradeNotDearer)
+        );
+    }
+
+    #[test]
+    fn credit_and_refund_give_back_the_price_paid_and_decline_changes_nothing() {
+        let paid = eur(4900);
+        let l = late();
+        assert_eq!(
+            l.plan(&input(Remedy::Credit, &paid, None), at(NOW)),
+            Ok(Plan::Credit {
+                amount: paid.clone(),
+                email: "ann@example.com".into()
+            })
+        );
+        assert_eq!(
+            l.plan(&input(Remedy::Refund, &paid, None), at(NOW)),
+            Ok(Plan::Refund {
+                amount: paid.clone()
+            })
+        );
+        let mut closed = late();
+        closed.status = LicenseStatus::Revoked;
+        assert!(matches!(
+            closed.plan(&input(Remedy::Credit, &paid, None), at(NOW)),
+            Err(DomainError::InvalidTransition { .. })
+        ));
+        assert_eq!(
+            closed.plan(&input(Remedy::Decline, &paid, None), at(NOW)),
+            Ok(Plan::Decline)
+        );
+        let mut anonymous = late();
+        anonymous.customer_email = None;
+        assert_eq!(
+            anonymous.plan(&input(Remedy::Credit, &paid, None), at(NOW)),
+            Err(DomainError::EmailRequired)
+        );
+    }
+
+    #[test]
+    fn the_policy_extends_once_for_a_never_activated_purchase_in_its_age_limit() {
+        let policy = ClaimPolicy::default();
+        let l = late();
+        let clean = Evidence::gather(&l, &[], at(NOW));
+        assert_eq!(
+            policy.judge(&l, &clean, Some(90), at(NOW)),
+            ClaimVerdict::Extend(90)
+        );
+        assert_eq!(
+            policy.judge(
+                &l,
+                &clean,
+                Some(90),
+                at("2024-12-01T00:00:00Z").max(at("2025-02-01T00:00:00Z"))
+            ),
+            ClaimVerdict::NotNeeded,
+            "inside the window there is nothing to claim"
+        );
+        let extended = Evidence::gather(
+            &l,
+            &[event(
+                "2025-12-01T00:00:00Z",
+                "grace_decision",
+                serde_json::json!({"decision": "d1", "remedy": "extend", "automatic": true}),
+            )],
+            at(NOW),
+        );
+        assert!(matches!(
+            policy.judge(&l, &extended, Some(90), at(NOW)),
+            ClaimVerdict::ForSupport(_)
+        ));
+        assert!(
+            matches!(
+                policy.judge(&l, &clean, Some(90), at("2027-06-01T00:00:00Z")),
+                ClaimVerdict::ForSupport(_)
+            ),
+            "older than two years"
+        );
+        let off = ClaimPolicy {
+            auto_extend: false,
+            ..ClaimPolicy::default()
+        };
+        assert!(matches!(
+            off.judge(&l, &clean, Some(90), at(NOW)),
+            ClaimVerdict::ForSupport(_)
+        ));
+    }
+}
