@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::grace::ClaimPolicy;
 use crate::domain::product::{Catalog, Product, ProductId, ProductSpec};
 
 /// The repository's `config.toml`, used when no file is given and none is present.
@@ -32,6 +33,9 @@ pub struct Settings {
     /// Log level.
     #[serde(default = "default_log")]
     pub log: String,
+    /// What customers' own late claims get without a person.
+    #[serde(default)]
+    pub late_claims: ClaimPolicy,
     /// The catalog.
     #[serde(default)]
     pub products: BTreeMap<String, ProductSpec>,
@@ -230,6 +234,7 @@ impl Settings {
             keys_dir: default_keys_dir(),
             issuer: default_issuer(),
             log: default_log(),
+            late_claims: ClaimPolicy::default(),
             products: BTreeMap::new(),
         }
     }

@@ -19,7 +19,7 @@ use crate::domain::time;
 use crate::domain::token::{NewApiToken, Role, TokenSecret};
 use crate::error::ApiError;
 use crate::routes;
-use crate::service::AppState;
+use crate::service::{AppState, Limits};
 use crate::storage::sqlite::SqliteStore;
 use crate::storage::{KnownKey, Storage};
 use crate::token::keyring::{KeyError, Keyring};
@@ -241,6 +241,8 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         catalog: Arc::new(catalog),
         issuer: settings.issuer.clone(),
         policies: Arc::new(policies),
+        claim_policy: settings.late_claims.clone(),
+        limits: Limits::new(&settings.late_claims),
     });
     let store = Arc::clone(&state.store);
     let server = HttpServer::new(move || {

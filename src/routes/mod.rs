@@ -3,6 +3,7 @@
 pub mod activations;
 pub mod auth;
 pub mod extract;
+pub mod grace;
 pub mod health;
 pub mod keys;
 pub mod licenses;
@@ -86,6 +87,37 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/licenses/{id}")
             .get(licenses::get)
+            .default_service(na()),
+    )
+    .service(
+        web::resource("/v1/licenses/{id}/grace-extension")
+            .post(grace::grace_extension)
+            .default_service(na()),
+    )
+    .service(
+        web::resource("/v1/licenses/{id}/confirm-payment")
+            .post(grace::confirm_payment)
+            .default_service(na()),
+    )
+    .service(
+        web::resource("/v1/claims")
+            .get(grace::list)
+            .post(grace::file)
+            .default_service(na()),
+    )
+    .service(
+        web::resource("/v1/claims/{id}/resolve")
+            .post(grace::resolve)
+            .default_service(na()),
+    )
+    .service(
+        web::resource("/v1/credits")
+            .get(grace::credits)
+            .default_service(na()),
+    )
+    .service(
+        web::resource("/v1/credits/redeem")
+            .post(grace::redeem)
             .default_service(na()),
     )
     .service(

@@ -220,7 +220,7 @@ impl Drop for TestServer {
     }
 }
 
-fn into_resp(r: Result<ureq::Response, ureq::Error>) -> Resp {
+pub fn into_resp(r: Result<ureq::Response, ureq::Error>) -> Resp {
     let resp = match r {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,

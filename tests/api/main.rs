@@ -9,6 +9,7 @@ mod auth;
 mod cli;
 mod desktop_app;
 mod errors;
+mod grace;
 mod helpers;
 mod interop;
 mod keys;

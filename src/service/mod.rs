@@ -1,11 +1,15 @@
 //! Operations that combine the domain, the keyring and storage: what handlers call.
 
+pub mod grace;
+pub mod limits;
+
 use std::sync::Arc;
 
 use serde::Deserialize;
 
 use crate::domain::activation::{certificate_expiry, Fingerprint};
 use crate::domain::audit::Actor;
+use crate::domain::grace::ClaimPolicy;
 use crate::domain::ids::is_id;
 use crate::domain::ids::new_id;
 use crate::domain::key::LicenseKey;
@@ -24,6 +28,7 @@ use crate::token::claims::{
     self, ActivationClaims, ValidationReceipt, ACTIVATION_KIND, VALIDATION_KIND,
 };
 use crate::token::Keyring;
+use limits::Limiter;
 
 /// Everything a request needs, shared by all workers.
 pub struct AppState {
@@ -37,6 +42,29 @@ pub struct AppState {
     pub issuer: String,
     /// Seat rules (churn limit, release of unseen machines) per product.
     pub policies: Policies,
+    /// The `[late_claims]` policy.
+    pub claim_policy: ClaimPolicy,
+    /// Request counters of the public claim endpoint.
+    pub limits: Limits,
+}
+
+/// The rate limits keyclerk keeps in memory.
+#[derive(Debug)]
+pub struct Limits {
+    /// Claims per license key per day.
+    pub claims_per_key: Limiter,
+    /// Claims per client address per hour.
+    pub claims_per_address: Limiter,
+}
+
+impl Limits {
+    /// Counters for `policy`.
+    pub fn new(policy: &ClaimPolicy) -> Self {
+        Self {
+            claims_per_key: Limiter::new(policy.max_claims_per_key_per_day, 86_400),
+            claims_per_address: Limiter::new(policy.max_claims_per_address_per_hour, 3600),
+        }
+    }
 }
 
 /// Lease and grace used for a product that has left the catalog.
@@ -191,7 +219,7 @@ fn internal(what: &str) -> ApiError {
 
 impl AppState {
     /// Signs a key for a new license with the active key.
-    fn issue(&self, license: &License) -> Result<(String, IssuedKey), ApiError> {
+    pub(crate) fn issue(&self, license: &License) -> Result<(String, IssuedKey), ApiError> {
         let active = self
             .keyring
             .active()

@@ -1,0 +1,346 @@
+//! Late claims: grace decisions by support, customers' own claims, store credit.
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::domain::audit::Actor;
+use crate::domain::grace::Remedy;
+use crate::domain::ids::new_id;
+use crate::domain::key::LicenseKey;
+use crate::domain::license::{parse_email, parse_order_id, License, MintRequest};
+use crate::domain::product::Price;
+use crate::domain::time::{plus_days, Timestamp};
+use crate::domain::DomainError;
+use crate::error::ApiError;
+use crate::service::{long_text, AppState};
+use crate::storage::grace::{
+    Claim, ClaimOutcome, CreditEntry, Decision, DecisionOutcome, GraceRequest, Idempotency,
+    NewClaim, Redemption, Target,
+};
+use crate::storage::StorageError;
+
+/// Body of `POST /v1/licenses/{id}/grace-extension` and `POST /v1/claims/{id}/resolve`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraceBody {
+    /// `extend`, `substitute`, `upgrade`, `credit`, `refund` or `decline`.
+    pub remedy: Remedy,
+    /// Why; always required.
+    pub reason: String,
+    /// `extend`: the window's length (default: the product's window).
+    #[serde(default)]
+    pub days: Option<u32>,
+    /// `substitute`/`upgrade`: the other product.
+    #[serde(default)]
+    pub product: Option<String>,
+    /// `credit`: the ledger's email when the license has none.
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// A decision with the licenses it touched.
+#[derive(Debug)]
+pub struct Granted {
+    /// The decision, with its evidence.
+    pub decision: Decision,
+    /// Found again by its `Idempotency-Key`: nothing was done twice.
+    pub replayed: bool,
+    /// The license decided on, as it stands now.
+    pub license: License,
+    /// The license a substitute or upgrade made.
+    pub new_license: Option<License>,
+    /// The key the customer should use now (a new license's, or the extended one's).
+    pub key: Option<String>,
+}
+
+/// Body of `POST /v1/claims`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimBody {
+    /// The customer's key.
+    pub license_key: String,
+    /// An email to reach the customer.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// What the customer wants to say.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// What a customer's claim came to.
+#[derive(Debug)]
+pub enum ClaimAnswer {
+    /// The key works as it is.
+    NotNeeded(Box<License>),
+    /// Extended at once by the policy.
+    Granted(Box<(Decision, License)>),
+    /// Filed for support.
+    Filed(Box<Claim>),
+}
+
+/// Body of `POST /v1/credits/redeem`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemBody {
+    /// The customer.
+    pub email: String,
+    /// The shop's order paid with the credit.
+    pub order_id: String,
+    /// Minor units.
+    pub amount: u64,
+    /// ISO 4217.
+    pub currency: String,
+}
+
+fn idempotency_key(value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(v) if v.is_empty() || v.len() > 200 || !v.bytes().all(|b| b.is_ascii_graphic()) => {
+            Err(ApiError::InvalidQuery(
+                "Idempotency-Key: 1 to 200 printable ASCII characters".into(),
+            ))
+        }
+        other => Ok(other),
+    }
+}
+
+fn parse_currency(s: &str) -> Result<String, ApiError> {
+    if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(s.to_owned())
+    } else {
+        Err(DomainError::field("currency", "three upper-case letters (ISO 4217)").into())
+    }
+}
+
+impl AppState {
+    /// Makes a grace decision on a license (or on the license of a claim).
+    pub async fn grace(
+        &self,
+        license_id: &str,
+        body: GraceBody,
+        actor: Actor,
+        idempotency: Option<String>,
+        claim_id: Option<String>,
+        now: Timestamp,
+    ) -> Result<Granted, ApiError> {
+        let idempotency = idempotency_key(idempotency)?;
+        let reason = long_text("reason", Some(body.reason.trim().to_owned()))?.unwrap_or_default();
+        if reason.is_empty() {
+            return Err(DomainError::field("reason", "say why").into());
+        }
+        let email = body.email.as_deref().map(parse_email).transpose()?;
+        let (original, _) = self
+            .store
+            .license(license_id)
+            .await?
+            .ok_or(DomainError::LicenseNotFound)?;
+        let product = self.catalog.get(&original.product);
+        let window = product.and_then(|p| p.spec.activation_window_days);
+        let id = new_id("dec", now);
+        let target = match (body.remedy.mints(), &body.product) {
+            (true, Some(slug)) => {
+                let target = self
+                    .catalog
+                    .get(slug)
+                    .ok_or_else(|| DomainError::UnknownProduct(slug.clone()))?;
+                let mut metadata = serde_json::Map::new();
+                metadata.insert("replaces_order".into(), original.order_id.clone().into());
+                let req = MintRequest {
+                    product: slug.clone(),
+                    order_id: parse_order_id(&format!("{}/{id}", body.remedy.as_str()))?,
+                    customer_email: original.customer_email.clone(),
+                    purchased_at: None,
+                    seats: None,
+                    entitlements: None,
+                    expires_at: None,
+                    metadata: Some(metadata),
+                };
+                let new = req.into_new_license(target, new_id("lic", now), now)?;
+                let (_, key) = self.issue(&new.license)?;
+                Some(Target {
+                    price: target.spec.price.clone(),
+                    license: new,
+                    key,
+                })
+            }
+            (true, None) => return Err(DomainError::ProductRequired.into()),
+            (false, _) => None,
+        };
+        let fresh_key = match (body.remedy, body.days.or(window)) {
+            (Remedy::Extend, Some(days)) => {
+                let mut extended = original.clone();
+                extended.activate_by = Some(plus_days(now, days));
+                Some(self.issue(&extended)?.1)
+            }
+            _ => None,
+        };
+        let request_hash: [u8; 32] = Sha256::digest(
+            serde_json::json!({ "license": license_id, "claim": claim_id, "body": body })
+                .to_string()
+                .as_bytes(),
+        )
+        .into();
+        let req = GraceRequest {
+            id,
+            license_id: original.id.clone(),
+            remedy: body.remedy,
+            reason,
+            days: body.days,
+            email,
+            target,
+            fresh_key,
+            product_window_days: window,
+            catalog_price: product.map(|p| p.spec.price.clone()),
+            tolerance_percent: self.claim_policy.substitute_tolerance_percent,
+            actor,
+            automatic: false,
+            idempotency: idempotency.map(|key| Idempotency { key, request_hash }),
+            claim_id: claim_id.clone(),
+        };
+        let outcome = match claim_id {
+            Some(_) => self.store.resolve_claim(req, now).await?,
+            None => self.store.decide(req, now).await?,
+        };
+        let (decision, replayed) = match outcome {
+            DecisionOutcome::Made(d) => (d, false),
+            DecisionOutcome::Replayed(d) => (d, true),
+        };
+        let (license, key) = self.license_with_key(&decision.license_id).await?;
+        let (new_license, key) = match &decision.result.new_license {
+            Some(new_id) => {
+                let (l, k) = self.license_with_key(new_id).await?;
+                (Some(l), Some(k))
+            }
+            None if decision.remedy == Remedy::Extend => (None, Some(key)),
+            None => (None, None),
+        };
+        Ok(Granted {
+            decision,
+            replayed,
+            license,
+            new_license,
+            key,
+        })
+    }
+
+    /// A customer's own late claim, limited per key and per client address.
+    pub async fn claim(
+        &self,
+        body: ClaimBody,
+        client: &str,
+        now: Timestamp,
+    ) -> Result<ClaimAnswer, ApiError> {
+        self.limits
+            .claims_per_address
+            .hit(client, now)
+            .map_err(|secs| ApiError::RateLimited {
+                retry_after_secs: secs,
+            })?;
+        let email = body.email.as_deref().map(parse_email).transpose()?;
+        let message = long_text("message", body.message)?;
+        let key = LicenseKey::parse(&body.license_key).ok_or(DomainError::LicenseNotFound)?;
+        let hash = key.hash();
+        let hex: String = hash[..16].iter().map(|b| format!("{b:02x}")).collect();
+        self.limits
+            .claims_per_key
+            .hit(&hex, now)
+            .map_err(|secs| ApiError::RateLimited {
+                retry_after_secs: secs,
+            })?;
+        let outcome = self
+            .store
+            .file_claim(
+                NewClaim {
+                    id: new_id("clm", now),
+                    decision_id: new_id("dec", now),
+                    key_hash: hash,
+                    email,
+                    message,
+                    policy: self.claim_policy.clone(),
+                    catalog: std::sync::Arc::clone(&self.catalog),
+                },
+                now,
+            )
+            .await?;
+        Ok(match outcome {
+            ClaimOutcome::NotFound => return Err(DomainError::LicenseNotFound.into()),
+            ClaimOutcome::NotNeeded(l) => ClaimAnswer::NotNeeded(l),
+            ClaimOutcome::Granted(d) => {
+                let (license, _) = self
+                    .store
+                    .license(&d.license_id)
+                    .await?
+                    .ok_or(StorageError::Corrupt("claimed license vanished".into()))?;
+                ClaimAnswer::Granted(Box::new((*d, license)))
+            }
+            ClaimOutcome::Filed(c) => ClaimAnswer::Filed(c),
+        })
+    }
+
+    /// Support closes a pending claim with any remedy.
+    pub async fn resolve_claim(
+        &self,
+        claim_id: &str,
+        body: GraceBody,
+        actor: Actor,
+        idempotency: Option<String>,
+        now: Timestamp,
+    ) -> Result<Granted, ApiError> {
+        let claim = self
+            .store
+            .claim(claim_id)
+            .await?
+            .ok_or(DomainError::ClaimNotFound)?;
+        self.grace(
+            &claim.license_id,
+            body,
+            actor,
+            idempotency,
+            Some(claim.id),
+            now,
+        )
+        .await
+    }
+
+    /// Spends store credit on an order.
+    pub async fn redeem(
+        &self,
+        body: RedeemBody,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<(CreditEntry, bool), ApiError> {
+        let email = parse_email(&body.email)
+            .map_err(|_| DomainError::field("email", "is not an email address"))?;
+        let order_id = parse_order_id(&body.order_id)?;
+        let currency = parse_currency(&body.currency)?;
+        if body.amount == 0 || i64::try_from(body.amount).is_err() {
+            return Err(
+                DomainError::field("amount", "must be a positive amount in minor units").into(),
+            );
+        }
+        Ok(self
+            .store
+            .redeem(
+                Redemption {
+                    id: new_id("cre", now),
+                    email,
+                    order_id,
+                    amount: Price {
+                        amount: body.amount,
+                        currency,
+                    },
+                    actor,
+                },
+                now,
+            )
+            .await?)
+    }
+}
+
+/// Balance per currency of a ledger.
+pub fn balances(entries: &[CreditEntry]) -> std::collections::BTreeMap<String, i64> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in entries {
+        *out.entry(e.currency.clone()).or_insert(0) += e.amount;
+    }
+    out
+}
