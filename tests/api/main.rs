@@ -8,6 +8,7 @@ mod activations;
 mod auth;
 mod cli;
 mod desktop_app;
+mod durability;
 mod errors;
 mod grace;
 mod helpers;
