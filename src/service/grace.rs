@@ -204,13 +204,20 @@ impl AppState {
             DecisionOutcome::Made(d) => (d, false),
             DecisionOutcome::Replayed(d) => (d, true),
         };
-        let (license, key) = self.license_with_key(&decision.license_id).await?;
+        // Only the key the customer should use now is signed again.
+        let (license, stored) = self
+            .store
+            .license(&decision.license_id)
+            .await?
+            .ok_or(DomainError::LicenseNotFound)?;
         let (new_license, key) = match &decision.result.new_license {
             Some(new_id) => {
                 let (l, k) = self.license_with_key(new_id).await?;
                 (Some(l), Some(k))
             }
-            None if decision.remedy == Remedy::Extend => (None, Some(key)),
+            None if decision.remedy == Remedy::Extend => {
+                (None, Some(self.reissue(&license, &stored)?))
+            }
             None => (None, None),
         };
         Ok(Granted {

@@ -23,7 +23,19 @@ fn policy_of(policies: &Policies, product: &str) -> SeatPolicy {
     policies.get(product).copied().unwrap_or_default()
 }
 
-fn license_of_key(conn: &Connection, key_hash: &[u8; 32]) -> rusqlite::Result<Option<String>> {
+/// When a license's key was first presented and first activated (unix seconds).
+fn presence(conn: &Connection, license_id: &str) -> rusqlite::Result<(Option<i64>, Option<i64>)> {
+    conn.prepare_cached(
+        "SELECT first_presented_at, first_activated_at FROM licenses WHERE id = ?1",
+    )?
+    .query_row([license_id], |r| Ok((r.get(0)?, r.get(1)?)))
+}
+
+/// The license a key (by its SHA-256) belongs to.
+pub(super) fn license_of_key(
+    conn: &Connection,
+    key_hash: &[u8; 32],
+) -> rusqlite::Result<Option<String>> {
     conn.prepare_cached("SELECT license_id FROM license_keys WHERE key_hash = ?1")?
         .query_row([&key_hash[..]], |r| r.get(0))
         .optional()
@@ -62,12 +74,7 @@ pub(super) fn activate_one(
         return Ok(ActivationOutcome::NotFound);
     };
     let mut license = require_license(ctx, &license_id)?;
-    let (first_presented, first_activated): (Option<i64>, Option<i64>) = ctx
-        .conn
-        .prepare_cached(
-            "SELECT first_presented_at, first_activated_at FROM licenses WHERE id = ?1",
-        )?
-        .query_row([&license_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let (first_presented, first_activated) = presence(ctx.conn, &license_id)?;
     if first_presented.is_none() {
         mark_presented(ctx, &license_id, "activation", now)?;
     }
@@ -322,11 +329,7 @@ pub(super) fn key_facts(
     let Some(license) = load_license(conn, &license_id)? else {
         return Ok(None);
     };
-    let (first_presented, first_activated): (Option<i64>, Option<i64>) = conn
-        .prepare_cached(
-            "SELECT first_presented_at, first_activated_at FROM licenses WHERE id = ?1",
-        )?
-        .query_row([&license_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let (first_presented, first_activated) = presence(conn, &license_id)?;
     let activation_id = match fingerprint {
         Some(f) => conn
             .prepare_cached(

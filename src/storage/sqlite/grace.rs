@@ -6,7 +6,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::writer::WriteCtx;
-use super::{license_events, mint_one, require_license, update_license_state};
+use super::{license_events, mint_one, require_license, store_key, update_license_state};
 use crate::domain::audit::{Actor, NewEvent};
 use crate::domain::grace::{ClaimVerdict, DecisionInput, Evidence, PastEvent, Plan, Remedy};
 use crate::domain::license::{License, LicenseStatus};
@@ -112,19 +112,7 @@ pub(super) fn decide(
             result.activate_by = Some(time::format(*activate_by));
             result.days = Some(*days);
             if let Some(key) = &req.fresh_key {
-                // A short key is derived from the license id: the same key, already stored.
-                ctx.conn
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO license_keys (key_hash, license_id, kid, payload, issued_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )?
-                    .execute(params![
-                        &key.key_hash[..],
-                        license.id,
-                        key.stored.kid,
-                        key.stored.payload,
-                        now.timestamp()
-                    ])?;
+                store_key(ctx.conn, &license.id, key, now)?;
             }
         }
         Plan::Substitute | Plan::Upgrade { .. } => {
@@ -451,12 +439,7 @@ pub(super) fn file_claim(
     c: &NewClaim,
     now: Timestamp,
 ) -> Result<ClaimOutcome, StorageError> {
-    let license_id: Option<String> = ctx
-        .conn
-        .prepare_cached("SELECT license_id FROM license_keys WHERE key_hash = ?1")?
-        .query_row([&c.key_hash[..]], |r| r.get(0))
-        .optional()?;
-    let Some(license_id) = license_id else {
+    let Some(license_id) = super::activations::license_of_key(ctx.conn, &c.key_hash)? else {
         return Ok(ClaimOutcome::NotFound);
     };
     super::activations::mark_presented(ctx, &license_id, "claim", now)?;

@@ -309,18 +309,7 @@ pub(super) fn mint_one(
             price_columns(l.amount_due.as_ref()).1,
             &new.request_hash[..],
         ])?;
-    ctx.conn
-        .prepare_cached(
-            "INSERT INTO license_keys (key_hash, license_id, kid, payload, issued_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![
-            &key.key_hash[..],
-            l.id,
-            key.stored.kid,
-            key.stored.payload,
-            l.created_at.timestamp()
-        ])?;
+    store_key(ctx.conn, &l.id, key, l.created_at)?;
     ctx.append(NewEvent {
         at: l.created_at,
         actor: actor.clone(),
@@ -337,6 +326,28 @@ pub(super) fn mint_one(
         }),
     })?;
     Ok(MintOutcome::Created(l.clone()))
+}
+
+/// Stores a key of a license. A key stored before is left as it is: a short key is
+/// derived from the license id, so re-issuing one gives the same key again.
+pub(super) fn store_key(
+    conn: &Connection,
+    license_id: &str,
+    key: &IssuedKey,
+    at: Timestamp,
+) -> Result<(), StorageError> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO license_keys (key_hash, license_id, kid, payload, issued_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        &key.key_hash[..],
+        license_id,
+        key.stored.kid,
+        key.stored.payload,
+        at.timestamp()
+    ])?;
+    Ok(())
 }
 
 pub(super) fn update_license_state(ctx: &WriteCtx<'_>, l: &License) -> Result<(), StorageError> {
