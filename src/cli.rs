@@ -99,7 +99,20 @@ enum AuditCommand {
 
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    main_from(std::env::args_os())
+}
+
+/// Runs the command line given as `args` (the first is the program name), as
+/// `keyclerk` would; the benchmark runs its server this way.
+pub fn main_from<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let loaded = match Settings::load(cli.config.as_deref()) {
         Ok(l) => l,
         Err(e) => {

@@ -76,10 +76,15 @@ pub struct SqliteStore {
 /// Stops the last-seen flusher (after a last flush) when the store is dropped.
 struct FlusherGuard {
     _stop: std::sync::mpsc::Sender<()>,
+    _checkpointer: std::sync::mpsc::Sender<()>,
 }
 
 /// Writes noted last-seen times every [`TOUCH_FLUSH_EVERY`], and once more at the end.
-fn start_flusher(writer: Writer, touches: Arc<Touches>) -> std::io::Result<FlusherGuard> {
+fn start_flusher(
+    writer: Writer,
+    touches: Arc<Touches>,
+    checkpointer: std::sync::mpsc::Sender<()>,
+) -> std::io::Result<FlusherGuard> {
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("keyclerk-touches".into())
@@ -96,15 +101,62 @@ fn start_flusher(writer: Writer, touches: Arc<Touches>) -> std::io::Result<Flush
                 break;
             }
         })?;
-    Ok(FlusherGuard { _stop: stop })
+    Ok(FlusherGuard {
+        _stop: stop,
+        _checkpointer: checkpointer,
+    })
 }
+
+/// Prepared statements kept per connection (rusqlite's default of 16 is fewer than
+/// one activation uses).
+pub(super) const STATEMENT_CACHE: usize = 128;
+/// Page cache of the write connection, in KiB.
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
+/// How often the checkpointer looks at the WAL.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // A savepoint per job keeps a statement journal: in memory, not in a temp file.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+    // The checkpointer thread copies the WAL back, so that commits never wait for it.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     Ok(())
+}
+
+/// Copies the WAL back into the database from its own connection, off the writer's
+/// path: a PASSIVE checkpoint never blocks the writer or the readers.
+fn start_checkpointer(path: &Path) -> Result<std::sync::mpsc::Sender<()>, OpenError> {
+    let conn = Connection::open(path).map_err(|source| OpenError::Sqlite {
+        path: path.to_owned(),
+        source,
+    })?;
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("keyclerk-checkpoint".into())
+        .spawn(move || {
+            loop {
+                let last = !matches!(
+                    stopped.recv_timeout(CHECKPOINT_EVERY),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                );
+                // The answer (busy, frames in the WAL, frames copied) is not needed.
+                let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                if let Err(e) = done {
+                    log::warn!("checkpoint failed: {e}");
+                }
+                if last {
+                    break;
+                }
+            }
+        })
+        .map_err(OpenError::Thread)?;
+    Ok(stop)
 }
 
 impl SqliteStore {
@@ -124,8 +176,9 @@ impl SqliteStore {
         let readers = ReadPool::open(&path, READERS).map_err(sqlite)?;
         let writer = Writer::start(conn).map_err(OpenError::Thread)?;
         let touches = Arc::new(Touches::default());
-        let flusher =
-            start_flusher(writer.clone(), Arc::clone(&touches)).map_err(OpenError::Thread)?;
+        let checkpointer = start_checkpointer(&path)?;
+        let flusher = start_flusher(writer.clone(), Arc::clone(&touches), checkpointer)
+            .map_err(OpenError::Thread)?;
         Ok(Self {
             writer,
             readers: Arc::new(readers),

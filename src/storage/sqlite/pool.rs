@@ -5,6 +5,9 @@ use std::sync::{Condvar, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
 
+/// Page cache of each read connection, in KiB.
+const READER_CACHE_KIB: i64 = 8 * 1024;
+
 /// Read-only connections handed out one at a time.
 pub struct ReadPool {
     idle: Mutex<Vec<Connection>>,
@@ -46,6 +49,8 @@ impl ReadPool {
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )?;
             conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.set_prepared_statement_cache_capacity(super::STATEMENT_CACHE);
+            conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
             idle.push(conn);
         }
         Ok(Self {

@@ -165,8 +165,9 @@ fn read_head(conn: &Connection) -> rusqlite::Result<(i64, [u8; 32])> {
 
 fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
     let begun = conn
-        .execute_batch("BEGIN IMMEDIATE")
-        .and_then(|()| read_head(conn));
+        .prepare_cached("BEGIN IMMEDIATE")
+        .and_then(|mut s| s.execute([]))
+        .and_then(|_| read_head(conn));
     let (head_seq, head_hash) = match begun {
         Ok(head) => head,
         Err(e) => {
@@ -191,7 +192,7 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
             continue;
         }
         let saved = (ctx.head_seq, ctx.head_hash);
-        if let Err(e) = ctx.conn.execute_batch("SAVEPOINT job") {
+        if let Err(e) = exec(ctx.conn, "SAVEPOINT job") {
             log::error!("writer could not open a savepoint: {e}");
             broken = true;
             fail_without_running(job);
@@ -208,10 +209,10 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
             }
         };
         let end = if ok {
-            ctx.conn.execute_batch("RELEASE job")
+            exec(ctx.conn, "RELEASE job")
         } else {
             (ctx.head_seq, ctx.head_hash) = saved;
-            ctx.conn.execute_batch("ROLLBACK TO job; RELEASE job")
+            exec(ctx.conn, "ROLLBACK TO job").and_then(|()| exec(ctx.conn, "RELEASE job"))
         };
         if let Err(e) = end {
             log::error!("writer could not close a savepoint: {e}");
@@ -222,7 +223,7 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
     let committed = if broken {
         Err(StorageError::Unavailable("transaction aborted"))
     } else {
-        ctx.conn.execute_batch("COMMIT").map_err(StorageError::from)
+        exec(ctx.conn, "COMMIT").map_err(StorageError::from)
     };
     let committed = match committed {
         Ok(()) => Ok(()),
@@ -239,6 +240,12 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
         };
         deliver(result);
     }
+}
+
+/// Runs a statement without parameters from the statement cache (the savepoint and
+/// transaction statements run thousands of times a second).
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 /// Answers a job that never ran with an error, by dropping it (its sender goes too).

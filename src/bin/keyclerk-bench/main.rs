@@ -1,0 +1,702 @@
+//! `keyclerk-bench`: starts keyclerk on a temporary directory, drives it over real
+//! HTTP and prints throughput and latency beside the machine's ceilings (raw
+//! Ed25519, an actix-web hello-world over the same client).
+//!
+//! Run with `cargo run --release --bin keyclerk-bench` (`--help` for the knobs).
+
+mod http;
+mod load;
+mod offline;
+mod server;
+
+use std::ffi::OsString;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use keyclerk_client::Verifier;
+use serde_json::Value;
+
+use load::{Span, Stats};
+use server::{Server, Workspace};
+
+/// Benchmark keyclerk against the machine's limits.
+#[derive(Debug, Parser)]
+#[command(name = "keyclerk-bench")]
+struct Args {
+    /// Concurrent keep-alive connections for each HTTP load.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Seconds measured for each HTTP load (after the warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Seconds of warm-up before each HTTP load, not counted.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Licenses in the small database.
+    #[arg(long, default_value_t = 10_000)]
+    small: u64,
+    /// Licenses in the large database (0: skip it).
+    #[arg(long, default_value_t = 1_000_000)]
+    large: u64,
+    /// Where the temporary server directories go (default: the system's temp dir).
+    /// Put it on the disk you would deploy on: fsync cost is part of the figures.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Keep the server directories afterwards.
+    #[arg(long)]
+    keep: bool,
+    /// Run only these parts, comma-separated (for profiling one load): hello, mint,
+    /// batch, activate, validate, offline, large. Seeding always runs.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// The servers' log level (the shipped default is "info": a line per request).
+    #[arg(long, default_value = "info")]
+    log: String,
+}
+
+impl Args {
+    fn wants(&self, part: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|p| p == part)
+    }
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    match argv.get(1).and_then(|a| a.to_str()) {
+        Some(server::AS_SERVER) => {
+            let rest = argv.iter().skip(2).cloned();
+            return keyclerk::cli::main_from(
+                std::iter::once(OsString::from("keyclerk")).chain(rest),
+            );
+        }
+        Some(server::AS_HELLO) => return server::hello_world_main(),
+        _ => {}
+    }
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keyclerk-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One line of the results table.
+struct Row {
+    name: String,
+    stats: Option<Stats>,
+    /// Units per second (requests, keys or verifications).
+    rate: f64,
+    unit: &'static str,
+    ratio: Option<(f64, &'static str)>,
+}
+
+impl Row {
+    fn http(
+        name: &str,
+        stats: Stats,
+        unit: &'static str,
+        per_request: f64,
+        ceiling: Option<f64>,
+    ) -> Self {
+        let rate = stats.rate() * per_request;
+        Self {
+            name: name.to_owned(),
+            ratio: ceiling.map(|c| (stats.rate() / c, "hello-world")),
+            stats: Some(stats),
+            rate,
+            unit,
+        }
+    }
+}
+
+/// Figures of the large database.
+struct Large {
+    activate: f64,
+    validate: f64,
+    startup: Duration,
+    peak: u64,
+    seeding_peak: u64,
+    seeded: f64,
+    size: u64,
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A target of the issue, checked against a figure.
+struct Target {
+    what: String,
+    met: bool,
+}
+
+fn target(what: String, met: bool) -> Target {
+    Target { what, met }
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let base = args
+        .dir
+        .clone()
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("keyclerk-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
+    let outcome = bench(args, &base);
+    if !args.keep {
+        let _ = std::fs::remove_dir_all(&base);
+    }
+    outcome
+}
+
+fn describe_machine(base: &Path) {
+    let cores = cores();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_owned())
+        })
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or("unknown".into(), |kb| {
+            format!("{:.1} GiB", kb as f64 / 1024.0 / 1024.0)
+        });
+    println!("## Machine\n");
+    println!("- cores: {cores}; CPU: {cpu}; memory: {memory}");
+    println!("- server directories under {}", base.display());
+    println!("- load generator: this process, one thread, same machine\n");
+}
+
+fn bench(args: &Args, base: &Path) -> Result<(), String> {
+    let started = Instant::now();
+    describe_machine(base);
+    let err = |what: &str| {
+        let what = what.to_owned();
+        move |e: io::Error| format!("{what}: {e}")
+    };
+    let timed = Span::Timed {
+        warmup: secs(args.warmup),
+        measure: secs(args.seconds),
+    };
+    let conns = args.connections;
+
+    // Ceilings.
+    let raw = offline::raw(secs(2.0), 300);
+    let mut rows = Vec::new();
+    let mut ceiling = None;
+    if args.wants("hello") {
+        let hello = Server::hello_world().map_err(err("hello-world server"))?;
+        let body = r#"{"license_key":"v4.public.eyJ4IjoxfQ","fingerprint":"bench-00000001"}"#;
+        let request = http::post("/hello", None, body);
+        let stats = load::run(
+            hello.port,
+            conns,
+            timed,
+            Arc::new(move |_| request.clone()),
+            Arc::new(|_, status, _| status == 200),
+        )
+        .map_err(err("hello-world load"))?;
+        hello.stop().map_err(err("stopping hello-world"))?;
+        ceiling = Some(stats.rate());
+        rows.push(Row::http(
+            "hello-world (actix-web, ceiling)",
+            stats,
+            "req/s",
+            1.0,
+            None,
+        ));
+        eprintln!("hello-world measured");
+    }
+
+    // The small database.
+    let small = Workspace::new(base, "small", &args.log).map_err(err("small workspace"))?;
+    let server = Server::keyclerk(&small.config()).map_err(err("keyclerk (small)"))?;
+    let token = small.admin_token().map_err(err("admin token"))?;
+    let (keys, seed_small) = seed(server.port, &token, "small", args.small, 1)?;
+    let keys_document = fetch(server.port, "/v1/keys")?;
+    let mut certificates = Vec::new();
+    if args.wants("activate") || args.wants("validate") || args.wants("offline") {
+        let (stats, activated, certs) = activate(server.port, conns, timed, Arc::clone(&keys))?;
+        certificates = certs;
+        let name = format!("activate, new seat ({} licenses)", args.small);
+        rows.push(Row::http(&name, stats, "req/s", 1.0, ceiling));
+        if args.wants("validate") {
+            let stats = validate(server.port, conns, timed, &keys, &activated)?;
+            let name = format!("validate ({} licenses)", args.small);
+            rows.push(Row::http(&name, stats, "req/s", 1.0, ceiling));
+        }
+    }
+    if args.wants("mint") {
+        let stats = mint(server.port, &token, conns, timed, 1)?;
+        rows.push(Row::http("mint, single", stats, "req/s", 1.0, ceiling));
+    }
+    if args.wants("batch") {
+        let stats = mint(server.port, &token, conns, timed, 100)?;
+        let mut row = Row::http("mint, batches of 100", stats, "keys/s", 100.0, None);
+        row.ratio = Some((
+            row.rate / (raw.sign * cores() as f64),
+            "raw sign, all cores",
+        ));
+        rows.push(row);
+    }
+    let small_peak = server.peak_memory().map_err(err("peak memory"))?;
+    server.stop().map_err(err("stopping keyclerk"))?;
+    eprintln!("small database measured");
+
+    // Offline checks, with the machine quiet again.
+    let mut offline_ratios = Vec::new();
+    if args.wants("offline") {
+        let verifier = Verifier::from_keys_document(&keys_document)
+            .map_err(|e| format!("GET /v1/keys: {e}"))?;
+        for (name, measured) in offline::client(secs(4.0), &verifier, &keys, &certificates) {
+            offline_ratios.push((name, measured.ratio()));
+            rows.push(Row {
+                name: format!("offline verify: {name} (1 core)"),
+                stats: None,
+                rate: measured.rate,
+                unit: "/s",
+                ratio: Some((measured.ratio(), "raw verify_strict, interleaved")),
+            });
+        }
+    }
+
+    // The large database.
+    let mut large_figures = None;
+    if args.large > 0 && args.wants("large") {
+        let large = Workspace::new(base, "large", &args.log).map_err(err("large workspace"))?;
+        let server = Server::keyclerk(&large.config()).map_err(err("keyclerk (large)"))?;
+        let token = large.admin_token().map_err(err("admin token"))?;
+        let every = (args.large / 20_000).max(1);
+        let (sample, seeded) = seed(server.port, &token, "large", args.large, every)?;
+        let seeding_peak = server.peak_memory().map_err(err("peak memory"))?;
+        server.stop().map_err(err("stopping keyclerk"))?;
+        let size = large.database_size();
+        eprintln!("large database built");
+        let server = Server::keyclerk(&large.config()).map_err(err("keyclerk (large, restart)"))?;
+        let startup = server.startup;
+        let (activate_large, activated, _) =
+            activate(server.port, conns, timed, Arc::clone(&sample))?;
+        let validate_large = validate(server.port, conns, timed, &sample, &activated)?;
+        let peak = server.peak_memory().map_err(err("peak memory"))?;
+        server.stop().map_err(err("stopping keyclerk"))?;
+        large_figures = Some(Large {
+            activate: activate_large.rate(),
+            validate: validate_large.rate(),
+            startup,
+            peak,
+            seeding_peak,
+            seeded,
+            size,
+        });
+        let name = format!("activate, new seat ({} licenses)", args.large);
+        rows.push(Row::http(&name, activate_large, "req/s", 1.0, ceiling));
+        let name = format!("validate ({} licenses)", args.large);
+        rows.push(Row::http(&name, validate_large, "req/s", 1.0, ceiling));
+    }
+
+    // Report.
+    println!("## Ceilings (one core unless said)\n");
+    println!("| ceiling | rate |");
+    println!("|---|---:|");
+    println!(
+        "| ed25519-dalek sign (300-byte message) | {:.0}/s |",
+        raw.sign
+    );
+    println!(
+        "| ed25519-dalek verify_strict | {:.0}/s |",
+        raw.verify_strict
+    );
+    println!("| ed25519-dalek verify | {:.0}/s |", raw.verify);
+    if let Some(ceiling) = ceiling {
+        println!("| actix-web hello-world, {conns} connections, both cores | {ceiling:.0} req/s |");
+    }
+    println!();
+    println!(
+        "## Loads ({conns} connections, {}s measured after {}s warm-up, synchronous = FULL)\n",
+        args.seconds, args.warmup
+    );
+    println!("| load | rate | p50 ms | p99 ms | max ms | failed | ratio |");
+    println!("|---|---:|---:|---:|---:|---:|---|");
+    for row in &rows {
+        let (p50, p99, max, failed) =
+            row.stats
+                .as_ref()
+                .map_or(("".into(), "".into(), "".into(), "".into()), |s| {
+                    (
+                        format!("{:.2}", s.quantile_ms(0.5)),
+                        format!("{:.2}", s.quantile_ms(0.99)),
+                        format!("{:.2}", s.quantile_ms(1.0)),
+                        s.failed.to_string(),
+                    )
+                });
+        let ratio = row
+            .ratio
+            .map_or(String::new(), |(r, of)| format!("{r:.2} x {of}"));
+        println!(
+            "| {} | {:.0} {} | {p50} | {p99} | {max} | {failed} | {ratio} |",
+            row.name, row.rate, row.unit
+        );
+    }
+    println!();
+    println!(
+        "Seeding over HTTP (batches of 1000, 4 connections): {} licenses at {:.0} keys/s.",
+        args.small, seed_small
+    );
+    for row in &rows {
+        if let Some(f) = row.stats.as_ref().and_then(|s| s.first_failure.as_ref()) {
+            println!("First failure of \"{}\": {f}", row.name);
+        }
+    }
+    println!(
+        "Peak memory of the server (10,000 licenses, after all loads): {:.1} MB",
+        small_peak as f64 / 1e6
+    );
+
+    let find = |prefix: &str| rows.iter().find(|r| r.name.starts_with(prefix));
+    let stat = |prefix: &str| find(prefix).and_then(|r| r.stats.as_ref());
+    let mut targets = Vec::new();
+    if let Some(s) = stat("activate, new seat") {
+        targets.push(target(
+            format!(
+                "activate >= 10,000/s with p99 <= 25 ms: {:.0}/s, p99 {:.2} ms",
+                s.rate(),
+                s.quantile_ms(0.99)
+            ),
+            s.rate() >= 10_000.0 && s.quantile_ms(0.99) <= 25.0,
+        ));
+    }
+    if let Some(s) = stat("validate") {
+        targets.push(target(
+            format!(
+                "validate >= 25,000/s with p99 <= 10 ms: {:.0}/s, p99 {:.2} ms",
+                s.rate(),
+                s.quantile_ms(0.99)
+            ),
+            s.rate() >= 25_000.0 && s.quantile_ms(0.99) <= 10.0,
+        ));
+    }
+    if let Some(r) = find("mint, single") {
+        targets.push(target(
+            format!("mint single >= 8,000/s: {:.0}/s", r.rate),
+            r.rate >= 8_000.0,
+        ));
+    }
+    if let Some(r) = find("mint, batches") {
+        targets.push(target(
+            format!("mint batches >= 40,000 keys/s: {:.0} keys/s", r.rate),
+            r.rate >= 40_000.0,
+        ));
+    }
+    for (name, ratio) in offline_ratios {
+        targets.push(target(
+            format!("offline verify ({name}) >= 0.9 x raw verify: {ratio:.2}"),
+            ratio >= 0.9,
+        ));
+    }
+    if let Some(Large {
+        activate: act,
+        validate: val,
+        startup,
+        peak,
+        seeding_peak,
+        seeded,
+        size,
+    }) = large_figures
+    {
+        let small_act = stat("activate, new seat").map_or(0.0, Stats::rate);
+        let small_val = stat("validate").map_or(0.0, Stats::rate);
+        println!(
+            "Large database: {} licenses seeded over HTTP at {seeded:.0} keys/s; {:.0} MB on disk.",
+            args.large,
+            size as f64 / 1e6
+        );
+        println!(
+            "Start-up on the large database (spawn to listening): {:.3} s; peak memory after its loads {:.1} MB (while seeding: {:.1} MB).",
+            startup.as_secs_f64(),
+            peak as f64 / 1e6,
+            seeding_peak as f64 / 1e6
+        );
+        targets.push(target(
+            format!(
+                "activate at {} >= 0.8 x at {}: {:.2}",
+                args.large,
+                args.small,
+                act / small_act
+            ),
+            act / small_act >= 0.8,
+        ));
+        targets.push(target(
+            format!(
+                "validate at {} >= 0.8 x at {}: {:.2}",
+                args.large,
+                args.small,
+                val / small_val
+            ),
+            val / small_val >= 0.8,
+        ));
+        targets.push(target(
+            format!(
+                "peak memory <= 100 MB: {:.1} MB",
+                peak.max(seeding_peak).max(small_peak) as f64 / 1e6
+            ),
+            peak.max(seeding_peak).max(small_peak) <= 100_000_000,
+        ));
+        targets.push(target(
+            format!(
+                "start-up on the large database <= 0.5 s: {:.3} s",
+                startup.as_secs_f64()
+            ),
+            startup <= Duration::from_millis(500),
+        ));
+    }
+    println!("\n## Targets\n");
+    for t in &targets {
+        println!("- [{}] {}", if t.met { "met" } else { "NOT met" }, t.what);
+    }
+    println!("\nWhole run: {:.0} s.", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// A plain GET; the body as text.
+fn fetch(port: u16, path: &str) -> Result<String, String> {
+    let body: Arc<Mutex<Option<String>>> = Arc::default();
+    let out = Arc::clone(&body);
+    let request = http::get(path);
+    load::run(
+        port,
+        1,
+        Span::Requests(1),
+        Arc::new(move |_| request.clone()),
+        Arc::new(move |_, status, b| {
+            if let Ok(mut o) = out.lock() {
+                *o = Some(String::from_utf8_lossy(b).into_owned());
+            }
+            status == 200
+        }),
+    )
+    .map_err(|e| format!("GET {path}: {e}"))?;
+    let text = body.lock().ok().and_then(|mut b| b.take());
+    text.ok_or_else(|| format!("GET {path}: no answer"))
+}
+
+/// Mints `count` licenses in batches of 1000 on 4 connections; keeps every
+/// `every`-th key. Returns the keys and the rate in keys per second.
+fn seed(
+    port: u16,
+    token: &str,
+    tag: &str,
+    count: u64,
+    every: u64,
+) -> Result<(Arc<Vec<String>>, f64), String> {
+    const BATCH: u64 = 1000;
+    let batches = count.div_ceil(BATCH);
+    let token = token.to_owned();
+    let tag = tag.to_owned();
+    let make = move |i: u64| {
+        let from = i * BATCH;
+        let to = (from + BATCH).min(count);
+        let items: Vec<String> = (from..to)
+            .map(|n| format!(r#"{{"product":"bench","order_id":"seed-{tag}-{n}","customer_email":"c{n}@example.com"}}"#))
+            .collect();
+        http::post(
+            "/v1/licenses/batch",
+            Some(&token),
+            &format!(r#"{{"licenses":[{}]}}"#, items.join(",")),
+        )
+    };
+    let kept: Arc<Mutex<Vec<(u64, String)>>> = Arc::default();
+    let out = Arc::clone(&kept);
+    let check = move |i: u64, status: u16, body: &[u8]| {
+        let Ok(doc) = serde_json::from_slice::<Value>(body) else {
+            return false;
+        };
+        let Some(results) = doc["results"].as_array() else {
+            return false;
+        };
+        let mut mine = Vec::new();
+        for (j, r) in results.iter().enumerate() {
+            if r["status"] != 201 {
+                return false;
+            }
+            let n = i * BATCH + j as u64;
+            if n.is_multiple_of(every) {
+                mine.push((n, r["key"].as_str().unwrap_or_default().to_owned()));
+            }
+        }
+        out.lock().map(|mut o| o.extend(mine)).is_ok() && status == 200
+    };
+    let stats = load::run(
+        port,
+        4,
+        Span::Requests(batches),
+        Arc::new(make),
+        Arc::new(check),
+    )
+    .map_err(|e| format!("seeding: {e}"))?;
+    if stats.failed > 0 {
+        return Err(format!(
+            "seeding failed {} times; first: {}",
+            stats.failed,
+            stats.first_failure.unwrap_or_default()
+        ));
+    }
+    let mut kept = std::mem::take(&mut *kept.lock().map_err(|_| "poisoned")?);
+    kept.sort();
+    let rate = count as f64 / stats.elapsed.as_secs_f64();
+    Ok((Arc::new(kept.into_iter().map(|(_, k)| k).collect()), rate))
+}
+
+/// Certificates with the fingerprints they were issued for.
+type Certificates = Vec<(String, String)>;
+
+fn fingerprint(i: u64) -> String {
+    format!("bench-machine-{i:010}")
+}
+
+/// Activations of new machines, `i`-th on key `i mod n`. Returns the stats, the
+/// request numbers that got a seat, and a few certificates with their fingerprints.
+fn activate(
+    port: u16,
+    conns: usize,
+    span: Span,
+    keys: Arc<Vec<String>>,
+) -> Result<(Stats, Vec<u64>, Certificates), String> {
+    let ks = Arc::clone(&keys);
+    let make = move |i: u64| {
+        let key = &ks[(i % ks.len() as u64) as usize];
+        http::post(
+            "/v1/activations",
+            None,
+            &format!(
+                r#"{{"license_key":"{key}","fingerprint":"{}","name":"bench","platform":"linux"}}"#,
+                fingerprint(i)
+            ),
+        )
+    };
+    let granted: Arc<Mutex<(Vec<u64>, Certificates)>> = Arc::default();
+    let out = Arc::clone(&granted);
+    let check = move |i: u64, status: u16, body: &[u8]| {
+        if status != 201 {
+            return false;
+        }
+        if let Ok(mut g) = out.lock() {
+            g.0.push(i);
+            if g.1.len() < 1000 {
+                let certificate = serde_json::from_slice::<Value>(body)
+                    .ok()
+                    .and_then(|v| v["certificate"].as_str().map(str::to_owned));
+                match certificate {
+                    Some(c) => g.1.push((c, fingerprint(i))),
+                    None => return false,
+                }
+            }
+        }
+        true
+    };
+    let stats = load::run(port, conns, span, Arc::new(make), Arc::new(check))
+        .map_err(|e| format!("activate: {e}"))?;
+    let (activated, certificates) = std::mem::take(&mut *granted.lock().map_err(|_| "poisoned")?);
+    if activated.is_empty() || certificates.is_empty() {
+        return Err(format!(
+            "no activation succeeded; first failure: {}",
+            stats.first_failure.unwrap_or_default()
+        ));
+    }
+    Ok((stats, activated, certificates))
+}
+
+/// Validations of activated machines (key and fingerprint), as an app's start does.
+fn validate(
+    port: u16,
+    conns: usize,
+    span: Span,
+    keys: &Arc<Vec<String>>,
+    activated: &[u64],
+) -> Result<Stats, String> {
+    let pairs: Arc<Vec<Vec<u8>>> = Arc::new(
+        activated
+            .iter()
+            .map(|&i| {
+                let key = &keys[(i % keys.len() as u64) as usize];
+                http::post(
+                    "/v1/validate",
+                    None,
+                    &format!(
+                        r#"{{"license_key":"{key}","fingerprint":"{}"}}"#,
+                        fingerprint(i)
+                    ),
+                )
+            })
+            .collect(),
+    );
+    let make = move |i: u64| pairs[(i.wrapping_mul(7919) % pairs.len() as u64) as usize].clone();
+    let check =
+        |_: u64, status: u16, body: &[u8]| status == 200 && count(body, br#""code":"VALID""#) == 1;
+    load::run(port, conns, span, Arc::new(make), Arc::new(check))
+        .map_err(|e| format!("validate: {e}"))
+}
+
+/// Mints with new order ids, one license per request or `per_request` in a batch.
+fn mint(
+    port: u16,
+    token: &str,
+    conns: usize,
+    span: Span,
+    per_request: u64,
+) -> Result<Stats, String> {
+    let token = token.to_owned();
+    let make = move |i: u64| {
+        let item = |n: String| {
+            format!(
+                r#"{{"product":"bench","order_id":"{n}","customer_email":"buyer@example.com"}}"#
+            )
+        };
+        if per_request == 1 {
+            http::post("/v1/licenses", Some(&token), &item(format!("single-{i}")))
+        } else {
+            let items: Vec<String> = (0..per_request)
+                .map(|j| item(format!("batch-{i}-{j}")))
+                .collect();
+            http::post(
+                "/v1/licenses/batch",
+                Some(&token),
+                &format!(r#"{{"licenses":[{}]}}"#, items.join(",")),
+            )
+        }
+    };
+    let check = move |_: u64, status: u16, body: &[u8]| {
+        if per_request == 1 {
+            status == 201
+        } else {
+            status == 200 && count(body, br#""status":201"#) as u64 == per_request
+        }
+    };
+    load::run(port, conns, span, Arc::new(make), Arc::new(check)).map_err(|e| format!("mint: {e}"))
+}
+
+/// How often `needle` occurs in `haystack`.
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
+}
