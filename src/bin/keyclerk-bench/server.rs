@@ -153,7 +153,8 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// Makes `base/name` (emptied first) and writes its config.toml.
+    /// Makes `base/name` (emptied first) and writes its config.toml; the start-up
+    /// messages are always logged, since the benchmark reads the port from them.
     pub fn new(base: &Path, name: &str, log: &str) -> io::Result<Self> {
         let dir = base.join(name);
         if dir.exists() {
@@ -165,7 +166,7 @@ impl Workspace {
 data_dir = "{data}"
 keys_dir = "{keys}"
 issuer = "keyclerk-bench"
-log = "{log}"
+log = "{log},keyclerk::startup=info"
 
 [products.bench]
 name = "Bench App"

@@ -2,16 +2,17 @@
 //! last-seen times validations leave behind.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::writer::WriteCtx;
-use super::{load_license, require_license, update_license_state};
+use super::{license_from_row, require_license, update_license_state, LICENSE_COLUMNS};
 use crate::domain::activation::{
     check_deactivation, churn_window_start, Grant, SeatPolicy, SeatUse,
 };
 use crate::domain::audit::{Actor, NewEvent};
+use crate::domain::license::License;
 use crate::domain::time::{self, Timestamp};
 use crate::storage::activation::{
     Activation, ActivationOutcome, Deactivation, DeactivationOutcome, Deactivator, KeyFacts,
@@ -23,13 +24,40 @@ fn policy_of(policies: &Policies, product: &str) -> SeatPolicy {
     policies.get(product).copied().unwrap_or_default()
 }
 
-/// When a license's key was first presented and first activated (unix seconds).
-fn presence(conn: &Connection, license_id: &str) -> rusqlite::Result<(Option<i64>, Option<i64>)> {
-    conn.prepare_cached(
-        "SELECT first_presented_at, first_activated_at FROM licenses WHERE id = ?1",
-    )?
-    .query_row([license_id], |r| Ok((r.get(0)?, r.get(1)?)))
+/// A key's license with its first presentation and first activation times.
+struct KeyedLicense {
+    license: License,
+    first_presented: Option<i64>,
+    first_activated: Option<i64>,
 }
+
+/// The license of a key (by its SHA-256), in one query: the hot path of every
+/// activation and validation.
+fn license_by_key(
+    conn: &Connection,
+    key_hash: &[u8; 32],
+) -> Result<Option<KeyedLicense>, StorageError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {LICENSE_COLUMNS}, first_presented_at, first_activated_at
+             FROM license_keys JOIN licenses ON licenses.id = license_keys.license_id
+             WHERE license_keys.key_hash = ?1"
+        )
+    });
+    Ok(conn
+        .prepare_cached(&SQL)?
+        .query_row([&key_hash[..]], |r| {
+            Ok(KeyedLicense {
+                license: license_from_row(r)?,
+                first_presented: r.get(LICENSE_COLUMN_COUNT)?,
+                first_activated: r.get(LICENSE_COLUMN_COUNT + 1)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Columns in [`LICENSE_COLUMNS`].
+const LICENSE_COLUMN_COUNT: usize = 23;
 
 /// The license a key (by its SHA-256) belongs to.
 pub(super) fn license_of_key(
@@ -70,11 +98,15 @@ pub(super) fn activate_one(
     req: &NewActivation,
     now: Timestamp,
 ) -> Result<ActivationOutcome, StorageError> {
-    let Some(license_id) = license_of_key(ctx.conn, &req.key_hash)? else {
+    let Some(KeyedLicense {
+        mut license,
+        first_presented,
+        first_activated,
+    }) = license_by_key(ctx.conn, &req.key_hash)?
+    else {
         return Ok(ActivationOutcome::NotFound);
     };
-    let mut license = require_license(ctx, &license_id)?;
-    let (first_presented, first_activated) = presence(ctx.conn, &license_id)?;
+    let license_id = license.id.clone();
     if first_presented.is_none() {
         mark_presented(ctx, &license_id, "activation", now)?;
     }
@@ -323,13 +355,15 @@ pub(super) fn key_facts(
     key_hash: &[u8; 32],
     fingerprint: Option<&str>,
 ) -> Result<Option<KeyFacts>, StorageError> {
-    let Some(license_id) = license_of_key(conn, key_hash)? else {
+    let Some(KeyedLicense {
+        license,
+        first_presented,
+        first_activated,
+    }) = license_by_key(conn, key_hash)?
+    else {
         return Ok(None);
     };
-    let Some(license) = load_license(conn, &license_id)? else {
-        return Ok(None);
-    };
-    let (first_presented, first_activated) = presence(conn, &license_id)?;
+    let license_id = &license.id;
     let activation_id = match fingerprint {
         Some(f) => conn
             .prepare_cached(

@@ -193,6 +193,20 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Runs a short read (a few index look-ups) on the calling thread when a
+    /// connection is free, else like [`SqliteStore::read`]. For the hot paths, where
+    /// handing the work to another thread costs more than the read itself.
+    async fn read_short<R, F>(&self, f: F) -> Result<R, StorageError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StorageError> + Send + 'static,
+    {
+        match self.readers.try_get() {
+            Some(conn) => f(&conn),
+            None => self.read(f).await,
+        }
+    }
+
     async fn read<R, F>(&self, f: F) -> Result<R, StorageError>
     where
         R: Send + 'static,
@@ -210,7 +224,8 @@ impl SqliteStore {
     }
 }
 
-const LICENSE_COLUMNS: &str = "id, product, order_id, customer_email, purchased_at, activate_by, \
+pub(super) const LICENSE_COLUMNS: &str =
+    "id, product, order_id, customer_email, purchased_at, activate_by, \
      expires_at, duration_days, duration_from, extra_days, seats, entitlements, metadata, status, \
      key_format, created_at, updated_at, price_amount, price_currency, supersedes, superseded_by, \
      due_amount, due_currency";
@@ -219,7 +234,7 @@ fn corrupt(what: &str) -> rusqlite::Error {
     rusqlite::Error::InvalidColumnType(0, what.to_owned(), rusqlite::types::Type::Text)
 }
 
-fn license_from_row(r: &Row<'_>) -> rusqlite::Result<License> {
+pub(super) fn license_from_row(r: &Row<'_>) -> rusqlite::Result<License> {
     let entitlements: String = r.get(11)?;
     let metadata: Option<String> = r.get(12)?;
     let status: String = r.get(13)?;
@@ -307,6 +322,8 @@ fn latest_key(conn: &Connection, license_id: &str) -> Result<StoredKey, StorageE
     .ok_or_else(|| StorageError::Corrupt(format!("license {license_id} has no key")))
 }
 
+/// Mints one license. A domain error (an order conflict) is returned before anything
+/// is written; callers rely on that.
 pub(super) fn mint_one(
     ctx: &mut WriteCtx<'_>,
     new: &NewLicense,
@@ -479,7 +496,7 @@ impl Storage for SqliteStore {
         key_hash: [u8; 32],
         fingerprint: Option<String>,
     ) -> Result<Option<KeyFacts>, StorageError> {
-        self.read(move |c| activations::key_facts(c, &key_hash, fingerprint.as_deref()))
+        self.read_short(move |c| activations::key_facts(c, &key_hash, fingerprint.as_deref()))
             .await
     }
 
@@ -601,16 +618,15 @@ impl Storage for SqliteStore {
             .write(move |ctx| {
                 let mut out = Vec::with_capacity(items.len());
                 for (new, key) in &items {
-                    ctx.conn.execute_batch("SAVEPOINT item")?;
-                    let saved = ctx.head();
-                    let result = mint_one(ctx, new, key, &actor);
-                    if result.is_ok() {
-                        ctx.conn.execute_batch("RELEASE item")?;
-                    } else {
-                        ctx.restore_head(saved);
-                        ctx.conn.execute_batch("ROLLBACK TO item; RELEASE item")?;
+                    match mint_one(ctx, new, key, &actor) {
+                        Ok(outcome) => out.push(Ok(outcome)),
+                        // A refused item (an order conflict) is refused before it
+                        // writes anything: the others go on without a savepoint each.
+                        Err(refused @ StorageError::Domain(_)) => out.push(Err(refused)),
+                        // Anything else fails the whole request, which the job's
+                        // savepoint rolls back.
+                        Err(e) => return Err(e),
                     }
-                    out.push(result);
                 }
                 Ok(out)
             })
@@ -894,33 +910,33 @@ impl Storage for SqliteStore {
     }
 
     async fn verify_audit(&self) -> Result<Result<i64, ChainError>, StorageError> {
-        self.read(|c| {
-            let head_seq: i64 =
-                c.query_row("SELECT seq FROM audit_head WHERE id = 1", [], |r| r.get(0))?;
-            let mut stmt = c.prepare(
-                "SELECT seq, at, actor, kind, license_id, data, hash FROM events ORDER BY seq",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                let hash: Vec<u8> = r.get(6)?;
-                let mut h = [0u8; 32];
-                if hash.len() == 32 {
-                    h.copy_from_slice(&hash);
-                }
-                Ok((
-                    EventRecord {
-                        seq: r.get(0)?,
-                        at: r.get(1)?,
-                        actor: r.get(2)?,
-                        kind: r.get(3)?,
-                        license_id: r.get(4)?,
-                        data: r.get(5)?,
-                    },
-                    h,
-                ))
-            })?;
-            let records = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(verify_chain(records, head_seq))
-        })
-        .await
+        self.read(verify_audit_on).await
     }
+}
+
+/// Checks the audit chain of the database `c` is connected to.
+pub(super) fn verify_audit_on(c: &Connection) -> Result<Result<i64, ChainError>, StorageError> {
+    let head_seq: i64 = c.query_row("SELECT seq FROM audit_head WHERE id = 1", [], |r| r.get(0))?;
+    let mut stmt =
+        c.prepare("SELECT seq, at, actor, kind, license_id, data, hash FROM events ORDER BY seq")?;
+    let rows = stmt.query_map([], |r| {
+        let hash: Vec<u8> = r.get(6)?;
+        let mut h = [0u8; 32];
+        if hash.len() == 32 {
+            h.copy_from_slice(&hash);
+        }
+        Ok((
+            EventRecord {
+                seq: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                kind: r.get(3)?,
+                license_id: r.get(4)?,
+                data: r.get(5)?,
+            },
+            h,
+        ))
+    })?;
+    let records = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(verify_chain(records, head_seq))
 }

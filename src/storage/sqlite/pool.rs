@@ -59,6 +59,15 @@ impl ReadPool {
         })
     }
 
+    /// An idle connection, if one is free now.
+    pub fn try_get(&self) -> Option<PooledConn<'_>> {
+        let conn = self.idle.lock().ok()?.pop()?;
+        Some(PooledConn {
+            pool: self,
+            conn: Some(conn),
+        })
+    }
+
     /// Waits for an idle connection.
     pub fn get(&self) -> Option<PooledConn<'_>> {
         let mut idle = self.idle.lock().ok()?;

@@ -26,16 +26,6 @@ pub struct WriteCtx<'c> {
 }
 
 impl WriteCtx<'_> {
-    /// The chain head, to restore if a nested savepoint is rolled back.
-    pub fn head(&self) -> (i64, [u8; 32]) {
-        (self.head_seq, self.head_hash)
-    }
-
-    /// Puts back a head taken with [`WriteCtx::head`].
-    pub fn restore_head(&mut self, head: (i64, [u8; 32])) {
-        (self.head_seq, self.head_hash) = head;
-    }
-
     /// Appends an event to the hash-chained log.
     pub fn append(&mut self, event: NewEvent) -> Result<i64, StorageError> {
         let record = EventRecord {
@@ -251,4 +241,119 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 /// Answers a job that never ran with an error, by dropping it (its sender goes too).
 fn fail_without_running(job: Job) {
     drop(job);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::audit::Actor;
+    use crate::domain::time;
+    use crate::domain::DomainError;
+
+    /// A writer on a fresh database, and the database's path for checks.
+    fn writer() -> (tempfile::TempDir, std::path::PathBuf, Writer) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let mut conn = Connection::open(&path).unwrap();
+        super::super::configure(&conn).unwrap();
+        super::super::migrations::migrate(&mut conn).unwrap();
+        conn.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+            .unwrap();
+        (dir, path, Writer::start(conn).unwrap())
+    }
+
+    fn event(n: i64) -> NewEvent {
+        NewEvent {
+            at: time::now(),
+            actor: Actor::System,
+            kind: "test",
+            license_id: None,
+            data: serde_json::json!({ "n": n }),
+        }
+    }
+
+    /// Jobs queued while the writer is busy share one transaction; the ones that
+    /// fail (after writing a row and an event) or panic are rolled back alone.
+    #[test]
+    fn a_failing_job_rolls_back_alone_and_the_rest_of_its_group_commits() {
+        let (_dir, path, writer) = writer();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (started, go) = std::sync::mpsc::channel::<()>();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        // Holds the writer until all the jobs below are queued.
+        writer.submit(move |_| {
+            let _ = started.send(());
+            let _ = wait.recv();
+            Ok(())
+        });
+        go.recv().unwrap();
+        let handles: Vec<_> = (0..60i64)
+            .map(|n| {
+                let w = writer.clone();
+                runtime.spawn(async move {
+                    w.write(move |ctx| {
+                        ctx.conn.execute("INSERT INTO t (n) VALUES (?1)", [n])?;
+                        ctx.append(event(n))?;
+                        match n % 3 {
+                            0 => Err(DomainError::LicenseNotFound.into()),
+                            1 if n == 31 => panic!("job {n} panics"),
+                            _ => Ok(n),
+                        }
+                    })
+                    .await
+                })
+            })
+            .collect();
+        // Let every job reach the queue, then free the writer.
+        runtime.block_on(async {
+            for _ in 0..60 {
+                tokio::task::yield_now().await;
+            }
+        });
+        release.send(()).unwrap();
+        let answers: Vec<_> = runtime.block_on(async {
+            let mut out = Vec::new();
+            for h in handles {
+                out.push(h.await.unwrap());
+            }
+            out
+        });
+        for (n, answer) in answers.iter().enumerate() {
+            let n = n as i64;
+            match (n % 3, answer) {
+                (0, Err(StorageError::Domain(_))) => {}
+                (_, Err(StorageError::Unavailable(_))) if n == 31 => {}
+                (_, Ok(v)) if *v == n && n % 3 != 0 && n != 31 => {}
+                other => panic!("job {n}: {other:?}"),
+            }
+        }
+        let conn = Connection::open(&path).unwrap();
+        let rows: Vec<i64> = conn
+            .prepare("SELECT n FROM t ORDER BY n")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expected: Vec<i64> = (0..60).filter(|n| n % 3 != 0 && *n != 31).collect();
+        assert_eq!(rows, expected);
+        // The events of the kept jobs form an unbroken chain: no gap where a
+        // rolled-back job had appended.
+        let seqs: Vec<i64> = conn
+            .prepare("SELECT seq FROM events ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(seqs, (1..=expected.len() as i64).collect::<Vec<_>>());
+        let head: i64 = conn
+            .query_row("SELECT seq FROM audit_head", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(head, expected.len() as i64);
+        let verified = super::super::verify_audit_on(&conn).unwrap();
+        assert_eq!(verified.ok(), Some(expected.len() as i64));
+    }
 }
