@@ -117,6 +117,7 @@ impl Row {
 
 /// Figures of the large database.
 struct Large {
+    resident: (u64, u64),
     activate: f64,
     validate: f64,
     startup: Duration,
@@ -259,6 +260,7 @@ fn bench(args: &Args, base: &Path) -> Result<(), String> {
         rows.push(row);
     }
     let small_peak = server.peak_memory().map_err(err("peak memory"))?;
+    let small_resident = server.resident().map_err(err("resident memory"))?;
     server.stop().map_err(err("stopping keyclerk"))?;
     eprintln!("small database measured");
 
@@ -297,8 +299,10 @@ fn bench(args: &Args, base: &Path) -> Result<(), String> {
             activate(server.port, conns, timed, Arc::clone(&sample))?;
         let validate_large = validate(server.port, conns, timed, &sample, &activated)?;
         let peak = server.peak_memory().map_err(err("peak memory"))?;
+        let resident = server.resident().map_err(err("resident memory"))?;
         server.stop().map_err(err("stopping keyclerk"))?;
         large_figures = Some(Large {
+            resident,
             activate: activate_large.rate(),
             validate: validate_large.rate(),
             startup,
@@ -367,8 +371,11 @@ fn bench(args: &Args, base: &Path) -> Result<(), String> {
         }
     }
     println!(
-        "Peak memory of the server (10,000 licenses, after all loads): {:.1} MB",
-        small_peak as f64 / 1e6
+        "Peak memory of the server ({} licenses, after all loads): {:.1} MB; resident at the end: {:.1} MB private, {:.1} MB file-backed and shared.",
+        args.small,
+        small_peak as f64 / 1e6,
+        small_resident.0 as f64 / 1e6,
+        small_resident.1 as f64 / 1e6
     );
 
     let find = |prefix: &str| rows.iter().find(|r| r.name.starts_with(prefix));
@@ -413,6 +420,7 @@ fn bench(args: &Args, base: &Path) -> Result<(), String> {
         ));
     }
     if let Some(Large {
+        resident,
         activate: act,
         validate: val,
         startup,
@@ -434,6 +442,11 @@ fn bench(args: &Args, base: &Path) -> Result<(), String> {
             startup.as_secs_f64(),
             peak as f64 / 1e6,
             seeding_peak as f64 / 1e6
+        );
+        println!(
+            "Resident at the end on the large database: {:.1} MB private, {:.1} MB file-backed and shared.",
+            resident.0 as f64 / 1e6,
+            resident.1 as f64 / 1e6
         );
         targets.push(target(
             format!(

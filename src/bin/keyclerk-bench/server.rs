@@ -83,13 +83,23 @@ impl Server {
 
     /// The most resident memory the process has had (VmHWM), in bytes.
     pub fn peak_memory(&self) -> io::Result<u64> {
+        self.status_kib("VmHWM").map(|kib| kib * 1024)
+    }
+
+    /// Resident memory now: (private anonymous, file-backed and shared), in bytes.
+    pub fn resident(&self) -> io::Result<(u64, u64)> {
+        let anon = self.status_kib("RssAnon")?;
+        let other = self.status_kib("RssFile")? + self.status_kib("RssShmem")?;
+        Ok((anon * 1024, other * 1024))
+    }
+
+    fn status_kib(&self, field: &str) -> io::Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kb| kb * 1024)
-            .ok_or_else(|| io::Error::other("no VmHWM in /proc status"))
+            .ok_or_else(|| io::Error::other(format!("no {field} in /proc status")))
     }
 
     /// Stops the server with SIGTERM (a graceful stop) and waits for it.

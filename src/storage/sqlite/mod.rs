@@ -111,7 +111,9 @@ fn start_flusher(
 /// one activation uses).
 pub(super) const STATEMENT_CACHE: usize = 128;
 /// Page cache of the write connection, in KiB.
-const WRITER_CACHE_KIB: i64 = 32 * 1024;
+const WRITER_CACHE_KIB: i64 = 16 * 1024;
+/// WAL pages after which the writer checkpoints itself (16 MiB of 4 KiB pages).
+const WAL_RESTART_PAGES: i64 = 4096;
 /// How often the checkpointer looks at the WAL.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -124,8 +126,12 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // A savepoint per job keeps a statement journal: in memory, not in a temp file.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
-    // The checkpointer thread copies the WAL back, so that commits never wait for it.
-    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // The checkpointer thread copies the WAL back as it grows, so that commits rarely
+    // wait for it. Past this size the writer checkpoints too, after a commit (then
+    // little is left to copy): only a checkpoint by the one writer, with no newer
+    // frame behind it, lets the next transaction start the WAL from the beginning,
+    // which keeps the file from growing without end under steady writes.
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_RESTART_PAGES)?;
     Ok(())
 }
 
