@@ -69,13 +69,15 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Arc<ReadPool>,
     touches: Arc<Touches>,
-    _flusher: Arc<FlusherGuard>,
+    _background: Arc<Background>,
     path: PathBuf,
 }
 
-/// Stops the last-seen flusher (after a last flush) when the store is dropped.
-struct FlusherGuard {
-    _stop: std::sync::mpsc::Sender<()>,
+/// Stops the background threads when the last copy of the store is dropped: the
+/// last-seen flusher (after a last flush) and the checkpointer (after a last
+/// checkpoint).
+struct Background {
+    _flusher: std::sync::mpsc::Sender<()>,
     _checkpointer: std::sync::mpsc::Sender<()>,
 }
 
@@ -83,8 +85,7 @@ struct FlusherGuard {
 fn start_flusher(
     writer: Writer,
     touches: Arc<Touches>,
-    checkpointer: std::sync::mpsc::Sender<()>,
-) -> std::io::Result<FlusherGuard> {
+) -> std::io::Result<std::sync::mpsc::Sender<()>> {
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("keyclerk-touches".into())
@@ -101,10 +102,7 @@ fn start_flusher(
                 break;
             }
         })?;
-    Ok(FlusherGuard {
-        _stop: stop,
-        _checkpointer: checkpointer,
-    })
+    Ok(stop)
 }
 
 /// Prepared statements kept per connection (rusqlite's default of 16 is fewer than
@@ -182,14 +180,16 @@ impl SqliteStore {
         let readers = ReadPool::open(&path, READERS).map_err(sqlite)?;
         let writer = Writer::start(conn).map_err(OpenError::Thread)?;
         let touches = Arc::new(Touches::default());
-        let checkpointer = start_checkpointer(&path)?;
-        let flusher = start_flusher(writer.clone(), Arc::clone(&touches), checkpointer)
-            .map_err(OpenError::Thread)?;
+        let background = Background {
+            _flusher: start_flusher(writer.clone(), Arc::clone(&touches))
+                .map_err(OpenError::Thread)?,
+            _checkpointer: start_checkpointer(&path)?,
+        };
         Ok(Self {
             writer,
             readers: Arc::new(readers),
             touches,
-            _flusher: Arc::new(flusher),
+            _background: Arc::new(background),
             path,
         })
     }
