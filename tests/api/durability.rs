@@ -2,8 +2,6 @@
 //! restart every write that was answered with a 2xx is there, the database is intact
 //! and the audit chain verifies.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,48 +9,15 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{stdout, Dirs, TestServer};
-
-/// `keyclerk serve` as its own process on a free port; returns it and the port.
-fn spawn_server(dirs: &Dirs) -> (Child, u16) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyclerk"))
-        .arg("serve")
-        .current_dir(dirs.root.path())
-        .env("KEYCLERK_DATA_DIR", dirs.data())
-        .env("KEYCLERK_KEYS_DIR", dirs.keys())
-        .env("KEYCLERK_LISTEN", "127.0.0.1:0")
-        .env("KEYCLERK_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let port = loop {
-        let line = lines
-            .next()
-            .expect("the server ended before it listened")
-            .unwrap();
-        if let Some(p) = line.split("listening on port ").nth(1) {
-            break p.trim().parse::<u16>().unwrap();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, port)
-}
+use crate::process::{admin_token, agent, ServerProcess};
 
 #[test]
 fn every_acknowledged_write_survives_a_sigkill() {
     let dirs = Dirs::new();
-    let (mut child, port) = spawn_server(&dirs);
-    let url = format!("http://127.0.0.1:{port}");
-    let admin = std::fs::read_to_string(dirs.data().join("admin-token"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(30))
-        .build();
+    let server = ServerProcess::spawn(&dirs, &[]);
+    let url = server.url();
+    let admin = admin_token(&dirs);
+    let agent = agent();
     let seat_license: serde_json::Value = agent
         .post(&format!("{url}/v1/licenses"))
         .set("Authorization", &format!("Bearer {admin}"))
@@ -114,8 +79,7 @@ fn every_acknowledged_write_survives_a_sigkill() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    child.kill().unwrap(); // SIGKILL on Unix: no shutdown, no flush
-    child.wait().unwrap();
+    server.kill();
     for c in clients {
         c.join().unwrap();
     }

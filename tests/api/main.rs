@@ -6,6 +6,7 @@
 
 mod activations;
 mod auth;
+mod backup;
 mod cli;
 mod desktop_app;
 mod durability;
@@ -16,5 +17,6 @@ mod interop;
 mod keys;
 mod lifecycle;
 mod mint;
+mod process;
 mod validation;
 mod vectors;

@@ -1,6 +1,7 @@
 //! The SQLite engine: one file in the data directory, WAL, group-committing writer.
 
 mod activations;
+mod backup;
 mod grace;
 mod migrations;
 mod pool;
@@ -29,6 +30,7 @@ use crate::storage::{
 };
 
 use activations::Touches;
+pub use backup::{backup, BackupError, BackupReport};
 pub use migrations::{MigrationError, CURRENT_VERSION};
 use pool::ReadPool;
 use writer::{WriteCtx, Writer};

@@ -1,0 +1,122 @@
+//! `keyclerk serve` as its own process (for SIGKILL, backups and log capture).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::helpers::Dirs;
+
+/// A server process on a free port; everything it logs is kept.
+pub struct ServerProcess {
+    pub child: Child,
+    pub port: u16,
+    log: Arc<Mutex<String>>,
+    drain: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerProcess {
+    /// Starts `keyclerk serve` on `dirs` with extra environment variables.
+    pub fn spawn(dirs: &Dirs, env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyclerk"));
+        cmd.arg("serve")
+            .current_dir(dirs.root.path())
+            .env("KEYCLERK_DATA_DIR", dirs.data())
+            .env("KEYCLERK_KEYS_DIR", dirs.keys())
+            .env("KEYCLERK_LISTEN", "127.0.0.1:0")
+            .env("KEYCLERK_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let mut lines = BufReader::new(stderr).lines();
+        let port = loop {
+            let Some(Ok(line)) = lines.next() else {
+                panic!(
+                    "the server ended before it listened: {}",
+                    log.lock().unwrap()
+                );
+            };
+            log.lock().unwrap().push_str(&format!("{line}\n"));
+            if let Some(p) = line.split("listening on port ").nth(1) {
+                break p.trim().parse::<u16>().unwrap();
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        let drain = {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in lines.map_while(Result::ok) {
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            })
+        };
+        Self {
+            child,
+            port,
+            log,
+            drain: Some(drain),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for the exit; returns everything the server logged.
+    pub fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no exit 30 s after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Some(d) = self.drain.take() {
+            d.join().unwrap();
+        }
+        self.log.lock().unwrap().clone()
+    }
+}
+
+/// The admin token written on the first start.
+pub fn admin_token(dirs: &Dirs) -> String {
+    std::fs::read_to_string(dirs.data().join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// A client with a timeout long enough for a loaded CI machine.
+pub fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(30))
+        .build()
+}
