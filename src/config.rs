@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::grace::ClaimPolicy;
 use crate::domain::product::{Catalog, Product, ProductId, ProductSpec};
+use crate::service::limits::RateLimitSettings;
 
 /// The repository's `config.toml`, used when no file is given and none is present.
 pub const EMBEDDED_CONFIG: &str = include_str!("../config.toml");
@@ -36,6 +37,9 @@ pub struct Settings {
     /// What customers' own late claims get without a person.
     #[serde(default)]
     pub late_claims: ClaimPolicy,
+    /// Limits of the public endpoints.
+    #[serde(default)]
+    pub rate_limits: RateLimitSettings,
     /// The catalog.
     #[serde(default)]
     pub products: BTreeMap<String, ProductSpec>,
@@ -143,6 +147,11 @@ impl Settings {
         if self.issuer.trim().is_empty() {
             return Err(ConfigError(format!("{source}: issuer: must not be empty")));
         }
+        if let Some((key, message)) = self.rate_limits.problem() {
+            return Err(ConfigError(format!(
+                "{source}: rate_limits.{key}: {message}"
+            )));
+        }
         for (id, spec) in &self.products {
             if ProductId::parse(id).is_none() {
                 return Err(ConfigError(format!(
@@ -235,6 +244,7 @@ impl Settings {
             issuer: default_issuer(),
             log: default_log(),
             late_claims: ClaimPolicy::default(),
+            rate_limits: RateLimitSettings::default(),
             products: BTreeMap::new(),
         }
     }
@@ -291,6 +301,19 @@ mod tests {
         let loaded = load("", &[("KEYCLERK_LISTNE", "x")]).unwrap();
         assert_eq!(loaded.warnings.len(), 1);
         assert!(loaded.warnings[0].contains("KEYCLERK_LISTNE"));
+    }
+
+    #[test]
+    fn rate_limits_are_on_by_default_and_off_by_one_variable() {
+        let on = load("", &[]).unwrap();
+        assert!(on.settings.rate_limits.enabled);
+        let shipped = Settings::from_toml("config.toml", EMBEDDED_CONFIG, Vec::new()).unwrap();
+        assert_eq!(shipped.settings.rate_limits, RateLimitSettings::default());
+        let off = load("", &[("KEYCLERK_RATE_LIMITS__ENABLED", "false")]).unwrap();
+        assert!(off.warnings.is_empty(), "{:?}", off.warnings);
+        assert!(!off.settings.rate_limits.enabled);
+        let bad = load("[rate_limits]\ntrusted_proxies = [\"10.0.0.0/40\"]", &[]).unwrap_err();
+        assert!(bad.0.contains("rate_limits.trusted_proxies"), "{}", bad.0);
     }
 
     #[test]

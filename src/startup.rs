@@ -242,7 +242,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         issuer: settings.issuer.clone(),
         policies: Arc::new(policies),
         claim_policy: settings.late_claims.clone(),
-        limits: Limits::new(&settings.late_claims),
+        limits: Limits::new(&settings.late_claims, &settings.rate_limits),
     });
     let store = Arc::clone(&state.store);
     let server = HttpServer::new(move || {

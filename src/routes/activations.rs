@@ -11,16 +11,17 @@ use crate::domain::time;
 use crate::domain::token::Role;
 use crate::error::ApiError;
 use crate::routes::auth::Caller;
-use crate::routes::extract::{JsonBody, OptionalJsonBody};
+use crate::routes::extract::{ClientAddr, JsonBody, OptionalJsonBody};
 use crate::service::{ActivationRequest, AppState, DeactivationRequest, ValidationRequest};
 use crate::storage::activation::Activation;
 
 /// `POST /v1/activations`: 201 with a new seat, 200 for a machine that holds one.
 pub async fn activate(
     state: web::Data<AppState>,
+    ClientAddr(client): ClientAddr,
     JsonBody(req): JsonBody<ActivationRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let done = state.activate(req, time::now()).await?;
+    let done = state.activate(req, &client, time::now()).await?;
     let status = if done.created {
         StatusCode::CREATED
     } else {
@@ -47,6 +48,7 @@ pub async fn activate(
 pub async fn deactivate(
     state: web::Data<AppState>,
     http: HttpRequest,
+    ClientAddr(client): ClientAddr,
     path: web::Path<String>,
     OptionalJsonBody(body): OptionalJsonBody<DeactivationRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -56,7 +58,9 @@ pub async fn deactivate(
     } else {
         None
     };
-    let done = state.deactivate(&path, body, support, time::now()).await?;
+    let done = state
+        .deactivate(&path, body, support, &client, time::now())
+        .await?;
     Ok(HttpResponse::Ok().json(json!({
         "activation": done.activation,
         "already_deactivated": done.already,
@@ -67,6 +71,7 @@ pub async fn deactivate(
 /// the app sent a `nonce`).
 pub async fn validate(
     state: web::Data<AppState>,
+    ClientAddr(client): ClientAddr,
     JsonBody(req): JsonBody<ValidationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     #[derive(Serialize)]
@@ -77,7 +82,7 @@ pub async fn validate(
         #[serde(skip_serializing_if = "Option::is_none")]
         receipt: Option<&'a str>,
     }
-    let v = state.validate(req, time::now()).await?;
+    let v = state.validate(req, &client, time::now()).await?;
     Ok(HttpResponse::Ok().json(Body {
         valid: v.code == "VALID",
         code: v.code,

@@ -10,7 +10,7 @@ use crate::domain::time;
 use crate::domain::token::Role;
 use crate::error::ApiError;
 use crate::routes::auth::Caller;
-use crate::routes::extract::JsonBody;
+use crate::routes::extract::{ClientAddr, JsonBody};
 use crate::service::grace::{balances, ClaimAnswer, ClaimBody, GraceBody, Granted, RedeemBody};
 use crate::service::AppState;
 
@@ -75,13 +75,9 @@ pub async fn confirm_payment(
 /// `POST /v1/claims` (the customer, with the key): granted by policy (200) or filed (202).
 pub async fn file(
     state: web::Data<AppState>,
-    http: HttpRequest,
+    ClientAddr(client): ClientAddr,
     JsonBody(body): JsonBody<ClaimBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let client = http
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
     Ok(match state.claim(body, &client, time::now()).await? {
         ClaimAnswer::NotNeeded(license) => HttpResponse::Ok().json(json!({
             "status": "not_needed",

@@ -6,13 +6,12 @@ use sha2::{Digest, Sha256};
 use crate::domain::audit::Actor;
 use crate::domain::grace::Remedy;
 use crate::domain::ids::new_id;
-use crate::domain::key::LicenseKey;
 use crate::domain::license::{parse_email, parse_order_id, License, MintRequest};
 use crate::domain::product::Price;
 use crate::domain::time::{plus_days, Timestamp};
 use crate::domain::DomainError;
 use crate::error::ApiError;
-use crate::service::{long_text, AppState};
+use crate::service::{key_tag, long_text, rate_limited, AppState};
 use crate::storage::grace::{
     Claim, ClaimOutcome, CreditEntry, Decision, DecisionOutcome, GraceRequest, Idempotency,
     NewClaim, Redemption, Target,
@@ -236,23 +235,23 @@ impl AppState {
         client: &str,
         now: Timestamp,
     ) -> Result<ClaimAnswer, ApiError> {
-        self.limits
-            .claims_per_address
-            .hit(client, now)
-            .map_err(|secs| ApiError::RateLimited {
-                retry_after_secs: secs,
-            })?;
+        if self.limits.enabled {
+            self.limits
+                .claims_per_address
+                .hit(client, now)
+                .map_err(rate_limited)?;
+        }
         let email = body.email.as_deref().map(parse_email).transpose()?;
         let message = long_text("message", body.message)?;
-        let key = LicenseKey::parse(&body.license_key).ok_or(DomainError::LicenseNotFound)?;
-        let hash = key.hash();
-        let hex: String = hash[..16].iter().map(|b| format!("{b:02x}")).collect();
-        self.limits
-            .claims_per_key
-            .hit(&hex, now)
-            .map_err(|secs| ApiError::RateLimited {
-                retry_after_secs: secs,
-            })?;
+        let hash = self
+            .admit(&body.license_key, client, now)?
+            .ok_or_else(|| self.not_found(client, now))?;
+        if self.limits.enabled {
+            self.limits
+                .claims_per_key
+                .hit(&key_tag(&hash), now)
+                .map_err(rate_limited)?;
+        }
         let outcome = self
             .store
             .file_claim(
@@ -269,7 +268,7 @@ impl AppState {
             )
             .await?;
         Ok(match outcome {
-            ClaimOutcome::NotFound => return Err(DomainError::LicenseNotFound.into()),
+            ClaimOutcome::NotFound => return Err(self.not_found(client, now)),
             ClaimOutcome::NotNeeded(l) => ClaimAnswer::NotNeeded(l),
             ClaimOutcome::Granted(d) => {
                 let (license, _) = self

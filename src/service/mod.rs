@@ -28,7 +28,7 @@ use crate::token::claims::{
     self, ActivationClaims, ValidationReceipt, ACTIVATION_KIND, VALIDATION_KIND,
 };
 use crate::token::Keyring;
-use limits::Limiter;
+use limits::{Limiter, PublicLimits, RateLimitSettings};
 
 /// Everything a request needs, shared by all workers.
 pub struct AppState {
@@ -51,20 +51,42 @@ pub struct AppState {
 /// The rate limits keyclerk keeps in memory.
 #[derive(Debug)]
 pub struct Limits {
+    /// Whether any limit applies (`[rate_limits] enabled`).
+    pub enabled: bool,
     /// Claims per license key per day.
     pub claims_per_key: Limiter,
     /// Claims per client address per hour.
     pub claims_per_address: Limiter,
+    /// Failed look-ups per address and requests per key on the public endpoints.
+    pub public: PublicLimits,
 }
 
 impl Limits {
-    /// Counters for `policy`.
-    pub fn new(policy: &ClaimPolicy) -> Self {
+    /// Counters for `policy` and `settings`.
+    pub fn new(policy: &ClaimPolicy, settings: &RateLimitSettings) -> Self {
         Self {
+            enabled: settings.enabled,
             claims_per_key: Limiter::new(policy.max_claims_per_key_per_day, 86_400),
             claims_per_address: Limiter::new(policy.max_claims_per_address_per_hour, 3600),
+            public: PublicLimits::new(settings),
         }
     }
+}
+
+/// The 429 of a limit.
+pub fn rate_limited(retry_after_secs: u64) -> ApiError {
+    ApiError::RateLimited { retry_after_secs }
+}
+
+/// The counting key of a license key: half its hash, in hex (never the key itself).
+pub fn key_tag(hash: &[u8; 32]) -> String {
+    use std::fmt::Write;
+    hash[..16]
+        .iter()
+        .fold(String::with_capacity(32), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// Lease and grace used for a product that has left the catalog.
@@ -363,19 +385,22 @@ impl AppState {
     pub async fn activate(
         &self,
         req: ActivationRequest,
+        client: &str,
         now: Timestamp,
     ) -> Result<Activated, ApiError> {
         let fingerprint = parse_fingerprint(&req.fingerprint)?;
         let name = short_text("name", req.name)?;
         let platform = short_text("platform", req.platform)?;
         // Unknown, malformed and forged keys all end here, alike.
-        let key = LicenseKey::parse(&req.license_key).ok_or(DomainError::LicenseNotFound)?;
+        let Some(key_hash) = self.admit(&req.license_key, client, now)? else {
+            return Err(self.not_found(client, now));
+        };
         let outcome = self
             .store
             .activate(
                 NewActivation {
                     id: new_id("act", now),
-                    key_hash: key.hash(),
+                    key_hash,
                     fingerprint,
                     name,
                     platform,
@@ -385,7 +410,7 @@ impl AppState {
             )
             .await?;
         let (license, activation, created) = match outcome {
-            ActivationOutcome::NotFound => return Err(DomainError::LicenseNotFound.into()),
+            ActivationOutcome::NotFound => return Err(self.not_found(client, now)),
             ActivationOutcome::Refused(r) => return Err(ApiError::Refused(r)),
             ActivationOutcome::Granted {
                 license,
@@ -409,20 +434,28 @@ impl AppState {
         activation_id: &str,
         req: DeactivationRequest,
         support: Option<Actor>,
+        client: &str,
         now: Timestamp,
     ) -> Result<Deactivated, ApiError> {
         let reason = long_text("reason", req.reason)?;
+        let customer = support.is_none();
+        // A malformed key, or another license's, answers like an unknown activation.
+        let unknown = || {
+            if customer {
+                self.limits.public.failed(client, now);
+            }
+            ApiError::ActivationNotFound
+        };
         let by = match (support, req.license_key) {
             (Some(actor), _) => Deactivator::Support(actor),
-            (None, Some(key)) => match LicenseKey::parse(&key) {
-                Some(key) => Deactivator::Customer(key.hash()),
-                // A malformed key answers like a key of another license.
-                None => return Err(ApiError::ActivationNotFound),
+            (None, Some(key)) => match self.admit(&key, client, now)? {
+                Some(hash) => Deactivator::Customer(hash),
+                None => return Err(unknown()),
             },
             (None, None) => return Err(ApiError::MissingField("license_key".into())),
         };
         if !is_id("act", activation_id) {
-            return Err(ApiError::ActivationNotFound);
+            return Err(unknown());
         }
         let outcome = self
             .store
@@ -437,7 +470,7 @@ impl AppState {
             )
             .await?;
         match outcome {
-            DeactivationOutcome::NotFound => Err(ApiError::ActivationNotFound),
+            DeactivationOutcome::NotFound => Err(unknown()),
             DeactivationOutcome::LimitReached(free_at) => Err(ApiError::DeactivationLimitReached {
                 retry_after_secs: free_at.map(|t| (t - now).num_seconds().max(1).unsigned_abs()),
             }),
@@ -458,6 +491,7 @@ impl AppState {
     pub async fn validate(
         &self,
         req: ValidationRequest,
+        client: &str,
         now: Timestamp,
     ) -> Result<Validation, ApiError> {
         let nonce = parse_nonce(req.nonce)?;
@@ -466,19 +500,19 @@ impl AppState {
             .as_deref()
             .map(parse_fingerprint)
             .transpose()?;
-        let facts = match LicenseKey::parse(&req.license_key) {
-            Some(key) => {
+        let facts = match self.admit(&req.license_key, client, now)? {
+            Some(hash) => {
                 self.store
-                    .key_facts(
-                        key.hash(),
-                        fingerprint.as_ref().map(|f| f.as_str().to_owned()),
-                    )
+                    .key_facts(hash, fingerprint.as_ref().map(|f| f.as_str().to_owned()))
                     .await?
             }
             None => None,
         };
         let (code, license) = match facts {
-            None => ("NOT_FOUND", None),
+            None => {
+                self.limits.public.failed(client, now);
+                ("NOT_FOUND", None)
+            }
             Some(facts) => {
                 if !facts.presented_before {
                     self.store
@@ -517,6 +551,25 @@ impl AppState {
             license,
             receipt,
         })
+    }
+
+    /// The rate limits before a look-up of `key` from `client`: 429 while the
+    /// address or the key is over its limit, else the key's hash to look up (none for
+    /// a malformed key, which the caller counts as a failed look-up).
+    fn admit(&self, key: &str, client: &str, now: Timestamp) -> Result<Option<[u8; 32]>, ApiError> {
+        let hash = LicenseKey::parse(key).map(|k| k.hash());
+        let tag = hash.as_ref().map(key_tag);
+        self.limits
+            .public
+            .admit(client, tag.as_deref(), now)
+            .map_err(rate_limited)?;
+        Ok(hash)
+    }
+
+    /// `license_not_found`, counted against `client`.
+    fn not_found(&self, client: &str, now: Timestamp) -> ApiError {
+        self.limits.public.failed(client, now);
+        DomainError::LicenseNotFound.into()
     }
 
     fn receipt(&self, claims: ValidationReceipt) -> Result<String, ApiError> {

@@ -14,7 +14,8 @@ use crate::process::{admin_token, agent, ServerProcess};
 #[test]
 fn every_acknowledged_write_survives_a_sigkill() {
     let dirs = Dirs::new();
-    let server = ServerProcess::spawn(&dirs, &[]);
+    // Hundreds of activations of one key a second: far past the per-key limit.
+    let server = ServerProcess::spawn(&dirs, &[("KEYCLERK_RATE_LIMITS__ENABLED", "false")]);
     let url = server.url();
     let admin = admin_token(&dirs);
     let agent = agent();

@@ -16,6 +16,7 @@ mod helpers;
 mod interop;
 mod keys;
 mod lifecycle;
+mod limits;
 mod mint;
 mod process;
 mod validation;
