@@ -19,5 +19,6 @@ mod lifecycle;
 mod limits;
 mod mint;
 mod process;
+mod secrets;
 mod validation;
 mod vectors;
