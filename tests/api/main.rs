@@ -8,6 +8,7 @@ mod activations;
 mod auth;
 mod backup;
 mod cli;
+mod crash;
 mod desktop_app;
 mod durability;
 mod errors;
