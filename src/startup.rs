@@ -247,6 +247,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
     let store = Arc::clone(&state.store);
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(routes::enforce_access))
             // %U is the path without the query string: keys in `?key=` never reach the log.
             .wrap(
                 Logger::new("%a \"%{METHOD}xi %U\" %s %b %Dms")

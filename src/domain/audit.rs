@@ -13,7 +13,7 @@ use crate::domain::time::{self, Timestamp};
 pub const GENESIS: [u8; 32] = [0u8; 32];
 
 /// Who did something.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Actor {
     /// An API token.
@@ -56,12 +56,13 @@ pub struct NewEvent {
 }
 
 /// An event as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Event {
     /// Position in the log, from 1 with no gaps.
     pub seq: i64,
     /// When it happened.
     #[serde(with = "time::serde_req")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// Who did it (JSON).
     pub actor: serde_json::Value,

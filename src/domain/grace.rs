@@ -11,7 +11,7 @@ use crate::domain::time::{self, plus_days, Timestamp};
 use crate::domain::DomainError;
 
 /// What support (or the policy) grants a late claimer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Remedy {
     /// Re-open the activation window; the same key works again.
@@ -59,20 +59,22 @@ pub struct PastEvent {
 }
 
 /// A refused activation, from the log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RefusedAttempt {
     /// When.
     #[serde(with = "time::serde_req")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// The refusal code (`activation_window_closed`, ...).
     pub code: String,
 }
 
 /// An earlier decision on the same license, from the log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EarlierDecision {
     /// When.
     #[serde(with = "time::serde_req")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// The decision id.
     pub decision: String,
@@ -83,13 +85,15 @@ pub struct EarlierDecision {
 }
 
 /// What the audit log says about a license, for a decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Evidence {
     /// When the customer paid.
     #[serde(with = "time::serde_req")]
+    #[schema(value_type = String, format = DateTime)]
     pub purchased_at: Timestamp,
     /// The activation deadline, if the product has one.
     #[serde(with = "time::serde_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub activate_by: Option<Timestamp>,
     /// Whole days past the deadline at the time of the decision (0 if not past).
     pub days_late: i64,
@@ -97,6 +101,7 @@ pub struct Evidence {
     pub ever_presented: bool,
     /// The first time it was.
     #[serde(with = "time::serde_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub first_presented_at: Option<Timestamp>,
     /// Whether that first presentation came before the deadline.
     pub presented_before_deadline: bool,

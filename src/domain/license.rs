@@ -16,7 +16,7 @@ pub const PURCHASE_CLOCK_SKEW_SECS: i64 = 300;
 pub const MAX_METADATA_BYTES: usize = 4096;
 
 /// Where a license stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LicenseStatus {
     /// Usable (subject to its window and expiry).
@@ -72,7 +72,7 @@ impl fmt::Display for LicenseStatus {
 }
 
 /// A license as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct License {
     /// `lic_...`
     pub id: String,
@@ -84,12 +84,15 @@ pub struct License {
     pub customer_email: Option<String>,
     /// When the customer paid.
     #[serde(with = "time::serde_req")]
+    #[schema(value_type = String, format = DateTime)]
     pub purchased_at: Timestamp,
     /// Deadline of the first activation; none = no deadline.
     #[serde(with = "time::serde_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub activate_by: Option<Timestamp>,
     /// End of the license; none = perpetual, or not known until first activation.
     #[serde(with = "time::serde_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
     /// Length of one period in days, kept from the product at mint time.
     pub duration_days: Option<u32>,
@@ -117,14 +120,16 @@ pub struct License {
     pub amount_due: Option<Price>,
     /// When the row was made.
     #[serde(with = "time::serde_req")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When the row last changed.
     #[serde(with = "time::serde_req")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
 /// A mint request as the shop sends it.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MintRequest {
     /// Product slug.

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// A product's slug: 1 to 64 of `a-z`, `0-9` and `-`, starting with a letter or digit.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct ProductId(String);
 
@@ -33,7 +33,7 @@ impl fmt::Display for ProductId {
 }
 
 /// A price in minor units (cents) of an ISO 4217 currency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Price {
     /// Amount in minor units.
@@ -43,7 +43,7 @@ pub struct Price {
 }
 
 /// When a license's duration starts counting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DurationFrom {
     /// From the purchase time.
@@ -73,7 +73,7 @@ impl DurationFrom {
 }
 
 /// The kind of key a product's licenses get.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyFormat {
     /// A PASETO v4.public token an app can verify offline.
@@ -116,7 +116,7 @@ fn default_max_deactivations() -> u32 {
 }
 
 /// A product as written in the catalog (`[products.<id>]` in `config.toml`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductSpec {
     /// Display name.
@@ -211,7 +211,7 @@ impl ProductSpec {
 }
 
 /// A product of the catalog, with its id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Product {
     /// The slug.
     pub id: ProductId,

@@ -11,7 +11,9 @@ use crate::domain::short_key::crockford_encode;
 use crate::domain::time::{self, Timestamp};
 
 /// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Everything, including tokens and products.
@@ -108,7 +110,7 @@ pub struct NewApiToken {
 }
 
 /// A token as stored (never with its secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApiToken {
     /// `tok_...`
     pub id: String,
@@ -120,9 +122,11 @@ pub struct ApiToken {
     pub prefix: String,
     /// Creation time.
     #[serde(with = "time::serde_req")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// Revocation time, if revoked.
     #[serde(with = "time::serde_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<Timestamp>,
 }
 

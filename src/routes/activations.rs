@@ -16,6 +16,20 @@ use crate::service::{ActivationRequest, AppState, DeactivationRequest, Validatio
 use crate::storage::activation::Activation;
 
 /// `POST /v1/activations`: 201 with a new seat, 200 for a machine that holds one.
+#[utoipa::path(
+    post,
+    path = "/v1/activations",
+    tag = "apps",
+    request_body = crate::service::ActivationRequest,
+    responses(
+        (status = 201, description = "A new seat: the activation, its certificate and the license", body = crate::routes::openapi::Activated),
+        (status = 200, description = "The machine holds a seat already: a fresh certificate", body = crate::routes::openapi::Activated),
+        (status = 403, description = "`license_suspended`, `license_revoked`, `license_superseded`, `license_expired`, `license_pending_payment`, `activation_window_closed`", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`license_not_found`: unknown, malformed and forged keys alike", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`seat_limit_reached`", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_field`: a fingerprint, name or platform of the wrong shape", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn activate(
     state: web::Data<AppState>,
     ClientAddr(client): ClientAddr,
@@ -45,6 +59,19 @@ pub async fn activate(
 /// `POST /v1/activations/{id}/deactivate`: frees the seat. The app proves itself
 /// with `license_key`; a support token (in `Authorization`) frees a lost machine's
 /// seat outside the churn limit.
+#[utoipa::path(
+    post,
+    path = "/v1/activations/{id}/deactivate",
+    tag = "apps",
+    params(("id" = String, Path, description = "The activation")),
+    request_body = Option<crate::service::DeactivationRequest>,
+    responses(
+        (status = 200, description = "The seat is free (`already_deactivated`: it was before; safe to retry)", body = crate::routes::openapi::Deactivated),
+        (status = 404, description = "`activation_not_found`: no such activation on the license of the key given", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_field`", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`deactivation_limit_reached`: the license freed its limit of seats in the last 30 days; `rate_limited`: too many failed look-ups or requests for the key. `Retry-After` says when", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn deactivate(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -69,6 +96,16 @@ pub async fn deactivate(
 
 /// `POST /v1/validate`: always 200 with `{valid, code, license}` (and `receipt` when
 /// the app sent a `nonce`).
+#[utoipa::path(
+    post,
+    path = "/v1/validate",
+    tag = "apps",
+    request_body = crate::service::ValidationRequest,
+    responses(
+        (status = 200, description = "The verdict (also for unknown keys: `NOT_FOUND`)", body = crate::routes::openapi::Validated),
+        (status = 422, description = "`invalid_field`: a fingerprint or nonce of the wrong shape", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn validate(
     state: web::Data<AppState>,
     ClientAddr(client): ClientAddr,

@@ -2,7 +2,7 @@
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
 use crate::domain::audit::Actor;
@@ -48,11 +48,13 @@ fn bearer(req: &HttpRequest) -> Result<TokenSecret, ApiError> {
     Ok(TokenSecret::from_presented(secret))
 }
 
-impl FromRequest for Caller {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+impl Caller {
+    /// Looks up the request's bearer token: 401 when missing, malformed, unknown or revoked.
+    pub fn authenticate(req: &HttpRequest) -> LocalBoxFuture<'static, Result<Self, ApiError>> {
+        if let Some(caller) = req.extensions().get::<Caller>() {
+            let caller = caller.clone();
+            return Box::pin(async move { Ok(caller) });
+        }
         let secret = bearer(req);
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
@@ -68,5 +70,14 @@ impl FromRequest for Caller {
             }
             Ok(Caller(token))
         })
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        Self::authenticate(req)
     }
 }

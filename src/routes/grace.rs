@@ -43,6 +43,20 @@ fn granted(g: Granted) -> HttpResponse {
 }
 
 /// `POST /v1/licenses/{id}/grace-extension` (support): a remedy with its evidence.
+#[utoipa::path(
+    post,
+    path = "/v1/licenses/{id}/grace-extension",
+    tag = "support",
+    params(("id" = String, Path, description = "License id (lic_…)"), ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 printable ASCII characters; a retry with the same key and body answers the first decision (200, replayed)")),
+    request_body = crate::service::grace::GraceBody,
+    responses(
+        (status = 201, description = "The decision with its evidence and what it produced", body = crate::routes::openapi::GraceDecision),
+        (status = 200, description = "A retry with the same Idempotency-Key: the first decision", body = crate::routes::openapi::GraceDecision),
+        (status = 404, description = "`license_not_found`", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency_key_reused`: the key came with another request; `invalid_transition`", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`substitute_too_expensive` (with `price`, `ceiling`, `suggested_remedy`), `upgrade_not_dearer`, `currency_mismatch`, `product_required`, `email_required`, `price_unknown`, `unknown_product`, `invalid_field`", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn grace_extension(
     state: web::Data<AppState>,
     caller: Caller,
@@ -59,6 +73,17 @@ pub async fn grace_extension(
 }
 
 /// `POST /v1/licenses/{id}/confirm-payment` (vendor): an upgrade's difference was paid.
+#[utoipa::path(
+    post,
+    path = "/v1/licenses/{id}/confirm-payment",
+    tag = "vendor",
+    params(("id" = String, Path, description = "License id (lic_…)")),
+    responses(
+        (status = 200, description = "The upgrade is paid: the license is active", body = crate::routes::openapi::LicenseBody),
+        (status = 404, description = "`license_not_found`", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_transition`: the license is not waiting for a payment", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn confirm_payment(
     state: web::Data<AppState>,
     caller: Caller,
@@ -73,6 +98,19 @@ pub async fn confirm_payment(
 }
 
 /// `POST /v1/claims` (the customer, with the key): granted by policy (200) or filed (202).
+#[utoipa::path(
+    post,
+    path = "/v1/claims",
+    tag = "apps",
+    request_body = crate::service::grace::ClaimBody,
+    responses(
+        (status = 200, description = "`granted` by the policy, or `not_needed`: the key works as it is", body = crate::routes::openapi::ClaimAnswer),
+        (status = 202, description = "`pending`: support will decide", body = crate::routes::openapi::ClaimAnswer),
+        (status = 404, description = "`license_not_found`", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_field`", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many claims for the key or from the address, or failed look-ups; `Retry-After`", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn file(
     state: web::Data<AppState>,
     ClientAddr(client): ClientAddr,
@@ -99,13 +137,23 @@ pub async fn file(
 }
 
 /// Query of `GET /v1/claims`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimsQuery {
     status: Option<String>,
 }
 
 /// `GET /v1/claims?status=pending` (support).
+#[utoipa::path(
+    get,
+    path = "/v1/claims",
+    tag = "support",
+    params(crate::routes::grace::ClaimsQuery),
+    responses(
+        (status = 200, description = "Claims, oldest first", body = crate::routes::openapi::ClaimList)
+    )
+)]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
@@ -123,6 +171,20 @@ pub async fn list(
 }
 
 /// `POST /v1/claims/{id}/resolve` (support): closes a claim with any remedy.
+#[utoipa::path(
+    post,
+    path = "/v1/claims/{id}/resolve",
+    tag = "support",
+    params(("id" = String, Path, description = "Claim id (clm_…)"), ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 printable ASCII characters; a retry with the same key and body answers the first decision (200, replayed)")),
+    request_body = crate::service::grace::GraceBody,
+    responses(
+        (status = 201, description = "The decision that closes the claim", body = crate::routes::openapi::GraceDecision),
+        (status = 200, description = "A retry with the same Idempotency-Key: the first decision", body = crate::routes::openapi::GraceDecision),
+        (status = 404, description = "`claim_not_found`", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`claim_resolved`, `idempotency_key_reused`, `invalid_transition`", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`substitute_too_expensive`, `upgrade_not_dearer`, `currency_mismatch`, `product_required`, `email_required`, `price_unknown`, `unknown_product`, `invalid_field`", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn resolve(
     state: web::Data<AppState>,
     caller: Caller,
@@ -139,13 +201,23 @@ pub async fn resolve(
 }
 
 /// Query of `GET /v1/credits`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CreditsQuery {
     email: String,
 }
 
 /// `GET /v1/credits?email=` (vendor, support): balance per currency and entries.
+#[utoipa::path(
+    get,
+    path = "/v1/credits",
+    tag = "support",
+    params(crate::routes::grace::CreditsQuery),
+    responses(
+        (status = 200, description = "Balances and ledger of a customer", body = crate::routes::openapi::Credits)
+    )
+)]
 pub async fn credits(
     state: web::Data<AppState>,
     caller: Caller,
@@ -163,6 +235,18 @@ pub async fn credits(
 }
 
 /// `POST /v1/credits/redeem` (vendor): spends credit on an order, idempotent on it.
+#[utoipa::path(
+    post,
+    path = "/v1/credits/redeem",
+    tag = "vendor",
+    request_body = crate::service::grace::RedeemBody,
+    responses(
+        (status = 201, description = "Spent", body = crate::routes::openapi::Redeemed),
+        (status = 200, description = "The same order again: the same entry", body = crate::routes::openapi::Redeemed),
+        (status = 409, description = "`insufficient_credit` (with `balance`)", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_field`", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn redeem(
     state: web::Data<AppState>,
     caller: Caller,

@@ -6,6 +6,14 @@ use serde_json::json;
 use crate::service::AppState;
 
 /// Every public key with its id and status.
+#[utoipa::path(
+    get,
+    path = "/v1/keys",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The public keys (PASERK k4.public) with their ids (k4.pid)", body = crate::routes::openapi::KeyList)
+    )
+)]
 pub async fn list(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "keys": state.keyring.public_keys() }))
 }

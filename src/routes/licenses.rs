@@ -24,6 +24,18 @@ fn minted_json(m: &Minted) -> Value {
 }
 
 /// `POST /v1/licenses`: 201 with the license and its key; 200 for a repeat of the order.
+#[utoipa::path(
+    post,
+    path = "/v1/licenses",
+    tag = "vendor",
+    request_body = crate::domain::license::MintRequest,
+    responses(
+        (status = 201, description = "Minted: the license and its key", body = crate::routes::openapi::LicenseWithKey),
+        (status = 200, description = "The same order again with the same fields: the same license and key", body = crate::routes::openapi::LicenseWithKey),
+        (status = 409, description = "`order_conflict`: the order id was minted with other fields", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`unknown_product`, `purchased_in_future`, `invalid_expiry`, `invalid_field`", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn mint(
     state: web::Data<AppState>,
     caller: Caller,
@@ -40,13 +52,23 @@ pub async fn mint(
 }
 
 /// Body of `POST /v1/licenses/batch`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     licenses: Vec<Value>,
 }
 
 /// `POST /v1/licenses/batch`: one result per item, in order.
+#[utoipa::path(
+    post,
+    path = "/v1/licenses/batch",
+    tag = "vendor",
+    request_body = crate::routes::licenses::BatchRequest,
+    responses(
+        (status = 200, description = "One result per item, in order", body = crate::routes::openapi::BatchResults),
+        (status = 400, description = "`empty_batch`, `batch_too_large` (over 1,000 items), `invalid_json`, `missing_field`, `invalid_field`", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn mint_batch(
     state: web::Data<AppState>,
     caller: Caller,
@@ -96,6 +118,16 @@ fn license_id(raw: &str) -> Result<String, ApiError> {
 }
 
 /// `GET /v1/licenses/{id}`: the license and its current key.
+#[utoipa::path(
+    get,
+    path = "/v1/licenses/{id}",
+    tag = "support",
+    params(("id" = String, Path, description = "License id (lic_…)")),
+    responses(
+        (status = 200, description = "The license and its current key", body = crate::routes::openapi::LicenseWithKey),
+        (status = 404, description = "`license_not_found`", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn get(
     state: web::Data<AppState>,
     caller: Caller,
@@ -108,7 +140,8 @@ pub async fn get(
 }
 
 /// Query of `GET /v1/licenses`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     order_id: Option<String>,
@@ -121,6 +154,15 @@ pub struct ListQuery {
 }
 
 /// `GET /v1/licenses`: by `order_id`, `email` or `key`, or else a page.
+#[utoipa::path(
+    get,
+    path = "/v1/licenses",
+    tag = "support",
+    params(crate::routes::licenses::ListQuery),
+    responses(
+        (status = 200, description = "Licenses by `order_id`, `email` or `key`, or else a page", body = crate::routes::openapi::LicensePage)
+    )
+)]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
@@ -180,7 +222,7 @@ pub async fn list(
 }
 
 /// Body of the lifecycle actions.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionBody {
     reason: Option<String>,
@@ -188,6 +230,19 @@ pub struct ActionBody {
 }
 
 /// `POST /v1/licenses/{id}/suspend|reinstate|revoke|refund|renew`.
+#[utoipa::path(
+    post,
+    path = "/v1/licenses/{id}/{action}",
+    tag = "vendor",
+    params(("id" = String, Path, description = "License id (lic_…)"), ("action" = String, Path, description = "`suspend`, `reinstate`, `revoke`, `refund` or `renew`")),
+    request_body = Option<crate::routes::licenses::ActionBody>,
+    responses(
+        (status = 200, description = "The license after the action", body = crate::routes::openapi::LicenseBody),
+        (status = 404, description = "`license_not_found`; `not_found` for another action", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_transition`: not from the current status (`current_status`)", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`license_perpetual`, `days_required`, `invalid_field`", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn act(
     state: web::Data<AppState>,
     caller: Caller,
@@ -224,6 +279,16 @@ pub async fn act(
 
 /// `GET /v1/licenses/{id}/activations`: the machines of a license, newest first,
 /// with the ids support needs to free a lost machine's seat.
+#[utoipa::path(
+    get,
+    path = "/v1/licenses/{id}/activations",
+    tag = "support",
+    params(("id" = String, Path, description = "License id (lic_…)")),
+    responses(
+        (status = 200, description = "Every machine of the license, newest first", body = crate::routes::openapi::Machines),
+        (status = 404, description = "`license_not_found`", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn activations(
     state: web::Data<AppState>,
     caller: Caller,
@@ -248,6 +313,16 @@ pub async fn activations(
 }
 
 /// `GET /v1/licenses/{id}/history`: the license's audit events, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/licenses/{id}/history",
+    tag = "support",
+    params(("id" = String, Path, description = "License id (lic_…)")),
+    responses(
+        (status = 200, description = "The license's audit events, oldest first", body = crate::routes::openapi::History),
+        (status = 404, description = "`license_not_found`", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn history(
     state: web::Data<AppState>,
     caller: Caller,

@@ -1,4 +1,5 @@
-//! HTTP handlers, one file per resource, and the route table.
+//! HTTP handlers, one file per resource, and the route table: every route with the
+//! access it demands, from which both the router and the access check are built.
 
 pub mod activations;
 pub mod auth;
@@ -7,12 +8,145 @@ pub mod grace;
 pub mod health;
 pub mod keys;
 pub mod licenses;
+pub mod openapi;
 pub mod products;
 pub mod tokens;
 
-use actix_web::{web, HttpResponse};
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage, HttpResponse};
 
+use crate::domain::token::Role;
 use crate::error::ApiError;
+use auth::Caller;
+
+/// Who may call a route. Admin tokens may call every route that takes a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No credential (health, public keys, the API description).
+    Anyone,
+    /// The license key in the body; tokens are not looked at.
+    LicenseKey,
+    /// A token of one of these roles (none listed: admin only).
+    Roles(&'static [Role]),
+    /// The license key, or else (when `Authorization` is sent) a token of these roles.
+    KeyOrRoles(&'static [Role]),
+}
+
+/// One route: method, path pattern as registered, and its access.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// The pattern, `{name}` for a path parameter.
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+}
+
+const ADMIN: Access = Access::Roles(&[]);
+const VENDOR: Access = Access::Roles(&[Role::Vendor]);
+const SUPPORT: Access = Access::Roles(&[Role::Support]);
+const STAFF: Access = Access::Roles(&[Role::Vendor, Role::Support]);
+
+/// Builds [`ROUTES`] and [`configure`] from one list, so they cannot disagree.
+macro_rules! route_table {
+    ($( $path:literal { $( $method:ident => $handler:path, $access:expr; )+ } )+) => {
+        /// Every route, in registration order (the first match wins).
+        pub const ROUTES: &[Route] = &[
+            $( $( Route {
+                method: match stringify!($method).as_bytes() {
+                    b"get" => "GET",
+                    _ => "POST",
+                },
+                path: $path,
+                access: $access,
+            }, )+ )+
+        ];
+
+        /// Registers every route of [`ROUTES`].
+        pub fn configure(cfg: &mut web::ServiceConfig) {
+            $(
+                cfg.service(
+                    web::resource($path)
+                        $( .route(web::$method().to($handler)) )+
+                        .default_service(web::to(method_not_allowed)),
+                );
+            )+
+        }
+    };
+}
+
+route_table! {
+    "/healthz" { get => health::healthz, Access::Anyone; }
+    "/readyz" { get => health::readyz, Access::Anyone; }
+    "/openapi.json" { get => openapi::document, Access::Anyone; }
+    "/v1/keys" { get => keys::list, Access::Anyone; }
+    "/v1/activations" { post => activations::activate, Access::LicenseKey; }
+    "/v1/activations/{id}/deactivate" {
+        post => activations::deactivate, Access::KeyOrRoles(&[Role::Support]);
+    }
+    "/v1/validate" { post => activations::validate, Access::LicenseKey; }
+    "/v1/products" { get => products::list, STAFF; }
+    "/v1/tokens" {
+        get => tokens::list, ADMIN;
+        post => tokens::create, ADMIN;
+    }
+    "/v1/tokens/{id}/revoke" { post => tokens::revoke, ADMIN; }
+    "/v1/licenses" {
+        get => licenses::list, STAFF;
+        post => licenses::mint, VENDOR;
+    }
+    "/v1/licenses/batch" { post => licenses::mint_batch, VENDOR; }
+    "/v1/licenses/{id}" { get => licenses::get, STAFF; }
+    "/v1/licenses/{id}/grace-extension" { post => grace::grace_extension, SUPPORT; }
+    "/v1/licenses/{id}/confirm-payment" { post => grace::confirm_payment, VENDOR; }
+    "/v1/claims" {
+        get => grace::list, SUPPORT;
+        post => grace::file, Access::LicenseKey;
+    }
+    "/v1/claims/{id}/resolve" { post => grace::resolve, SUPPORT; }
+    "/v1/credits" { get => grace::credits, STAFF; }
+    "/v1/credits/redeem" { post => grace::redeem, VENDOR; }
+    "/v1/licenses/{id}/activations" { get => licenses::activations, STAFF; }
+    "/v1/licenses/{id}/history" { get => licenses::history, STAFF; }
+    "/v1/licenses/{id}/{action}" { post => licenses::act, VENDOR; }
+}
+
+/// The access of the route a request matched, if any.
+pub fn access_of(method: &str, pattern: &str) -> Option<Access> {
+    ROUTES
+        .iter()
+        .find(|r| r.path == pattern && r.method == method)
+        .map(|r| r.access)
+}
+
+/// Checks the table's access before any handler or body parser runs: 401 for a
+/// missing, malformed, unknown or revoked token, 403 for a role the route does not
+/// take. The authenticated caller is left in the request for the handler.
+pub async fn enforce_access(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let access = req
+        .match_pattern()
+        .and_then(|p| access_of(req.method().as_str(), &p));
+    let roles = match access {
+        Some(Access::Roles(roles)) => Some(roles),
+        Some(Access::KeyOrRoles(roles)) if req.headers().contains_key(header::AUTHORIZATION) => {
+            Some(roles)
+        }
+        _ => None,
+    };
+    if let Some(roles) = roles {
+        let caller = Caller::authenticate(req.request()).await?;
+        caller.require(roles)?;
+        req.extensions_mut().insert(caller);
+    }
+    next.call(req).await
+}
 
 /// Answers a method the route does not have.
 async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
@@ -22,117 +156,4 @@ async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
 /// Answers a path no route has.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
-}
-
-/// Registers every route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    let na = || web::to(method_not_allowed);
-    cfg.service(
-        web::resource("/healthz")
-            .get(health::healthz)
-            .default_service(na()),
-    )
-    .service(
-        web::resource("/readyz")
-            .get(health::readyz)
-            .default_service(na()),
-    )
-    .service(
-        web::resource("/v1/activations")
-            .post(activations::activate)
-            .default_service(na()),
-    )
-    .service(
-        web::resource("/v1/activations/{id}/deactivate")
-            .post(activations::deactivate)
-            .default_service(na()),
-    )
-    .service(
-        web::resource("/v1/validate")
-            .post(activations::validate)
-            .default_service(na()),
-    )
-    .service(
-        web::resource("/v1/keys")
-            .get(keys::list)
-            .default_service(na()),
-    )
-    .service(
-        web::resource("/v1/products")
-            .get(products::list)
-            .default_service(na()),
-    )
-    .service(
-        web::resource("/v1/tokens")
-            .get(tokens::list)
-            .post(tokens::create)
-            .default_service(na()),
-    )
-    .service(
-        web::resource("/v1/tokens/{id}/revoke")
-            .post(tokens::revoke)
-            .default_service(na()),
-    )
-    .service(
-        web::resource("/v1/licenses")
-            .get(licenses::list)
-            .post(licenses::mint)
-            .default_service(na()),
-    )
-    .service(
-        web::resource("/v1/licenses/batch")
-            .post(licenses::mint_batch)
-            .default_service(na()),
-    )
-    .service(
-        web::resource("/v1/licenses/{id}")
-            .get(licenses::get)
-            .default_service(na()),
-    )
-    .service(
-        web::resource("/v1/licenses/{id}/grace-extension")
-            .post(grace::grace_extension)
-            .default_service(na()),
-    )
-    .service(
-        web::resource("/v1/licenses/{id}/confirm-payment")
-            .post(grace::confirm_payment)
-            .default_service(na()),
-    )
-    .service(
-        web::resource("/v1/claims")
-            .get(grace::list)
-            .post(grace::file)
-            .default_service(na()),
-    )
-    .service(
-        web::resource("/v1/claims/{id}/resolve")
-            .post(grace::resolve)
-            .default_service(na()),
-    )
-    .service(
-        web::resource("/v1/credits")
-            .get(grace::credits)
-            .default_service(na()),
-    )
-    .service(
-        web::resource("/v1/credits/redeem")
-            .post(grace::redeem)
-            .default_service(na()),
-    )
-    .service(
-        web::resource("/v1/licenses/{id}/activations")
-            .get(licenses::activations)
-            .default_service(na()),
-    )
-    .service(
-        web::resource("/v1/licenses/{id}/history")
-            .get(licenses::history)
-            .default_service(na()),
-    )
-    .service(
-        web::resource("/v1/licenses/{id}/{action}")
-            .post(licenses::act)
-            .default_service(na()),
-    );
 }

@@ -14,7 +14,7 @@ use crate::routes::extract::JsonBody;
 use crate::service::AppState;
 
 /// Body of `POST /v1/tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     role: Role,
@@ -22,6 +22,16 @@ pub struct CreateToken {
 }
 
 /// Creates a token; the secret is in this response and nowhere else.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    tag = "admin",
+    request_body = crate::routes::tokens::CreateToken,
+    responses(
+        (status = 201, description = "The token and its secret, shown this once", body = crate::routes::openapi::TokenCreated),
+        (status = 422, description = "`invalid_field`: a name of the wrong shape", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
@@ -50,12 +60,30 @@ pub async fn create(
 }
 
 /// Every token, without secrets.
+#[utoipa::path(
+    get,
+    path = "/v1/tokens",
+    tag = "admin",
+    responses(
+        (status = 200, description = "Every token, without secrets", body = crate::routes::openapi::TokenList)
+    )
+)]
 pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require(&[])?;
     Ok(HttpResponse::Ok().json(json!({ "tokens": state.store.tokens().await? })))
 }
 
 /// Revokes a token by id or prefix.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens/{id}/revoke",
+    tag = "admin",
+    params(("id" = String, Path, description = "Token id (tok_…) or visible prefix (kc_…)")),
+    responses(
+        (status = 200, description = "Revoked", body = crate::routes::openapi::TokenBody),
+        (status = 404, description = "`token_not_found`", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn revoke(
     state: web::Data<AppState>,
     caller: Caller,

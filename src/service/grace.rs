@@ -19,7 +19,7 @@ use crate::storage::grace::{
 use crate::storage::StorageError;
 
 /// Body of `POST /v1/licenses/{id}/grace-extension` and `POST /v1/claims/{id}/resolve`.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GraceBody {
     /// `extend`, `substitute`, `upgrade`, `credit`, `refund` or `decline`.
@@ -53,7 +53,7 @@ pub struct Granted {
 }
 
 /// Body of `POST /v1/claims`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimBody {
     /// The customer's key.
@@ -78,7 +78,7 @@ pub enum ClaimAnswer {
 }
 
 /// Body of `POST /v1/credits/redeem`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedeemBody {
     /// The customer.

@@ -94,7 +94,7 @@ const FALLBACK_LEASE_DAYS: u32 = 30;
 const FALLBACK_GRACE_DAYS: u32 = 7;
 
 /// An activation request from an app.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActivationRequest {
     /// The license key as the customer has it.
@@ -132,7 +132,7 @@ fn short_text(field: &str, value: Option<String>) -> Result<Option<String>, ApiE
 }
 
 /// Body of `POST /v1/activations/{id}/deactivate`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeactivationRequest {
     /// The license key (the customer's app proves itself with it).
@@ -153,7 +153,7 @@ pub struct Deactivated {
 }
 
 /// Body of `POST /v1/validate`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValidationRequest {
     /// The license key.

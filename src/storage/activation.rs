@@ -11,7 +11,7 @@ use crate::domain::license::License;
 use crate::domain::time::{self, Timestamp};
 
 /// An activation as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Activation {
     /// `act_...`
     pub id: String,
@@ -25,12 +25,15 @@ pub struct Activation {
     pub platform: Option<String>,
     /// First activation of this machine.
     #[serde(with = "time::serde_req")]
+    #[schema(value_type = String, format = DateTime)]
     pub activated_at: Timestamp,
     /// Last activation, refresh or validation.
     #[serde(with = "time::serde_req")]
+    #[schema(value_type = String, format = DateTime)]
     pub last_seen: Timestamp,
     /// When the seat was freed, if it was.
     #[serde(with = "time::serde_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub deactivated_at: Option<Timestamp>,
 }
 

@@ -67,7 +67,7 @@ pub struct GraceRequest {
 }
 
 /// What a decision did, beside the evidence.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DecisionResult {
     /// `extend`: the new deadline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,7 +93,7 @@ pub struct DecisionResult {
 }
 
 /// A stored decision.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Decision {
     /// `dec_...`
     pub id: String,
@@ -109,6 +109,7 @@ pub struct Decision {
     pub automatic: bool,
     /// When.
     #[serde(with = "time::serde_req")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// What the log said at the time.
     pub evidence: serde_json::Value,
@@ -128,7 +129,7 @@ pub enum DecisionOutcome {
 }
 
 /// One line of a customer's credit ledger.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CreditEntry {
     /// `cre_...`
     pub id: String,
@@ -148,6 +149,7 @@ pub struct CreditEntry {
     pub order_id: Option<String>,
     /// When.
     #[serde(with = "time::serde_req")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
 }
 
@@ -167,7 +169,7 @@ pub struct Redemption {
 }
 
 /// A customer's claim, as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Claim {
     /// `clm_...`
     pub id: String,
@@ -185,9 +187,11 @@ pub struct Claim {
     pub decision_id: Option<String>,
     /// When it was filed.
     #[serde(with = "time::serde_req")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When it was closed.
     #[serde(with = "time::serde_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub resolved_at: Option<Timestamp>,
 }
 

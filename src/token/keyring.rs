@@ -59,7 +59,7 @@ pub enum KeyError {
 }
 
 /// Whether a key signs new tokens or only verifies old ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyStatus {
     /// Signs new tokens.
@@ -91,7 +91,7 @@ impl std::fmt::Debug for KeyEntry {
 }
 
 /// A published public key (`GET /v1/keys`, `keys list`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PublicKeyInfo {
     /// `k4.pid.…`
     pub kid: String,
@@ -101,6 +101,7 @@ pub struct PublicKeyInfo {
     pub status: KeyStatus,
     /// Creation time.
     #[serde(with = "time::serde_req")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 

@@ -19,6 +19,7 @@ mod keys;
 mod lifecycle;
 mod limits;
 mod mint;
+mod openapi;
 mod process;
 mod secrets;
 mod validation;
