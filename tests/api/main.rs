@@ -6,6 +6,7 @@
 
 mod activations;
 mod auth;
+mod authz;
 mod backup;
 mod cli;
 mod crash;

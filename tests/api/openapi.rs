@@ -40,15 +40,25 @@ fn every_route_is_documented_with_its_errors_as_problems() {
             let route = ROUTES
                 .iter()
                 .find(|r| r.path == path && r.method.eq_ignore_ascii_case(method));
-            let route = route.unwrap_or_else(|| panic!("{method} {path} is documented but not routed"));
+            let route =
+                route.unwrap_or_else(|| panic!("{method} {path} is documented but not routed"));
             let responses = op["responses"].as_object().unwrap();
-            assert!(responses.keys().any(|s| s.starts_with('2')), "{method} {path}: no success");
+            assert!(
+                responses.keys().any(|s| s.starts_with('2')),
+                "{method} {path}: no success"
+            );
             for (status, r) in responses {
                 if status.starts_with('2') {
-                    assert!(r["content"]["application/json"].is_object(), "{method} {path} {status}");
+                    assert!(
+                        r["content"]["application/json"].is_object(),
+                        "{method} {path} {status}"
+                    );
                 } else {
                     let problem = &r["content"]["application/problem+json"]["schema"]["$ref"];
-                    assert_eq!(problem, "#/components/schemas/Problem", "{method} {path} {status}");
+                    assert_eq!(
+                        problem, "#/components/schemas/Problem",
+                        "{method} {path} {status}"
+                    );
                     assert!(
                         r["description"].as_str().unwrap().contains('`'),
                         "{method} {path} {status}: the codes are not named"
@@ -65,7 +75,11 @@ fn every_route_is_documented_with_its_errors_as_problems() {
                 Access::Anyone => {}
             }
             if let Access::Roles(_) = route.access {
-                assert_eq!(op["security"][0]["token"], serde_json::json!([]), "{method} {path}");
+                assert_eq!(
+                    op["security"][0]["token"],
+                    serde_json::json!([]),
+                    "{method} {path}"
+                );
             }
         }
     }
