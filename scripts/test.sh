@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs the PASETO libraries the interop
 # tests drive (Python pyseto in a venv under the target directory, Node paseto with
-# npm ci), then runs every Rust test (unit, integration, doc).
+# npm ci) and schemathesis (same venv), then runs every Rust test (unit, integration,
+# doc; the schemathesis run against a live server is one of the integration tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$target"
 venv="$(cd "$target" && pwd)/interop-venv"
-if ! "$venv/bin/python" -c "import pyseto" 2>/dev/null; then
-  echo "installing pyseto into $venv" >&2
+if ! "$venv/bin/python" -c "import pyseto, schemathesis" 2>/dev/null; then
+  echo "installing pyseto and schemathesis into $venv" >&2
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
+  "$venv/bin/pip" install --quiet --disable-pip-version-check \
+    -r tests/interop/requirements.txt -r tests/schemathesis/requirements.txt
 fi
 if [ ! -d tests/interop/node/node_modules/paseto ]; then
   echo "installing the Node paseto library" >&2

@@ -10,7 +10,7 @@ use actix_web::HttpResponse;
 use serde::Serialize;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::domain::audit::Event;
@@ -357,6 +357,11 @@ impl Modify for FromRouteTable {
                     .build(),
             ),
         );
+        // `ProductSpec` refuses unknown fields in `config.toml`; in a response it is
+        // flattened into `Product` beside `id`, which its closed schema would refuse.
+        if let Some(RefOr::T(Schema::Object(spec))) = components.schemas.get_mut("ProductSpec") {
+            spec.additional_properties = None;
+        }
         for route in ROUTES {
             let Some(item) = openapi.paths.paths.get_mut(route.path) else {
                 continue;

@@ -22,6 +22,7 @@ mod limits;
 mod mint;
 mod openapi;
 mod process;
+mod schemathesis;
 mod secrets;
 mod validation;
 mod vectors;
