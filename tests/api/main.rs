@@ -21,6 +21,7 @@ mod lifecycle;
 mod limits;
 mod mint;
 mod openapi;
+mod parsers;
 mod process;
 mod schemathesis;
 mod secrets;
