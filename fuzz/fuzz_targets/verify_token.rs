@@ -53,7 +53,9 @@ fuzz_target!(|data: &[u8]| {
             assert!(f.verifier.verify_license(s, f.now).is_err());
         }
         let _ = f.verifier.verify_certificate(s, "fp", f.now, None);
-        let _ = f.verifier.verify_receipt(s, "nonce", f.now, Duration::minutes(5));
+        let _ = f
+            .verifier
+            .verify_receipt(s, "nonce", f.now, Duration::minutes(5));
     }
     let mut altered = f.genuine.clone().into_bytes();
     for (b, m) in altered.iter_mut().zip(data) {
