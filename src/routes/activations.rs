@@ -24,10 +24,10 @@ use crate::storage::activation::Activation;
     responses(
         (status = 201, description = "A new seat: the activation, its certificate and the license", body = crate::routes::openapi::Activated),
         (status = 200, description = "The machine holds a seat already: a fresh certificate", body = crate::routes::openapi::Activated),
-        (status = 403, description = "`license_suspended`, `license_revoked`, `license_superseded`, `license_expired`, `license_pending_payment`, `activation_window_closed`", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`license_not_found`: unknown, malformed and forged keys alike", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`seat_limit_reached`", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_field`: a fingerprint, name or platform of the wrong shape", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+        (status = 403, description = "`license_suspended`, `license_revoked`, `license_superseded`, `license_expired`, `license_pending_payment`, `activation_window_closed`"),
+        (status = 404, description = "`license_not_found`: unknown, malformed and forged keys alike"),
+        (status = 409, description = "`seat_limit_reached`"),
+        (status = 422, description = "`invalid_field`: a fingerprint, name or platform of the wrong shape")
     )
 )]
 pub async fn activate(
@@ -67,9 +67,9 @@ pub async fn activate(
     request_body = Option<crate::service::DeactivationRequest>,
     responses(
         (status = 200, description = "The seat is free (`already_deactivated`: it was before; safe to retry)", body = crate::routes::openapi::Deactivated),
-        (status = 404, description = "`activation_not_found`: no such activation on the license of the key given", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_field`", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`deactivation_limit_reached`: the license freed its limit of seats in the last 30 days; `rate_limited`: too many failed look-ups or requests for the key. `Retry-After` says when", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+        (status = 404, description = "`activation_not_found`: no such activation on the license of the key given"),
+        (status = 422, description = "`invalid_field`"),
+        (status = 429, description = "`deactivation_limit_reached`: the license freed its limit of seats in the last 30 days; `rate_limited`: too many failed look-ups or requests for the key. `Retry-After` says when")
     )
 )]
 pub async fn deactivate(
@@ -103,7 +103,7 @@ pub async fn deactivate(
     request_body = crate::service::ValidationRequest,
     responses(
         (status = 200, description = "The verdict (also for unknown keys: `NOT_FOUND`)", body = crate::routes::openapi::Validated),
-        (status = 422, description = "`invalid_field`: a fingerprint or nonce of the wrong shape", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+        (status = 422, description = "`invalid_field`: a fingerprint or nonce of the wrong shape")
     )
 )]
 pub async fn validate(

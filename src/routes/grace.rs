@@ -52,9 +52,9 @@ fn granted(g: Granted) -> HttpResponse {
     responses(
         (status = 201, description = "The decision with its evidence and what it produced", body = crate::routes::openapi::GraceDecision),
         (status = 200, description = "A retry with the same Idempotency-Key: the first decision", body = crate::routes::openapi::GraceDecision),
-        (status = 404, description = "`license_not_found`", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_key_reused`: the key came with another request; `invalid_transition`", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`substitute_too_expensive` (with `price`, `ceiling`, `suggested_remedy`), `upgrade_not_dearer`, `currency_mismatch`, `product_required`, `email_required`, `price_unknown`, `unknown_product`, `invalid_field`", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+        (status = 404, description = "`license_not_found`"),
+        (status = 409, description = "`idempotency_key_reused`: the key came with another request; `invalid_transition`"),
+        (status = 422, description = "`substitute_too_expensive` (with `price`, `ceiling`, `suggested_remedy`), `upgrade_not_dearer`, `currency_mismatch`, `product_required`, `email_required`, `price_unknown`, `unknown_product`, `invalid_field`")
     )
 )]
 pub async fn grace_extension(
@@ -80,8 +80,8 @@ pub async fn grace_extension(
     params(("id" = String, Path, description = "License id (lic_…)")),
     responses(
         (status = 200, description = "The upgrade is paid: the license is active", body = crate::routes::openapi::LicenseBody),
-        (status = 404, description = "`license_not_found`", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`invalid_transition`: the license is not waiting for a payment", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+        (status = 404, description = "`license_not_found`"),
+        (status = 409, description = "`invalid_transition`: the license is not waiting for a payment")
     )
 )]
 pub async fn confirm_payment(
@@ -106,9 +106,9 @@ pub async fn confirm_payment(
     responses(
         (status = 200, description = "`granted` by the policy, or `not_needed`: the key works as it is", body = crate::routes::openapi::ClaimAnswer),
         (status = 202, description = "`pending`: support will decide", body = crate::routes::openapi::ClaimAnswer),
-        (status = 404, description = "`license_not_found`", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_field`", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`: too many claims for the key or from the address, or failed look-ups; `Retry-After`", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+        (status = 404, description = "`license_not_found`"),
+        (status = 422, description = "`invalid_field`"),
+        (status = 429, description = "`rate_limited`: too many claims for the key or from the address, or failed look-ups; `Retry-After`")
     )
 )]
 pub async fn file(
@@ -180,9 +180,9 @@ pub async fn list(
     responses(
         (status = 201, description = "The decision that closes the claim", body = crate::routes::openapi::GraceDecision),
         (status = 200, description = "A retry with the same Idempotency-Key: the first decision", body = crate::routes::openapi::GraceDecision),
-        (status = 404, description = "`claim_not_found`", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`claim_resolved`, `idempotency_key_reused`, `invalid_transition`", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`substitute_too_expensive`, `upgrade_not_dearer`, `currency_mismatch`, `product_required`, `email_required`, `price_unknown`, `unknown_product`, `invalid_field`", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+        (status = 404, description = "`claim_not_found`"),
+        (status = 409, description = "`claim_resolved`, `idempotency_key_reused`, `invalid_transition`"),
+        (status = 422, description = "`substitute_too_expensive`, `upgrade_not_dearer`, `currency_mismatch`, `product_required`, `email_required`, `price_unknown`, `unknown_product`, `invalid_field`")
     )
 )]
 pub async fn resolve(
@@ -243,8 +243,8 @@ pub async fn credits(
     responses(
         (status = 201, description = "Spent", body = crate::routes::openapi::Redeemed),
         (status = 200, description = "The same order again: the same entry", body = crate::routes::openapi::Redeemed),
-        (status = 409, description = "`insufficient_credit` (with `balance`)", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_field`", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+        (status = 409, description = "`insufficient_credit` (with `balance`)"),
+        (status = 422, description = "`invalid_field`")
     )
 )]
 pub async fn redeem(

@@ -32,8 +32,8 @@ fn minted_json(m: &Minted) -> Value {
     responses(
         (status = 201, description = "Minted: the license and its key", body = crate::routes::openapi::LicenseWithKey),
         (status = 200, description = "The same order again with the same fields: the same license and key", body = crate::routes::openapi::LicenseWithKey),
-        (status = 409, description = "`order_conflict`: the order id was minted with other fields", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`unknown_product`, `purchased_in_future`, `invalid_expiry`, `invalid_field`", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+        (status = 409, description = "`order_conflict`: the order id was minted with other fields"),
+        (status = 422, description = "`unknown_product`, `purchased_in_future`, `invalid_expiry`, `invalid_field`")
     )
 )]
 pub async fn mint(
@@ -66,7 +66,7 @@ pub struct BatchRequest {
     request_body = crate::routes::licenses::BatchRequest,
     responses(
         (status = 200, description = "One result per item, in order", body = crate::routes::openapi::BatchResults),
-        (status = 400, description = "`empty_batch`, `batch_too_large` (over 1,000 items), `invalid_json`, `missing_field`, `invalid_field`", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+        (status = 400, description = "`empty_batch`, `batch_too_large` (over 1,000 items), `invalid_json`, `missing_field`, `invalid_field`")
     )
 )]
 pub async fn mint_batch(
@@ -125,7 +125,7 @@ fn license_id(raw: &str) -> Result<String, ApiError> {
     params(("id" = String, Path, description = "License id (lic_…)")),
     responses(
         (status = 200, description = "The license and its current key", body = crate::routes::openapi::LicenseWithKey),
-        (status = 404, description = "`license_not_found`", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+        (status = 404, description = "`license_not_found`")
     )
 )]
 pub async fn get(
@@ -238,9 +238,9 @@ pub struct ActionBody {
     request_body = Option<crate::routes::licenses::ActionBody>,
     responses(
         (status = 200, description = "The license after the action", body = crate::routes::openapi::LicenseBody),
-        (status = 404, description = "`license_not_found`; `not_found` for another action", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`invalid_transition`: not from the current status (`current_status`)", body = crate::routes::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`license_perpetual`, `days_required`, `invalid_field`", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+        (status = 404, description = "`license_not_found`; `not_found` for another action"),
+        (status = 409, description = "`invalid_transition`: not from the current status (`current_status`)"),
+        (status = 422, description = "`license_perpetual`, `days_required`, `invalid_field`")
     )
 )]
 pub async fn act(
@@ -286,7 +286,7 @@ pub async fn act(
     params(("id" = String, Path, description = "License id (lic_…)")),
     responses(
         (status = 200, description = "Every machine of the license, newest first", body = crate::routes::openapi::Machines),
-        (status = 404, description = "`license_not_found`", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+        (status = 404, description = "`license_not_found`")
     )
 )]
 pub async fn activations(
@@ -320,7 +320,7 @@ pub async fn activations(
     params(("id" = String, Path, description = "License id (lic_…)")),
     responses(
         (status = 200, description = "The license's audit events, oldest first", body = crate::routes::openapi::History),
-        (status = 404, description = "`license_not_found`", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+        (status = 404, description = "`license_not_found`")
     )
 )]
 pub async fn history(

@@ -388,6 +388,14 @@ impl Modify for FromRouteTable {
                     op.security = Some(vec![SecurityRequirement::default()]);
                 }
             }
+            // Every error is a problem: the handlers' annotations give status and codes.
+            for (status, response) in op.responses.responses.iter_mut() {
+                if let RefOr::T(r) = response {
+                    if !status.starts_with('2') && r.content.is_empty() {
+                        *response = problem_response(&r.description);
+                    }
+                }
+            }
             for (status, description) in common_errors(route.method, route.access) {
                 op.responses
                     .responses

@@ -29,7 +29,7 @@ pub struct CreateToken {
     request_body = crate::routes::tokens::CreateToken,
     responses(
         (status = 201, description = "The token and its secret, shown this once", body = crate::routes::openapi::TokenCreated),
-        (status = 422, description = "`invalid_field`: a name of the wrong shape", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+        (status = 422, description = "`invalid_field`: a name of the wrong shape")
     )
 )]
 pub async fn create(
@@ -81,7 +81,7 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResp
     params(("id" = String, Path, description = "Token id (tok_…) or visible prefix (kc_…)")),
     responses(
         (status = 200, description = "Revoked", body = crate::routes::openapi::TokenBody),
-        (status = 404, description = "`token_not_found`", body = crate::routes::openapi::Problem, content_type = "application/problem+json")
+        (status = 404, description = "`token_not_found`")
     )
 )]
 pub async fn revoke(
