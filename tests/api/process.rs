@@ -108,7 +108,7 @@ impl ServerProcess {
 
 /// The admin token written on the first start.
 pub fn admin_token(dirs: &Dirs) -> String {
-    std::fs::read_to_string(dirs.data().join("admin-token"))
+    std::fs::read_to_string(dirs.data().join(keyclerk::startup::ADMIN_TOKEN_FILE))
         .unwrap()
         .trim()
         .to_owned()
