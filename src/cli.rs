@@ -7,11 +7,9 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
 use crate::domain::audit::Actor;
-use crate::domain::ids::new_id;
 use crate::domain::time;
-use crate::domain::token::{parse_token_name, NewApiToken, Role, TokenSecret};
+use crate::domain::token::{parse_token_name, NewApiToken, Role};
 use crate::startup::{self, ServeOptions};
-use crate::storage::sqlite::SqliteStore;
 use crate::storage::Storage;
 use crate::token::claims::LICENSE_KIND;
 use crate::token::keyring::{KeyStatus, Keyring};
@@ -210,12 +208,12 @@ fn keys(settings: &Settings, command: KeysCommand) -> CliResult {
 
 fn with_store<T>(
     settings: &Settings,
-    f: impl AsyncFnOnce(&SqliteStore) -> Result<T, String>,
+    f: impl AsyncFnOnce(&dyn Storage) -> Result<T, String>,
 ) -> Result<T, String> {
     startup::ensure_data_dir(&settings.data_dir).map_err(|e| e.to_string())?;
     actix_web::rt::System::new().block_on(async {
-        let store = SqliteStore::open(&settings.data_dir).map_err(|e| e.to_string())?;
-        f(&store).await
+        let store = crate::storage::open(&settings.data_dir).map_err(|e| e.to_string())?;
+        f(&*store).await
     })
 }
 
@@ -223,16 +221,7 @@ fn tokens(settings: &Settings, command: TokensCommand) -> CliResult {
     match command {
         TokensCommand::Create { role, name } => {
             let name = parse_token_name(&name).ok_or("--name: 1 to 100 printable characters")?;
-            let secret = TokenSecret::generate();
-            let now = time::now();
-            let new = NewApiToken {
-                id: new_id("tok", now),
-                role,
-                name,
-                secret_hash: secret.hash(),
-                prefix: secret.prefix(),
-                created_at: now,
-            };
+            let (new, secret) = NewApiToken::generate(role, name, time::now());
             let token = with_store(settings, async |s| {
                 s.create_token(new, Actor::Cli)
                     .await

@@ -12,18 +12,19 @@ use actix_web::middleware::Logger;
 use actix_web::{web, App, HttpServer};
 
 use crate::config::Settings;
-use crate::domain::activation::SeatPolicy;
 use crate::domain::audit::Actor;
-use crate::domain::ids::new_id;
 use crate::domain::time;
-use crate::domain::token::{NewApiToken, Role, TokenSecret};
+use crate::domain::token::{NewApiToken, Role};
 use crate::error::ApiError;
 use crate::routes;
 use crate::service::{AppState, Limits};
-use crate::storage::sqlite::SqliteStore;
-use crate::storage::{KnownKey, Storage};
+use crate::storage::last_seen::LastSeen;
+use crate::storage::{self, KnownKey, Storage};
 use crate::token::keyring::{KeyError, Keyring};
 use crate::token::paserk;
+
+/// How often last-seen times noted by validations are written.
+const LAST_SEEN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// File (in the data directory) that receives the first admin token.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
@@ -77,7 +78,7 @@ pub struct ServeOptions {
 pub struct Application {
     server: Server,
     port: u16,
-    store: Arc<dyn Storage>,
+    last_seen: Arc<LastSeen>,
 }
 
 impl Application {
@@ -95,7 +96,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let done = self.server.await;
         // Last-seen times noted since the last flush go to disk before the process ends.
-        if let Err(e) = self.store.flush_touches().await {
+        if let Err(e) = self.last_seen.flush().await {
             log::warn!("could not write the last-seen times: {e}");
         }
         done
@@ -120,10 +121,11 @@ pub fn ensure_data_dir(dir: &Path) -> Result<(), StartError> {
 
 /// Checks the keyring against the keys the database has seen, then records new ones.
 async fn reconcile_keys(
-    store: &SqliteStore,
+    store: &dyn Storage,
     ring: &Keyring,
     keys_dir: &Path,
     force: bool,
+    now: time::Timestamp,
 ) -> Result<(), StartError> {
     let known = store.known_keys().await?;
     let missing: Vec<String> = known
@@ -154,18 +156,21 @@ async fn reconcile_keys(
         })
         .collect();
     if !new.is_empty() {
-        store.register_keys(new, Actor::System).await?;
+        store.register_keys(new, Actor::System, now).await?;
     }
     Ok(())
 }
 
 /// On the very first start, makes an admin token and writes it to a 0600 file.
-async fn bootstrap_admin(store: &SqliteStore, data_dir: &Path) -> Result<(), StartError> {
+async fn bootstrap_admin(
+    store: &dyn Storage,
+    data_dir: &Path,
+    now: time::Timestamp,
+) -> Result<(), StartError> {
     if !store.tokens().await?.is_empty() {
         return Ok(());
     }
-    let now = time::now();
-    let secret = TokenSecret::generate();
+    let (new, secret) = NewApiToken::generate(Role::Admin, "first admin".into(), now);
     let path = data_dir.join(ADMIN_TOKEN_FILE);
     let mut f = fs::OpenOptions::new()
         .write(true)
@@ -176,19 +181,7 @@ async fn bootstrap_admin(store: &SqliteStore, data_dir: &Path) -> Result<(), Sta
         .map_err(io(&path))?;
     writeln!(f, "{}", secret.expose()).map_err(io(&path))?;
     f.sync_all().map_err(io(&path))?;
-    store
-        .create_token(
-            NewApiToken {
-                id: new_id("tok", now),
-                role: Role::Admin,
-                name: "first admin".into(),
-                secret_hash: secret.hash(),
-                prefix: secret.prefix(),
-                created_at: now,
-            },
-            Actor::System,
-        )
-        .await?;
+    store.create_token(new, Actor::System).await?;
     log::info!(
         "first start: an admin token was written to {} (mode 0600); keep it safe",
         path.display()
@@ -199,16 +192,17 @@ async fn bootstrap_admin(store: &SqliteStore, data_dir: &Path) -> Result<(), Sta
 /// Prepares keys, database and listener; call from inside an actix system.
 pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Application, StartError> {
     ensure_data_dir(&settings.data_dir)?;
-    let (ring, created) = Keyring::load_or_create(&settings.keys_dir, time::now())?;
+    let now = time::now();
+    let (ring, created) = Keyring::load_or_create(&settings.keys_dir, now)?;
     if let Some(kid) = created {
         log::info!(
             "created signing key {kid} in {}",
             settings.keys_dir.display()
         );
     }
-    let store = SqliteStore::open(&settings.data_dir)?;
-    reconcile_keys(&store, &ring, &settings.keys_dir, options.force).await?;
-    bootstrap_admin(&store, &settings.data_dir).await?;
+    let store = storage::open(&settings.data_dir)?;
+    reconcile_keys(&*store, &ring, &settings.keys_dir, options.force, now).await?;
+    bootstrap_admin(&*store, &settings.data_dir, now).await?;
     if let Some(active) = ring.active() {
         log::info!(
             "signing with {} ({})",
@@ -225,18 +219,14 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         .map_err(io(Path::new(&settings.listen)))?
         .port();
     let catalog = settings.catalog();
-    let policies = catalog
-        .iter()
-        .map(|p| {
-            let policy = SeatPolicy {
-                max_deactivations_per_30_days: p.spec.max_deactivations_per_30_days,
-                release_after_days: p.spec.release_after_days,
-            };
-            (p.id.to_string(), policy)
-        })
-        .collect();
+    let policies = catalog.seat_policies();
+    let last_seen = Arc::new(
+        LastSeen::start(Arc::clone(&store), LAST_SEEN_EVERY)
+            .map_err(io(Path::new("last-seen thread")))?,
+    );
     let state = web::Data::new(AppState {
-        store: Arc::new(store),
+        store,
+        last_seen: Arc::clone(&last_seen),
         keyring: Arc::new(ring),
         catalog: Arc::new(catalog),
         issuer: settings.issuer.clone(),
@@ -244,7 +234,6 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         claim_policy: settings.late_claims.clone(),
         limits: Limits::new(&settings.late_claims, &settings.rate_limits),
     });
-    let store = Arc::clone(&state.store);
     let server = HttpServer::new(move || {
         App::new()
             .wrap(actix_web::middleware::from_fn(routes::enforce_access))
@@ -275,6 +264,6 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
     Ok(Application {
         server,
         port,
-        store,
+        last_seen,
     })
 }

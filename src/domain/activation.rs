@@ -1,8 +1,11 @@
 //! Activations: which machine may take a seat, when, and for how long its
 //! certificate lives. Every rule takes `now`.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
+use crate::domain::audit::{Actor, AuditEvent, DeactivatedBy, PresentedBy};
 use crate::domain::license::{License, LicenseStatus};
 use crate::domain::product::DurationFrom;
 use crate::domain::time::{self, plus_days, Timestamp};
@@ -199,10 +202,13 @@ pub struct SeatPolicy {
     pub release_after_days: Option<u32>,
 }
 
+/// Deactivations a customer may make per license in 30 days, unless the product says.
+pub const DEFAULT_MAX_DEACTIVATIONS_PER_30_DAYS: u32 = 10;
+
 impl Default for SeatPolicy {
     fn default() -> Self {
         Self {
-            max_deactivations_per_30_days: 10,
+            max_deactivations_per_30_days: DEFAULT_MAX_DEACTIVATIONS_PER_30_DAYS,
             release_after_days: None,
         }
     }
@@ -242,6 +248,226 @@ pub fn seat_released(
     now: Timestamp,
 ) -> bool {
     release_after_days.is_some_and(|d| plus_days(last_seen, d) <= now)
+}
+
+/// Seat rules per product id; a product missing from the catalog gets the
+/// defaults. Storage hands this to the rules below and never reads it itself.
+#[derive(Debug, Clone, Default)]
+pub struct SeatPolicies(BTreeMap<String, SeatPolicy>);
+
+impl SeatPolicies {
+    /// The rules of these products.
+    pub fn new(policies: BTreeMap<String, SeatPolicy>) -> Self {
+        Self(policies)
+    }
+
+    /// The rules of one product.
+    pub fn of(&self, product: &str) -> SeatPolicy {
+        self.0.get(product).copied().unwrap_or_default()
+    }
+
+    /// Which machines of `license` lose their seat at `now` for being unseen: those
+    /// last seen at or before the cut-off (see [`seat_released`]).
+    pub fn release(&self, license: &License, now: Timestamp) -> Option<Release> {
+        let days = self.of(&license.product).release_after_days?;
+        Some(Release {
+            last_seen_by: time::from_unix(now.timestamp() - i64::from(days) * 86_400),
+            after_days: days,
+        })
+    }
+
+    /// What a deactivation request does to `activation`.
+    ///
+    /// `key_license` is the license of the key a customer presented (`None` for
+    /// support); `recent` holds the customer's deactivations of the license since
+    /// [`churn_window_start`], oldest first.
+    pub fn deactivation(
+        &self,
+        license: &License,
+        activation: &Machine,
+        by: &DeactivationBy,
+        recent: &[Timestamp],
+        now: Timestamp,
+    ) -> DeactivationPlan {
+        if let DeactivationBy::Customer { key_license } = by {
+            // Another license's key learns nothing about this activation.
+            if key_license.as_deref() != Some(license.id.as_str()) {
+                return DeactivationPlan::NotFound;
+            }
+        }
+        if activation.deactivated_at.is_some() {
+            return DeactivationPlan::Already;
+        }
+        match by {
+            DeactivationBy::Customer { .. } => {
+                let limit = self.of(&license.product).max_deactivations_per_30_days;
+                match check_deactivation(recent, limit, now) {
+                    Ok(()) => DeactivationPlan::Free {
+                        by: DeactivatedBy::Customer,
+                        actor: Actor::LicenseKey,
+                    },
+                    Err(free_at) => DeactivationPlan::Refused {
+                        free_at,
+                        event: AuditEvent::DeactivationRefused {
+                            activation: activation.id.clone(),
+                            code: "deactivation_limit_reached".into(),
+                            limit,
+                        },
+                    },
+                }
+            }
+            DeactivationBy::Support(actor) => DeactivationPlan::Free {
+                by: DeactivatedBy::Support,
+                actor: actor.clone(),
+            },
+        }
+    }
+}
+
+/// Machines to free for being unseen too long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Release {
+    /// Machines last seen at or before this time lose their seat.
+    pub last_seen_by: Timestamp,
+    /// The product's `release_after_days`.
+    pub after_days: u32,
+}
+
+impl Release {
+    /// The event of one released machine.
+    pub fn event(&self, activation_id: &str) -> AuditEvent {
+        AuditEvent::ActivationReleased {
+            activation: activation_id.to_owned(),
+            after_days: self.after_days,
+        }
+    }
+}
+
+/// A machine's seat as the rules need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Machine {
+    /// `act_...`
+    pub id: String,
+    /// The machine's fingerprint.
+    pub fingerprint: String,
+    /// When its seat was freed, if it was.
+    pub deactivated_at: Option<Timestamp>,
+}
+
+/// Who asks to free a seat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeactivationBy {
+    /// The customer's app; the license its key belongs to (`None`: an unknown key).
+    Customer {
+        /// The license of the presented key.
+        key_license: Option<String>,
+    },
+    /// Support or admin; outside the churn limit.
+    Support(Actor),
+}
+
+/// What a deactivation does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeactivationPlan {
+    /// Answer as if the activation did not exist.
+    NotFound,
+    /// Freed before; nothing changes.
+    Already,
+    /// The churn limit is reached; room again at `free_at` (`None`: never).
+    Refused {
+        /// When a deactivation leaves the window.
+        free_at: Option<Timestamp>,
+        /// The refusal, for the log.
+        event: AuditEvent,
+    },
+    /// Free the seat.
+    Free {
+        /// Recorded with the activation (churn counts only the customer's).
+        by: DeactivatedBy,
+        /// Who, for the log.
+        actor: Actor,
+    },
+}
+
+impl DeactivationPlan {
+    /// The event of a freed seat.
+    pub fn freed_event(machine: &Machine, by: DeactivatedBy, reason: Option<String>) -> AuditEvent {
+        AuditEvent::ActivationDeactivated {
+            activation: machine.id.clone(),
+            fingerprint: machine.fingerprint.clone(),
+            by,
+            reason,
+        }
+    }
+}
+
+/// What an activation request does, worked out from the license and its seats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActivationPlan {
+    /// Refused; the event records it.
+    Refused {
+        /// Why.
+        refusal: Refusal,
+        /// The refusal, for the log.
+        event: AuditEvent,
+    },
+    /// The machine holds a seat: only its last-seen time moves.
+    Refresh {
+        /// The refresh, for the log.
+        event: AuditEvent,
+    },
+    /// A new seat.
+    NewSeat {
+        /// The license's expiry, when this activation starts it.
+        starts_expiry: Option<Timestamp>,
+        /// The first activation the license ever had.
+        first_activation: bool,
+        /// The new seat, for the log.
+        event: AuditEvent,
+    },
+}
+
+impl License {
+    /// What activating `fingerprint` does at `now`: `existing` is the machine's live
+    /// activation, if it holds a seat; the new seat, if one is taken, gets `new_id`.
+    pub fn plan_activation(
+        &self,
+        seats: SeatUse,
+        fingerprint: &Fingerprint,
+        existing: Option<&str>,
+        new_id: &str,
+        now: Timestamp,
+    ) -> ActivationPlan {
+        match self.check_activation(seats, now) {
+            Err(refusal) => ActivationPlan::Refused {
+                refusal,
+                event: AuditEvent::ActivationRefused {
+                    code: refusal.code().to_owned(),
+                    fingerprint: fingerprint.as_str().to_owned(),
+                },
+            },
+            Ok(Grant::Refresh) => ActivationPlan::Refresh {
+                event: AuditEvent::ActivationRefreshed {
+                    activation: existing.unwrap_or(new_id).to_owned(),
+                },
+            },
+            Ok(Grant::NewSeat { starts_expiry }) => ActivationPlan::NewSeat {
+                starts_expiry,
+                first_activation: !seats.ever_activated,
+                event: AuditEvent::ActivationCreated {
+                    activation: new_id.to_owned(),
+                    fingerprint: fingerprint.as_str().to_owned(),
+                    seats_in_use: seats.active.saturating_add(1),
+                    expires_at: starts_expiry.or(self.expires_at),
+                },
+            },
+        }
+    }
+}
+
+/// The event of a key's first presentation, unless it was presented before.
+pub fn first_presentation(presented_before: bool, by: PresentedBy) -> Option<AuditEvent> {
+    (!presented_before).then_some(AuditEvent::KeyFirstPresented { by })
 }
 
 #[cfg(test)]
@@ -428,5 +654,136 @@ mod tests {
         assert!(!seat_released(seen, None, at("2030-01-01T00:00:00Z")));
         assert!(!seat_released(seen, Some(90), at("2026-03-31T00:00:00Z")));
         assert!(seat_released(seen, Some(90), at("2026-04-01T00:00:00Z")));
+    }
+
+    fn policies(release_after_days: Option<u32>, churn: u32) -> SeatPolicies {
+        SeatPolicies::new(BTreeMap::from([(
+            "photo-pro".to_owned(),
+            SeatPolicy {
+                max_deactivations_per_30_days: churn,
+                release_after_days,
+            },
+        )]))
+    }
+
+    #[test]
+    fn the_release_cut_off_frees_exactly_the_machines_seat_released_names() {
+        let now = at("2026-04-01T00:00:00Z");
+        let release = policies(Some(90), 10).release(&license(), now).unwrap();
+        for seen in [
+            "2026-01-01T00:00:00Z",
+            "2026-01-01T00:00:01Z",
+            "2025-06-01T00:00:00Z",
+        ] {
+            assert_eq!(
+                at(seen) <= release.last_seen_by,
+                seat_released(at(seen), Some(90), now),
+                "{seen}"
+            );
+        }
+        assert_eq!(policies(None, 10).release(&license(), now), None);
+        assert_eq!(
+            SeatPolicies::default()
+                .of("unknown")
+                .max_deactivations_per_30_days,
+            DEFAULT_MAX_DEACTIVATIONS_PER_30_DAYS
+        );
+    }
+
+    fn machine(deactivated: bool) -> Machine {
+        Machine {
+            id: "act_1".into(),
+            fingerprint: "fp".into(),
+            deactivated_at: deactivated.then(|| at("2026-02-01T00:00:00Z")),
+        }
+    }
+
+    #[test]
+    fn only_the_customers_own_key_within_the_limit_frees_a_seat() {
+        let l = license();
+        let now = at("2026-03-01T00:00:00Z");
+        let p = policies(None, 1);
+        let own = DeactivationBy::Customer {
+            key_license: Some(l.id.clone()),
+        };
+        let other = DeactivationBy::Customer {
+            key_license: Some("lic_other".into()),
+        };
+        assert_eq!(
+            p.deactivation(&l, &machine(false), &other, &[], now),
+            DeactivationPlan::NotFound
+        );
+        assert_eq!(
+            p.deactivation(&l, &machine(true), &own, &[], now),
+            DeactivationPlan::Already
+        );
+        assert_eq!(
+            p.deactivation(&l, &machine(false), &own, &[], now),
+            DeactivationPlan::Free {
+                by: DeactivatedBy::Customer,
+                actor: Actor::LicenseKey
+            }
+        );
+        let recent = [at("2026-02-20T00:00:00Z")];
+        assert!(matches!(
+            p.deactivation(&l, &machine(false), &own, &recent, now),
+            DeactivationPlan::Refused {
+                free_at: Some(_),
+                ..
+            }
+        ));
+        assert!(
+            matches!(
+                p.deactivation(
+                    &l,
+                    &machine(false),
+                    &DeactivationBy::Support(Actor::Cli),
+                    &recent,
+                    now
+                ),
+                DeactivationPlan::Free {
+                    by: DeactivatedBy::Support,
+                    ..
+                }
+            ),
+            "support frees a lost machine outside the limit"
+        );
+        assert!(DeactivatedBy::Customer.counts_toward_churn());
+        assert!(!DeactivatedBy::Support.counts_toward_churn());
+        assert!(!DeactivatedBy::Released.counts_toward_churn());
+    }
+
+    #[test]
+    fn an_activation_plan_carries_the_event_the_log_records() {
+        let fp = Fingerprint::parse("fp").unwrap();
+        let first =
+            license().plan_activation(FRESH, &fp, None, "act_new", at("2026-02-01T00:00:00Z"));
+        assert_eq!(
+            first,
+            ActivationPlan::NewSeat {
+                starts_expiry: Some(at("2027-02-01T00:00:00Z")),
+                first_activation: true,
+                event: AuditEvent::ActivationCreated {
+                    activation: "act_new".into(),
+                    fingerprint: "fp".into(),
+                    seats_in_use: 1,
+                    expires_at: Some(at("2027-02-01T00:00:00Z")),
+                },
+            }
+        );
+        let late =
+            license().plan_activation(FRESH, &fp, None, "act_new", at("2027-01-01T00:00:00Z"));
+        assert!(matches!(
+            late,
+            ActivationPlan::Refused { refusal: Refusal::WindowClosed, event: AuditEvent::ActivationRefused { ref code, .. } }
+                if code == "activation_window_closed"
+        ));
+        assert_eq!(first_presentation(true, PresentedBy::Claim), None);
+        assert_eq!(
+            first_presentation(false, PresentedBy::Claim),
+            Some(AuditEvent::KeyFirstPresented {
+                by: PresentedBy::Claim
+            })
+        );
     }
 }

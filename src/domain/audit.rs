@@ -4,16 +4,18 @@
 //! first event. The canonical bytes are each field as an 8-byte big-endian length
 //! followed by its UTF-8 bytes, in the order seq, at, actor, kind, license, data.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::domain::grace::{DecisionResult, Remedy};
+use crate::domain::product::Price;
 use crate::domain::time::{self, Timestamp};
 
 /// The hash that comes before the first event.
 pub const GENESIS: [u8; 32] = [0u8; 32];
 
 /// Who did something.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Actor {
     /// An API token.
@@ -40,6 +42,333 @@ impl Actor {
     }
 }
 
+/// Who freed a seat: only the customer's own deactivations count toward the churn
+/// limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeactivatedBy {
+    /// The customer's app, with the key.
+    Customer,
+    /// Support or admin, for a lost machine.
+    Support,
+    /// keyclerk, for a machine unseen too long.
+    Released,
+}
+
+impl DeactivatedBy {
+    /// The name stored with the activation.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Customer => "customer",
+            Self::Support => "support",
+            Self::Released => "released",
+        }
+    }
+
+    /// Whether this deactivation counts toward the customer's churn limit.
+    pub fn counts_toward_churn(self) -> bool {
+        self == Self::Customer
+    }
+}
+
+/// What first presented a key to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresentedBy {
+    /// `POST /v1/activations`.
+    Activation,
+    /// `POST /v1/validate`.
+    Validation,
+    /// `POST /v1/claims`.
+    Claim,
+}
+
+/// Every kind of audit event with its data: the one definition of what the log
+/// holds. Storage serializes it as `kind` and `data` and reads it back with
+/// [`AuditEvent::from_stored`]; the evidence of a late claim reads these variants.
+///
+/// Field order does not matter to the stored bytes: `data` is written with its keys
+/// sorted. `Option` fields are written as `null` when absent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "data", rename_all = "snake_case")]
+pub enum AuditEvent {
+    /// A license was minted.
+    LicenseMinted {
+        /// The shop's order.
+        order_id: String,
+        /// Its product.
+        product: String,
+        /// Its seats.
+        seats: u32,
+        /// Purchase time.
+        #[serde(with = "time::serde_req")]
+        purchased_at: Timestamp,
+        /// Activation deadline.
+        #[serde(with = "time::serde_opt")]
+        activate_by: Option<Timestamp>,
+        /// Expiry, if fixed.
+        #[serde(with = "time::serde_opt")]
+        expires_at: Option<Timestamp>,
+        /// The signing key of its key.
+        kid: String,
+    },
+    /// Suspended by the vendor.
+    LicenseSuspended(StatusChange),
+    /// Reinstated after a suspension.
+    LicenseReinstated(StatusChange),
+    /// Revoked.
+    LicenseRevoked(StatusChange),
+    /// Refunded.
+    LicenseRefunded(StatusChange),
+    /// Renewed by a payment.
+    LicenseRenewed {
+        /// Days added.
+        days: u32,
+        /// Expiry before.
+        #[serde(with = "time::serde_opt")]
+        expires_before: Option<Timestamp>,
+        /// Expiry after.
+        #[serde(with = "time::serde_opt")]
+        expires_at: Option<Timestamp>,
+        /// Days held back until the expiry starts.
+        extra_days: u32,
+    },
+    /// An API token was made.
+    TokenCreated {
+        /// Its id.
+        token: String,
+        /// Its role.
+        role: String,
+        /// Its name.
+        name: String,
+    },
+    /// An API token was revoked.
+    TokenRevoked {
+        /// Its id.
+        token: String,
+        /// Its name.
+        name: String,
+    },
+    /// The database saw a signing key for the first time.
+    SigningKeyRegistered {
+        /// `k4.pid.…`
+        kid: String,
+        /// `k4.public.…`
+        public_key: String,
+    },
+    /// A license's key was presented for the first time.
+    KeyFirstPresented {
+        /// Which endpoint saw it.
+        by: PresentedBy,
+    },
+    /// A machine unseen too long lost its seat.
+    ActivationReleased {
+        /// The activation.
+        activation: String,
+        /// The product's `release_after_days`.
+        after_days: u32,
+    },
+    /// A machine was refused.
+    ActivationRefused {
+        /// The refusal code.
+        code: String,
+        /// The machine.
+        fingerprint: String,
+    },
+    /// A machine holding a seat got a fresh certificate.
+    ActivationRefreshed {
+        /// The activation.
+        activation: String,
+    },
+    /// A machine took a seat.
+    ActivationCreated {
+        /// The activation.
+        activation: String,
+        /// The machine.
+        fingerprint: String,
+        /// Seats held after it.
+        seats_in_use: u32,
+        /// The license's expiry after it (it may start now).
+        #[serde(with = "time::serde_opt")]
+        expires_at: Option<Timestamp>,
+    },
+    /// A customer's deactivation was refused by the churn limit.
+    DeactivationRefused {
+        /// The activation.
+        activation: String,
+        /// `deactivation_limit_reached`.
+        code: String,
+        /// The limit.
+        limit: u32,
+    },
+    /// A seat was freed.
+    ActivationDeactivated {
+        /// The activation.
+        activation: String,
+        /// The machine.
+        fingerprint: String,
+        /// Who freed it.
+        by: DeactivatedBy,
+        /// Support's note.
+        reason: Option<String>,
+    },
+    /// A late-claim decision.
+    GraceDecision {
+        /// The decision id.
+        decision: String,
+        /// The remedy.
+        remedy: Remedy,
+        /// Granted by the policy.
+        automatic: bool,
+        /// Why.
+        reason: String,
+        /// What it did.
+        result: Box<DecisionResult>,
+        /// Days past the deadline.
+        days_late: i64,
+        /// Whether the key had ever been presented.
+        ever_presented: bool,
+        /// The claim it closed.
+        claim: Option<String>,
+    },
+    /// This license replaces another (substitute, upgrade).
+    LicenseReplaces {
+        /// The license it replaces.
+        supersedes: String,
+        /// The decision.
+        decision: String,
+    },
+    /// Store credit granted.
+    CreditGranted(CreditMove),
+    /// Store credit spent.
+    CreditRedeemed(CreditMove),
+    /// An upgrade's payment was confirmed.
+    PaymentConfirmed {
+        /// What was due.
+        amount: Option<Price>,
+    },
+    /// A customer filed a claim.
+    ClaimFiled {
+        /// The claim.
+        claim: String,
+        /// `pending` or `granted`.
+        status: ClaimStatus,
+        /// Why the policy left it to support.
+        note: Option<String>,
+        /// The decision that granted it.
+        decision: Option<String>,
+        /// The email given.
+        email: Option<String>,
+    },
+}
+
+/// A lifecycle transition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    /// Status before.
+    pub from: String,
+    /// Status after.
+    pub to: String,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// One line of the credit ledger, as the log records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditMove {
+    /// The ledger entry.
+    pub entry: String,
+    /// Whose ledger.
+    pub email: String,
+    /// Minor units (negative for a redemption).
+    pub amount: i64,
+    /// ISO 4217.
+    pub currency: String,
+    /// The order a redemption paid for.
+    pub order_id: Option<String>,
+}
+
+/// Where a customer's claim stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimStatus {
+    /// Waiting for support.
+    Pending,
+    /// Granted by the policy at once.
+    Granted,
+    /// Decided by support.
+    Resolved,
+}
+
+impl ClaimStatus {
+    /// The name in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Granted => "granted",
+            Self::Resolved => "resolved",
+        }
+    }
+
+    /// Reads a status name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "granted" => Some(Self::Granted),
+            "resolved" => Some(Self::Resolved),
+            _ => None,
+        }
+    }
+
+    /// How a claim closes with a decision: by the policy or by a person.
+    pub fn closed_by(automatic: bool) -> Self {
+        if automatic {
+            Self::Granted
+        } else {
+            Self::Resolved
+        }
+    }
+}
+
+/// A stored event's `kind` and `data` could not be read as an [`AuditEvent`].
+#[derive(Debug, thiserror::Error)]
+#[error("event of kind `{kind}`: {source}")]
+pub struct UnreadableEvent {
+    /// The stored kind.
+    pub kind: String,
+    /// Why.
+    pub source: serde_json::Error,
+}
+
+impl AuditEvent {
+    /// The `kind` column and the `data` JSON stored for this event.
+    pub fn to_stored(&self) -> (String, String) {
+        // Serializing plain data with string keys into a Value cannot fail.
+        let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        let kind = v["kind"].as_str().unwrap_or_default().to_owned();
+        let data = v
+            .get_mut("data")
+            .map(serde_json::Value::take)
+            .unwrap_or_else(|| serde_json::json!({}));
+        (kind, data.to_string())
+    }
+
+    /// The event stored as `kind` and `data` (already parsed JSON).
+    pub fn from_stored(kind: &str, data: serde_json::Value) -> Result<Self, UnreadableEvent> {
+        serde_json::from_value(serde_json::json!({ "kind": kind, "data": data })).map_err(
+            |source| UnreadableEvent {
+                kind: kind.to_owned(),
+                source,
+            },
+        )
+    }
+
+    /// The stored kind (`license_minted`, ...).
+    pub fn kind(&self) -> String {
+        self.to_stored().0
+    }
+}
+
 /// An event about to be appended.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
@@ -47,12 +376,45 @@ pub struct NewEvent {
     pub at: Timestamp,
     /// Who did it.
     pub actor: Actor,
-    /// What happened (`license_minted`, ...).
-    pub kind: &'static str,
     /// The license concerned, if any.
     pub license_id: Option<String>,
-    /// Details, as a JSON object.
-    pub data: serde_json::Value,
+    /// What happened.
+    pub event: AuditEvent,
+}
+
+impl NewEvent {
+    /// An event about a license.
+    pub fn about(license_id: &str, at: Timestamp, actor: Actor, event: AuditEvent) -> Self {
+        Self {
+            at,
+            actor,
+            license_id: Some(license_id.to_owned()),
+            event,
+        }
+    }
+
+    /// An event about no license (tokens, keys).
+    pub fn general(at: Timestamp, actor: Actor, event: AuditEvent) -> Self {
+        Self {
+            at,
+            actor,
+            license_id: None,
+            event,
+        }
+    }
+
+    /// The record to hash and store at `seq`.
+    pub fn record(&self, seq: i64) -> EventRecord {
+        let (kind, data) = self.event.to_stored();
+        EventRecord {
+            seq,
+            at: self.at.timestamp(),
+            actor: self.actor.to_json(),
+            kind,
+            license_id: self.license_id.clone(),
+            data,
+        }
+    }
 }
 
 /// An event as stored.
@@ -255,5 +617,40 @@ mod tests {
         }
         let want: [u8; 32] = Sha256::digest(&expected).into();
         assert_eq!(h, want);
+    }
+
+    #[test]
+    fn an_event_is_stored_as_its_kind_and_sorted_data_and_reads_back() {
+        let e = AuditEvent::ActivationCreated {
+            activation: "act_1".into(),
+            fingerprint: "fp".into(),
+            seats_in_use: 1,
+            expires_at: None,
+        };
+        let (kind, data) = e.to_stored();
+        assert_eq!(kind, "activation_created");
+        assert_eq!(
+            data, r#"{"activation":"act_1","expires_at":null,"fingerprint":"fp","seats_in_use":1}"#,
+            "the bytes the chain hashes: keys sorted, absent options as null"
+        );
+        let back = AuditEvent::from_stored(&kind, serde_json::from_str(&data).unwrap()).unwrap();
+        assert_eq!(back, e);
+        let t = AuditEvent::LicenseSuspended(StatusChange {
+            from: "active".into(),
+            to: "suspended".into(),
+            reason: Some("chargeback".into()),
+        });
+        assert_eq!(
+            t.to_stored(),
+            (
+                "license_suspended".to_owned(),
+                r#"{"from":"active","reason":"chargeback","to":"suspended"}"#.to_owned()
+            )
+        );
+        assert!(
+            AuditEvent::from_stored("activation_created", serde_json::json!({"code": 1})).is_err(),
+            "data that does not fit its kind is refused, not guessed"
+        );
+        assert!(AuditEvent::from_stored("no_such_kind", serde_json::json!({})).is_err());
     }
 }

@@ -5,7 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::license::{License, LicenseStatus};
+use crate::domain::audit::{AuditEvent, ClaimStatus, CreditMove};
+use crate::domain::license::{License, LicenseStatus, NewLicense};
 use crate::domain::product::Price;
 use crate::domain::time::{self, plus_days, Timestamp};
 use crate::domain::DomainError;
@@ -52,10 +53,34 @@ impl Remedy {
 pub struct PastEvent {
     /// When.
     pub at: Timestamp,
-    /// `activation_refused`, `grace_decision`, ...
-    pub kind: String,
-    /// The event's details.
-    pub data: serde_json::Value,
+    /// What happened.
+    pub event: AuditEvent,
+}
+
+/// What a decision did, beside the evidence.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DecisionResult {
+    /// `extend`: the new deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activate_by: Option<String>,
+    /// `extend`: its length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
+    /// `substitute`/`upgrade`: the new license.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_license: Option<String>,
+    /// `upgrade`: what is still to pay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_due: Option<Price>,
+    /// `credit`: what went to the ledger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit: Option<Price>,
+    /// `credit`: whose ledger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit_email: Option<String>,
+    /// `refund`: what was paid back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund: Option<Price>,
 }
 
 /// A refused activation, from the log.
@@ -118,12 +143,11 @@ impl Evidence {
     pub fn gather(license: &License, events: &[PastEvent], now: Timestamp) -> Self {
         let first_presented_at = events
             .iter()
-            .find(|e| e.kind == "key_first_presented")
+            .find(|e| matches!(e.event, AuditEvent::KeyFirstPresented { .. }))
             .map(|e| e.at);
         let days_late = license
             .activate_by
             .map_or(0, |by| ((now - by).num_days()).max(0));
-        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
         Self {
             purchased_at: license.purchased_at,
             activate_by: license.activate_by,
@@ -135,23 +159,34 @@ impl Evidence {
                 (Some(_), None) => true,
                 (None, _) => false,
             },
-            ever_activated: events.iter().any(|e| e.kind == "activation_created"),
+            ever_activated: events
+                .iter()
+                .any(|e| matches!(e.event, AuditEvent::ActivationCreated { .. })),
             refused_activations: events
                 .iter()
-                .filter(|e| e.kind == "activation_refused")
-                .map(|e| RefusedAttempt {
-                    at: e.at,
-                    code: text(&e.data["code"]),
+                .filter_map(|e| match &e.event {
+                    AuditEvent::ActivationRefused { code, .. } => Some(RefusedAttempt {
+                        at: e.at,
+                        code: code.clone(),
+                    }),
+                    _ => None,
                 })
                 .collect(),
             earlier_decisions: events
                 .iter()
-                .filter(|e| e.kind == "grace_decision")
-                .map(|e| EarlierDecision {
-                    at: e.at,
-                    decision: text(&e.data["decision"]),
-                    remedy: text(&e.data["remedy"]),
-                    automatic: e.data["automatic"].as_bool().unwrap_or(false),
+                .filter_map(|e| match &e.event {
+                    AuditEvent::GraceDecision {
+                        decision,
+                        remedy,
+                        automatic,
+                        ..
+                    } => Some(EarlierDecision {
+                        at: e.at,
+                        decision: decision.clone(),
+                        remedy: remedy.as_str().to_owned(),
+                        automatic: *automatic,
+                    }),
+                    _ => None,
                 })
                 .collect(),
         }
@@ -300,6 +335,246 @@ impl License {
             }
             Remedy::Refund => Ok(Plan::Refund { amount: paid()? }),
             Remedy::Decline => Ok(Plan::Decline),
+        }
+    }
+}
+
+/// A request sent again under its `Idempotency-Key` is answered with the first
+/// decision; another request under the same key is refused. `stored` is the hash of
+/// the request the key was first used with.
+pub fn check_replay(stored: &[u8], request_hash: &[u8; 32]) -> Result<(), DomainError> {
+    if stored == request_hash {
+        Ok(())
+    } else {
+        Err(DomainError::IdempotencyKeyReused)
+    }
+}
+
+impl License {
+    /// What the customer paid: kept with the license, or for licenses minted before
+    /// prices were kept, the product's catalog price.
+    pub fn price_paid(&self, catalog_price: Option<&Price>) -> Option<Price> {
+        self.price.clone().or_else(|| catalog_price.cloned())
+    }
+}
+
+/// Store credit granted to a customer by a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditGrant {
+    /// Whose ledger.
+    pub email: String,
+    /// How much (the price paid).
+    pub amount: Price,
+}
+
+/// What applying a [`Plan`] changes beyond the license itself.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Effects {
+    /// What the decision reports.
+    pub result: DecisionResult,
+    /// `substitute`/`upgrade`: the license to mint, pointing back to the old one.
+    pub mint: Option<NewLicense>,
+    /// `credit`: the ledger entry to make.
+    pub credit: Option<CreditGrant>,
+    /// `extend`: store the key re-signed with the new deadline, if one was made.
+    pub store_fresh_key: bool,
+    /// Whether the license changed (anything but `decline`).
+    pub license_changed: bool,
+}
+
+impl Plan {
+    /// Applies the plan to `license` at `now`: its new status, deadline or
+    /// replacement; `target` is the license a substitute or upgrade mints.
+    pub fn apply(
+        &self,
+        license: &mut License,
+        target: Option<&NewLicense>,
+        now: Timestamp,
+    ) -> Result<Effects, DomainError> {
+        let mut effects = Effects {
+            license_changed: *self != Plan::Decline,
+            ..Effects::default()
+        };
+        match self {
+            Plan::Extend { activate_by, days } => {
+                license.activate_by = Some(*activate_by);
+                effects.result.activate_by = Some(time::format(*activate_by));
+                effects.result.days = Some(*days);
+                effects.store_fresh_key = true;
+            }
+            Plan::Substitute | Plan::Upgrade { .. } => {
+                let mut new = target.ok_or(DomainError::ProductRequired)?.clone();
+                new.license.supersedes = Some(license.id.clone());
+                if let Plan::Upgrade { amount_due } = self {
+                    new.license.status = LicenseStatus::PendingPayment;
+                    new.license.amount_due = Some(amount_due.clone());
+                    effects.result.amount_due = Some(amount_due.clone());
+                }
+                effects.result.new_license = Some(new.license.id.clone());
+                license.superseded_by = Some(new.license.id.clone());
+                license.status = LicenseStatus::Superseded;
+                effects.mint = Some(new);
+            }
+            Plan::Credit { amount, email } => {
+                effects.result.credit = Some(amount.clone());
+                effects.result.credit_email = Some(email.clone());
+                effects.credit = Some(CreditGrant {
+                    email: email.clone(),
+                    amount: amount.clone(),
+                });
+                license.status = LicenseStatus::Credited;
+            }
+            Plan::Refund { amount } => {
+                effects.result.refund = Some(amount.clone());
+                license.status = LicenseStatus::Refunded;
+            }
+            Plan::Decline => {}
+        }
+        if effects.license_changed {
+            license.updated_at = now;
+        }
+        Ok(effects)
+    }
+}
+
+/// The facts a decision records in the log.
+#[derive(Debug, Clone)]
+pub struct DecisionRecord<'a> {
+    /// `dec_...`
+    pub id: &'a str,
+    /// The remedy.
+    pub remedy: Remedy,
+    /// Granted by the policy.
+    pub automatic: bool,
+    /// Why.
+    pub reason: &'a str,
+    /// What it did.
+    pub result: &'a DecisionResult,
+    /// What the log said.
+    pub evidence: &'a Evidence,
+    /// The claim it closes.
+    pub claim: Option<&'a str>,
+}
+
+impl DecisionRecord<'_> {
+    /// The decision's event.
+    pub fn event(&self) -> AuditEvent {
+        AuditEvent::GraceDecision {
+            decision: self.id.to_owned(),
+            remedy: self.remedy,
+            automatic: self.automatic,
+            reason: self.reason.to_owned(),
+            result: Box::new(self.result.clone()),
+            days_late: self.evidence.days_late,
+            ever_presented: self.evidence.ever_presented,
+            claim: self.claim.map(str::to_owned),
+        }
+    }
+
+    /// The event on the new license of a substitute or upgrade, if one was made.
+    pub fn replacement_event(&self, old_license: &str) -> Option<(String, AuditEvent)> {
+        let new = self.result.new_license.clone()?;
+        Some((
+            new,
+            AuditEvent::LicenseReplaces {
+                supersedes: old_license.to_owned(),
+                decision: self.id.to_owned(),
+            },
+        ))
+    }
+}
+
+/// A line of the credit ledger: a grant or a redemption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreditKind {
+    /// Credit granted by a decision.
+    Grant,
+    /// Credit spent on an order.
+    Redeem,
+}
+
+impl CreditKind {
+    /// The name stored and answered.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Grant => "grant",
+            Self::Redeem => "redeem",
+        }
+    }
+
+    /// The signed amount of a line: grants add, redemptions take away.
+    pub fn signed(self, amount: &Price) -> Result<i64, DomainError> {
+        let a = i64::try_from(amount.amount)
+            .map_err(|_| DomainError::field("amount", "is too large"))?;
+        Ok(match self {
+            Self::Grant => a,
+            Self::Redeem => -a,
+        })
+    }
+
+    /// The event of a ledger line.
+    pub fn event(self, line: CreditMove) -> AuditEvent {
+        match self {
+            Self::Grant => AuditEvent::CreditGranted(line),
+            Self::Redeem => AuditEvent::CreditRedeemed(line),
+        }
+    }
+}
+
+/// A redemption stored before for the same order.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredRedemption<'a> {
+    /// Its customer.
+    pub email: &'a str,
+    /// Its signed amount (negative).
+    pub amount: i64,
+    /// Its currency.
+    pub currency: &'a str,
+}
+
+/// Whether a redemption of `amount` by `email` on an order may be made: the same
+/// order again finds the first redemption (`Ok(false)`), other fields for it are a
+/// conflict, and the balance in that currency may not be overdrawn (`Ok(true)`: a
+/// new line).
+pub fn check_redemption(
+    order_id: &str,
+    email: &str,
+    amount: &Price,
+    stored: Option<StoredRedemption<'_>>,
+    balance: i64,
+) -> Result<bool, DomainError> {
+    let signed = CreditKind::Redeem.signed(amount)?;
+    if let Some(e) = stored {
+        if e.email != email || e.amount != signed || e.currency != amount.currency {
+            return Err(DomainError::OrderConflict(order_id.to_owned()));
+        }
+        return Ok(false);
+    }
+    if balance < -signed {
+        return Err(DomainError::InsufficientCredit {
+            balance: u64::try_from(balance).unwrap_or(0),
+            amount: amount.amount,
+        });
+    }
+    Ok(true)
+}
+
+/// The reason an automatic extension records.
+pub const AUTOMATIC_EXTENSION_REASON: &str =
+    "late_claims policy: never activated, within the policy's limits";
+
+/// Claims listed at most per status.
+pub const MAX_LISTED_CLAIMS: u32 = 500;
+
+impl ClaimStatus {
+    /// Whether support may decide a claim in this status: a pending one, or any one
+    /// when the request is a retry under an `Idempotency-Key` (it then finds its
+    /// first decision again).
+    pub fn check_resolvable(self, retry_with_key: bool) -> Result<(), DomainError> {
+        if self == ClaimStatus::Pending || retry_with_key {
+            Ok(())
+        } else {
+            Err(DomainError::ClaimResolved)
         }
     }
 }
@@ -455,11 +730,20 @@ mod tests {
         }
     }
 
-    fn event(at_: &str, kind: &str, data: serde_json::Value) -> PastEvent {
-        PastEvent {
-            at: at(at_),
-            kind: kind.into(),
-            data,
+    fn event(at_: &str, event: AuditEvent) -> PastEvent {
+        PastEvent { at: at(at_), event }
+    }
+
+    fn presented() -> AuditEvent {
+        AuditEvent::KeyFirstPresented {
+            by: crate::domain::audit::PresentedBy::Activation,
+        }
+    }
+
+    fn refused(code: &str) -> AuditEvent {
+        AuditEvent::ActivationRefused {
+            code: code.into(),
+            fingerprint: "fp".into(),
         }
     }
 
@@ -470,24 +754,14 @@ mod tests {
         let events = [
             event(
                 "2025-01-01T00:00:00Z",
-                "license_minted",
-                serde_json::json!({}),
+                AuditEvent::TokenRevoked {
+                    token: "tok_x".into(),
+                    name: "an event the evidence does not read".into(),
+                },
             ),
-            event(
-                "2025-02-01T00:00:00Z",
-                "key_first_presented",
-                serde_json::json!({}),
-            ),
-            event(
-                "2025-02-01T00:00:00Z",
-                "activation_refused",
-                serde_json::json!({"code": "license_suspended"}),
-            ),
-            event(
-                "2025-12-01T00:00:00Z",
-                "activation_refused",
-                serde_json::json!({"code": "activation_window_closed"}),
-            ),
+            event("2025-02-01T00:00:00Z", presented()),
+            event("2025-02-01T00:00:00Z", refused("license_suspended")),
+            event("2025-12-01T00:00:00Z", refused("activation_window_closed")),
         ];
         let e = Evidence::gather(&late(), &events, at(NOW));
         assert_eq!(e.days_late, 275, "365 days after purchase, 90-day window");
@@ -622,8 +896,16 @@ mod tests {
             &l,
             &[event(
                 "2025-12-01T00:00:00Z",
-                "grace_decision",
-                serde_json::json!({"decision": "d1", "remedy": "extend", "automatic": true}),
+                AuditEvent::GraceDecision {
+                    decision: "d1".into(),
+                    remedy: Remedy::Extend,
+                    automatic: true,
+                    reason: "policy".into(),
+                    result: Box::default(),
+                    days_late: 0,
+                    ever_presented: false,
+                    claim: None,
+                },
             )],
             at(NOW),
         );

@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::domain::audit::{AuditEvent, StatusChange};
 use crate::domain::product::{is_entitlement, DurationFrom, KeyFormat, Price, Product, MAX_SEATS};
 use crate::domain::time::{self, plus_days, Timestamp};
 use crate::domain::DomainError;
@@ -359,16 +360,6 @@ impl Action {
             Self::Refund => "refund",
         }
     }
-
-    /// The audit event kind this action writes.
-    pub fn event_kind(self) -> &'static str {
-        match self {
-            Self::Suspend => "license_suspended",
-            Self::Reinstate => "license_reinstated",
-            Self::Revoke => "license_revoked",
-            Self::Refund => "license_refunded",
-        }
-    }
 }
 
 /// What a renewal changes.
@@ -445,6 +436,104 @@ impl License {
     /// Whether the license has run out at `now`.
     pub fn is_expired(&self, now: Timestamp) -> bool {
         self.expires_at.is_some_and(|e| e <= now)
+    }
+}
+
+/// Most licenses a look-up by email answers with.
+pub const MAX_EMAIL_MATCHES: u32 = 100;
+
+/// What a mint does, given what is stored under its order id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MintDecision {
+    /// The order is new: store the license.
+    Create,
+    /// The order was minted before with the same fields: answer with that license.
+    Existing,
+}
+
+impl NewLicense {
+    /// Mints are idempotent on the order id: the same request again finds the first
+    /// license, other fields for the same order are a conflict. `stored` is the
+    /// request hash kept with the order's license, if there is one.
+    pub fn decide(&self, stored: Option<&[u8]>) -> Result<MintDecision, DomainError> {
+        match stored {
+            None => Ok(MintDecision::Create),
+            Some(hash) if hash == self.request_hash => Ok(MintDecision::Existing),
+            Some(_) => Err(DomainError::OrderConflict(self.license.order_id.clone())),
+        }
+    }
+
+    /// The event of this license's mint, signed with `kid`.
+    pub fn minted_event(&self, kid: &str) -> AuditEvent {
+        let l = &self.license;
+        AuditEvent::LicenseMinted {
+            order_id: l.order_id.clone(),
+            product: l.product.clone(),
+            seats: l.seats,
+            purchased_at: l.purchased_at,
+            activate_by: l.activate_by,
+            expires_at: l.expires_at,
+            kid: kid.to_owned(),
+        }
+    }
+}
+
+impl License {
+    /// Suspends, reinstates, revokes or refunds at `now`; the event to record.
+    pub fn transition(
+        &mut self,
+        action: Action,
+        reason: Option<String>,
+        now: Timestamp,
+    ) -> Result<AuditEvent, DomainError> {
+        let from = self.status;
+        self.status = self.apply(action)?;
+        self.updated_at = now;
+        let change = StatusChange {
+            from: from.as_str().to_owned(),
+            to: self.status.as_str().to_owned(),
+            reason,
+        };
+        Ok(match action {
+            Action::Suspend => AuditEvent::LicenseSuspended(change),
+            Action::Reinstate => AuditEvent::LicenseReinstated(change),
+            Action::Revoke => AuditEvent::LicenseRevoked(change),
+            Action::Refund => AuditEvent::LicenseRefunded(change),
+        })
+    }
+
+    /// Renews by `days` (default: one period) at `now`; the event to record.
+    pub fn apply_renewal(
+        &mut self,
+        days: Option<u32>,
+        now: Timestamp,
+    ) -> Result<AuditEvent, DomainError> {
+        let before = self.expires_at;
+        let renewal = self.renew(days, now)?;
+        self.expires_at = renewal.expires_at;
+        self.extra_days = renewal.extra_days;
+        self.updated_at = now;
+        Ok(AuditEvent::LicenseRenewed {
+            days: renewal.days,
+            expires_before: before,
+            expires_at: renewal.expires_at,
+            extra_days: renewal.extra_days,
+        })
+    }
+
+    /// The vendor confirms an upgrade's payment: `pending_payment` becomes `active`
+    /// and nothing is due any more; the event to record.
+    pub fn confirm_payment(&mut self, now: Timestamp) -> Result<AuditEvent, DomainError> {
+        if self.status != LicenseStatus::PendingPayment {
+            return Err(DomainError::InvalidTransition {
+                action: "confirm-payment",
+                status: self.status,
+            });
+        }
+        let paid = self.amount_due.take();
+        self.status = LicenseStatus::Active;
+        self.updated_at = now;
+        Ok(AuditEvent::PaymentConfirmed { amount: paid })
     }
 }
 

@@ -105,14 +105,19 @@ impl KeyFormat {
 fn default_seats() -> u32 {
     1
 }
+/// Life of an activation certificate, unless the product says.
+pub const DEFAULT_LEASE_DAYS: u32 = 30;
+/// Days a certificate outlives the license's expiry, unless the product says.
+pub const DEFAULT_OFFLINE_GRACE_DAYS: u32 = 7;
+
 fn default_lease_days() -> u32 {
-    30
+    DEFAULT_LEASE_DAYS
 }
 fn default_offline_grace_days() -> u32 {
-    7
+    DEFAULT_OFFLINE_GRACE_DAYS
 }
 fn default_max_deactivations() -> u32 {
-    10
+    crate::domain::activation::DEFAULT_MAX_DEACTIVATIONS_PER_30_DAYS
 }
 
 /// A product as written in the catalog (`[products.<id>]` in `config.toml`).
@@ -227,6 +232,22 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// The seat rules (churn limit, release of unseen machines) of every product.
+    pub fn seat_policies(&self) -> crate::domain::activation::SeatPolicies {
+        crate::domain::activation::SeatPolicies::new(
+            self.products
+                .values()
+                .map(|p| {
+                    let policy = crate::domain::activation::SeatPolicy {
+                        max_deactivations_per_30_days: p.spec.max_deactivations_per_30_days,
+                        release_after_days: p.spec.release_after_days,
+                    };
+                    (p.id.to_string(), policy)
+                })
+                .collect(),
+        )
+    }
+
     /// A catalog of these products.
     pub fn new(products: impl IntoIterator<Item = Product>) -> Self {
         Self {

@@ -36,8 +36,18 @@ pub fn plus_days(t: Timestamp, days: u32) -> Timestamp {
 
 /// Serde helpers for optional RFC 3339 fields.
 pub mod serde_opt {
-    use super::{format, Timestamp};
-    use serde::Serializer;
+    use super::{format, parse, Timestamp};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Reads an optional RFC 3339 timestamp (null or absent: none).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(s) => parse(&s)
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom("not an RFC 3339 time")),
+            None => Ok(None),
+        }
+    }
 
     /// Serializes an optional timestamp as RFC 3339 or null.
     pub fn serialize<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
@@ -50,8 +60,14 @@ pub mod serde_opt {
 
 /// Serde helper for required RFC 3339 fields.
 pub mod serde_req {
-    use super::{format, Timestamp};
-    use serde::Serializer;
+    use super::{format, parse, Timestamp};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Reads an RFC 3339 timestamp.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        let s = String::deserialize(d)?;
+        parse(&s).ok_or_else(|| serde::de::Error::custom("not an RFC 3339 time"))
+    }
 
     /// Serializes a timestamp as RFC 3339.
     pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {

@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::domain::audit::AuditEvent;
 use crate::domain::short_key::crockford_encode;
 use crate::domain::time::{self, Timestamp};
+use crate::domain::DomainError;
 
 /// What a token may do.
 #[derive(
@@ -134,6 +136,64 @@ impl ApiToken {
     /// Whether this token is one of `roles` (admin may do everything).
     pub fn may(&self, roles: &[Role]) -> bool {
         self.role == Role::Admin || roles.contains(&self.role)
+    }
+}
+
+impl NewApiToken {
+    /// A new token with a fresh secret; the secret is returned once, beside it.
+    pub fn generate(role: Role, name: String, now: Timestamp) -> (Self, TokenSecret) {
+        let secret = TokenSecret::generate();
+        let new = Self {
+            id: crate::domain::ids::new_id("tok", now),
+            role,
+            name,
+            secret_hash: secret.hash(),
+            prefix: secret.prefix(),
+            created_at: now,
+        };
+        (new, secret)
+    }
+
+    /// The token as stored, before any revocation, and the event of its creation.
+    pub fn created(self) -> (ApiToken, AuditEvent) {
+        let event = AuditEvent::TokenCreated {
+            token: self.id.clone(),
+            role: self.role.as_str().to_owned(),
+            name: self.name.clone(),
+        };
+        let token = ApiToken {
+            id: self.id,
+            role: self.role,
+            name: self.name,
+            prefix: self.prefix,
+            created_at: self.created_at,
+            revoked_at: None,
+        };
+        (token, event)
+    }
+}
+
+impl ApiToken {
+    /// Revokes at `now`; the event to record, or none when it was revoked before
+    /// (a second revocation changes nothing).
+    pub fn revoke(&mut self, now: Timestamp) -> Option<AuditEvent> {
+        if self.revoked_at.is_some() {
+            return None;
+        }
+        self.revoked_at = Some(now);
+        Some(AuditEvent::TokenRevoked {
+            token: self.id.clone(),
+            name: self.name.clone(),
+        })
+    }
+}
+
+/// The one token a revocation names: `matches` are the tokens whose id or visible
+/// prefix equals what was given. None, or more than one, is "not found".
+pub fn the_named_token(mut matches: Vec<ApiToken>) -> Result<ApiToken, DomainError> {
+    match matches.len() {
+        1 => Ok(matches.remove(0)),
+        _ => Err(DomainError::TokenNotFound),
     }
 }
 

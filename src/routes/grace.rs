@@ -5,6 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::domain::audit::ClaimStatus;
 use crate::domain::license::parse_email;
 use crate::domain::time;
 use crate::domain::token::Role;
@@ -161,11 +162,9 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Support])?;
     let status = q.status.as_deref().unwrap_or("pending");
-    if !["pending", "granted", "resolved"].contains(&status) {
-        return Err(ApiError::InvalidQuery(
-            "status: one of pending, granted, resolved".into(),
-        ));
-    }
+    let status = ClaimStatus::parse(status).ok_or_else(|| {
+        ApiError::InvalidQuery("status: one of pending, granted, resolved".into())
+    })?;
     let claims = state.store.claims(status).await?;
     Ok(HttpResponse::Ok().json(json!({ "claims": claims })))
 }

@@ -194,6 +194,7 @@ impl AppState {
             automatic: false,
             idempotency: idempotency.map(|key| Idempotency { key, request_hash }),
             claim_id: claim_id.clone(),
+            credit_id: new_id("cre", now),
         };
         let outcome = match claim_id {
             Some(_) => self.store.resolve_claim(req, now).await?,
@@ -258,6 +259,7 @@ impl AppState {
                 NewClaim {
                     id: new_id("clm", now),
                     decision_id: new_id("dec", now),
+                    credit_id: new_id("cre", now),
                     key_hash: hash,
                     email,
                     message,

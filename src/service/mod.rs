@@ -34,6 +34,8 @@ use limits::{Limiter, PublicLimits, RateLimitSettings};
 pub struct AppState {
     /// The database.
     pub store: Arc<dyn Storage>,
+    /// Last-seen times noted by validations, written in bulk.
+    pub last_seen: Arc<crate::storage::last_seen::LastSeen>,
     /// The signing keys.
     pub keyring: Arc<Keyring>,
     /// The products.
@@ -44,7 +46,7 @@ pub struct AppState {
     pub policies: Policies,
     /// The `[late_claims]` policy.
     pub claim_policy: ClaimPolicy,
-    /// Request counters of the public claim endpoint.
+    /// Request counters of the public endpoints.
     pub limits: Limits,
 }
 
@@ -89,9 +91,9 @@ pub fn key_tag(hash: &[u8; 32]) -> String {
         })
 }
 
-/// Lease and grace used for a product that has left the catalog.
-const FALLBACK_LEASE_DAYS: u32 = 30;
-const FALLBACK_GRACE_DAYS: u32 = 7;
+/// Lease and grace used for a product that has left the catalog: the defaults.
+const FALLBACK_LEASE_DAYS: u32 = crate::domain::product::DEFAULT_LEASE_DAYS;
+const FALLBACK_GRACE_DAYS: u32 = crate::domain::product::DEFAULT_OFFLINE_GRACE_DAYS;
 
 /// An activation request from an app.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -516,7 +518,11 @@ impl AppState {
             Some(facts) => {
                 if !facts.presented_before {
                     self.store
-                        .mark_presented(facts.license.id.clone(), "validation", now)
+                        .mark_presented(
+                            facts.license.id.clone(),
+                            crate::domain::audit::PresentedBy::Validation,
+                            now,
+                        )
                         .await?;
                 }
                 let code = match facts.license.usable(facts.ever_activated, now) {
@@ -525,8 +531,8 @@ impl AppState {
                         "NOT_ACTIVATED"
                     }
                     Ok(()) => {
-                        self.store
-                            .touch(&facts.license.id, facts.activation_id.as_deref(), now);
+                        self.last_seen
+                            .note(&facts.license.id, facts.activation_id.as_deref(), now);
                         "VALID"
                     }
                 };

@@ -1,11 +1,10 @@
 //! Shapes the storage boundary uses for activations.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::domain::activation::{Fingerprint, Refusal, SeatPolicy};
+use crate::domain::activation::{Fingerprint, Machine, Refusal, SeatPolicies};
 use crate::domain::audit::Actor;
 use crate::domain::license::License;
 use crate::domain::time::{self, Timestamp};
@@ -37,6 +36,17 @@ pub struct Activation {
     pub deactivated_at: Option<Timestamp>,
 }
 
+impl Activation {
+    /// The seat as the domain's rules see it.
+    pub fn machine(&self) -> Machine {
+        Machine {
+            id: self.id.clone(),
+            fingerprint: self.fingerprint.clone(),
+            deactivated_at: self.deactivated_at,
+        }
+    }
+}
+
 /// An activation request, parsed.
 #[derive(Debug, Clone)]
 pub struct NewActivation {
@@ -50,12 +60,12 @@ pub struct NewActivation {
     pub name: Option<String>,
     /// Optional platform.
     pub platform: Option<String>,
-    /// Seat rules per product.
+    /// Seat rules per product, for the domain's rules (storage never reads them).
     pub policies: Policies,
 }
 
-/// Seat rules per product id (a product missing from the catalog gets the defaults).
-pub type Policies = Arc<BTreeMap<String, SeatPolicy>>;
+/// Seat rules per product id, shared.
+pub type Policies = Arc<SeatPolicies>;
 
 /// Who frees a seat.
 #[derive(Debug, Clone)]
@@ -76,7 +86,7 @@ pub struct Deactivation {
     pub by: Deactivator,
     /// Why (support's note).
     pub reason: Option<String>,
-    /// Seat rules per product.
+    /// Seat rules per product, for the domain's rules (storage never reads them).
     pub policies: Policies,
 }
 

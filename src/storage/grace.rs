@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::domain::audit::Actor;
+use crate::domain::audit::{Actor, ClaimStatus};
+pub use crate::domain::grace::DecisionResult;
 use crate::domain::grace::{ClaimPolicy, Remedy};
 use crate::domain::license::{License, NewLicense};
 use crate::domain::product::{Catalog, Price};
@@ -64,32 +65,8 @@ pub struct GraceRequest {
     pub idempotency: Option<Idempotency>,
     /// The claim this decision resolves.
     pub claim_id: Option<String>,
-}
-
-/// What a decision did, beside the evidence.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct DecisionResult {
-    /// `extend`: the new deadline.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub activate_by: Option<String>,
-    /// `extend`: its length.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub days: Option<u32>,
-    /// `substitute`/`upgrade`: the new license.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub new_license: Option<String>,
-    /// `upgrade`: what is still to pay.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub amount_due: Option<Price>,
-    /// `credit`: what went to the ledger.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credit: Option<Price>,
-    /// `credit`: whose ledger.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credit_email: Option<String>,
-    /// `refund`: what was paid back.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refund: Option<Price>,
+    /// Id of the ledger line if the decision grants credit (`cre_...`).
+    pub credit_id: String,
 }
 
 /// A stored decision.
@@ -180,7 +157,7 @@ pub struct Claim {
     /// The customer's message.
     pub message: Option<String>,
     /// `pending`, `granted` (by the policy) or `resolved` (by support).
-    pub status: String,
+    pub status: ClaimStatus,
     /// Why the policy left it to support.
     pub note: Option<String>,
     /// The decision that closed it.
@@ -202,6 +179,8 @@ pub struct NewClaim {
     pub id: String,
     /// Id of the decision if the policy grants one.
     pub decision_id: String,
+    /// Id of a ledger line, should a decision need one (`cre_...`).
+    pub credit_id: String,
     /// SHA-256 of the key presented.
     pub key_hash: [u8; 32],
     /// The email given.

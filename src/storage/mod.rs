@@ -2,11 +2,12 @@
 
 pub mod activation;
 pub mod grace;
+pub mod last_seen;
 pub mod sqlite;
 
 use async_trait::async_trait;
 
-use crate::domain::audit::{Actor, ChainError, Event};
+use crate::domain::audit::{Actor, AuditEvent, ChainError, ClaimStatus, Event, PresentedBy};
 use crate::domain::license::{Action, License, LicenseStatus, NewLicense};
 use crate::domain::time::Timestamp;
 use crate::domain::token::{ApiToken, NewApiToken};
@@ -18,18 +19,29 @@ use crate::storage::grace::{
     Claim, ClaimOutcome, CreditEntry, DecisionOutcome, GraceRequest, NewClaim, Redemption,
 };
 
+/// Opens the storage engine the settings name: today the embedded SQLite file in
+/// the data directory. Start-up and the CLI hold only the trait object.
+pub fn open(data_dir: &std::path::Path) -> Result<std::sync::Arc<dyn Storage>, sqlite::OpenError> {
+    Ok(std::sync::Arc::new(sqlite::SqliteStore::open(data_dir)?))
+}
+
 /// A storage operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// A rule refused the operation (the client's business).
     #[error(transparent)]
     Domain(#[from] DomainError),
-    /// The database failed (the operator's business; never shown to clients).
-    #[error("database: {0}")]
-    Database(#[from] rusqlite::Error),
-    /// The writer or the reader pool is gone (shutting down).
+    /// The database failed (the operator's business; never shown to clients). The
+    /// engine's own error is kept as the source, for the log.
+    #[error("database")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The writer or the reader pool is gone (shutting down), or the write queue is
+    /// full: retrying later may succeed.
     #[error("storage unavailable: {0}")]
     Unavailable(&'static str),
+    /// A storage job panicked: a bug, not a reason to retry.
+    #[error("a storage job panicked: {0}")]
+    Panicked(String),
     /// Stored data could not be read back.
     #[error("corrupt row: {0}")]
     Corrupt(String),
@@ -82,7 +94,7 @@ pub struct LicensePage {
     pub product: Option<String>,
     /// At most this many.
     pub limit: u32,
-    /// Ids after this one.
+    /// Licenses whose id sorts after this one (ids sort by creation time).
     pub after: Option<String>,
 }
 
@@ -93,6 +105,37 @@ pub struct KnownKey {
     pub kid: String,
     /// `k4.public.…`
     pub public_key: String,
+}
+
+impl KnownKey {
+    /// The event of the database seeing this key for the first time.
+    pub fn registered_event(&self) -> AuditEvent {
+        AuditEvent::SigningKeyRegistered {
+            kid: self.kid.clone(),
+            public_key: self.public_key.clone(),
+        }
+    }
+}
+
+/// Mints a batch with `mint_one`, inside one transaction: an item refused by a rule
+/// fails alone (it is refused before it writes anything, so the others go on); any
+/// other error fails the whole batch, which the caller's transaction rolls back.
+pub fn mint_each<F>(
+    items: &[(NewLicense, IssuedKey)],
+    mut mint_one: F,
+) -> Result<Vec<Result<MintOutcome, StorageError>>, StorageError>
+where
+    F: FnMut(&NewLicense, &IssuedKey) -> Result<MintOutcome, StorageError>,
+{
+    let mut out = Vec::with_capacity(items.len());
+    for (new, key) in items {
+        match mint_one(new, key) {
+            Ok(outcome) => out.push(Ok(outcome)),
+            Err(refused @ StorageError::Domain(_)) => out.push(Err(refused)),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 /// The domain operations keyclerk needs from a database.
@@ -170,16 +213,13 @@ pub trait Storage: Send + Sync + 'static {
     async fn mark_presented(
         &self,
         license_id: String,
-        by: &'static str,
+        by: PresentedBy,
         now: Timestamp,
     ) -> Result<(), StorageError>;
 
-    /// Notes that a license (and a machine of it) was seen; written soon, in bulk,
-    /// without an audit event.
-    fn touch(&self, license_id: &str, activation_id: Option<&str>, now: Timestamp);
-
-    /// Writes the last-seen times noted so far.
-    async fn flush_touches(&self) -> Result<(), StorageError>;
+    /// Writes last-seen times collected by [`last_seen::LastSeen`], without an
+    /// audit event; a stored time later than the one given is kept.
+    async fn record_last_seen(&self, seen: last_seen::SeenTimes) -> Result<(), StorageError>;
 
     /// Every activation of a license, newest first.
     async fn activations(&self, license_id: &str) -> Result<Vec<Activation>, StorageError>;
@@ -216,7 +256,7 @@ pub trait Storage: Send + Sync + 'static {
     async fn claim(&self, id: &str) -> Result<Option<Claim>, StorageError>;
 
     /// Claims with a status.
-    async fn claims(&self, status: &str) -> Result<Vec<Claim>, StorageError>;
+    async fn claims(&self, status: ClaimStatus) -> Result<Vec<Claim>, StorageError>;
 
     /// Support closes a claim with a decision (`req.claim_id`).
     async fn resolve_claim(
@@ -246,7 +286,12 @@ pub trait Storage: Send + Sync + 'static {
     async fn known_keys(&self) -> Result<Vec<KnownKey>, StorageError>;
 
     /// Records signing keys the database has not seen yet.
-    async fn register_keys(&self, keys: Vec<KnownKey>, actor: Actor) -> Result<(), StorageError>;
+    async fn register_keys(
+        &self,
+        keys: Vec<KnownKey>,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<(), StorageError>;
 
     /// Events about one license, oldest first.
     async fn history(&self, license_id: &str) -> Result<Vec<Event>, StorageError>;

@@ -1,28 +1,25 @@
 //! Activations in SQLite: seats taken, refreshed, released and freed, and the
 //! last-seen times validations leave behind.
 
-use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::LazyLock;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::writer::WriteCtx;
 use super::{license_from_row, require_license, update_license_state, LICENSE_COLUMNS};
 use crate::domain::activation::{
-    check_deactivation, churn_window_start, Grant, SeatPolicy, SeatUse,
+    churn_window_start, first_presentation, ActivationPlan, DeactivationBy, DeactivationPlan,
+    SeatUse,
 };
-use crate::domain::audit::{Actor, NewEvent};
+use crate::domain::audit::{Actor, DeactivatedBy, NewEvent, PresentedBy};
 use crate::domain::license::License;
 use crate::domain::time::{self, Timestamp};
 use crate::storage::activation::{
     Activation, ActivationOutcome, Deactivation, DeactivationOutcome, Deactivator, KeyFacts,
-    NewActivation, Policies,
+    NewActivation,
 };
+use crate::storage::last_seen::SeenTimes;
 use crate::storage::StorageError;
-
-fn policy_of(policies: &Policies, product: &str) -> SeatPolicy {
-    policies.get(product).copied().unwrap_or_default()
-}
 
 /// A key's license with its first presentation and first activation times.
 struct KeyedLicense {
@@ -107,29 +104,38 @@ pub(super) fn activate_one(
         return Ok(ActivationOutcome::NotFound);
     };
     let license_id = license.id.clone();
-    if first_presented.is_none() {
-        mark_presented(ctx, &license_id, "activation", now)?;
-    }
-    let policy = policy_of(&req.policies, &license.product);
-    if let Some(days) = policy.release_after_days {
-        let cutoff = now.timestamp() - i64::from(days) * 86_400;
+    mark_presented(
+        ctx,
+        &license_id,
+        first_presented.is_some(),
+        PresentedBy::Activation,
+        now,
+    )?;
+    if let Some(release) = req.policies.release(&license, now) {
         let released: Vec<String> = ctx
             .conn
             .prepare_cached(
-                "UPDATE activations SET deactivated_at = ?2, deactivated_by = 'released'
+                "UPDATE activations SET deactivated_at = ?2, deactivated_by = ?4
                  WHERE license_id = ?1 AND deactivated_at IS NULL AND last_seen <= ?3
                  RETURNING id",
             )?
-            .query_map(params![license_id, now.timestamp(), cutoff], |r| r.get(0))?
+            .query_map(
+                params![
+                    license_id,
+                    now.timestamp(),
+                    release.last_seen_by.timestamp(),
+                    DeactivatedBy::Released.as_str()
+                ],
+                |r| r.get(0),
+            )?
             .collect::<rusqlite::Result<_>>()?;
         for id in released {
-            ctx.append(NewEvent {
-                at: now,
-                actor: Actor::System,
-                kind: "activation_released",
-                license_id: Some(license_id.clone()),
-                data: serde_json::json!({ "activation": id, "after_days": days }),
-            })?;
+            ctx.append(NewEvent::about(
+                &license_id,
+                now,
+                Actor::System,
+                release.event(&id),
+            ))?;
         }
     }
     let fingerprint = req.fingerprint.as_str();
@@ -152,44 +158,45 @@ pub(super) fn activate_one(
         this_machine_holds_one: existing.is_some(),
         ever_activated: first_activated.is_some(),
     };
-    let grant = match license.check_activation(seats, now) {
-        Ok(g) => g,
-        Err(refusal) => {
-            ctx.append(NewEvent {
-                at: now,
-                actor: Actor::LicenseKey,
-                kind: "activation_refused",
-                license_id: Some(license_id),
-                data: serde_json::json!({ "code": refusal.code(), "fingerprint": fingerprint }),
-            })?;
+    let plan = license.plan_activation(
+        seats,
+        &req.fingerprint,
+        existing.as_ref().map(|a| a.id.as_str()),
+        &req.id,
+        now,
+    );
+    let (activation, created) = match (plan, existing) {
+        (ActivationPlan::Refused { refusal, event }, _) => {
+            ctx.append(NewEvent::about(&license_id, now, Actor::LicenseKey, event))?;
             return Ok(ActivationOutcome::Refused(refusal));
         }
-    };
-    let (activation, created) = match (grant, existing) {
-        (Grant::Refresh, Some(mut a)) => {
+        (ActivationPlan::Refresh { event }, Some(mut a)) => {
             ctx.conn
                 .prepare_cached("UPDATE activations SET last_seen = ?2 WHERE id = ?1")?
                 .execute(params![a.id, now.timestamp()])?;
             a.last_seen = now;
-            ctx.append(NewEvent {
-                at: now,
-                actor: Actor::LicenseKey,
-                kind: "activation_refreshed",
-                license_id: Some(license_id.clone()),
-                data: serde_json::json!({ "activation": a.id }),
-            })?;
+            ctx.append(NewEvent::about(&license_id, now, Actor::LicenseKey, event))?;
             (a, false)
         }
-        (grant, _) => {
-            if let Grant::NewSeat {
-                starts_expiry: Some(expires),
-            } = grant
-            {
+        (ActivationPlan::Refresh { .. }, None) => {
+            return Err(StorageError::Corrupt(
+                "a refresh was planned for a machine without a seat".into(),
+            ))
+        }
+        (
+            ActivationPlan::NewSeat {
+                starts_expiry,
+                first_activation,
+                event,
+            },
+            _,
+        ) => {
+            if let Some(expires) = starts_expiry {
                 license.expires_at = Some(expires);
                 license.updated_at = now;
                 update_license_state(ctx, &license)?;
             }
-            if first_activated.is_none() {
+            if first_activation {
                 ctx.conn
                     .prepare_cached("UPDATE licenses SET first_activated_at = ?2 WHERE id = ?1")?
                     .execute(params![license_id, now.timestamp()])?;
@@ -217,18 +224,7 @@ pub(super) fn activate_one(
                     now.timestamp(),
                     now.timestamp()
                 ])?;
-            ctx.append(NewEvent {
-                at: now,
-                actor: Actor::LicenseKey,
-                kind: "activation_created",
-                license_id: Some(license_id.clone()),
-                data: serde_json::json!({
-                    "activation": a.id,
-                    "fingerprint": a.fingerprint,
-                    "seats_in_use": active + 1,
-                    "expires_at": license.expires_at.map(time::format),
-                }),
-            })?;
+            ctx.append(NewEvent::about(&license_id, now, Actor::LicenseKey, event))?;
             (a, true)
         }
     };
@@ -242,13 +238,18 @@ pub(super) fn activate_one(
     })
 }
 
-/// Records the first time a key is presented; nothing if it was presented before.
+/// Records the first time a key is presented; nothing if it was presented before
+/// (the update is conditional, so two presentations at once write one event).
 pub(super) fn mark_presented(
     ctx: &mut WriteCtx<'_>,
     license_id: &str,
-    by: &str,
+    presented_before: bool,
+    by: PresentedBy,
     now: Timestamp,
 ) -> Result<(), StorageError> {
+    let Some(event) = first_presentation(presented_before, by) else {
+        return Ok(());
+    };
     let changed = ctx
         .conn
         .prepare_cached(
@@ -257,13 +258,7 @@ pub(super) fn mark_presented(
         )?
         .execute(params![license_id, now.timestamp()])?;
     if changed == 1 {
-        ctx.append(NewEvent {
-            at: now,
-            actor: Actor::LicenseKey,
-            kind: "key_first_presented",
-            license_id: Some(license_id.to_owned()),
-            data: serde_json::json!({ "by": by }),
-        })?;
+        ctx.append(NewEvent::about(license_id, now, Actor::LicenseKey, event))?;
     }
     Ok(())
 }
@@ -277,76 +272,59 @@ pub(super) fn deactivate_one(
     let Some(mut activation) = load_activation(ctx.conn, &req.activation_id)? else {
         return Ok(DeactivationOutcome::NotFound);
     };
-    if let Deactivator::Customer(key_hash) = &req.by {
-        // Another license's key learns nothing about this activation.
-        if license_of_key(ctx.conn, key_hash)?.as_deref() != Some(activation.license_id.as_str()) {
-            return Ok(DeactivationOutcome::NotFound);
-        }
-    }
-    if activation.deactivated_at.is_some() {
-        return Ok(DeactivationOutcome::Deactivated {
-            activation: Box::new(activation),
-            already: true,
-        });
-    }
     let license = require_license(ctx, &activation.license_id)?;
-    let (actor, by) = match &req.by {
-        Deactivator::Customer(_) => {
-            let policy = policy_of(&req.policies, &license.product);
+    let (by, recent) = match &req.by {
+        Deactivator::Customer(key_hash) => {
             let recent: Vec<Timestamp> = ctx
                 .conn
                 .prepare_cached(
                     "SELECT deactivated_at FROM activations
-                     WHERE license_id = ?1 AND deactivated_by = 'customer' AND deactivated_at > ?2
+                     WHERE license_id = ?1 AND deactivated_by = ?3 AND deactivated_at > ?2
                      ORDER BY deactivated_at",
                 )?
                 .query_map(
-                    params![license.id, churn_window_start(now).timestamp()],
+                    params![
+                        license.id,
+                        churn_window_start(now).timestamp(),
+                        DeactivatedBy::Customer.as_str()
+                    ],
                     |r| r.get(0).map(time::from_unix),
                 )?
                 .collect::<rusqlite::Result<_>>()?;
-            if let Err(free_at) =
-                check_deactivation(&recent, policy.max_deactivations_per_30_days, now)
-            {
-                ctx.append(NewEvent {
-                    at: now,
-                    actor: Actor::LicenseKey,
-                    kind: "deactivation_refused",
-                    license_id: Some(license.id.clone()),
-                    data: serde_json::json!({
-                        "activation": activation.id,
-                        "code": "deactivation_limit_reached",
-                        "limit": policy.max_deactivations_per_30_days,
-                    }),
-                })?;
-                return Ok(DeactivationOutcome::LimitReached(free_at));
-            }
-            (Actor::LicenseKey, "customer")
+            let key_license = license_of_key(ctx.conn, key_hash)?;
+            (DeactivationBy::Customer { key_license }, recent)
         }
-        Deactivator::Support(actor) => (actor.clone(), "support"),
+        Deactivator::Support(actor) => (DeactivationBy::Support(actor.clone()), Vec::new()),
     };
-    ctx.conn
-        .prepare_cached(
-            "UPDATE activations SET deactivated_at = ?2, deactivated_by = ?3 WHERE id = ?1",
-        )?
-        .execute(params![activation.id, now.timestamp(), by])?;
-    activation.deactivated_at = Some(now);
-    ctx.append(NewEvent {
-        at: now,
-        actor,
-        kind: "activation_deactivated",
-        license_id: Some(license.id.clone()),
-        data: serde_json::json!({
-            "activation": activation.id,
-            "fingerprint": activation.fingerprint,
-            "by": by,
-            "reason": req.reason,
+    let machine = activation.machine();
+    match req
+        .policies
+        .deactivation(&license, &machine, &by, &recent, now)
+    {
+        DeactivationPlan::NotFound => Ok(DeactivationOutcome::NotFound),
+        DeactivationPlan::Already => Ok(DeactivationOutcome::Deactivated {
+            activation: Box::new(activation),
+            already: true,
         }),
-    })?;
-    Ok(DeactivationOutcome::Deactivated {
-        activation: Box::new(activation),
-        already: false,
-    })
+        DeactivationPlan::Refused { free_at, event } => {
+            ctx.append(NewEvent::about(&license.id, now, Actor::LicenseKey, event))?;
+            Ok(DeactivationOutcome::LimitReached(free_at))
+        }
+        DeactivationPlan::Free { by, actor } => {
+            ctx.conn
+                .prepare_cached(
+                    "UPDATE activations SET deactivated_at = ?2, deactivated_by = ?3 WHERE id = ?1",
+                )?
+                .execute(params![activation.id, now.timestamp(), by.as_str()])?;
+            activation.deactivated_at = Some(now);
+            let event = DeactivationPlan::freed_event(&machine, by, req.reason.clone());
+            ctx.append(NewEvent::about(&license.id, now, actor, event))?;
+            Ok(DeactivationOutcome::Deactivated {
+                activation: Box::new(activation),
+                already: false,
+            })
+        }
+    }
 }
 
 /// What a validation needs to know about a key: read-only.
@@ -392,59 +370,20 @@ pub(super) fn list(conn: &Connection, license_id: &str) -> Result<Vec<Activation
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-/// Last-seen times waiting to be written: many validations, one write.
-#[derive(Debug, Default)]
-pub(super) struct Touches {
-    pending: Mutex<Pending>,
-}
-
-/// The latest time each license and activation was seen since the last flush.
-#[derive(Debug, Default)]
-pub(super) struct Pending {
-    licenses: HashMap<String, i64>,
-    activations: HashMap<String, i64>,
-}
-
-impl Pending {
-    pub(super) fn is_empty(&self) -> bool {
-        self.licenses.is_empty() && self.activations.is_empty()
-    }
-}
-
-impl Touches {
-    /// Notes that a license (and one of its machines) was seen at `now`.
-    pub(super) fn add(&self, license_id: &str, activation_id: Option<&str>, now: Timestamp) {
-        let at = now.timestamp();
-        // A poisoned lock only means another thread panicked mid-insert; the map is
-        // still a valid map of times.
-        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = p.licenses.entry(license_id.to_owned()).or_insert(at);
-        *slot = (*slot).max(at);
-        if let Some(a) = activation_id {
-            let slot = p.activations.entry(a.to_owned()).or_insert(at);
-            *slot = (*slot).max(at);
-        }
-    }
-
-    /// Takes everything noted so far.
-    pub(super) fn take(&self) -> Pending {
-        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
-
-/// Writes last-seen times; a time never moves backwards.
-pub(super) fn apply_touches(ctx: &WriteCtx<'_>, p: &Pending) -> Result<(), StorageError> {
+/// Writes last-seen times; a time already stored later is kept (`max`), so a
+/// batch written late never moves one backwards.
+pub(super) fn record_last_seen(ctx: &WriteCtx<'_>, p: &SeenTimes) -> Result<(), StorageError> {
     let mut lic = ctx.conn.prepare_cached(
         "UPDATE licenses SET last_seen_at = max(coalesce(last_seen_at, 0), ?2) WHERE id = ?1",
     )?;
     for (id, at) in &p.licenses {
-        lic.execute(params![id, at])?;
+        lic.execute(params![id, at.timestamp()])?;
     }
     let mut act = ctx
         .conn
         .prepare_cached("UPDATE activations SET last_seen = max(last_seen, ?2) WHERE id = ?1")?;
     for (id, at) in &p.activations {
-        act.execute(params![id, at])?;
+        act.execute(params![id, at.timestamp()])?;
     }
     Ok(())
 }

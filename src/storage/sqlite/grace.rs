@@ -6,16 +6,17 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::writer::WriteCtx;
-use super::{license_events, mint_one, require_license, store_key, update_license_state};
-use crate::domain::audit::{Actor, NewEvent};
-use crate::domain::grace::{ClaimVerdict, DecisionInput, Evidence, PastEvent, Plan, Remedy};
-use crate::domain::license::{License, LicenseStatus};
-use crate::domain::product::Price;
+use super::{mint_one, past_events, require_license, store_key, update_license_state};
+use crate::domain::audit::{Actor, AuditEvent, ClaimStatus, CreditMove, NewEvent, PresentedBy};
+use crate::domain::grace::{
+    check_redemption, check_replay, ClaimVerdict, CreditKind, DecisionInput, DecisionRecord,
+    Evidence, Remedy, StoredRedemption, AUTOMATIC_EXTENSION_REASON, MAX_LISTED_CLAIMS,
+};
+use crate::domain::license::License;
 use crate::domain::time::{self, Timestamp};
 use crate::domain::DomainError;
 use crate::storage::grace::{
-    Claim, ClaimOutcome, CreditEntry, Decision, DecisionOutcome, DecisionResult, GraceRequest,
-    NewClaim, Redemption,
+    Claim, ClaimOutcome, CreditEntry, Decision, DecisionOutcome, GraceRequest, NewClaim, Redemption,
 };
 use crate::storage::{MintOutcome, StorageError};
 
@@ -27,9 +28,7 @@ fn remedy_of(s: &str) -> Option<Remedy> {
 }
 
 fn decision_from_row(r: &Row<'_>) -> rusqlite::Result<Decision> {
-    let bad = |what: &str| {
-        rusqlite::Error::InvalidColumnType(0, what.to_owned(), rusqlite::types::Type::Text)
-    };
+    let bad = super::corrupt;
     let remedy: String = r.get(2)?;
     let actor: String = r.get(4)?;
     let evidence: String = r.get(7)?;
@@ -53,15 +52,11 @@ fn evidence_of(
     license: &License,
     now: Timestamp,
 ) -> Result<Evidence, StorageError> {
-    let events: Vec<PastEvent> = license_events(conn, &license.id)?
-        .into_iter()
-        .map(|e| PastEvent {
-            at: e.at,
-            kind: e.kind,
-            data: e.data,
-        })
-        .collect();
-    Ok(Evidence::gather(license, &events, now))
+    Ok(Evidence::gather(
+        license,
+        &past_events(conn, &license.id)?,
+        now,
+    ))
 }
 
 /// Makes a grace decision (or finds the one made under the same `Idempotency-Key`).
@@ -79,15 +74,13 @@ pub(super) fn decide(
             .query_row([&idem.key], |r| Ok((decision_from_row(r)?, r.get(10)?)))
             .optional()?;
         if let Some((decision, hash)) = found {
-            if hash != idem.request_hash {
-                return Err(DomainError::IdempotencyKeyReused.into());
-            }
+            check_replay(&hash, &idem.request_hash)?;
             return Ok(DecisionOutcome::Replayed(decision));
         }
     }
     let mut license = require_license(ctx, &req.license_id)?;
     let evidence = evidence_of(ctx.conn, &license, now)?;
-    let price_paid = license.price.clone().or_else(|| req.catalog_price.clone());
+    let price_paid = license.price_paid(req.catalog_price.as_ref());
     let plan = license.plan(
         &DecisionInput {
             remedy: req.remedy,
@@ -100,126 +93,83 @@ pub(super) fn decide(
         },
         now,
     )?;
-    let mut result = DecisionResult::default();
-    let close = |license: &mut License, status: LicenseStatus| {
-        license.status = status;
-        license.updated_at = now;
-    };
-    match &plan {
-        Plan::Extend { activate_by, days } => {
-            license.activate_by = Some(*activate_by);
-            license.updated_at = now;
-            result.activate_by = Some(time::format(*activate_by));
-            result.days = Some(*days);
-            if let Some(key) = &req.fresh_key {
-                store_key(ctx.conn, &license.id, key, now)?;
-            }
+    let target = req.target.as_ref();
+    let effects = plan.apply(&mut license, target.map(|t| &t.license), now)?;
+    if effects.store_fresh_key {
+        if let Some(key) = &req.fresh_key {
+            store_key(ctx.conn, &license.id, key, now)?;
         }
-        Plan::Substitute | Plan::Upgrade { .. } => {
-            let target = req.target.as_ref().ok_or(DomainError::ProductRequired)?;
-            let mut new = target.license.clone();
-            new.license.supersedes = Some(license.id.clone());
-            if let Plan::Upgrade { amount_due } = &plan {
-                new.license.status = LicenseStatus::PendingPayment;
-                new.license.amount_due = Some(amount_due.clone());
-                result.amount_due = Some(amount_due.clone());
-            }
-            match mint_one(ctx, &new, &target.key, &req.actor)? {
-                MintOutcome::Created(l) => result.new_license = Some(l.id),
-                MintOutcome::Existing(..) => {
-                    return Err(StorageError::Corrupt(
-                        "a remedy's order id was taken".into(),
-                    ))
-                }
-            }
-            license.superseded_by = result.new_license.clone();
-            close(&mut license, LicenseStatus::Superseded);
-        }
-        Plan::Credit { amount, email } => {
-            insert_credit(
-                ctx,
-                &CreditRow {
-                    id: format!("cre_{}", &req.id[4..]),
-                    email,
-                    amount: i64::try_from(amount.amount).unwrap_or(i64::MAX),
-                    currency: &amount.currency,
-                    kind: "grant",
-                    license_id: Some(&license.id),
-                    decision_id: Some(&req.id),
-                    order_id: None,
-                    at: now,
-                    actor: &req.actor,
-                },
-            )?;
-            result.credit = Some(amount.clone());
-            result.credit_email = Some(email.clone());
-            close(&mut license, LicenseStatus::Credited);
-        }
-        Plan::Refund { amount } => {
-            result.refund = Some(amount.clone());
-            close(&mut license, LicenseStatus::Refunded);
-        }
-        Plan::Decline => {}
     }
-    if plan != Plan::Decline {
+    if let (Some(new), Some(target)) = (&effects.mint, target) {
+        if let MintOutcome::Existing(..) = mint_one(ctx, new, &target.key, &req.actor)? {
+            return Err(StorageError::Corrupt(
+                "a remedy's order id was taken".into(),
+            ));
+        }
+    }
+    if let Some(credit) = &effects.credit {
+        insert_credit(
+            ctx,
+            &CreditRow {
+                id: &req.credit_id,
+                email: &credit.email,
+                amount: CreditKind::Grant.signed(&credit.amount)?,
+                currency: &credit.amount.currency,
+                kind: CreditKind::Grant,
+                license_id: Some(&license.id),
+                decision_id: Some(&req.id),
+                order_id: None,
+                at: now,
+                actor: &req.actor,
+            },
+        )?;
+    }
+    if effects.license_changed {
         update_license_state(ctx, &license)?;
     }
-    let decision = Decision {
-        id: req.id.clone(),
-        license_id: license.id.clone(),
+    let record = DecisionRecord {
+        id: &req.id,
         remedy: req.remedy,
-        reason: req.reason.clone(),
-        actor: serde_json::from_str(&req.actor.to_json()).unwrap_or_default(),
         automatic: req.automatic,
-        at: now,
-        evidence: serde_json::to_value(&evidence).unwrap_or_default(),
-        result,
-        claim_id: req.claim_id.clone(),
+        reason: &req.reason,
+        result: &effects.result,
+        evidence: &evidence,
+        claim: req.claim_id.as_deref(),
     };
+    let evidence_json = serde_json::to_value(&evidence)
+        .map_err(|e| StorageError::Corrupt(format!("evidence: {e}")))?;
+    let result_json = serde_json::to_string(&effects.result)
+        .map_err(|e| StorageError::Corrupt(format!("result: {e}")))?;
+    let actor_json = serde_json::to_value(&req.actor)
+        .map_err(|e| StorageError::Corrupt(format!("actor: {e}")))?;
     ctx.conn
         .prepare_cached(&format!(
             "INSERT INTO decisions ({DECISION_COLUMNS}, new_license_id, idempotency_key, request_hash)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
         ))?
         .execute(params![
-            decision.id,
-            decision.license_id,
+            req.id,
+            license.id,
             req.remedy.as_str(),
-            decision.reason,
+            req.reason,
             req.actor.to_json(),
-            decision.automatic,
+            req.automatic,
             now.timestamp(),
-            decision.evidence.to_string(),
-            serde_json::to_string(&decision.result).unwrap_or_default(),
-            decision.claim_id,
-            decision.result.new_license,
+            evidence_json.to_string(),
+            result_json,
+            req.claim_id,
+            effects.result.new_license,
             req.idempotency.as_ref().map(|i| i.key.as_str()),
             req.idempotency.as_ref().map(|i| &i.request_hash[..]),
         ])?;
-    ctx.append(NewEvent {
-        at: now,
-        actor: req.actor.clone(),
-        kind: "grace_decision",
-        license_id: Some(license.id.clone()),
-        data: serde_json::json!({
-            "decision": decision.id,
-            "remedy": req.remedy.as_str(),
-            "automatic": req.automatic,
-            "reason": decision.reason,
-            "result": decision.result,
-            "days_late": evidence.days_late,
-            "ever_presented": evidence.ever_presented,
-            "claim": decision.claim_id,
-        }),
-    })?;
-    if let Some(new_id) = &decision.result.new_license {
-        ctx.append(NewEvent {
-            at: now,
-            actor: req.actor.clone(),
-            kind: "license_replaces",
-            license_id: Some(new_id.clone()),
-            data: serde_json::json!({ "supersedes": license.id, "decision": decision.id }),
-        })?;
+    ctx.append(NewEvent::about(
+        &license.id,
+        now,
+        req.actor.clone(),
+        record.event(),
+    ))?;
+    if let Some((new_id, event)) = record.replacement_event(&license.id) {
+        ctx.append(NewEvent::about(&new_id, now, req.actor.clone(), event))?;
     }
     if let Some(claim) = &req.claim_id {
         ctx.conn
@@ -228,20 +178,31 @@ pub(super) fn decide(
             )?
             .execute(params![
                 claim,
-                if req.automatic { "granted" } else { "resolved" },
-                decision.id,
+                ClaimStatus::closed_by(req.automatic).as_str(),
+                req.id,
                 now.timestamp()
             ])?;
     }
-    Ok(DecisionOutcome::Made(decision))
+    Ok(DecisionOutcome::Made(Decision {
+        id: req.id.clone(),
+        license_id: license.id.clone(),
+        remedy: req.remedy,
+        reason: req.reason.clone(),
+        actor: actor_json,
+        automatic: req.automatic,
+        at: now,
+        evidence: evidence_json,
+        result: effects.result,
+        claim_id: req.claim_id.clone(),
+    }))
 }
 
 struct CreditRow<'a> {
-    id: String,
+    id: &'a str,
     email: &'a str,
     amount: i64,
     currency: &'a str,
-    kind: &'a str,
+    kind: CreditKind,
     license_id: Option<&'a str>,
     decision_id: Option<&'a str>,
     order_id: Option<&'a str>,
@@ -261,29 +222,25 @@ fn insert_credit(ctx: &mut WriteCtx<'_>, row: &CreditRow<'_>) -> Result<(), Stor
             row.email,
             row.amount,
             row.currency,
-            row.kind,
+            row.kind.as_str(),
             row.license_id,
             row.decision_id,
             row.order_id,
             row.at.timestamp(),
             row.actor.to_json()
         ])?;
+    let event = row.kind.event(CreditMove {
+        entry: row.id.to_owned(),
+        email: row.email.to_owned(),
+        amount: row.amount,
+        currency: row.currency.to_owned(),
+        order_id: row.order_id.map(str::to_owned),
+    });
     ctx.append(NewEvent {
         at: row.at,
         actor: row.actor.clone(),
-        kind: if row.kind == "grant" {
-            "credit_granted"
-        } else {
-            "credit_redeemed"
-        },
         license_id: row.license_id.map(str::to_owned),
-        data: serde_json::json!({
-            "entry": row.id,
-            "email": row.email,
-            "amount": row.amount,
-            "currency": row.currency,
-            "order_id": row.order_id,
-        }),
+        event,
     })?;
     Ok(())
 }
@@ -320,8 +277,6 @@ pub(super) fn redeem(
     r: &Redemption,
     now: Timestamp,
 ) -> Result<(CreditEntry, bool), StorageError> {
-    let amount =
-        i64::try_from(r.amount.amount).map_err(|_| DomainError::field("amount", "is too large"))?;
     let existing = ctx
         .conn
         .prepare_cached(&format!(
@@ -329,33 +284,29 @@ pub(super) fn redeem(
         ))?
         .query_row([&r.order_id], credit_from_row)
         .optional()?;
-    if let Some(e) = existing {
-        if e.email != r.email || e.amount != -amount || e.currency != r.amount.currency {
-            return Err(DomainError::OrderConflict(r.order_id.clone()).into());
-        }
-        return Ok((e, false));
-    }
     let balance: i64 = ctx
         .conn
         .prepare_cached(
             "SELECT coalesce(sum(amount), 0) FROM credit_entries WHERE email = ?1 AND currency = ?2",
         )?
         .query_row(params![r.email, r.amount.currency], |row| row.get(0))?;
-    if balance < amount {
-        return Err(DomainError::InsufficientCredit {
-            balance: u64::try_from(balance).unwrap_or(0),
-            amount: r.amount.amount,
-        }
-        .into());
+    let stored = existing.as_ref().map(|e| StoredRedemption {
+        email: &e.email,
+        amount: e.amount,
+        currency: &e.currency,
+    });
+    if !check_redemption(&r.order_id, &r.email, &r.amount, stored, balance)? {
+        let e = existing.ok_or_else(|| StorageError::Corrupt("redemption vanished".into()))?;
+        return Ok((e, false));
     }
     insert_credit(
         ctx,
         &CreditRow {
-            id: r.id.clone(),
+            id: &r.id,
             email: &r.email,
-            amount: -amount,
+            amount: CreditKind::Redeem.signed(&r.amount)?,
             currency: &r.amount.currency,
-            kind: "redeem",
+            kind: CreditKind::Redeem,
             license_id: None,
             decision_id: None,
             order_id: Some(&r.order_id),
@@ -378,24 +329,9 @@ pub(super) fn confirm_payment(
     now: Timestamp,
 ) -> Result<License, StorageError> {
     let mut license = require_license(ctx, id)?;
-    if license.status != LicenseStatus::PendingPayment {
-        return Err(DomainError::InvalidTransition {
-            action: "confirm-payment",
-            status: license.status,
-        }
-        .into());
-    }
-    let paid: Option<Price> = license.amount_due.take();
-    license.status = LicenseStatus::Active;
-    license.updated_at = now;
+    let event = license.confirm_payment(now)?;
     update_license_state(ctx, &license)?;
-    ctx.append(NewEvent {
-        at: now,
-        actor: actor.clone(),
-        kind: "payment_confirmed",
-        license_id: Some(license.id.clone()),
-        data: serde_json::json!({ "amount": paid }),
-    })?;
+    ctx.append(NewEvent::about(id, now, actor.clone(), event))?;
     Ok(license)
 }
 
@@ -403,12 +339,13 @@ const CLAIM_COLUMNS: &str =
     "id, license_id, email, message, status, note, decision_id, created_at, resolved_at";
 
 fn claim_from_row(r: &Row<'_>) -> rusqlite::Result<Claim> {
+    let status: String = r.get(4)?;
     Ok(Claim {
         id: r.get(0)?,
         license_id: r.get(1)?,
         email: r.get(2)?,
         message: r.get(3)?,
-        status: r.get(4)?,
+        status: ClaimStatus::parse(&status).ok_or_else(|| super::corrupt("claim status"))?,
         note: r.get(5)?,
         decision_id: r.get(6)?,
         created_at: time::from_unix(r.get(7)?),
@@ -424,12 +361,13 @@ pub(super) fn claim(conn: &Connection, id: &str) -> Result<Option<Claim>, Storag
         .optional()?)
 }
 
-/// Claims with a status, oldest first (at most 500).
-pub(super) fn claims(conn: &Connection, status: &str) -> Result<Vec<Claim>, StorageError> {
+/// Claims with a status, oldest first (at most [`MAX_LISTED_CLAIMS`]).
+pub(super) fn claims(conn: &Connection, status: ClaimStatus) -> Result<Vec<Claim>, StorageError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {CLAIM_COLUMNS} FROM claims WHERE status = ?1 ORDER BY created_at, rowid LIMIT 500"
+        "SELECT {CLAIM_COLUMNS} FROM claims WHERE status = ?1 ORDER BY created_at, id
+         LIMIT {MAX_LISTED_CLAIMS}"
     ))?;
-    let rows = stmt.query_map([status], claim_from_row)?;
+    let rows = stmt.query_map([status.as_str()], claim_from_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
@@ -442,7 +380,7 @@ pub(super) fn file_claim(
     let Some(license_id) = super::activations::license_of_key(ctx.conn, &c.key_hash)? else {
         return Ok(ClaimOutcome::NotFound);
     };
-    super::activations::mark_presented(ctx, &license_id, "claim", now)?;
+    super::activations::mark_presented(ctx, &license_id, false, PresentedBy::Claim, now)?;
     let license = require_license(ctx, &license_id)?;
     let evidence = evidence_of(ctx.conn, &license, now)?;
     let product = c.catalog.get(&license.product);
@@ -457,8 +395,7 @@ pub(super) fn file_claim(
                     id: c.decision_id.clone(),
                     license_id: license_id.clone(),
                     remedy: Remedy::Extend,
-                    reason: "late_claims policy: never activated, within the policy's limits"
-                        .into(),
+                    reason: AUTOMATIC_EXTENSION_REASON.into(),
                     days: Some(days),
                     email: None,
                     target: None,
@@ -470,6 +407,7 @@ pub(super) fn file_claim(
                     automatic: true,
                     idempotency: None,
                     claim_id: None,
+                    credit_id: c.credit_id.clone(),
                 },
                 now,
             )?;
@@ -478,7 +416,7 @@ pub(super) fn file_claim(
                 ctx,
                 c,
                 &license_id,
-                "granted",
+                ClaimStatus::Granted,
                 None,
                 Some(&decision.id),
                 now,
@@ -487,7 +425,15 @@ pub(super) fn file_claim(
         }
         ClaimVerdict::ForSupport(why) => why,
     };
-    insert_claim(ctx, c, &license_id, "pending", Some(note), None, now)?;
+    insert_claim(
+        ctx,
+        c,
+        &license_id,
+        ClaimStatus::Pending,
+        Some(note),
+        None,
+        now,
+    )?;
     let filed =
         claim(ctx.conn, &c.id)?.ok_or_else(|| StorageError::Corrupt("claim vanished".into()))?;
     Ok(ClaimOutcome::Filed(Box::new(filed)))
@@ -497,7 +443,7 @@ fn insert_claim(
     ctx: &mut WriteCtx<'_>,
     c: &NewClaim,
     license_id: &str,
-    status: &str,
+    status: ClaimStatus,
     note: Option<&str>,
     decision: Option<&str>,
     now: Timestamp,
@@ -512,25 +458,24 @@ fn insert_claim(
             license_id,
             c.email,
             c.message,
-            status,
+            status.as_str(),
             note,
             decision,
             now.timestamp(),
             resolved
         ])?;
-    ctx.append(NewEvent {
-        at: now,
-        actor: Actor::LicenseKey,
-        kind: "claim_filed",
-        license_id: Some(license_id.to_owned()),
-        data: serde_json::json!({
-            "claim": c.id,
-            "status": status,
-            "note": note,
-            "decision": decision,
-            "email": c.email,
-        }),
-    })?;
+    ctx.append(NewEvent::about(
+        license_id,
+        now,
+        Actor::LicenseKey,
+        AuditEvent::ClaimFiled {
+            claim: c.id.clone(),
+            status,
+            note: note.map(str::to_owned),
+            decision: decision.map(str::to_owned),
+            email: c.email.clone(),
+        },
+    ))?;
     Ok(())
 }
 
@@ -540,15 +485,12 @@ pub(super) fn resolve_claim(
     req: &GraceRequest,
     now: Timestamp,
 ) -> Result<DecisionOutcome, StorageError> {
-    let claim_id = req.claim_id.as_deref().unwrap_or_default();
+    let claim_id = req
+        .claim_id
+        .as_deref()
+        .ok_or_else(|| StorageError::Corrupt("a claim's decision without its claim".into()))?;
     let found = claim(ctx.conn, claim_id)?.ok_or(DomainError::ClaimNotFound)?;
-    if found.status != "pending" {
-        // A retry with the same Idempotency-Key still finds its decision.
-        if req.idempotency.is_some() {
-            return decide(ctx, req, now);
-        }
-        return Err(DomainError::ClaimResolved.into());
-    }
+    found.status.check_resolvable(req.idempotency.is_some())?;
     if found.license_id != req.license_id {
         return Err(StorageError::Corrupt("claim and license disagree".into()));
     }

@@ -13,11 +13,17 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::domain::audit::{verify_chain, Actor, ChainError, Event, EventRecord, NewEvent};
-use crate::domain::license::{Action, License, LicenseStatus, NewLicense};
+use crate::domain::audit::{
+    verify_chain, Actor, AuditEvent, ChainError, ClaimStatus, Event, EventRecord, NewEvent,
+    PresentedBy,
+};
+use crate::domain::grace::PastEvent;
+use crate::domain::license::{
+    Action, License, LicenseStatus, MintDecision, NewLicense, MAX_EMAIL_MATCHES,
+};
 use crate::domain::product::{DurationFrom, KeyFormat, Price};
 use crate::domain::time::{self, Timestamp};
-use crate::domain::token::{ApiToken, NewApiToken, Role};
+use crate::domain::token::{the_named_token, ApiToken, NewApiToken, Role};
 use crate::domain::DomainError;
 use crate::storage::activation::{
     Activation, ActivationOutcome, Deactivation, DeactivationOutcome, KeyFacts, NewActivation,
@@ -25,11 +31,11 @@ use crate::storage::activation::{
 use crate::storage::grace::{
     Claim, ClaimOutcome, CreditEntry, DecisionOutcome, GraceRequest, NewClaim, Redemption,
 };
+use crate::storage::last_seen::SeenTimes;
 use crate::storage::{
     IssuedKey, KnownKey, LicenseLookup, LicensePage, MintOutcome, Storage, StorageError, StoredKey,
 };
 
-use activations::Touches;
 pub use backup::{backup, BackupError, BackupReport};
 pub use migrations::{MigrationError, CURRENT_VERSION};
 use pool::ReadPool;
@@ -37,9 +43,8 @@ use writer::{WriteCtx, Writer};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "keyclerk.db";
-const READERS: usize = 4;
-/// How often last-seen times noted by validations are written.
-const TOUCH_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// Read connections in the pool.
+const READ_CONNECTIONS: usize = 4;
 
 /// Why the database could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -65,46 +70,25 @@ pub enum OpenError {
     Thread(std::io::Error),
 }
 
+impl From<rusqlite::Error> for StorageError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Database(Box::new(e))
+    }
+}
+
 /// keyclerk's SQLite storage.
 #[derive(Clone)]
 pub struct SqliteStore {
     writer: Writer,
     readers: Arc<ReadPool>,
-    touches: Arc<Touches>,
     _background: Arc<Background>,
     path: PathBuf,
 }
 
-/// Stops the background threads when the last copy of the store is dropped: the
-/// last-seen flusher (after a last flush) and the checkpointer (after a last
-/// checkpoint).
+/// Stops the checkpointer (after a last checkpoint) when the last copy of the store
+/// is dropped.
 struct Background {
-    _flusher: std::sync::mpsc::Sender<()>,
     _checkpointer: std::sync::mpsc::Sender<()>,
-}
-
-/// Writes noted last-seen times every [`TOUCH_FLUSH_EVERY`], and once more at the end.
-fn start_flusher(
-    writer: Writer,
-    touches: Arc<Touches>,
-) -> std::io::Result<std::sync::mpsc::Sender<()>> {
-    let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    std::thread::Builder::new()
-        .name("keyclerk-touches".into())
-        .spawn(move || loop {
-            let last = !matches!(
-                stopped.recv_timeout(TOUCH_FLUSH_EVERY),
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout)
-            );
-            let pending = touches.take();
-            if !pending.is_empty() {
-                writer.submit(move |ctx| activations::apply_touches(ctx, &pending));
-            }
-            if last {
-                break;
-            }
-        })?;
-    Ok(stop)
 }
 
 /// Prepared statements kept per connection (rusqlite's default of 16 is fewer than
@@ -179,18 +163,14 @@ impl SqliteStore {
             path: path.clone(),
             source,
         })?;
-        let readers = ReadPool::open(&path, READERS).map_err(sqlite)?;
+        let readers = ReadPool::open(&path, READ_CONNECTIONS).map_err(sqlite)?;
         let writer = Writer::start(conn).map_err(OpenError::Thread)?;
-        let touches = Arc::new(Touches::default());
         let background = Background {
-            _flusher: start_flusher(writer.clone(), Arc::clone(&touches))
-                .map_err(OpenError::Thread)?,
             _checkpointer: start_checkpointer(&path)?,
         };
         Ok(Self {
             writer,
             readers: Arc::new(readers),
-            touches,
             _background: Arc::new(background),
             path,
         })
@@ -228,7 +208,10 @@ impl SqliteStore {
             f(&conn)
         })
         .await
-        .map_err(|_| StorageError::Unavailable("reader task failed"))?
+        .map_err(|e| match e.try_into_panic() {
+            Ok(p) => StorageError::Panicked(writer::panic_message(p.as_ref())),
+            Err(_) => StorageError::Unavailable("reader task was cancelled"),
+        })?
     }
 }
 
@@ -238,7 +221,7 @@ pub(super) const LICENSE_COLUMNS: &str =
      key_format, created_at, updated_at, price_amount, price_currency, supersedes, superseded_by, \
      due_amount, due_currency";
 
-fn corrupt(what: &str) -> rusqlite::Error {
+pub(super) fn corrupt(what: &str) -> rusqlite::Error {
     rusqlite::Error::InvalidColumnType(0, what.to_owned(), rusqlite::types::Type::Text)
 }
 
@@ -344,15 +327,17 @@ pub(super) fn mint_one(
         .prepare_cached("SELECT id, request_hash FROM licenses WHERE order_id = ?1")?
         .query_row([&l.order_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    if let Some((id, hash)) = existing {
-        if hash != new.request_hash {
-            return Err(DomainError::OrderConflict(l.order_id.clone()).into());
-        }
+    if let MintDecision::Existing = new.decide(existing.as_ref().map(|(_, h)| h.as_slice()))? {
+        let id = existing
+            .map(|(id, _)| id)
+            .ok_or_else(|| StorageError::Corrupt("an existing order without a row".into()))?;
         let license = load_license(ctx.conn, &id)?
             .ok_or_else(|| StorageError::Corrupt(format!("license {id} vanished")))?;
         let stored = latest_key(ctx.conn, &id)?;
         return Ok(MintOutcome::Existing(license, stored));
     }
+    let entitlements = serde_json::to_string(&l.entitlements)
+        .map_err(|e| StorageError::Corrupt(format!("entitlements: {e}")))?;
     ctx.conn
         .prepare_cached(&format!(
             "INSERT INTO licenses ({LICENSE_COLUMNS}, request_hash)
@@ -371,7 +356,7 @@ pub(super) fn mint_one(
             l.duration_from.as_str(),
             l.extra_days,
             l.seats,
-            serde_json::to_string(&l.entitlements).unwrap_or_else(|_| "[]".into()),
+            entitlements,
             l.metadata
                 .as_ref()
                 .map(|m| serde_json::Value::Object(m.clone()).to_string()),
@@ -388,21 +373,12 @@ pub(super) fn mint_one(
             &new.request_hash[..],
         ])?;
     store_key(ctx.conn, &l.id, key, l.created_at)?;
-    ctx.append(NewEvent {
-        at: l.created_at,
-        actor: actor.clone(),
-        kind: "license_minted",
-        license_id: Some(l.id.clone()),
-        data: serde_json::json!({
-            "order_id": l.order_id,
-            "product": l.product,
-            "seats": l.seats,
-            "purchased_at": time::format(l.purchased_at),
-            "activate_by": l.activate_by.map(time::format),
-            "expires_at": l.expires_at.map(time::format),
-            "kid": key.stored.kid,
-        }),
-    })?;
+    ctx.append(NewEvent::about(
+        &l.id,
+        l.created_at,
+        actor.clone(),
+        new.minted_event(&key.stored.kid),
+    ))?;
     Ok(MintOutcome::Created(l.clone()))
 }
 
@@ -459,18 +435,47 @@ pub(super) fn license_events(
          WHERE license_id = ?1 ORDER BY seq",
     )?;
     let rows = stmt.query_map([license_id], |r| {
-        let actor: String = r.get(2)?;
-        let data: String = r.get(5)?;
-        Ok(Event {
-            seq: r.get(0)?,
-            at: time::from_unix(r.get(1)?),
-            actor: serde_json::from_str(&actor).unwrap_or(serde_json::Value::Null),
-            kind: r.get(3)?,
-            license_id: r.get(4)?,
-            data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
-        })
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, Option<String>>(4)?,
+            r.get::<_, String>(5)?,
+        ))
     })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    let mut events = Vec::new();
+    for row in rows {
+        let (seq, at, actor, kind, license_id, data) = row?;
+        let json = |what: &str, text: &str| {
+            serde_json::from_str(text)
+                .map_err(|e| StorageError::Corrupt(format!("event {seq}: {what}: {e}")))
+        };
+        events.push(Event {
+            seq,
+            at: time::from_unix(at),
+            actor: json("actor", &actor)?,
+            kind,
+            license_id,
+            data: json("data", &data)?,
+        });
+    }
+    Ok(events)
+}
+
+/// The events of one license as the domain reads them, oldest first.
+pub(super) fn past_events(
+    conn: &Connection,
+    license_id: &str,
+) -> Result<Vec<PastEvent>, StorageError> {
+    license_events(conn, license_id)?
+        .into_iter()
+        .map(|e| {
+            let event = AuditEvent::from_stored(&e.kind, e.data)
+                .map_err(|err| StorageError::Corrupt(format!("event {}: {err}", e.seq)))?;
+            Ok(PastEvent { at: e.at, event })
+        })
+        .collect()
 }
 
 pub(super) fn require_license(ctx: &WriteCtx<'_>, id: &str) -> Result<License, StorageError> {
@@ -511,25 +516,17 @@ impl Storage for SqliteStore {
     async fn mark_presented(
         &self,
         license_id: String,
-        by: &'static str,
+        by: PresentedBy,
         now: Timestamp,
     ) -> Result<(), StorageError> {
         self.writer
-            .write(move |ctx| activations::mark_presented(ctx, &license_id, by, now))
+            .write(move |ctx| activations::mark_presented(ctx, &license_id, false, by, now))
             .await
     }
 
-    fn touch(&self, license_id: &str, activation_id: Option<&str>, now: Timestamp) {
-        self.touches.add(license_id, activation_id, now);
-    }
-
-    async fn flush_touches(&self) -> Result<(), StorageError> {
-        let pending = self.touches.take();
-        if pending.is_empty() {
-            return Ok(());
-        }
+    async fn record_last_seen(&self, seen: SeenTimes) -> Result<(), StorageError> {
         self.writer
-            .write(move |ctx| activations::apply_touches(ctx, &pending))
+            .write(move |ctx| activations::record_last_seen(ctx, &seen))
             .await
     }
 
@@ -580,9 +577,8 @@ impl Storage for SqliteStore {
         self.read(move |c| grace::claim(c, &id)).await
     }
 
-    async fn claims(&self, status: &str) -> Result<Vec<Claim>, StorageError> {
-        let status = status.to_owned();
-        self.read(move |c| grace::claims(c, &status)).await
+    async fn claims(&self, status: ClaimStatus) -> Result<Vec<Claim>, StorageError> {
+        self.read(move |c| grace::claims(c, status)).await
     }
 
     async fn resolve_claim(
@@ -624,19 +620,7 @@ impl Storage for SqliteStore {
     ) -> Result<Vec<Result<MintOutcome, StorageError>>, StorageError> {
         self.writer
             .write(move |ctx| {
-                let mut out = Vec::with_capacity(items.len());
-                for (new, key) in &items {
-                    match mint_one(ctx, new, key, &actor) {
-                        Ok(outcome) => out.push(Ok(outcome)),
-                        // A refused item (an order conflict) is refused before it
-                        // writes anything: the others go on without a savepoint each.
-                        Err(refused @ StorageError::Domain(_)) => out.push(Err(refused)),
-                        // Anything else fails the whole request, which the job's
-                        // savepoint rolls back.
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok(out)
+                crate::storage::mint_each(&items, |new, key| mint_one(ctx, new, key, &actor))
             })
             .await
     }
@@ -663,7 +647,7 @@ impl Storage for SqliteStore {
                 LicenseLookup::Email(e) => (
                     format!(
                         "SELECT {LICENSE_COLUMNS} FROM licenses WHERE customer_email = ?1
-                         ORDER BY rowid LIMIT 100"
+                         ORDER BY id LIMIT {MAX_EMAIL_MATCHES}"
                     ),
                     e.into(),
                 ),
@@ -687,8 +671,8 @@ impl Storage for SqliteStore {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {LICENSE_COLUMNS} FROM licenses
                  WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR product = ?2)
-                   AND (?3 IS NULL OR rowid > (SELECT rowid FROM licenses WHERE id = ?3))
-                 ORDER BY rowid LIMIT ?4"
+                   AND (?3 IS NULL OR id > ?3)
+                 ORDER BY id LIMIT ?4"
             ))?;
             let rows = stmt.query_map(
                 params![
@@ -715,21 +699,9 @@ impl Storage for SqliteStore {
         self.writer
             .write(move |ctx| {
                 let mut license = require_license(ctx, &id)?;
-                let from = license.status;
-                license.status = license.apply(action)?;
-                license.updated_at = now;
+                let event = license.transition(action, reason, now)?;
                 update_license_state(ctx, &license)?;
-                ctx.append(NewEvent {
-                    at: now,
-                    actor,
-                    kind: action.event_kind(),
-                    license_id: Some(id),
-                    data: serde_json::json!({
-                        "from": from.as_str(),
-                        "to": license.status.as_str(),
-                        "reason": reason,
-                    }),
-                })?;
+                ctx.append(NewEvent::about(&id, now, actor, event))?;
                 Ok(license)
             })
             .await
@@ -745,24 +717,9 @@ impl Storage for SqliteStore {
         self.writer
             .write(move |ctx| {
                 let mut license = require_license(ctx, &id)?;
-                let before = license.expires_at;
-                let renewal = license.renew(days, now)?;
-                license.expires_at = renewal.expires_at;
-                license.extra_days = renewal.extra_days;
-                license.updated_at = now;
+                let event = license.apply_renewal(days, now)?;
                 update_license_state(ctx, &license)?;
-                ctx.append(NewEvent {
-                    at: now,
-                    actor,
-                    kind: "license_renewed",
-                    license_id: Some(id),
-                    data: serde_json::json!({
-                        "days": renewal.days,
-                        "expires_before": before.map(time::format),
-                        "expires_at": renewal.expires_at.map(time::format),
-                        "extra_days": renewal.extra_days,
-                    }),
-                })?;
+                ctx.append(NewEvent::about(&id, now, actor, event))?;
                 Ok(license)
             })
             .await
@@ -784,23 +741,10 @@ impl Storage for SqliteStore {
                         new.prefix,
                         new.created_at.timestamp()
                     ])?;
-                ctx.append(NewEvent {
-                    at: new.created_at,
-                    actor,
-                    kind: "token_created",
-                    license_id: None,
-                    data: serde_json::json!({
-                        "token": new.id, "role": new.role.as_str(), "name": new.name,
-                    }),
-                })?;
-                Ok(ApiToken {
-                    id: new.id,
-                    role: new.role,
-                    name: new.name,
-                    prefix: new.prefix,
-                    created_at: new.created_at,
-                    revoked_at: None,
-                })
+                let at = new.created_at;
+                let (token, event) = new.created();
+                ctx.append(NewEvent::general(at, actor, event))?;
+                Ok(token)
             })
             .await
     }
@@ -824,29 +768,19 @@ impl Storage for SqliteStore {
     ) -> Result<ApiToken, StorageError> {
         self.writer
             .write(move |ctx| {
-                let mut token = ctx
+                let token = ctx
                     .conn
                     .prepare_cached(&format!(
                         "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = ?1 OR prefix = ?1"
                     ))?
                     .query_map([&id], token_from_row)?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                if token.len() != 1 {
-                    return Err(DomainError::TokenNotFound.into());
-                }
-                let mut token = token.remove(0);
-                if token.revoked_at.is_none() {
+                let mut token = the_named_token(token)?;
+                if let Some(event) = token.revoke(now) {
                     ctx.conn
                         .prepare_cached("UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1")?
                         .execute(params![token.id, now.timestamp()])?;
-                    token.revoked_at = Some(now);
-                    ctx.append(NewEvent {
-                        at: now,
-                        actor,
-                        kind: "token_revoked",
-                        license_id: None,
-                        data: serde_json::json!({ "token": token.id, "name": token.name }),
-                    })?;
+                    ctx.append(NewEvent::general(now, actor, event))?;
                 }
                 Ok(token)
             })
@@ -885,10 +819,14 @@ impl Storage for SqliteStore {
         .await
     }
 
-    async fn register_keys(&self, keys: Vec<KnownKey>, actor: Actor) -> Result<(), StorageError> {
+    async fn register_keys(
+        &self,
+        keys: Vec<KnownKey>,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<(), StorageError> {
         self.writer
             .write(move |ctx| {
-                let now = time::now();
                 for k in keys {
                     let inserted = ctx
                         .conn
@@ -898,13 +836,7 @@ impl Storage for SqliteStore {
                         )?
                         .execute(params![k.kid, k.public_key, now.timestamp()])?;
                     if inserted == 1 {
-                        ctx.append(NewEvent {
-                            at: now,
-                            actor: actor.clone(),
-                            kind: "signing_key_registered",
-                            license_id: None,
-                            data: serde_json::json!({ "kid": k.kid, "public_key": k.public_key }),
-                        })?;
+                        ctx.append(NewEvent::general(now, actor.clone(), k.registered_event()))?;
                     }
                 }
                 Ok(())

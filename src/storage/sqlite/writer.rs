@@ -11,7 +11,7 @@ use std::thread;
 
 use rusqlite::{params, Connection};
 
-use crate::domain::audit::{EventRecord, NewEvent};
+use crate::domain::audit::NewEvent;
 use crate::storage::StorageError;
 
 /// Most jobs committed together.
@@ -28,14 +28,7 @@ pub struct WriteCtx<'c> {
 impl WriteCtx<'_> {
     /// Appends an event to the hash-chained log.
     pub fn append(&mut self, event: NewEvent) -> Result<i64, StorageError> {
-        let record = EventRecord {
-            seq: self.head_seq + 1,
-            at: event.at.timestamp(),
-            actor: event.actor.to_json(),
-            kind: event.kind.to_owned(),
-            license_id: event.license_id,
-            data: event.data.to_string(),
-        };
+        let record = event.record(self.head_seq + 1);
         let hash = record.chain_hash(&self.head_hash);
         self.conn
             .prepare_cached(
@@ -66,13 +59,17 @@ type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (bool, Deliver) + Send>;
 /// A handle to the writer thread; cheap to clone.
 #[derive(Clone)]
 pub struct Writer {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
 }
+
+/// Jobs that may wait for the writer; past this a write is refused as unavailable
+/// (503 with `Retry-After`) instead of queueing without bound.
+pub const QUEUE_CAPACITY: usize = 16 * MAX_BATCH;
 
 impl Writer {
     /// Starts the writer thread on `conn`.
     pub fn start(conn: Connection) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE_CAPACITY);
         thread::Builder::new()
             .name("keyclerk-writer".into())
             .spawn(move || run(conn, rx))?;
@@ -87,7 +84,10 @@ impl Writer {
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |ctx| {
-            let result = f(ctx);
+            // A panic is a bug: the caller hears of it as such (never as a retryable
+            // "unavailable"), and the job's savepoint rolls it back.
+            let result = catch_unwind(AssertUnwindSafe(|| f(ctx)))
+                .unwrap_or_else(|p| Err(StorageError::Panicked(panic_message(p.as_ref()))));
             let ok = result.is_ok();
             let deliver: Deliver = Box::new(move |commit| {
                 let outcome = match result {
@@ -99,14 +99,24 @@ impl Writer {
             });
             (ok, deliver)
         });
-        self.jobs
-            .send(job)
-            .map_err(|_| StorageError::Unavailable("writer stopped"))?;
+        self.jobs.try_send(job).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => StorageError::Unavailable("the write queue is full"),
+            mpsc::TrySendError::Disconnected(_) => StorageError::Unavailable("writer stopped"),
+        })?;
         rx.await
             .map_err(|_| StorageError::Unavailable("writer dropped a job"))?
     }
 }
 
+/// The message of a caught panic.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+#[cfg(test)]
 impl Writer {
     /// Queues `f` for the next group commit without waiting for it (best effort:
     /// a failure is logged).
@@ -246,7 +256,7 @@ fn fail_without_running(job: Job) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::audit::Actor;
+    use crate::domain::audit::{Actor, AuditEvent};
     use crate::domain::time;
     use crate::domain::DomainError;
 
@@ -263,13 +273,14 @@ mod tests {
     }
 
     fn event(n: i64) -> NewEvent {
-        NewEvent {
-            at: time::now(),
-            actor: Actor::System,
-            kind: "test",
-            license_id: None,
-            data: serde_json::json!({ "n": n }),
-        }
+        NewEvent::general(
+            time::now(),
+            Actor::System,
+            AuditEvent::TokenRevoked {
+                token: format!("tok_{n}"),
+                name: "test".into(),
+            },
+        )
     }
 
     /// Jobs queued while the writer is busy share one transaction; the ones that
@@ -324,7 +335,7 @@ mod tests {
             let n = n as i64;
             match (n % 3, answer) {
                 (0, Err(StorageError::Domain(_))) => {}
-                (_, Err(StorageError::Unavailable(_))) if n == 31 => {}
+                (_, Err(StorageError::Panicked(m))) if n == 31 && m == "job 31 panics" => {}
                 (_, Ok(v)) if *v == n && n % 3 != 0 && n != 31 => {}
                 other => panic!("job {n}: {other:?}"),
             }
