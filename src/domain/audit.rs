@@ -367,6 +367,39 @@ impl AuditEvent {
     pub fn kind(&self) -> String {
         self.to_stored().0
     }
+
+    /// Events a key holder can repeat at will (a refused machine retrying, a machine
+    /// refreshing) are chained once per license, subject, code and UTC day; the
+    /// repeats of that day are counted beside the first instead of each growing the
+    /// log. This is the window such an event falls in, or `None` for an event that
+    /// is always chained.
+    pub fn repeat_window(&self, at: Timestamp) -> Option<String> {
+        let day = at.timestamp().div_euclid(86_400);
+        match self {
+            Self::ActivationRefused { code, fingerprint } => {
+                Some(format!("activation_refused/{day}/{code}/{fingerprint}"))
+            }
+            Self::ActivationRefreshed { activation } => {
+                Some(format!("activation_refreshed/{day}/{activation}"))
+            }
+            Self::DeactivationRefused {
+                activation, code, ..
+            } => Some(format!("deactivation_refused/{day}/{code}/{activation}")),
+            _ => None,
+        }
+    }
+}
+
+/// How often a chained event repeated in its window (see
+/// [`AuditEvent::repeat_window`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Repeats {
+    /// Times it happened in its window, the chained one included.
+    pub count: u64,
+    /// The last time.
+    #[serde(with = "time::serde_req")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_at: Timestamp,
 }
 
 /// An event about to be appended.
@@ -434,6 +467,9 @@ pub struct Event {
     pub license_id: Option<String>,
     /// Details.
     pub data: serde_json::Value,
+    /// For a refusal or refresh that repeated the same day: how often, until when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<Repeats>,
 }
 
 /// The stored text of one event, exactly as it is hashed.

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::audit::{AuditEvent, ClaimStatus, CreditMove};
+use crate::domain::audit::{AuditEvent, ClaimStatus, CreditMove, Repeats};
 use crate::domain::license::{License, LicenseStatus, NewLicense};
 use crate::domain::product::Price;
 use crate::domain::time::{self, plus_days, Timestamp};
@@ -55,6 +55,21 @@ pub struct PastEvent {
     pub at: Timestamp,
     /// What happened.
     pub event: AuditEvent,
+    /// How often it repeated that day, if it did.
+    pub repeats: Option<Repeats>,
+}
+
+/// The events the evidence reads, so that storage reads only those (with an index)
+/// and never a license's whole history: of the kinds in `first_of` only the first
+/// event matters, of those in `all_of` every one.
+pub struct EvidenceEvents;
+
+impl EvidenceEvents {
+    /// Kinds of which the evidence reads only the first event.
+    pub const FIRST_OF: [&'static str; 2] = ["key_first_presented", "activation_created"];
+    /// Kinds of which the evidence reads every event (refusals are chained at most
+    /// once per machine, code and day, so these stay few).
+    pub const ALL_OF: [&'static str; 2] = ["activation_refused", "grace_decision"];
 }
 
 /// What a decision did, beside the evidence.
@@ -92,6 +107,12 @@ pub struct RefusedAttempt {
     pub at: Timestamp,
     /// The refusal code (`activation_window_closed`, ...).
     pub code: String,
+    /// Refusals of this machine with this code that day (at least 1).
+    pub attempts: u64,
+    /// The last of them.
+    #[serde(with = "time::serde_req")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_at: Timestamp,
 }
 
 /// An earlier decision on the same license, from the log.
@@ -168,6 +189,8 @@ impl Evidence {
                     AuditEvent::ActivationRefused { code, .. } => Some(RefusedAttempt {
                         at: e.at,
                         code: code.clone(),
+                        attempts: e.repeats.map_or(1, |r| r.count),
+                        last_at: e.repeats.map_or(e.at, |r| r.last_at),
                     }),
                     _ => None,
                 })
@@ -731,7 +754,37 @@ mod tests {
     }
 
     fn event(at_: &str, event: AuditEvent) -> PastEvent {
-        PastEvent { at: at(at_), event }
+        PastEvent {
+            at: at(at_),
+            event,
+            repeats: None,
+        }
+    }
+
+    #[test]
+    fn the_evidence_kinds_are_the_kinds_it_reads() {
+        let presented = presented().kind();
+        let refused = refused("x").kind();
+        assert_eq!(EvidenceEvents::FIRST_OF[0], presented);
+        assert_eq!(EvidenceEvents::ALL_OF[0], refused);
+        let created = AuditEvent::ActivationCreated {
+            activation: "a".into(),
+            fingerprint: "f".into(),
+            seats_in_use: 1,
+            expires_at: None,
+        };
+        assert_eq!(EvidenceEvents::FIRST_OF[1], created.kind());
+        let decided = AuditEvent::GraceDecision {
+            decision: "d".into(),
+            remedy: Remedy::Decline,
+            automatic: false,
+            reason: "r".into(),
+            result: Box::default(),
+            days_late: 0,
+            ever_presented: false,
+            claim: None,
+        };
+        assert_eq!(EvidenceEvents::ALL_OF[1], decided.kind());
     }
 
     fn presented() -> AuditEvent {

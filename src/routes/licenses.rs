@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::routes::auth::Caller;
 use crate::routes::extract::{from_value, JsonBody, OptionalJsonBody, MAX_BATCH_BODY_BYTES};
 use crate::service::{long_text, AppState, Minted, MAX_BATCH};
-use crate::storage::{LicenseLookup, LicensePage};
+use crate::storage::{EventPage, LicenseLookup, LicensePage};
 
 const READERS: &[Role] = &[Role::Vendor, Role::Support];
 
@@ -312,14 +312,31 @@ pub async fn activations(
     })))
 }
 
-/// `GET /v1/licenses/{id}/history`: the license's audit events, oldest first.
+/// Query of `GET /v1/licenses/{id}/history`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// At most this many events (1 to 1000, default 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// Only events after this sequence number (the `next` of the page before).
+    #[param(minimum = 0)]
+    after: Option<i64>,
+}
+
+/// Most events in one page of a license's history.
+const HISTORY_PAGE_MAX: u32 = 1000;
+
+/// `GET /v1/licenses/{id}/history`: the license's audit events, oldest first, a page
+/// at a time.
 #[utoipa::path(
     get,
     path = "/v1/licenses/{id}/history",
     tag = "support",
-    params(("id" = String, Path, description = "License id (lic_…)")),
+    params(("id" = String, Path, description = "License id (lic_…)"), HistoryQuery),
     responses(
-        (status = 200, description = "The license's audit events, oldest first", body = crate::routes::openapi::History),
+        (status = 200, description = "A page of the license's audit events, oldest first; `next` is the cursor of the next page", body = crate::routes::openapi::History),
         (status = 404, description = "`license_not_found`")
     )
 )]
@@ -327,12 +344,29 @@ pub async fn history(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
+    q: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(READERS)?;
     let id = license_id(&path)?;
+    let limit = q.limit.unwrap_or(HISTORY_PAGE_MAX);
+    if !(1..=HISTORY_PAGE_MAX).contains(&limit) {
+        return Err(ApiError::InvalidQuery(format!(
+            "limit: between 1 and {HISTORY_PAGE_MAX}"
+        )));
+    }
+    if q.after.is_some_and(|a| a < 0) {
+        return Err(ApiError::InvalidQuery("after: a sequence number".into()));
+    }
     if state.store.license(&id).await?.is_none() {
         return Err(DomainError::LicenseNotFound.into());
     }
-    let events = state.store.history(&id).await?;
-    Ok(HttpResponse::Ok().json(json!({ "license_id": id, "events": events })))
+    let page = EventPage {
+        after: q.after,
+        limit,
+    };
+    let events = state.store.history(&id, page).await?;
+    let next = (events.len() == limit as usize)
+        .then(|| events.last().map(|e| e.seq))
+        .flatten();
+    Ok(HttpResponse::Ok().json(json!({ "license_id": id, "events": events, "next": next })))
 }

@@ -152,8 +152,10 @@ pub struct Machines {
 pub struct History {
     /// The license.
     pub license_id: String,
-    /// Its audit events, oldest first.
+    /// A page of its audit events, oldest first.
     pub events: Vec<Event>,
+    /// The `after` of the next page; null on the last page.
+    pub next: Option<i64>,
 }
 
 /// `POST /v1/activations`.

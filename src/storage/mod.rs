@@ -98,6 +98,15 @@ pub struct LicensePage {
     pub after: Option<String>,
 }
 
+/// A page of a license's history.
+#[derive(Debug, Clone, Copy)]
+pub struct EventPage {
+    /// Events after this sequence number.
+    pub after: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+}
+
 /// A signing key the database has seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownKey {
@@ -293,8 +302,8 @@ pub trait Storage: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<(), StorageError>;
 
-    /// Events about one license, oldest first.
-    async fn history(&self, license_id: &str) -> Result<Vec<Event>, StorageError>;
+    /// A page of the events about one license, oldest first.
+    async fn history(&self, license_id: &str, page: EventPage) -> Result<Vec<Event>, StorageError>;
 
     /// Checks the audit chain from the first event; the count of events if intact.
     async fn verify_audit(&self) -> Result<Result<i64, ChainError>, StorageError>;

@@ -5,6 +5,7 @@
 )]
 
 mod activations;
+mod audit_growth;
 mod auth;
 mod authz;
 mod backup;

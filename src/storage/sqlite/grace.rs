@@ -6,7 +6,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::writer::WriteCtx;
-use super::{mint_one, past_events, require_license, store_key, update_license_state};
+use super::{evidence_events, mint_one, require_license, store_key, update_license_state};
 use crate::domain::audit::{Actor, AuditEvent, ClaimStatus, CreditMove, NewEvent, PresentedBy};
 use crate::domain::grace::{
     check_redemption, check_replay, ClaimVerdict, CreditKind, DecisionInput, DecisionRecord,
@@ -54,7 +54,7 @@ fn evidence_of(
 ) -> Result<Evidence, StorageError> {
     Ok(Evidence::gather(
         license,
-        &past_events(conn, &license.id)?,
+        &evidence_events(conn, &license.id)?,
         now,
     ))
 }
@@ -69,9 +69,12 @@ pub(super) fn decide(
         let found: Option<(Decision, Vec<u8>)> = ctx
             .conn
             .prepare_cached(&format!(
-                "SELECT {DECISION_COLUMNS}, request_hash FROM decisions WHERE idempotency_key = ?1"
+                "SELECT {DECISION_COLUMNS}, request_hash FROM decisions
+                 WHERE license_id = ?1 AND idempotency_key = ?2"
             ))?
-            .query_row([&idem.key], |r| Ok((decision_from_row(r)?, r.get(10)?)))
+            .query_row(params![req.license_id, idem.key], |r| {
+                Ok((decision_from_row(r)?, r.get(10)?))
+            })
             .optional()?;
         if let Some((decision, hash)) = found {
             check_replay(&hash, &idem.request_hash)?;

@@ -144,6 +144,44 @@ CREATE TABLE claims (
 ) STRICT;
 CREATE INDEX claims_by_status ON claims (status, created_at);
 "#,
+    // Idempotency keys are scoped per license; the evidence reads a license's events
+    // by kind; repeated refusals and refreshes are counted beside their first event.
+    r#"
+CREATE TABLE decisions_scoped (
+    id               TEXT PRIMARY KEY,
+    license_id       TEXT NOT NULL REFERENCES licenses (id),
+    remedy           TEXT NOT NULL,
+    reason           TEXT NOT NULL,
+    actor            TEXT NOT NULL,
+    automatic        INTEGER NOT NULL,
+    at               INTEGER NOT NULL,
+    evidence         TEXT NOT NULL,
+    result           TEXT NOT NULL,
+    new_license_id   TEXT,
+    claim_id         TEXT,
+    idempotency_key  TEXT,
+    request_hash     BLOB,
+    UNIQUE (license_id, idempotency_key)
+) STRICT;
+INSERT INTO decisions_scoped
+    SELECT id, license_id, remedy, reason, actor, automatic, at, evidence, result,
+           new_license_id, claim_id, idempotency_key, request_hash
+    FROM decisions;
+DROP TABLE decisions;
+ALTER TABLE decisions_scoped RENAME TO decisions;
+CREATE INDEX decisions_by_license ON decisions (license_id, at);
+
+CREATE INDEX events_by_license_kind ON events (license_id, kind, seq);
+
+CREATE TABLE event_repeats (
+    seq         INTEGER PRIMARY KEY REFERENCES events (seq),
+    license_id  TEXT NOT NULL,
+    window      TEXT NOT NULL,
+    count       INTEGER NOT NULL,
+    last_at     INTEGER NOT NULL,
+    UNIQUE (license_id, window)
+) STRICT;
+"#,
 ];
 
 /// The schema version this binary writes.

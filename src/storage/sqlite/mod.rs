@@ -13,11 +13,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use crate::domain::audit::Repeats;
 use crate::domain::audit::{
     verify_chain, Actor, AuditEvent, ChainError, ClaimStatus, Event, EventRecord, NewEvent,
     PresentedBy,
 };
-use crate::domain::grace::PastEvent;
+use crate::domain::grace::{EvidenceEvents, PastEvent};
 use crate::domain::license::{
     Action, License, LicenseStatus, MintDecision, NewLicense, MAX_EMAIL_MATCHES,
 };
@@ -33,7 +34,8 @@ use crate::storage::grace::{
 };
 use crate::storage::last_seen::SeenTimes;
 use crate::storage::{
-    IssuedKey, KnownKey, LicenseLookup, LicensePage, MintOutcome, Storage, StorageError, StoredKey,
+    EventPage, IssuedKey, KnownKey, LicenseLookup, LicensePage, MintOutcome, Storage, StorageError,
+    StoredKey,
 };
 
 pub use backup::{backup, BackupError, BackupReport};
@@ -425,55 +427,95 @@ pub(super) fn update_license_state(ctx: &WriteCtx<'_>, l: &License) -> Result<()
     Ok(())
 }
 
-/// The events of one license, oldest first.
+/// Columns of an event with its repeats, for [`event_from_row`].
+const EVENT_COLUMNS: &str = "events.seq, events.at, events.actor, events.kind, \
+     events.license_id, events.data, event_repeats.count, event_repeats.last_at";
+
+fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
+    let seq: i64 = r.get(0)?;
+    let json = |i: usize, what: &str| -> rusqlite::Result<serde_json::Value> {
+        let text: String = r.get(i)?;
+        serde_json::from_str(&text).map_err(|_| corrupt(what))
+    };
+    let count: Option<i64> = r.get(6)?;
+    let last_at: Option<i64> = r.get(7)?;
+    Ok(Event {
+        seq,
+        at: time::from_unix(r.get(1)?),
+        actor: json(2, "event actor")?,
+        kind: r.get(3)?,
+        license_id: r.get(4)?,
+        data: json(5, "event data")?,
+        repeats: match (count, last_at) {
+            (Some(count), Some(last_at)) if count > 1 => Some(Repeats {
+                count: u64::try_from(count).map_err(|_| corrupt("repeat count"))?,
+                last_at: time::from_unix(last_at),
+            }),
+            _ => None,
+        },
+    })
+}
+
+/// A page of one license's events, oldest first, after the event `page.after`.
 pub(super) fn license_events(
     conn: &Connection,
     license_id: &str,
+    page: &EventPage,
 ) -> Result<Vec<Event>, StorageError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, at, actor, kind, license_id, data FROM events
-         WHERE license_id = ?1 ORDER BY seq",
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events
+         LEFT JOIN event_repeats ON event_repeats.seq = events.seq
+         WHERE events.license_id = ?1 AND events.seq > ?2
+         ORDER BY events.seq LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(
+        params![license_id, page.after.unwrap_or(0), page.limit],
+        event_from_row,
     )?;
-    let rows = stmt.query_map([license_id], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, Option<String>>(4)?,
-            r.get::<_, String>(5)?,
-        ))
-    })?;
-    let mut events = Vec::new();
-    for row in rows {
-        let (seq, at, actor, kind, license_id, data) = row?;
-        let json = |what: &str, text: &str| {
-            serde_json::from_str(text)
-                .map_err(|e| StorageError::Corrupt(format!("event {seq}: {what}: {e}")))
-        };
-        events.push(Event {
-            seq,
-            at: time::from_unix(at),
-            actor: json("actor", &actor)?,
-            kind,
-            license_id,
-            data: json("data", &data)?,
-        });
-    }
-    Ok(events)
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-/// The events of one license as the domain reads them, oldest first.
-pub(super) fn past_events(
+/// The events the evidence of a late claim reads (see [`EvidenceEvents`]), oldest
+/// first: by kind, through an index, never the license's whole history.
+pub(super) fn evidence_events(
     conn: &Connection,
     license_id: &str,
 ) -> Result<Vec<PastEvent>, StorageError> {
-    license_events(conn, license_id)?
+    let mut events = Vec::new();
+    let mut first = conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events
+         LEFT JOIN event_repeats ON event_repeats.seq = events.seq
+         WHERE events.license_id = ?1 AND events.kind = ?2 ORDER BY events.seq LIMIT 1"
+    ))?;
+    for kind in EvidenceEvents::FIRST_OF {
+        events.extend(
+            first
+                .query_row(params![license_id, kind], event_from_row)
+                .optional()?,
+        );
+    }
+    let mut all = conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events
+         LEFT JOIN event_repeats ON event_repeats.seq = events.seq
+         WHERE events.license_id = ?1 AND events.kind = ?2 ORDER BY events.seq"
+    ))?;
+    for kind in EvidenceEvents::ALL_OF {
+        let rows = all.query_map(params![license_id, kind], event_from_row)?;
+        for row in rows {
+            events.push(row?);
+        }
+    }
+    events.sort_by_key(|e| e.seq);
+    events
         .into_iter()
         .map(|e| {
             let event = AuditEvent::from_stored(&e.kind, e.data)
                 .map_err(|err| StorageError::Corrupt(format!("event {}: {err}", e.seq)))?;
-            Ok(PastEvent { at: e.at, event })
+            Ok(PastEvent {
+                at: e.at,
+                event,
+                repeats: e.repeats,
+            })
         })
         .collect()
 }
@@ -844,9 +886,9 @@ impl Storage for SqliteStore {
             .await
     }
 
-    async fn history(&self, license_id: &str) -> Result<Vec<Event>, StorageError> {
+    async fn history(&self, license_id: &str, page: EventPage) -> Result<Vec<Event>, StorageError> {
         let id = license_id.to_owned();
-        self.read(move |c| license_events(c, &id)).await
+        self.read(move |c| license_events(c, &id, &page)).await
     }
 
     async fn verify_audit(&self) -> Result<Result<i64, ChainError>, StorageError> {

@@ -9,7 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::thread;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::domain::audit::NewEvent;
 use crate::storage::StorageError;
@@ -26,8 +26,28 @@ pub struct WriteCtx<'c> {
 }
 
 impl WriteCtx<'_> {
-    /// Appends an event to the hash-chained log.
+    /// Appends an event to the hash-chained log; a repeat of a refusal or refresh
+    /// already chained in its window is counted beside that event instead (see
+    /// [`crate::domain::audit::AuditEvent::repeat_window`]). The seq of the chained
+    /// event.
     pub fn append(&mut self, event: NewEvent) -> Result<i64, StorageError> {
+        let window = match (&event.license_id, event.event.repeat_window(event.at)) {
+            (Some(license), Some(window)) => {
+                let counted: Option<i64> = self
+                    .conn
+                    .prepare_cached(
+                        "UPDATE event_repeats SET count = count + 1, last_at = max(last_at, ?3)
+                         WHERE license_id = ?1 AND window = ?2 RETURNING seq",
+                    )?
+                    .query_row(params![license, window, event.at.timestamp()], |r| r.get(0))
+                    .optional()?;
+                if let Some(seq) = counted {
+                    return Ok(seq);
+                }
+                Some((license.clone(), window))
+            }
+            _ => None,
+        };
         let record = event.record(self.head_seq + 1);
         let hash = record.chain_hash(&self.head_hash);
         self.conn
@@ -47,6 +67,14 @@ impl WriteCtx<'_> {
         self.conn
             .prepare_cached("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")?
             .execute(params![record.seq, &hash[..]])?;
+        if let Some((license, window)) = window {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO event_repeats (seq, license_id, window, count, last_at)
+                     VALUES (?1, ?2, ?3, 1, ?4)",
+                )?
+                .execute(params![record.seq, license, window, record.at])?;
+        }
         self.head_seq = record.seq;
         self.head_hash = hash;
         Ok(record.seq)
