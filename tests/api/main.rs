@@ -27,3 +27,4 @@ mod schemathesis;
 mod secrets;
 mod validation;
 mod vectors;
+mod views;
