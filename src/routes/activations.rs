@@ -8,7 +8,7 @@ use crate::domain::time;
 use crate::error::ApiError;
 use crate::routes::auth::Caller;
 use crate::routes::extract::{ClientAddr, JsonBody, OptionalJsonBody};
-use crate::routes::views::{ActivationAnswer, DeactivationAnswer, Validated};
+use crate::routes::views::{ActivationReply, DeactivationReply, Validated};
 use crate::service::{ActivationRequest, AppState, DeactivationRequest, ValidationRequest};
 
 /// `POST /v1/activations`: 201 with a new seat, 200 for a machine that holds one.
@@ -18,8 +18,8 @@ use crate::service::{ActivationRequest, AppState, DeactivationRequest, Validatio
     tag = "apps",
     request_body = crate::service::ActivationRequest,
     responses(
-        (status = 201, description = "A new seat: the activation, its certificate and the license", body = crate::routes::views::ActivationAnswer),
-        (status = 200, description = "The machine holds a seat already: a fresh certificate", body = crate::routes::views::ActivationAnswer),
+        (status = 201, description = "A new seat: the activation, its certificate and the license", body = crate::routes::views::ActivationReply),
+        (status = 200, description = "The machine holds a seat already: a fresh certificate", body = crate::routes::views::ActivationReply),
         (status = 403, description = "`license_suspended`, `license_revoked`, `license_superseded`, `license_expired`, `license_pending_payment`, `activation_window_closed`"),
         (status = 404, description = "`license_not_found`: unknown, malformed and forged keys alike"),
         (status = 409, description = "`seat_limit_reached`"),
@@ -39,7 +39,7 @@ pub async fn activate(
     };
     // Written straight from the view (no JSON tree in between): this and
     // `validate` are the hot paths.
-    Ok(HttpResponse::build(status).json(ActivationAnswer::from(&done)))
+    Ok(HttpResponse::build(status).json(ActivationReply::from(&done)))
 }
 
 /// `POST /v1/activations/{id}/deactivate`: frees the seat. The app proves itself
@@ -52,7 +52,7 @@ pub async fn activate(
     params(("id" = String, Path, description = "The activation")),
     request_body = Option<crate::service::DeactivationRequest>,
     responses(
-        (status = 200, description = "The seat is free (`already_deactivated`: it was before; safe to retry)", body = crate::routes::views::DeactivationAnswer),
+        (status = 200, description = "The seat is free (`already_deactivated`: it was before; safe to retry)", body = crate::routes::views::DeactivationReply),
         (status = 404, description = "`activation_not_found`: no such activation on the license of the key given"),
         (status = 422, description = "`invalid_field`"),
         (status = 429, description = "`deactivation_limit_reached`: the license freed its limit of seats in the last 30 days; `rate_limited`: too many failed look-ups or requests for the key. `Retry-After` says when")
@@ -70,7 +70,7 @@ pub async fn deactivate(
     let done = state
         .deactivate(&path, body, support, &client, time::now())
         .await?;
-    Ok(HttpResponse::Ok().json(DeactivationAnswer::from(&done)))
+    Ok(HttpResponse::Ok().json(DeactivationReply::from(&done)))
 }
 
 /// `POST /v1/validate`: always 200 with `{valid, code, license}` (and `receipt` when

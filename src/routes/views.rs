@@ -659,7 +659,7 @@ impl History {
 /// `POST /v1/activations`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Activated)]
-pub struct ActivationAnswer {
+pub struct ActivationReply {
     /// The machine's seat.
     pub activation: ActivationView,
     /// The activation certificate (`v4.public.…`) the app keeps.
@@ -668,7 +668,7 @@ pub struct ActivationAnswer {
     pub license: AppLicenseView,
 }
 
-impl From<&Activated> for ActivationAnswer {
+impl From<&Activated> for ActivationReply {
     fn from(done: &Activated) -> Self {
         Self {
             activation: (&done.activation).into(),
@@ -681,14 +681,14 @@ impl From<&Activated> for ActivationAnswer {
 /// `POST /v1/activations/{id}/deactivate`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Deactivated)]
-pub struct DeactivationAnswer {
+pub struct DeactivationReply {
     /// The activation with its `deactivated_at`.
     pub activation: ActivationView,
     /// It was freed before: nothing changed (safe to retry).
     pub already_deactivated: bool,
 }
 
-impl From<&Deactivated> for DeactivationAnswer {
+impl From<&Deactivated> for DeactivationReply {
     fn from(done: &Deactivated) -> Self {
         Self {
             activation: (&done.activation).into(),
