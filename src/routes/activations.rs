@@ -1,19 +1,15 @@
 //! `/v1/activations` and `/v1/validate`: machines taking, refreshing and freeing
 //! seats, and apps checking their license.
 
-use actix_web::http::{header, StatusCode};
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
-use serde::Serialize;
-use serde_json::json;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::domain::license::License;
 use crate::domain::time;
-use crate::domain::token::Role;
 use crate::error::ApiError;
 use crate::routes::auth::Caller;
 use crate::routes::extract::{ClientAddr, JsonBody, OptionalJsonBody};
+use crate::routes::views::{ActivationReply, DeactivationReply, Validated};
 use crate::service::{ActivationRequest, AppState, DeactivationRequest, ValidationRequest};
-use crate::storage::activation::Activation;
 
 /// `POST /v1/activations`: 201 with a new seat, 200 for a machine that holds one.
 #[utoipa::path(
@@ -22,8 +18,8 @@ use crate::storage::activation::Activation;
     tag = "apps",
     request_body = crate::service::ActivationRequest,
     responses(
-        (status = 201, description = "A new seat: the activation, its certificate and the license", body = crate::routes::openapi::Activated),
-        (status = 200, description = "The machine holds a seat already: a fresh certificate", body = crate::routes::openapi::Activated),
+        (status = 201, description = "A new seat: the activation, its certificate and the license", body = crate::routes::views::ActivationReply),
+        (status = 200, description = "The machine holds a seat already: a fresh certificate", body = crate::routes::views::ActivationReply),
         (status = 403, description = "`license_suspended`, `license_revoked`, `license_superseded`, `license_expired`, `license_pending_payment`, `activation_window_closed`"),
         (status = 404, description = "`license_not_found`: unknown, malformed and forged keys alike"),
         (status = 409, description = "`seat_limit_reached`"),
@@ -41,19 +37,9 @@ pub async fn activate(
     } else {
         StatusCode::OK
     };
-    // Written straight from the structs (no JSON tree in between): this and
+    // Written straight from the view (no JSON tree in between): this and
     // `validate` are the hot paths.
-    #[derive(Serialize)]
-    struct Body<'a> {
-        activation: &'a Activation,
-        certificate: &'a str,
-        license: &'a License,
-    }
-    Ok(HttpResponse::build(status).json(Body {
-        activation: &done.activation,
-        certificate: &done.certificate,
-        license: &done.license,
-    }))
+    Ok(HttpResponse::build(status).json(ActivationReply::from(&done)))
 }
 
 /// `POST /v1/activations/{id}/deactivate`: frees the seat. The app proves itself
@@ -66,7 +52,7 @@ pub async fn activate(
     params(("id" = String, Path, description = "The activation")),
     request_body = Option<crate::service::DeactivationRequest>,
     responses(
-        (status = 200, description = "The seat is free (`already_deactivated`: it was before; safe to retry)", body = crate::routes::openapi::Deactivated),
+        (status = 200, description = "The seat is free (`already_deactivated`: it was before; safe to retry)", body = crate::routes::views::DeactivationReply),
         (status = 404, description = "`activation_not_found`: no such activation on the license of the key given"),
         (status = 422, description = "`invalid_field`"),
         (status = 429, description = "`deactivation_limit_reached`: the license freed its limit of seats in the last 30 days; `rate_limited`: too many failed look-ups or requests for the key. `Retry-After` says when")
@@ -79,19 +65,12 @@ pub async fn deactivate(
     path: web::Path<String>,
     OptionalJsonBody(body): OptionalJsonBody<DeactivationRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let support = if http.headers().contains_key(header::AUTHORIZATION) {
-        let caller = Caller::extract(&http).await?;
-        Some(caller.require(&[Role::Support])?)
-    } else {
-        None
-    };
+    // With `Authorization`, the route table has checked the token (support or admin).
+    let support = Caller::checked(&http).map(|caller| caller.actor());
     let done = state
         .deactivate(&path, body, support, &client, time::now())
         .await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "activation": done.activation,
-        "already_deactivated": done.already,
-    })))
+    Ok(HttpResponse::Ok().json(DeactivationReply::from(&done)))
 }
 
 /// `POST /v1/validate`: always 200 with `{valid, code, license}` (and `receipt` when
@@ -102,7 +81,7 @@ pub async fn deactivate(
     tag = "apps",
     request_body = crate::service::ValidationRequest,
     responses(
-        (status = 200, description = "The verdict (also for unknown keys: `NOT_FOUND`)", body = crate::routes::openapi::Validated),
+        (status = 200, description = "The verdict (also for unknown keys: `NOT_FOUND`)", body = crate::routes::views::Validated),
         (status = 422, description = "`invalid_field`: a fingerprint or nonce of the wrong shape")
     )
 )]
@@ -111,19 +90,6 @@ pub async fn validate(
     ClientAddr(client): ClientAddr,
     JsonBody(req): JsonBody<ValidationRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    #[derive(Serialize)]
-    struct Body<'a> {
-        valid: bool,
-        code: &'a str,
-        license: Option<&'a License>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        receipt: Option<&'a str>,
-    }
     let v = state.validate(req, &client, time::now()).await?;
-    Ok(HttpResponse::Ok().json(Body {
-        valid: v.code == "VALID",
-        code: v.code,
-        license: v.license.as_ref(),
-        receipt: v.receipt.as_deref(),
-    }))
+    Ok(HttpResponse::Ok().json(Validated::try_from(&v)?))
 }

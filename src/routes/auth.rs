@@ -26,11 +26,23 @@ impl Caller {
             };
             return Err(ApiError::Forbidden(needed));
         }
-        Ok(Actor::Token {
+        Ok(self.actor())
+    }
+
+    /// The caller as the audit log names it. The route table has checked its role
+    /// before the handler runs.
+    pub fn actor(&self) -> Actor {
+        Actor::Token {
             id: self.0.id.clone(),
             name: self.0.name.clone(),
             role: self.0.role.as_str().to_owned(),
-        })
+        }
+    }
+
+    /// The caller the route table authenticated for this request, if it did (a
+    /// route open to a key holder or a token: the token, when one was sent).
+    pub fn checked(req: &HttpRequest) -> Option<Self> {
+        req.extensions().get::<Caller>().cloned()
     }
 }
 
@@ -60,15 +72,7 @@ impl Caller {
         Box::pin(async move {
             let secret = secret?;
             let state = state.ok_or(ApiError::Internal)?;
-            let token = state
-                .store
-                .token_by_hash(secret.hash())
-                .await?
-                .ok_or(ApiError::InvalidToken)?;
-            if token.revoked_at.is_some() {
-                return Err(ApiError::TokenRevoked);
-            }
-            Ok(Caller(token))
+            Ok(Caller(state.token_for(&secret).await?))
         })
     }
 }

@@ -3,16 +3,15 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::domain::audit::ClaimStatus;
 use crate::domain::license::parse_email;
 use crate::domain::time;
-use crate::domain::token::Role;
 use crate::error::ApiError;
 use crate::routes::auth::Caller;
 use crate::routes::extract::{ClientAddr, JsonBody};
-use crate::service::grace::{balances, ClaimAnswer, ClaimBody, GraceBody, Granted, RedeemBody};
+use crate::routes::views::{ClaimList, ClaimReply, Credits, GraceDecision, LicenseBody, Redeemed};
+use crate::service::grace::{ClaimAnswer, ClaimBody, GraceBody, Granted, RedeemBody};
 use crate::service::AppState;
 
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
@@ -32,15 +31,7 @@ fn granted(g: Granted) -> HttpResponse {
     } else {
         StatusCode::CREATED
     };
-    HttpResponse::build(status).json(json!({
-        "decision": g.decision,
-        "replayed": g.replayed,
-        "license": g.license,
-        "new_license": g.new_license,
-        "key": g.key,
-        "credit": g.decision.result.credit,
-        "amount_due": g.decision.result.amount_due,
-    }))
+    HttpResponse::build(status).json(GraceDecision::from(&g))
 }
 
 /// `POST /v1/licenses/{id}/grace-extension` (support): a remedy with its evidence.
@@ -51,8 +42,8 @@ fn granted(g: Granted) -> HttpResponse {
     params(("id" = String, Path, description = "License id (lic_…)"), ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 printable ASCII characters; a retry with the same key and body answers the first decision (200, replayed)")),
     request_body = crate::service::grace::GraceBody,
     responses(
-        (status = 201, description = "The decision with its evidence and what it produced", body = crate::routes::openapi::GraceDecision),
-        (status = 200, description = "A retry with the same Idempotency-Key: the first decision", body = crate::routes::openapi::GraceDecision),
+        (status = 201, description = "The decision with its evidence and what it produced", body = crate::routes::views::GraceDecision),
+        (status = 200, description = "A retry with the same Idempotency-Key: the first decision", body = crate::routes::views::GraceDecision),
         (status = 404, description = "`license_not_found`"),
         (status = 409, description = "`idempotency_key_reused`: the key came with another request; `invalid_transition`"),
         (status = 422, description = "`substitute_too_expensive` (with `price`, `ceiling`, `suggested_remedy`), `upgrade_not_dearer`, `currency_mismatch`, `product_required`, `email_required`, `price_unknown`, `unknown_product`, `invalid_field`")
@@ -65,10 +56,9 @@ pub async fn grace_extension(
     path: web::Path<String>,
     JsonBody(body): JsonBody<GraceBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = caller.require(&[Role::Support])?;
     let idem = idempotency_key(&http)?;
     let g = state
-        .grace(&path, body, actor, idem, None, time::now())
+        .grace(&path, body, caller.actor(), idem, None, time::now())
         .await?;
     Ok(granted(g))
 }
@@ -80,7 +70,7 @@ pub async fn grace_extension(
     tag = "vendor",
     params(("id" = String, Path, description = "License id (lic_…)")),
     responses(
-        (status = 200, description = "The upgrade is paid: the license is active", body = crate::routes::openapi::LicenseBody),
+        (status = 200, description = "The upgrade is paid: the license is active", body = crate::routes::views::LicenseBody),
         (status = 404, description = "`license_not_found`"),
         (status = 409, description = "`invalid_transition`: the license is not waiting for a payment")
     )
@@ -90,12 +80,10 @@ pub async fn confirm_payment(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = caller.require(&[Role::Vendor])?;
     let license = state
-        .store
-        .confirm_payment(path.into_inner(), actor, time::now())
+        .confirm_payment(path.into_inner(), caller.actor(), time::now())
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "license": license })))
+    Ok(HttpResponse::Ok().json(LicenseBody::from(&license)))
 }
 
 /// `POST /v1/claims` (the customer, with the key): granted by policy (200) or filed (202).
@@ -105,8 +93,8 @@ pub async fn confirm_payment(
     tag = "apps",
     request_body = crate::service::grace::ClaimBody,
     responses(
-        (status = 200, description = "`granted` by the policy, or `not_needed`: the key works as it is", body = crate::routes::openapi::ClaimAnswer),
-        (status = 202, description = "`pending`: support will decide", body = crate::routes::openapi::ClaimAnswer),
+        (status = 200, description = "`granted` by the policy, or `not_needed`: the key works as it is", body = crate::routes::views::ClaimReply),
+        (status = 202, description = "`pending`: support will decide", body = crate::routes::views::ClaimReply),
         (status = 404, description = "`license_not_found`"),
         (status = 422, description = "`invalid_field`"),
         (status = 429, description = "`rate_limited`: too many claims for the key or from the address, or failed look-ups; `Retry-After`")
@@ -117,24 +105,12 @@ pub async fn file(
     ClientAddr(client): ClientAddr,
     JsonBody(body): JsonBody<ClaimBody>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(match state.claim(body, &client, time::now()).await? {
-        ClaimAnswer::NotNeeded(license) => HttpResponse::Ok().json(json!({
-            "status": "not_needed",
-            "detail": "the key can be activated as it is",
-            "license": license,
-        })),
-        ClaimAnswer::Granted(granted) => HttpResponse::Ok().json(json!({
-            "status": "granted",
-            "detail": "the activation window is open again; activate with the same key",
-            "decision": granted.0,
-            "license": granted.1,
-        })),
-        ClaimAnswer::Filed(claim) => HttpResponse::Accepted().json(json!({
-            "status": "pending",
-            "detail": "support will decide",
-            "claim": claim,
-        })),
-    })
+    let answer = state.claim(body, &client, time::now()).await?;
+    let status = match answer {
+        ClaimAnswer::NotNeeded(_) | ClaimAnswer::Granted(_) => StatusCode::OK,
+        ClaimAnswer::Filed(_) => StatusCode::ACCEPTED,
+    };
+    Ok(HttpResponse::build(status).json(ClaimReply::from(&answer)))
 }
 
 /// Query of `GET /v1/claims`.
@@ -152,21 +128,19 @@ pub struct ClaimsQuery {
     tag = "support",
     params(crate::routes::grace::ClaimsQuery),
     responses(
-        (status = 200, description = "Claims, oldest first", body = crate::routes::openapi::ClaimList)
+        (status = 200, description = "Claims, oldest first", body = crate::routes::views::ClaimList)
     )
 )]
 pub async fn list(
     state: web::Data<AppState>,
-    caller: Caller,
     q: web::Query<ClaimsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(&[Role::Support])?;
     let status = q.status.as_deref().unwrap_or("pending");
     let status = ClaimStatus::parse(status).ok_or_else(|| {
         ApiError::InvalidQuery("status: one of pending, granted, resolved".into())
     })?;
-    let claims = state.store.claims(status).await?;
-    Ok(HttpResponse::Ok().json(json!({ "claims": claims })))
+    let claims = state.claims(status).await?;
+    Ok(HttpResponse::Ok().json(ClaimList::new(&claims)))
 }
 
 /// `POST /v1/claims/{id}/resolve` (support): closes a claim with any remedy.
@@ -177,8 +151,8 @@ pub async fn list(
     params(("id" = String, Path, description = "Claim id (clm_…)"), ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 printable ASCII characters; a retry with the same key and body answers the first decision (200, replayed)")),
     request_body = crate::service::grace::GraceBody,
     responses(
-        (status = 201, description = "The decision that closes the claim", body = crate::routes::openapi::GraceDecision),
-        (status = 200, description = "A retry with the same Idempotency-Key: the first decision", body = crate::routes::openapi::GraceDecision),
+        (status = 201, description = "The decision that closes the claim", body = crate::routes::views::GraceDecision),
+        (status = 200, description = "A retry with the same Idempotency-Key: the first decision", body = crate::routes::views::GraceDecision),
         (status = 404, description = "`claim_not_found`"),
         (status = 409, description = "`claim_resolved`, `idempotency_key_reused`, `invalid_transition`"),
         (status = 422, description = "`substitute_too_expensive`, `upgrade_not_dearer`, `currency_mismatch`, `product_required`, `email_required`, `price_unknown`, `unknown_product`, `invalid_field`")
@@ -191,10 +165,9 @@ pub async fn resolve(
     path: web::Path<String>,
     JsonBody(body): JsonBody<GraceBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = caller.require(&[Role::Support])?;
     let idem = idempotency_key(&http)?;
     let g = state
-        .resolve_claim(&path, body, actor, idem, time::now())
+        .resolve_claim(&path, body, caller.actor(), idem, time::now())
         .await?;
     Ok(granted(g))
 }
@@ -214,23 +187,17 @@ pub struct CreditsQuery {
     tag = "support",
     params(crate::routes::grace::CreditsQuery),
     responses(
-        (status = 200, description = "Balances and ledger of a customer", body = crate::routes::openapi::Credits)
+        (status = 200, description = "Balances and ledger of a customer", body = crate::routes::views::Credits)
     )
 )]
 pub async fn credits(
     state: web::Data<AppState>,
-    caller: Caller,
     q: web::Query<CreditsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(&[Role::Vendor, Role::Support])?;
     let email = parse_email(&q.email)
         .map_err(|_| ApiError::InvalidQuery("email: not an email address".into()))?;
-    let entries = state.store.credits(&email).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "email": email,
-        "balances": balances(&entries),
-        "entries": entries,
-    })))
+    let entries = state.credits(&email).await?;
+    Ok(HttpResponse::Ok().json(Credits::new(&email, &entries)))
 }
 
 /// `POST /v1/credits/redeem` (vendor): spends credit on an order, idempotent on it.
@@ -240,8 +207,8 @@ pub async fn credits(
     tag = "vendor",
     request_body = crate::service::grace::RedeemBody,
     responses(
-        (status = 201, description = "Spent", body = crate::routes::openapi::Redeemed),
-        (status = 200, description = "The same order again: the same entry", body = crate::routes::openapi::Redeemed),
+        (status = 201, description = "Spent", body = crate::routes::views::Redeemed),
+        (status = 200, description = "The same order again: the same entry", body = crate::routes::views::Redeemed),
         (status = 409, description = "`insufficient_credit` (with `balance`)"),
         (status = 422, description = "`invalid_field`")
     )
@@ -251,17 +218,12 @@ pub async fn redeem(
     caller: Caller,
     JsonBody(body): JsonBody<RedeemBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = caller.require(&[Role::Vendor])?;
-    let (entry, created) = state.redeem(body, actor, time::now()).await?;
-    let email = entry.email.clone();
-    let entries = state.store.credits(&email).await?;
+    let (entry, created) = state.redeem(body, caller.actor(), time::now()).await?;
+    let ledger = state.credits(&entry.email).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok(HttpResponse::build(status).json(json!({
-        "entry": entry,
-        "balances": balances(&entries),
-    })))
+    Ok(HttpResponse::build(status).json(Redeemed::new(&entry, &ledger)))
 }

@@ -1,9 +1,9 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (the database answers).
 
 use actix_web::{web, HttpResponse};
-use serde_json::json;
 
 use crate::error::ApiError;
+use crate::routes::views::Status;
 use crate::service::AppState;
 
 /// The process is up.
@@ -12,11 +12,11 @@ use crate::service::AppState;
     path = "/healthz",
     tag = "operations",
     responses(
-        (status = 200, description = "The process answers", body = crate::routes::openapi::Status)
+        (status = 200, description = "The process answers", body = crate::routes::views::Status)
     )
 )]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+    HttpResponse::Ok().json(Status::new("ok"))
 }
 
 /// The database answers.
@@ -25,13 +25,10 @@ pub async fn healthz() -> HttpResponse {
     path = "/readyz",
     tag = "operations",
     responses(
-        (status = 200, description = "The database answers", body = crate::routes::openapi::Status)
+        (status = 200, description = "The database answers", body = crate::routes::views::Status)
     )
 )]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.store.ready().await.map_err(|e| {
-        log::error!("readiness check failed: {e}");
-        ApiError::Unavailable
-    })?;
-    Ok(HttpResponse::Ok().json(json!({ "status": "ready" })))
+    state.ready().await?;
+    Ok(HttpResponse::Ok().json(Status::new("ready")))
 }

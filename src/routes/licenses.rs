@@ -3,25 +3,21 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::domain::ids::is_id;
 use crate::domain::key::LicenseKey;
 use crate::domain::license::{parse_email, Action, LicenseStatus, MintRequest};
 use crate::domain::time;
-use crate::domain::token::Role;
 use crate::domain::DomainError;
 use crate::error::ApiError;
 use crate::routes::auth::Caller;
 use crate::routes::extract::{from_value, JsonBody, OptionalJsonBody, MAX_BATCH_BODY_BYTES};
-use crate::service::{long_text, AppState, Minted, MAX_BATCH};
+use crate::routes::views::{
+    BatchItem, BatchResults, History, LicenseBody, LicenseListing, LicenseWithKey, Machines,
+};
+use crate::service::{long_text, AppState, MAX_BATCH};
 use crate::storage::{EventPage, LicenseLookup, LicensePage};
-
-const READERS: &[Role] = &[Role::Vendor, Role::Support];
-
-fn minted_json(m: &Minted) -> Value {
-    json!({ "license": m.license, "key": m.key })
-}
 
 /// `POST /v1/licenses`: 201 with the license and its key; 200 for a repeat of the order.
 #[utoipa::path(
@@ -30,8 +26,8 @@ fn minted_json(m: &Minted) -> Value {
     tag = "vendor",
     request_body = crate::domain::license::MintRequest,
     responses(
-        (status = 201, description = "Minted: the license and its key", body = crate::routes::openapi::LicenseWithKey),
-        (status = 200, description = "The same order again with the same fields: the same license and key", body = crate::routes::openapi::LicenseWithKey),
+        (status = 201, description = "Minted: the license and its key", body = crate::routes::views::LicenseWithKey),
+        (status = 200, description = "The same order again with the same fields: the same license and key", body = crate::routes::views::LicenseWithKey),
         (status = 409, description = "`order_conflict`: the order id was minted with other fields"),
         (status = 422, description = "`unknown_product`, `purchased_in_future`, `invalid_expiry`, `invalid_field`")
     )
@@ -41,14 +37,13 @@ pub async fn mint(
     caller: Caller,
     JsonBody(req): JsonBody<MintRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = caller.require(&[Role::Vendor])?;
-    let minted = state.mint(req, actor, time::now()).await?;
+    let minted = state.mint(req, caller.actor(), time::now()).await?;
     let status = if minted.created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok(HttpResponse::build(status).json(minted_json(&minted)))
+    Ok(HttpResponse::build(status).json(LicenseWithKey::from(&minted)))
 }
 
 /// Body of `POST /v1/licenses/batch`.
@@ -65,7 +60,7 @@ pub struct BatchRequest {
     tag = "vendor",
     request_body = crate::routes::licenses::BatchRequest,
     responses(
-        (status = 200, description = "One result per item, in order", body = crate::routes::openapi::BatchResults),
+        (status = 200, description = "One result per item, in order", body = crate::routes::views::BatchResults),
         (status = 400, description = "`empty_batch`, `batch_too_large` (over 1,000 items), `invalid_json`, `missing_field`, `invalid_field`")
     )
 )]
@@ -74,7 +69,6 @@ pub async fn mint_batch(
     caller: Caller,
     JsonBody(req): JsonBody<BatchRequest, MAX_BATCH_BODY_BYTES>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = caller.require(&[Role::Vendor])?;
     if req.licenses.is_empty() {
         return Err(ApiError::EmptyBatch);
     }
@@ -88,25 +82,13 @@ pub async fn mint_batch(
         .collect();
     let results = state
         .into_inner()
-        .mint_batch(items, actor, time::now())
+        .mint_batch(items, caller.actor(), time::now())
         .await?;
-    let results: Vec<Value> = results
-        .iter()
-        .enumerate()
-        .map(|(index, r)| match r {
-            Ok(m) => json!({
-                "index": index,
-                "status": if m.created { 201 } else { 200 },
-                "license": m.license,
-                "key": m.key,
-            }),
-            Err(e) => {
-                use actix_web::ResponseError;
-                json!({ "index": index, "status": e.status_code().as_u16(), "error": e.problem() })
-            }
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "results": results })))
+    // At most `MAX_BATCH` items, so every index fits.
+    let results = (0u32..).zip(&results).map(|(i, r)| BatchItem::new(i, r));
+    Ok(HttpResponse::Ok().json(BatchResults {
+        results: results.collect(),
+    }))
 }
 
 fn license_id(raw: &str) -> Result<String, ApiError> {
@@ -124,19 +106,17 @@ fn license_id(raw: &str) -> Result<String, ApiError> {
     tag = "support",
     params(("id" = String, Path, description = "License id (lic_…)")),
     responses(
-        (status = 200, description = "The license and its current key", body = crate::routes::openapi::LicenseWithKey),
+        (status = 200, description = "The license and its current key", body = crate::routes::views::LicenseWithKey),
         (status = 404, description = "`license_not_found`")
     )
 )]
 pub async fn get(
     state: web::Data<AppState>,
-    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(READERS)?;
     let id = license_id(&path)?;
     let (license, key) = state.license_with_key(&id).await?;
-    Ok(HttpResponse::Ok().json(json!({ "license": license, "key": key })))
+    Ok(HttpResponse::Ok().json(LicenseWithKey::new(&license, &key)))
 }
 
 /// Query of `GET /v1/licenses`.
@@ -160,15 +140,13 @@ pub struct ListQuery {
     tag = "support",
     params(crate::routes::licenses::ListQuery),
     responses(
-        (status = 200, description = "Licenses by `order_id`, `email` or `key`, or else a page", body = crate::routes::openapi::LicensePage)
+        (status = 200, description = "Licenses by `order_id`, `email` or `key`, or else a page", body = crate::routes::views::LicenseListing)
     )
 )]
 pub async fn list(
     state: web::Data<AppState>,
-    caller: Caller,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(READERS)?;
     let q = query.into_inner();
     let lookup = match (&q.order_id, &q.email, &q.key) {
         (Some(o), None, None) => Some(LicenseLookup::OrderId(o.trim().to_owned())),
@@ -180,7 +158,7 @@ pub async fn list(
         (None, None, Some(k)) => match LicenseKey::parse(k) {
             Some(key) => Some(LicenseLookup::KeyHash(key.hash())),
             // A malformed key matches nothing, like an unknown one.
-            None => return Ok(HttpResponse::Ok().json(json!({ "items": [], "next": null }))),
+            None => return Ok(HttpResponse::Ok().json(LicenseListing::new(&[], None))),
         },
         (None, None, None) => None,
         _ => {
@@ -190,8 +168,8 @@ pub async fn list(
         }
     };
     if let Some(lookup) = lookup {
-        let items = state.store.find_licenses(lookup).await?;
-        return Ok(HttpResponse::Ok().json(json!({ "items": items, "next": null })));
+        let items = state.find_licenses(lookup).await?;
+        return Ok(HttpResponse::Ok().json(LicenseListing::new(&items, None)));
     }
     let limit = q.limit.unwrap_or(50);
     if !(1..=100).contains(&limit) {
@@ -206,8 +184,7 @@ pub async fn list(
             })
         })
         .transpose()?;
-    let items = state
-        .store
+    let (items, next) = state
         .list_licenses(LicensePage {
             status,
             product: q.product,
@@ -215,10 +192,7 @@ pub async fn list(
             after: q.after,
         })
         .await?;
-    let next = (items.len() == limit as usize)
-        .then(|| items.last().map(|l| l.id.clone()))
-        .flatten();
-    Ok(HttpResponse::Ok().json(json!({ "items": items, "next": next })))
+    Ok(HttpResponse::Ok().json(LicenseListing::new(&items, next)))
 }
 
 /// Body of the lifecycle actions.
@@ -237,7 +211,7 @@ pub struct ActionBody {
     params(("id" = String, Path, description = "License id (lic_…)"), ("action" = String, Path, description = "`suspend`, `reinstate`, `revoke`, `refund` or `renew`")),
     request_body = Option<crate::routes::licenses::ActionBody>,
     responses(
-        (status = 200, description = "The license after the action", body = crate::routes::openapi::LicenseBody),
+        (status = 200, description = "The license after the action", body = crate::routes::views::LicenseBody),
         (status = 404, description = "`license_not_found`; `not_found` for another action"),
         (status = 409, description = "`invalid_transition`: not from the current status (`current_status`)"),
         (status = 422, description = "`license_perpetual`, `days_required`, `invalid_field`")
@@ -258,7 +232,7 @@ pub async fn act(
         "renew" => None,
         _ => return Err(ApiError::NotFound),
     };
-    let actor = caller.require(&[Role::Vendor])?;
+    let actor = caller.actor();
     let id = license_id(&id)?;
     let reason = long_text("reason", body.reason)?;
     let now = time::now();
@@ -267,14 +241,11 @@ pub async fn act(
             if body.days.is_some() {
                 return Err(DomainError::field("days", "only renew takes days").into());
             }
-            state
-                .store
-                .transition(id, action, reason, actor, now)
-                .await?
+            state.transition(id, action, reason, actor, now).await?
         }
-        None => state.store.renew(id, body.days, actor, now).await?,
+        None => state.renew(id, body.days, actor, now).await?,
     };
-    Ok(HttpResponse::Ok().json(json!({ "license": license })))
+    Ok(HttpResponse::Ok().json(LicenseBody::from(&license)))
 }
 
 /// `GET /v1/licenses/{id}/activations`: the machines of a license, newest first,
@@ -285,31 +256,17 @@ pub async fn act(
     tag = "support",
     params(("id" = String, Path, description = "License id (lic_…)")),
     responses(
-        (status = 200, description = "Every machine of the license, newest first", body = crate::routes::openapi::Machines),
+        (status = 200, description = "Every machine of the license, newest first", body = crate::routes::views::Machines),
         (status = 404, description = "`license_not_found`")
     )
 )]
 pub async fn activations(
     state: web::Data<AppState>,
-    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(READERS)?;
     let id = license_id(&path)?;
-    let Some((license, _)) = state.store.license(&id).await? else {
-        return Err(DomainError::LicenseNotFound.into());
-    };
-    let activations = state.store.activations(&id).await?;
-    let in_use = activations
-        .iter()
-        .filter(|a| a.deactivated_at.is_none())
-        .count();
-    Ok(HttpResponse::Ok().json(json!({
-        "license_id": id,
-        "seats": license.seats,
-        "seats_in_use": in_use,
-        "activations": activations,
-    })))
+    let (license, activations) = state.machines(&id).await?;
+    Ok(HttpResponse::Ok().json(Machines::new(&license, &activations)))
 }
 
 /// Query of `GET /v1/licenses/{id}/history`.
@@ -336,17 +293,15 @@ const HISTORY_PAGE_MAX: u32 = 1000;
     tag = "support",
     params(("id" = String, Path, description = "License id (lic_…)"), HistoryQuery),
     responses(
-        (status = 200, description = "A page of the license's audit events, oldest first; `next` is the cursor of the next page", body = crate::routes::openapi::History),
+        (status = 200, description = "A page of the license's audit events, oldest first; `next` is the cursor of the next page", body = crate::routes::views::History),
         (status = 404, description = "`license_not_found`")
     )
 )]
 pub async fn history(
     state: web::Data<AppState>,
-    caller: Caller,
     path: web::Path<String>,
     q: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(READERS)?;
     let id = license_id(&path)?;
     let limit = q.limit.unwrap_or(HISTORY_PAGE_MAX);
     if !(1..=HISTORY_PAGE_MAX).contains(&limit) {
@@ -357,16 +312,13 @@ pub async fn history(
     if q.after.is_some_and(|a| a < 0) {
         return Err(ApiError::InvalidQuery("after: a sequence number".into()));
     }
-    if state.store.license(&id).await?.is_none() {
-        return Err(DomainError::LicenseNotFound.into());
-    }
     let page = EventPage {
         after: q.after,
         limit,
     };
-    let events = state.store.history(&id, page).await?;
+    let events = state.history(&id, page).await?;
     let next = (events.len() == limit as usize)
         .then(|| events.last().map(|e| e.seq))
         .flatten();
-    Ok(HttpResponse::Ok().json(json!({ "license_id": id, "events": events, "next": next })))
+    Ok(HttpResponse::Ok().json(History::new(&id, &events, next)))
 }

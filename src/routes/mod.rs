@@ -11,6 +11,7 @@ pub mod licenses;
 pub mod openapi;
 pub mod products;
 pub mod tokens;
+pub mod views;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -38,7 +39,7 @@ pub enum Access {
 /// One route: method, path pattern as registered, and its access.
 #[derive(Debug, Clone, Copy)]
 pub struct Route {
-    /// `GET` or `POST`.
+    /// The HTTP method, upper case (`GET`, `POST`, ...).
     pub method: &'static str,
     /// The pattern, `{name}` for a path parameter.
     pub path: &'static str,
@@ -59,7 +60,12 @@ macro_rules! route_table {
             $( $( Route {
                 method: match stringify!($method).as_bytes() {
                     b"get" => "GET",
-                    _ => "POST",
+                    b"post" => "POST",
+                    b"put" => "PUT",
+                    b"patch" => "PATCH",
+                    b"delete" => "DELETE",
+                    b"head" => "HEAD",
+                    _ => panic!("the route table takes get, post, put, patch, delete or head"),
                 },
                 path: $path,
                 access: $access,
@@ -156,4 +162,47 @@ async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
 /// Answers a path no route has.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn ok() -> HttpResponse {
+        HttpResponse::Ok().finish()
+    }
+
+    mod every_verb {
+        use super::*;
+
+        route_table! {
+            "/x" {
+                get => ok, Access::Anyone;
+                post => ok, ADMIN;
+                put => ok, ADMIN;
+                patch => ok, VENDOR;
+                delete => ok, SUPPORT;
+                head => ok, Access::Anyone;
+            }
+        }
+    }
+
+    #[test]
+    fn the_route_table_keeps_each_routes_own_method() {
+        let methods: Vec<_> = every_verb::ROUTES.iter().map(|r| r.method).collect();
+        assert_eq!(methods, ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]);
+        // The router half of the same table compiles for every verb too.
+        let _: fn(&mut web::ServiceConfig) = every_verb::configure;
+    }
+
+    #[test]
+    fn every_route_is_found_by_its_own_method() {
+        for route in ROUTES {
+            assert_eq!(
+                access_of(route.method, route.path),
+                Some(route.access),
+                "{route:?}"
+            );
+        }
+    }
 }

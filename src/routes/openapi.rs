@@ -3,7 +3,6 @@
 //! every route can give); served at `GET /openapi.json`. A test keeps the
 //! committed copy, `docs/openapi.json`, in step.
 
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
@@ -13,14 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::domain::audit::Event;
-use crate::domain::license::License;
-use crate::domain::product::{Price, Product};
-use crate::domain::token::ApiToken;
 use crate::routes::{Access, ROUTES};
-use crate::storage::activation::Activation;
-use crate::storage::grace::{Claim, CreditEntry, Decision};
-use crate::token::keyring::PublicKeyInfo;
 
 /// An error (RFC 9457), `application/problem+json`. More members may come with
 /// some codes: `field`, `current_status`, `retry_after_seconds`, `balance`,
@@ -43,253 +35,11 @@ pub struct Problem {
     pub field: Option<String>,
 }
 
-/// `GET /healthz`, `GET /readyz`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Status {
-    /// `ok` or `ready`.
-    pub status: String,
-}
-
-/// `GET /v1/keys`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct KeyList {
-    /// Every signing key, active and retired.
-    pub keys: Vec<PublicKeyInfo>,
-}
-
-/// `GET /v1/products`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProductList {
-    /// The catalog.
-    pub products: Vec<Product>,
-}
-
-/// `GET /v1/tokens`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TokenList {
-    /// Every token, never a secret.
-    pub tokens: Vec<ApiToken>,
-}
-
-/// `POST /v1/tokens`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TokenCreated {
-    /// The token.
-    pub token: ApiToken,
-    /// The secret, shown this once.
-    pub secret: String,
-}
-
-/// `POST /v1/tokens/{id}/revoke`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TokenBody {
-    /// The token, revoked.
-    pub token: ApiToken,
-}
-
-/// A license and its key (`POST /v1/licenses`, `GET /v1/licenses/{id}`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LicenseWithKey {
-    /// The license.
-    pub license: License,
-    /// Its key: `v4.public.…` or a short key.
-    pub key: String,
-}
-
-/// One item's result in a batch.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BatchItem {
-    /// Position in the request.
-    pub index: u32,
-    /// 201, 200, or the error's status.
-    pub status: u16,
-    /// When minted.
-    pub license: Option<License>,
-    /// When minted.
-    pub key: Option<String>,
-    /// When refused.
-    pub error: Option<Problem>,
-}
-
-/// `POST /v1/licenses/batch`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BatchResults {
-    /// One per item, in order.
-    pub results: Vec<BatchItem>,
-}
-
-/// `GET /v1/licenses`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LicensePage {
-    /// The licenses.
-    pub items: Vec<License>,
-    /// The `after` of the next page; null at the end.
-    pub next: Option<String>,
-}
-
-/// A license as it stands.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LicenseBody {
-    /// The license.
-    pub license: License,
-}
-
-/// `GET /v1/licenses/{id}/activations`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Machines {
-    /// The license.
-    pub license_id: String,
-    /// Its seats.
-    pub seats: u32,
-    /// Seats held now.
-    pub seats_in_use: u32,
-    /// Every machine, newest first.
-    pub activations: Vec<Activation>,
-}
-
-/// `GET /v1/licenses/{id}/history`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct History {
-    /// The license.
-    pub license_id: String,
-    /// A page of its audit events, oldest first.
-    pub events: Vec<Event>,
-    /// The `after` of the next page; null on the last page.
-    pub next: Option<i64>,
-}
-
-/// `POST /v1/activations`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Activated {
-    /// The machine's seat.
-    pub activation: Activation,
-    /// The activation certificate (`v4.public.…`) the app keeps.
-    pub certificate: String,
-    /// The license.
-    pub license: License,
-}
-
-/// `POST /v1/activations/{id}/deactivate`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Deactivated {
-    /// The activation with its `deactivated_at`.
-    pub activation: Activation,
-    /// It was freed before: nothing changed (safe to retry).
-    pub already_deactivated: bool,
-}
-
-/// The verdict of `POST /v1/validate`.
-#[derive(Debug, Serialize, ToSchema)]
-pub enum ValidationCode {
-    /// The license may be used (on this machine, when one was given).
-    #[serde(rename = "VALID")]
-    Valid,
-    /// No license has this key (unknown, malformed or forged).
-    #[serde(rename = "NOT_FOUND")]
-    NotFound,
-    /// Suspended by the vendor.
-    #[serde(rename = "SUSPENDED")]
-    Suspended,
-    /// Revoked or refunded.
-    #[serde(rename = "REVOKED")]
-    Revoked,
-    /// Replaced by another license.
-    #[serde(rename = "SUPERSEDED")]
-    Superseded,
-    /// An upgrade waiting for its payment.
-    #[serde(rename = "PENDING_PAYMENT")]
-    PendingPayment,
-    /// Past its expiry.
-    #[serde(rename = "EXPIRED")]
-    Expired,
-    /// Never activated, and the window closed.
-    #[serde(rename = "ACTIVATION_WINDOW_CLOSED")]
-    ActivationWindowClosed,
-    /// The machine holds no seat.
-    #[serde(rename = "NOT_ACTIVATED")]
-    NotActivated,
-}
-
-/// `POST /v1/validate`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Validated {
-    /// `code` is `VALID`.
-    pub valid: bool,
-    /// The verdict.
-    pub code: ValidationCode,
-    /// The license, when the key has one.
-    pub license: Option<License>,
-    /// With a `nonce`: a signed receipt (`v4.public.…`) of this answer.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub receipt: Option<String>,
-}
-
-/// A grace decision (`POST /v1/licenses/{id}/grace-extension`, claims' resolve).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct GraceDecision {
-    /// The decision with its evidence.
-    pub decision: Decision,
-    /// Found again by its `Idempotency-Key`: nothing was done twice.
-    pub replayed: bool,
-    /// The license decided on, as it stands now.
-    pub license: License,
-    /// The license a substitute or upgrade made.
-    pub new_license: Option<License>,
-    /// The key the customer should use now.
-    pub key: Option<String>,
-    /// Store credit granted.
-    pub credit: Option<Price>,
-    /// What an upgrade still costs.
-    pub amount_due: Option<Price>,
-}
-
-/// `POST /v1/claims`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ClaimAnswer {
-    /// `not_needed`, `granted` (200) or `pending` (202).
-    pub status: String,
-    /// For people.
-    pub detail: String,
-    /// The license (`not_needed`, `granted`).
-    pub license: Option<License>,
-    /// The policy's decision (`granted`).
-    pub decision: Option<Decision>,
-    /// The claim support will decide (`pending`).
-    pub claim: Option<Claim>,
-}
-
-/// `GET /v1/claims`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ClaimList {
-    /// Oldest first.
-    pub claims: Vec<Claim>,
-}
-
-/// `GET /v1/credits`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Credits {
-    /// The customer.
-    pub email: String,
-    /// Balance per currency, minor units.
-    pub balances: BTreeMap<String, i64>,
-    /// The ledger.
-    pub entries: Vec<CreditEntry>,
-}
-
-/// `POST /v1/credits/redeem`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Redeemed {
-    /// The ledger entry.
-    pub entry: CreditEntry,
-    /// Balances after it.
-    pub balances: BTreeMap<String, i64>,
-}
-
 /// The errors a route can give by what it is (from the route table), added to
 /// the ones its handler declares.
 fn common_errors(method: &str, access: Access) -> Vec<(u16, &'static str)> {
     let mut errors = Vec::new();
-    if method == "POST" {
+    if matches!(method, "POST" | "PUT" | "PATCH") {
         errors.push((
             400,
             "`invalid_json`, `missing_field`, `invalid_field`, `invalid_parameter`: the body's shape is wrong (unknown fields too)",
@@ -370,7 +120,14 @@ impl Modify for FromRouteTable {
             };
             let op: Option<&mut Operation> = match route.method {
                 "GET" => item.get.as_mut(),
-                _ => item.post.as_mut(),
+                "POST" => item.post.as_mut(),
+                "PUT" => item.put.as_mut(),
+                "PATCH" => item.patch.as_mut(),
+                "DELETE" => item.delete.as_mut(),
+                "HEAD" => item.head.as_mut(),
+                "OPTIONS" => item.options.as_mut(),
+                "TRACE" => item.trace.as_mut(),
+                _ => None,
             };
             let Some(op) = op else { continue };
             match route.access {

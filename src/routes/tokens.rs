@@ -2,15 +2,13 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
 
-use crate::domain::ids::new_id;
 use crate::domain::time;
-use crate::domain::token::{parse_token_name, NewApiToken, Role, TokenSecret};
-use crate::domain::DomainError;
+use crate::domain::token::Role;
 use crate::error::ApiError;
 use crate::routes::auth::Caller;
 use crate::routes::extract::JsonBody;
+use crate::routes::views::{TokenBody, TokenCreated, TokenList};
 use crate::service::AppState;
 
 /// Body of `POST /v1/tokens`.
@@ -28,7 +26,7 @@ pub struct CreateToken {
     tag = "admin",
     request_body = crate::routes::tokens::CreateToken,
     responses(
-        (status = 201, description = "The token and its secret, shown this once", body = crate::routes::openapi::TokenCreated),
+        (status = 201, description = "The token and its secret, shown this once", body = crate::routes::views::TokenCreated),
         (status = 422, description = "`invalid_field`: a name of the wrong shape")
     )
 )]
@@ -37,26 +35,13 @@ pub async fn create(
     caller: Caller,
     JsonBody(body): JsonBody<CreateToken>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = caller.require(&[])?;
-    let name = parse_token_name(&body.name)
-        .ok_or_else(|| DomainError::field("name", "must be 1 to 100 printable characters"))?;
-    let now = time::now();
-    let secret = TokenSecret::generate();
-    let token = state
-        .store
-        .create_token(
-            NewApiToken {
-                id: new_id("tok", now),
-                role: body.role,
-                name,
-                secret_hash: secret.hash(),
-                prefix: secret.prefix(),
-                created_at: now,
-            },
-            actor,
-        )
+    let (token, secret) = state
+        .create_token(body.role, &body.name, caller.actor(), time::now())
         .await?;
-    Ok(HttpResponse::Created().json(json!({ "token": token, "secret": secret.expose() })))
+    Ok(HttpResponse::Created().json(TokenCreated {
+        token: (&token).into(),
+        secret: secret.expose().to_owned(),
+    }))
 }
 
 /// Every token, without secrets.
@@ -65,12 +50,12 @@ pub async fn create(
     path = "/v1/tokens",
     tag = "admin",
     responses(
-        (status = 200, description = "Every token, without secrets", body = crate::routes::openapi::TokenList)
+        (status = 200, description = "Every token, without secrets", body = crate::routes::views::TokenList)
     )
 )]
-pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    caller.require(&[])?;
-    Ok(HttpResponse::Ok().json(json!({ "tokens": state.store.tokens().await? })))
+pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let tokens = state.tokens().await?;
+    Ok(HttpResponse::Ok().json(TokenList::new(&tokens)))
 }
 
 /// Revokes a token by id or prefix.
@@ -80,7 +65,7 @@ pub async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResp
     tag = "admin",
     params(("id" = String, Path, description = "Token id (tok_…) or visible prefix (kc_…)")),
     responses(
-        (status = 200, description = "Revoked", body = crate::routes::openapi::TokenBody),
+        (status = 200, description = "Revoked", body = crate::routes::views::TokenBody),
         (status = 404, description = "`token_not_found`")
     )
 )]
@@ -89,10 +74,10 @@ pub async fn revoke(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = caller.require(&[])?;
     let token = state
-        .store
-        .revoke_token(path.into_inner(), actor, time::now())
+        .revoke_token(path.into_inner(), caller.actor(), time::now())
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "token": token })))
+    Ok(HttpResponse::Ok().json(TokenBody {
+        token: (&token).into(),
+    }))
 }

@@ -2,6 +2,7 @@
 
 pub mod grace;
 pub mod limits;
+pub mod queries;
 
 use std::sync::Arc;
 

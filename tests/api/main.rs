@@ -28,3 +28,4 @@ mod schemathesis;
 mod secrets;
 mod validation;
 mod vectors;
+mod views;
