@@ -25,5 +25,6 @@ mod parsers;
 mod process;
 mod schemathesis;
 mod secrets;
+mod storage_contract;
 mod validation;
 mod vectors;
