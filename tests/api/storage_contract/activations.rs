@@ -301,6 +301,31 @@ pub async fn machines_unseen_for_release_after_days_lose_their_seat_at_the_next_
         matches!(&back, ActivationOutcome::Granted { created: true, activation, .. } if activation.id != stale),
         "{back:?}"
     );
+    // The release comes before the seats are counted: on a full license, the
+    // machines it frees make room for the one asking.
+    let policies = w.policies_with(
+        "photo-basic",
+        keyclerk::domain::activation::SeatPolicy {
+            release_after_days: Some(30),
+            ..w.policies.of("photo-basic")
+        },
+    );
+    let (full, full_key) = w.mint("photo-basic", "o-full").await;
+    for fp in ["fp-1", "fp-2"] {
+        let req = w.activation_with(full_key, fp, w.t0, policies.clone());
+        w.store.activate(req, w.t0).await.unwrap();
+    }
+    let req = w.activation_with(full_key, "fp-3", w.day(31), policies.clone());
+    let outcome = w.store.activate(req, w.day(31)).await.unwrap();
+    assert!(
+        matches!(outcome, ActivationOutcome::Granted { created: true, .. }),
+        "{outcome:?}"
+    );
+    let live = w.store.activations(&full.id).await.unwrap();
+    assert_eq!(
+        live.iter().filter(|a| a.deactivated_at.is_none()).count(),
+        1
+    );
     // A product without release_after_days never releases.
     let (basic, basic_key) = w.mint("photo-basic", "o-2").await;
     w.take_seat(basic_key, "fp-1", w.day(1)).await;

@@ -161,7 +161,7 @@ pub async fn a_substitute_closes_the_license_and_mints_one_that_points_back(w: W
         .find_licenses(LicenseLookup::KeyHash(new_key.key_hash))
         .await
         .unwrap();
-    assert_eq!(by_key, [new.clone()]);
+    assert_eq!(by_key, std::slice::from_ref(&new));
     let new_events = w.events(&new_id).await;
     assert!(
         matches!(&new_events[0], AuditEvent::LicenseMinted { product, .. } if product == "photo-basic")

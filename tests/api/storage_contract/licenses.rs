@@ -152,6 +152,21 @@ pub async fn a_fresh_key_becomes_the_license_key_and_the_old_one_still_finds_it(
         stored, fresh.stored,
         "license() answers the key last issued"
     );
+    // Issued in the same second as the mint, the fresh key is still the later one.
+    let (same_second, _) = w.mint("photo-pro", "o-2").await;
+    let fresh_now = fake_key();
+    w.store
+        .decide(
+            GraceRequest {
+                fresh_key: Some(fresh_now.clone()),
+                ..w.grace(&same_second, Remedy::Extend)
+            },
+            w.t0,
+        )
+        .await
+        .unwrap();
+    let (_, stored) = w.store.license(&same_second.id).await.unwrap().unwrap();
+    assert_eq!(stored, fresh_now.stored);
     for hash in [old_hash, fresh.key_hash] {
         let found = w
             .store
@@ -189,6 +204,23 @@ pub async fn a_batch_fails_only_the_item_a_rule_refuses(w: World) {
     }
     assert!(w.store.license(&ids[1]).await.unwrap().is_none());
     assert_eq!(w.event_count().await, 3, "o-old, o-a and o-b minted");
+    // Within one batch, a repeat of an earlier item finds it, a changed one conflicts.
+    let mut changed = request("photo-pro", "o-c");
+    changed.seats = Some(1);
+    let items = vec![
+        (w.prepare(request("photo-pro", "o-c"), w.t0), fake_key()),
+        (w.prepare(request("photo-pro", "o-c"), w.t0), fake_key()),
+        (w.prepare(changed, w.t0), fake_key()),
+    ];
+    let first = items[0].0.license.id.clone();
+    let results = w.store.mint_batch(items, vendor()).await.unwrap();
+    assert!(matches!(&results[0], Ok(MintOutcome::Created(l)) if l.id == first));
+    assert!(matches!(&results[1], Ok(MintOutcome::Existing(l, _)) if l.id == first));
+    assert!(matches!(
+        &results[2],
+        Err(StorageError::Domain(DomainError::OrderConflict(o))) if o == "o-c"
+    ));
+    assert_eq!(w.event_count().await, 4);
 }
 
 /// Two items with one license id: the database refuses the second, which is no
@@ -269,13 +301,13 @@ pub async fn licenses_are_found_by_order_id_and_by_key_hash(w: World) {
             .find_licenses(LicenseLookup::OrderId(license.order_id.clone()))
             .await
             .unwrap();
-        assert_eq!(by_order, [license.clone()]);
+        assert_eq!(by_order, std::slice::from_ref(license));
         let by_key = w
             .store
             .find_licenses(LicenseLookup::KeyHash(key))
             .await
             .unwrap();
-        assert_eq!(by_key, [license.clone()]);
+        assert_eq!(by_key, std::slice::from_ref(license));
     }
     assert!(w
         .store

@@ -74,7 +74,7 @@ pub async fn fifty_concurrent_mints_of_one_order_make_one_license(w: World) {
         .find_licenses(LicenseLookup::OrderId("o-race".into()))
         .await
         .unwrap();
-    assert_eq!(found, [license.clone()]);
+    assert_eq!(found, std::slice::from_ref(license));
     assert_eq!(w.events(&license.id).await.len(), 1);
     assert_eq!(
         w.event_count().await,
