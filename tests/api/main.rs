@@ -26,6 +26,7 @@ mod parsers;
 mod process;
 mod schemathesis;
 mod secrets;
+mod storage_contract;
 mod validation;
 mod vectors;
 mod views;
