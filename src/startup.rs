@@ -207,7 +207,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         log::info!(
             "signing with {} ({})",
             active.kid,
-            paserk::public(active.public.as_bytes()).unwrap_or_default()
+            paserk::public_of(active.public.as_bytes())
         );
     }
     let listener = TcpListener::bind(&settings.listen).map_err(|source| StartError::Bind {

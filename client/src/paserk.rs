@@ -14,26 +14,37 @@ pub const SECRET_PREFIX: &str = "k4.secret.";
 /// Prefix of a public key id.
 pub const PID_PREFIX: &str = "k4.pid.";
 
-/// `k4.public.` + base64url(public key), for a 32-byte key.
-pub fn public(key: &[u8]) -> Option<String> {
-    (key.len() == 32).then(|| format!("{PUBLIC_PREFIX}{}", URL_SAFE_NO_PAD.encode(key)))
+/// `k4.public.` + base64url(public key).
+pub fn public_of(key: &[u8; 32]) -> String {
+    format!("{PUBLIC_PREFIX}{}", URL_SAFE_NO_PAD.encode(key))
 }
 
-/// `k4.pid.` + base64url(BLAKE2b-264(`k4.pid.` || `k4.public.`...)), for a 32-byte key.
-pub fn pid(key: &[u8]) -> Option<String> {
-    let paserk = public(key)?;
+/// `k4.pid.` + base64url(BLAKE2b-264(`k4.pid.` || `k4.public.`...)).
+pub fn pid_of(key: &[u8; 32]) -> String {
     let mut h = Blake2b::<U33>::new();
     h.update(PID_PREFIX.as_bytes());
-    h.update(paserk.as_bytes());
-    Some(format!(
-        "{PID_PREFIX}{}",
-        URL_SAFE_NO_PAD.encode(h.finalize())
-    ))
+    h.update(public_of(key).as_bytes());
+    format!("{PID_PREFIX}{}", URL_SAFE_NO_PAD.encode(h.finalize()))
 }
 
-/// `k4.secret.` + base64url(seed || public key), for a 64-byte secret key.
+/// `k4.secret.` + base64url(seed || public key).
+pub fn secret_of(key: &[u8; 64]) -> String {
+    format!("{SECRET_PREFIX}{}", URL_SAFE_NO_PAD.encode(key))
+}
+
+/// [`public_of`] for bytes of any length: `None` unless there are 32.
+pub fn public(key: &[u8]) -> Option<String> {
+    key.try_into().ok().map(public_of)
+}
+
+/// [`pid_of`] for bytes of any length: `None` unless there are 32.
+pub fn pid(key: &[u8]) -> Option<String> {
+    key.try_into().ok().map(pid_of)
+}
+
+/// [`secret_of`] for bytes of any length: `None` unless there are 64.
 pub fn secret(key: &[u8]) -> Option<String> {
-    (key.len() == 64).then(|| format!("{SECRET_PREFIX}{}", URL_SAFE_NO_PAD.encode(key)))
+    key.try_into().ok().map(secret_of)
 }
 
 fn decode(s: &str, prefix: &str, len: usize) -> Option<Vec<u8>> {

@@ -126,7 +126,7 @@ impl Verifier {
                     paserk::parse_public(k.as_ref()).ok_or(ClientError::InvalidPublicKey)?;
                 let key =
                     VerifyingKey::from_bytes(&bytes).map_err(|_| ClientError::InvalidPublicKey)?;
-                let kid = paserk::pid(&bytes).ok_or(ClientError::InvalidPublicKey)?;
+                let kid = paserk::pid_of(&bytes);
                 Ok((kid, key))
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -287,6 +287,26 @@ pub struct DecisionInput<'a> {
 /// Longest window an extension may open.
 pub const MAX_EXTENSION_DAYS: u32 = 3650;
 
+/// The deadline an extension opens at `now`: `days` (default: the product's window
+/// length) from now, and its length. The one computation both the plan and the
+/// re-signed key use.
+pub fn extension_deadline(
+    days: Option<u32>,
+    product_window_days: Option<u32>,
+    now: Timestamp,
+) -> Result<(Timestamp, u32), DomainError> {
+    let days = days
+        .or(product_window_days)
+        .ok_or(DomainError::DaysRequired)?;
+    if !(1..=MAX_EXTENSION_DAYS).contains(&days) {
+        return Err(DomainError::field(
+            "days",
+            format!("must be between 1 and {MAX_EXTENSION_DAYS}"),
+        ));
+    }
+    Ok((plus_days(now, days), days))
+}
+
 impl License {
     /// Works out what `input` does to this license at `now`, or why it cannot.
     pub fn plan(&self, input: &DecisionInput<'_>, now: Timestamp) -> Result<Plan, DomainError> {
@@ -302,20 +322,9 @@ impl License {
         let paid = || input.price_paid.cloned().ok_or(DomainError::PriceUnknown);
         match input.remedy {
             Remedy::Extend => {
-                let days = input
-                    .days
-                    .or(input.product_window_days)
-                    .ok_or(DomainError::DaysRequired)?;
-                if !(1..=MAX_EXTENSION_DAYS).contains(&days) {
-                    return Err(DomainError::field(
-                        "days",
-                        format!("must be between 1 and {MAX_EXTENSION_DAYS}"),
-                    ));
-                }
-                Ok(Plan::Extend {
-                    activate_by: plus_days(now, days),
-                    days,
-                })
+                let (activate_by, days) =
+                    extension_deadline(input.days, input.product_window_days, now)?;
+                Ok(Plan::Extend { activate_by, days })
             }
             Remedy::Substitute | Remedy::Upgrade => {
                 let paid = paid()?;

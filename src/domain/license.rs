@@ -170,21 +170,34 @@ fn parse_time(field: &str, s: &str) -> Result<Timestamp, DomainError> {
     time::parse(s).ok_or_else(|| DomainError::field(field, "must be an RFC 3339 time"))
 }
 
-/// Normalizes an email: trimmed, lower-cased, one `@` with text on both sides.
-pub fn parse_email(s: &str) -> Result<String, DomainError> {
-    let s = s.trim();
-    let valid = s.len() <= 254
-        && s.split('@').count() == 2
-        && s.split('@').all(|part| !part.is_empty())
-        && !s.chars().any(|c| c.is_whitespace() || c.is_control());
-    if valid {
-        Ok(s.to_lowercase())
-    } else {
-        Err(DomainError::field(
-            "customer_email",
-            "is not an email address",
-        ))
+/// A customer's email: trimmed, lower-cased, one `@` with text on both sides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    /// Reads an email; `None` when it is not one. The error names no field: the
+    /// caller knows which field it read (`customer_email`, `email`).
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        let valid = s.len() <= 254
+            && s.split('@').count() == 2
+            && s.split('@').all(|part| !part.is_empty())
+            && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+        valid.then(|| Self(s.to_lowercase()))
     }
+
+    /// The normalized address.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// Reads the email in the request field `field`: normalized, or an error naming
+/// that field.
+pub fn parse_email(field: &str, s: &str) -> Result<String, DomainError> {
+    Email::parse(s)
+        .map(Email::into_string)
+        .ok_or_else(|| DomainError::field(field, "is not an email address"))
 }
 
 /// Checks an order id: 1 to 200 characters, no control characters; trimmed.
@@ -211,7 +224,7 @@ impl MintRequest {
         let customer_email = self
             .customer_email
             .as_deref()
-            .map(parse_email)
+            .map(|e| parse_email("customer_email", e))
             .transpose()?;
         let given_purchase = self
             .purchased_at

@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::domain::audit::ClaimStatus;
-use crate::domain::license::parse_email;
+use crate::domain::license::Email;
 use crate::domain::time;
 use crate::error::ApiError;
 use crate::routes::auth::Caller;
@@ -194,8 +194,9 @@ pub async fn credits(
     state: web::Data<AppState>,
     q: web::Query<CreditsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let email = parse_email(&q.email)
-        .map_err(|_| ApiError::InvalidQuery("email: not an email address".into()))?;
+    let email = Email::parse(&q.email)
+        .ok_or_else(|| ApiError::InvalidQuery("email: not an email address".into()))?
+        .into_string();
     let entries = state.credits(&email).await?;
     Ok(HttpResponse::Ok().json(Credits::new(&email, &entries)))
 }

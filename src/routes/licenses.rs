@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::domain::ids::is_id;
 use crate::domain::key::LicenseKey;
-use crate::domain::license::{parse_email, Action, LicenseStatus, MintRequest};
+use crate::domain::license::{Action, Email, LicenseStatus, MintRequest};
 use crate::domain::time;
 use crate::domain::DomainError;
 use crate::error::ApiError;
@@ -151,9 +151,11 @@ pub async fn list(
     let lookup = match (&q.order_id, &q.email, &q.key) {
         (Some(o), None, None) => Some(LicenseLookup::OrderId(o.trim().to_owned())),
         (None, Some(e), None) => {
-            Some(LicenseLookup::Email(parse_email(e).map_err(|_| {
-                ApiError::InvalidQuery("email: not an email address".into())
-            })?))
+            Some(LicenseLookup::Email(
+                Email::parse(e)
+                    .ok_or_else(|| ApiError::InvalidQuery("email: not an email address".into()))?
+                    .into_string(),
+            ))
         }
         (None, None, Some(k)) => match LicenseKey::parse(k) {
             Some(key) => Some(LicenseLookup::KeyHash(key.hash())),

@@ -4,11 +4,11 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::domain::audit::Actor;
-use crate::domain::grace::Remedy;
+use crate::domain::grace::{extension_deadline, Remedy};
 use crate::domain::ids::new_id;
 use crate::domain::license::{parse_email, parse_order_id, License, MintRequest};
 use crate::domain::product::Price;
-use crate::domain::time::{plus_days, Timestamp};
+use crate::domain::time::Timestamp;
 use crate::domain::DomainError;
 use crate::error::ApiError;
 use crate::service::{key_tag, long_text, rate_limited, AppState};
@@ -126,7 +126,11 @@ impl AppState {
         if reason.is_empty() {
             return Err(DomainError::field("reason", "say why").into());
         }
-        let email = body.email.as_deref().map(parse_email).transpose()?;
+        let email = body
+            .email
+            .as_deref()
+            .map(|e| parse_email("email", e))
+            .transpose()?;
         let (original, _) = self
             .store
             .license(license_id)
@@ -164,10 +168,12 @@ impl AppState {
             (true, None) => return Err(DomainError::ProductRequired.into()),
             (false, _) => None,
         };
-        let fresh_key = match (body.remedy, body.days.or(window)) {
-            (Remedy::Extend, Some(days)) => {
+        // The key re-signed with the deadline the plan will set; a request the plan
+        // refuses (no or bad `days`) gets no key and fails there.
+        let fresh_key = match (body.remedy, extension_deadline(body.days, window, now)) {
+            (Remedy::Extend, Ok((activate_by, _))) => {
                 let mut extended = original.clone();
-                extended.activate_by = Some(plus_days(now, days));
+                extended.activate_by = Some(activate_by);
                 Some(self.issue(&extended)?.1)
             }
             _ => None,
@@ -242,7 +248,11 @@ impl AppState {
                 .hit(client, now)
                 .map_err(rate_limited)?;
         }
-        let email = body.email.as_deref().map(parse_email).transpose()?;
+        let email = body
+            .email
+            .as_deref()
+            .map(|e| parse_email("email", e))
+            .transpose()?;
         let message = long_text("message", body.message)?;
         let hash = self
             .admit(&body.license_key, client, now)?
@@ -316,8 +326,7 @@ impl AppState {
         actor: Actor,
         now: Timestamp,
     ) -> Result<(CreditEntry, bool), ApiError> {
-        let email = parse_email(&body.email)
-            .map_err(|_| DomainError::field("email", "is not an email address"))?;
+        let email = parse_email("email", &body.email)?;
         let order_id = parse_order_id(&body.order_id)?;
         let currency = parse_currency(&body.currency)?;
         if body.amount == 0 || i64::try_from(body.amount).is_err() {

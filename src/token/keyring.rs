@@ -121,7 +121,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
 /// The key id of a public key.
 pub fn kid_of(public: &VerifyingKey) -> String {
     // A VerifyingKey is always 32 bytes, so `pid` always answers.
-    paserk::pid(public.as_bytes()).unwrap_or_default()
+    paserk::pid_of(public.as_bytes())
 }
 
 fn file_stem(created: Timestamp, kid: &str) -> String {
@@ -269,9 +269,9 @@ impl Keyring {
         let public = key.verifying_key();
         let kid = kid_of(&public);
         let stem = file_stem(now, &kid);
-        let secret_text = paserk::secret(&key.to_keypair_bytes()).unwrap_or_default();
+        let secret_text = paserk::secret_of(&key.to_keypair_bytes());
         write_new(&dir.join(format!("{stem}.secret")), &secret_text, 0o600)?;
-        let public_text = paserk::public(public.as_bytes()).unwrap_or_default();
+        let public_text = paserk::public_of(public.as_bytes());
         write_new(&dir.join(format!("{stem}.public")), &public_text, 0o644)?;
         Ok(kid)
     }
@@ -349,7 +349,7 @@ impl Keyring {
             .iter()
             .map(|k| PublicKeyInfo {
                 kid: k.kid.clone(),
-                public_key: paserk::public(k.public.as_bytes()).unwrap_or_default(),
+                public_key: paserk::public_of(k.public.as_bytes()),
                 status: k.status,
                 created_at: k.created,
             })

@@ -185,3 +185,38 @@ fn a_lifecycle_body_with_days_on_a_non_renewal_is_refused() {
         )
         .expect_problem(422, "invalid_field");
 }
+
+#[test]
+fn a_bad_email_is_reported_under_the_field_that_carried_it() {
+    let server = TestServer::start();
+    let support = server.token("support");
+    let minted = server
+        .mint(json!({"product": "photo-pro", "order_id": "EMAIL-1"}))
+        .expect(201);
+    let id = minted["license"]["id"].as_str().unwrap();
+    let key = minted["key"].as_str().unwrap();
+    for (path, token, body, field) in [
+        (
+            "/v1/licenses".to_owned(),
+            Some(server.admin.clone()),
+            json!({"product": "photo-pro", "order_id": "EMAIL-2", "customer_email": "nope"}),
+            "customer_email",
+        ),
+        (
+            "/v1/claims".to_owned(),
+            None,
+            json!({"license_key": key, "email": "nope"}),
+            "email",
+        ),
+        (
+            format!("/v1/licenses/{id}/grace-extension"),
+            Some(support.clone()),
+            json!({"remedy": "credit", "reason": "r", "email": "nope"}),
+            "email",
+        ),
+    ] {
+        let r = server.post(&path, token.as_deref(), &body);
+        r.expect_problem(422, "invalid_field");
+        assert_eq!(r.body["field"], field, "{path}: {}", r.body);
+    }
+}

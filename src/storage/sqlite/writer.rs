@@ -183,10 +183,10 @@ fn read_head(conn: &Connection) -> rusqlite::Result<(i64, [u8; 32])> {
     conn.query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
         let seq: i64 = r.get(0)?;
         let hash: Vec<u8> = r.get(1)?;
-        let mut h = [0u8; 32];
-        if hash.len() == 32 {
-            h.copy_from_slice(&hash);
-        }
+        // A head that is not a hash would start the chain from nothing: refuse it.
+        let h: [u8; 32] = hash
+            .try_into()
+            .map_err(|_| super::corrupt("audit_head.hash"))?;
         Ok((seq, h))
     })
 }
