@@ -170,7 +170,7 @@ impl License {
     }
 
     /// The window guards only a license that was never activated.
-    fn window_closed(&self, ever_activated: bool, now: Timestamp) -> bool {
+    pub fn window_closed(&self, ever_activated: bool, now: Timestamp) -> bool {
         !ever_activated && self.activate_by.is_some_and(|by| now > by)
     }
 }

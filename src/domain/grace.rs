@@ -688,10 +688,9 @@ impl ClaimPolicy {
         product_window_days: Option<u32>,
         now: Timestamp,
     ) -> ClaimVerdict {
-        let window_closed = license.activate_by.is_some_and(|by| now > by);
         if license.status == LicenseStatus::Active
             && !license.is_expired(now)
-            && (evidence.ever_activated || !window_closed)
+            && !license.window_closed(evidence.ever_activated, now)
         {
             return ClaimVerdict::NotNeeded;
         }

@@ -91,7 +91,7 @@ pub struct RedeemBody {
     pub currency: String,
 }
 
-fn idempotency_key(value: Option<String>) -> Result<Option<String>, ApiError> {
+fn parse_idempotency_key(value: Option<String>) -> Result<Option<String>, ApiError> {
     match value {
         Some(v) if v.is_empty() || v.len() > 200 || !v.bytes().all(|b| b.is_ascii_graphic()) => {
             Err(ApiError::InvalidQuery(
@@ -121,7 +121,7 @@ impl AppState {
         claim_id: Option<String>,
         now: Timestamp,
     ) -> Result<Granted, ApiError> {
-        let idempotency = idempotency_key(idempotency)?;
+        let idempotency = parse_idempotency_key(idempotency)?;
         let reason = long_text("reason", Some(body.reason.trim().to_owned()))?.unwrap_or_default();
         if reason.is_empty() {
             return Err(DomainError::field("reason", "say why").into());

@@ -53,8 +53,19 @@ fn license_by_key(
         .optional()?)
 }
 
-/// Columns in [`LICENSE_COLUMNS`].
+/// Columns in [`LICENSE_COLUMNS`] (a test keeps the two in step).
 const LICENSE_COLUMN_COUNT: usize = 23;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_column_count_is_the_count_of_license_columns() {
+        assert_eq!(
+            super::LICENSE_COLUMN_COUNT,
+            super::LICENSE_COLUMNS.split(',').count()
+        );
+    }
+}
 
 /// The license a key (by its SHA-256) belongs to.
 pub(super) fn license_of_key(
