@@ -175,6 +175,22 @@ impl License {
     }
 }
 
+/// What `POST /v1/validate` answers about a license at `now`: the refusal that
+/// applies, else `NOT_ACTIVATED` when the asked machine holds no seat, else `VALID`.
+pub fn validation_code(
+    license: &License,
+    ever_activated: bool,
+    fingerprint_asked: bool,
+    holds_seat: bool,
+    now: Timestamp,
+) -> &'static str {
+    match license.usable(ever_activated, now) {
+        Err(refusal) => refusal.validation_code(),
+        Ok(()) if fingerprint_asked && !holds_seat => "NOT_ACTIVATED",
+        Ok(()) => "VALID",
+    }
+}
+
 /// End of a certificate's life: the earlier of now + lease and the license's expiry
 /// plus the offline grace.
 pub fn certificate_expiry(

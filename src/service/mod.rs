@@ -526,17 +526,17 @@ impl AppState {
                         )
                         .await?;
                 }
-                let code = match facts.license.usable(facts.ever_activated, now) {
-                    Err(refusal) => refusal.validation_code(),
-                    Ok(()) if fingerprint.is_some() && facts.activation_id.is_none() => {
-                        "NOT_ACTIVATED"
-                    }
-                    Ok(()) => {
-                        self.last_seen
-                            .note(&facts.license.id, facts.activation_id.as_deref(), now);
-                        "VALID"
-                    }
-                };
+                let code = crate::domain::activation::validation_code(
+                    &facts.license,
+                    facts.ever_activated,
+                    fingerprint.is_some(),
+                    facts.activation_id.is_some(),
+                    now,
+                );
+                if code == "VALID" {
+                    self.last_seen
+                        .note(&facts.license.id, facts.activation_id.as_deref(), now);
+                }
                 (code, Some(facts.license))
             }
         };
