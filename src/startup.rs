@@ -19,6 +19,7 @@ use crate::domain::time;
 use crate::domain::token::{NewApiToken, Role, TokenSecret};
 use crate::error::ApiError;
 use crate::routes;
+use crate::server::ConnectionCap;
 use crate::service::{AppState, Limits};
 use crate::storage::sqlite::SqliteStore;
 use crate::storage::{KnownKey, Storage};
@@ -245,6 +246,8 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         limits: Limits::new(&settings.late_claims, &settings.rate_limits),
     });
     let store = Arc::clone(&state.store);
+    let body_deadline = settings.server.body_deadline();
+    let connection_cap = Arc::new(ConnectionCap::from_settings(settings));
     let server = HttpServer::new(move || {
         App::new()
             .wrap(actix_web::middleware::from_fn(routes::enforce_access))
@@ -254,6 +257,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
                     .custom_request_replace("METHOD", |req| req.method().to_string()),
             )
             .app_data(state.clone())
+            .app_data(body_deadline)
             .app_data(
                 web::PathConfig::default()
                     .error_handler(|e, _| ApiError::InvalidQuery(e.to_string()).into()),
@@ -265,6 +269,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
     })
+    .on_connect(move |io, ext| connection_cap.on_connect(io, ext))
     .listen(listener)
     .map_err(|source| StartError::Bind {
         addr: settings.listen.clone(),

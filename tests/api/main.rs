@@ -25,5 +25,6 @@ mod parsers;
 mod process;
 mod schemathesis;
 mod secrets;
+mod slow_bodies;
 mod validation;
 mod vectors;
