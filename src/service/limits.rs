@@ -14,8 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::time::Timestamp;
 
-/// Counters beyond this many trigger a sweep of the ones that are full again.
-const SWEEP_AT: usize = 100_000;
+/// Counters the clean-up looks at per hit: a few, so that a hit costs the same with
+/// ten counters or a million, and always more than the one a hit may add, so that
+/// the map shrinks back once its keys go quiet.
+pub const SWEEP_STEP: usize = 4;
 
 /// At most `limit` hits at once, refilled at `limit` per `window_secs`, for each key.
 #[derive(Debug)]
@@ -24,7 +26,63 @@ pub struct Limiter {
     cost_ms: i64,
     /// How far ahead of now the next-hit time may run (the burst).
     burst_ms: i64,
-    next: Mutex<HashMap<String, i64>>,
+    counters: Mutex<Counters>,
+}
+
+/// The next-hit time of each key, in a vector the clean-up walks a few slots per hit
+/// (a `HashMap` cannot be walked from where the last step stopped), with an index.
+#[derive(Debug, Default)]
+struct Counters {
+    slots: Vec<(String, i64)>,
+    index: HashMap<String, usize>,
+    /// Where the clean-up goes on.
+    cursor: usize,
+    /// Slots the clean-up has looked at, ever.
+    examined: u64,
+}
+
+impl Counters {
+    fn get(&self, key: &str) -> Option<i64> {
+        self.index.get(key).map(|&i| self.slots[i].1)
+    }
+
+    /// Looks at up to `steps` slots from the cursor on and drops those whose next-hit
+    /// time has passed (a key in that state is as good as new).
+    fn sweep(&mut self, now: i64, steps: usize) {
+        for _ in 0..steps {
+            if self.slots.is_empty() {
+                return;
+            }
+            if self.cursor >= self.slots.len() {
+                self.cursor = 0;
+            }
+            self.examined += 1;
+            if self.slots[self.cursor].1 > now {
+                self.cursor += 1;
+                continue;
+            }
+            let (gone, _) = self.slots.swap_remove(self.cursor);
+            self.index.remove(&gone);
+            if let Some((moved, _)) = self.slots.get(self.cursor) {
+                if let Some(i) = self.index.get_mut(moved) {
+                    *i = self.cursor;
+                }
+            }
+        }
+    }
+
+    /// The next-hit time of `key`, made at `now` if it has none.
+    fn entry(&mut self, key: &str, now: i64) -> &mut i64 {
+        let i = match self.index.get(key) {
+            Some(&i) => i,
+            None => {
+                self.slots.push((key.to_owned(), now));
+                self.index.insert(key.to_owned(), self.slots.len() - 1);
+                self.slots.len() - 1
+            }
+        };
+        &mut self.slots[i].1
+    }
 }
 
 impl Limiter {
@@ -41,7 +99,7 @@ impl Limiter {
         Self {
             cost_ms,
             burst_ms,
-            next: Mutex::new(HashMap::new()),
+            counters: Mutex::new(Counters::default()),
         }
     }
 
@@ -53,30 +111,58 @@ impl Limiter {
         u64::try_from((ms + 999) / 1000).unwrap_or(1).max(1)
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counters> {
+        // A poisoned lock only means a panic elsewhere mid-update; counts stay counts.
+        self.counters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Whether a hit for `key` would be refused now; if so, the seconds to wait.
     pub fn blocked(&self, key: &str, now: Timestamp) -> Option<u64> {
         let now = now.timestamp_millis();
-        // A poisoned lock only means a panic elsewhere mid-update; counts stay counts.
-        let map = self.next.lock().unwrap_or_else(|e| e.into_inner());
-        let wait = self.wait_ms(map.get(key).copied().unwrap_or(now), now);
+        let counters = self.lock();
+        let wait = self.wait_ms(counters.get(key).unwrap_or(now), now);
         (wait > 0).then(|| Self::seconds(wait))
     }
 
-    /// Counts a hit for `key` at `now`; past the limit, the seconds until one more fits.
+    /// Counts a hit for `key` at `now`; past the limit, the seconds until one more fits
+    /// (a refused hit is not counted).
     pub fn hit(&self, key: &str, now: Timestamp) -> Result<(), u64> {
         let now = now.timestamp_millis();
-        let mut map = self.next.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= SWEEP_AT {
-            // A key whose next-hit time has passed is as good as new.
-            map.retain(|_, next| *next > now);
-        }
-        let next = map.entry(key.to_owned()).or_insert(now);
+        let mut counters = self.lock();
+        counters.sweep(now, SWEEP_STEP);
+        let next = counters.entry(key, now);
         let wait = self.wait_ms(*next, now);
         if wait > 0 {
             return Err(Self::seconds(wait));
         }
         *next = (*next).max(now) + self.cost_ms;
         Ok(())
+    }
+
+    /// Takes back one hit of `key` counted by [`Limiter::hit`] (a reservation that
+    /// was not used).
+    pub fn give_back(&self, key: &str, now: Timestamp) {
+        let now = now.timestamp_millis();
+        let mut counters = self.lock();
+        if let Some(&i) = counters.index.get(key) {
+            let next = &mut counters.slots[i].1;
+            *next = (*next - self.cost_ms).max(now);
+        }
+    }
+
+    /// How many keys have a counter now.
+    pub fn len(&self) -> usize {
+        self.lock().slots.len()
+    }
+
+    /// Whether no key has a counter.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Counters the clean-up has looked at since the limiter was made.
+    pub fn examined(&self) -> u64 {
+        self.lock().examined
     }
 }
 
@@ -89,6 +175,9 @@ pub struct RateLimitSettings {
     /// Look-ups of keys that match no license (unknown, malformed, forged) per client
     /// address per hour, on activate, validate, deactivate and claims.
     pub failed_lookups_per_address_per_hour: u32,
+    /// Failed look-ups per IPv6 /48 per hour (a site's whole network, 65,536 /64s),
+    /// on top of the limit of each /64.
+    pub failed_lookups_per_ipv6_48_per_hour: u32,
     /// Requests per license key per minute on those endpoints.
     pub requests_per_key_per_minute: u32,
     /// Addresses or networks (`10.0.0.0/8`, `::1`) of reverse proxies whose
@@ -101,6 +190,7 @@ impl Default for RateLimitSettings {
         Self {
             enabled: true,
             failed_lookups_per_address_per_hour: 60,
+            failed_lookups_per_ipv6_48_per_hour: 240,
             requests_per_key_per_minute: 120,
             trusted_proxies: Vec::new(),
         }
@@ -217,13 +307,50 @@ pub fn address_bucket(ip: IpAddr) -> String {
     }
 }
 
+/// The counting key of the /48 around an IPv6 client's /64 bucket (as made by
+/// [`address_bucket`]); none for an IPv4 client.
+pub fn network_bucket(bucket: &str) -> Option<String> {
+    let prefix = bucket.strip_suffix("::/64")?;
+    let mut segments = prefix.split(':');
+    let (a, b, c) = (segments.next()?, segments.next()?, segments.next()?);
+    Some(format!("{a}:{b}:{c}::/48"))
+}
+
 /// The limits of the public, key-authenticated endpoints.
 #[derive(Debug)]
 pub struct PublicLimits {
     enabled: bool,
     failed_lookups: Limiter,
+    failed_lookups_per_48: Limiter,
     per_key: Limiter,
     trusted: Vec<Network>,
+    /// Look-ups admitted and not yet finished, per address.
+    in_flight: Mutex<HashMap<String, InFlight>>,
+    /// Woken whenever a look-up in flight finishes.
+    finished: tokio::sync::Notify,
+}
+
+/// The look-ups of one address between [`PublicLimits::admit`] and their end.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    count: u32,
+    /// When the latest began (ms); a count older than [`IN_FLIGHT_TTL_MS`] is taken
+    /// as lost (a request that ended without saying how).
+    since_ms: i64,
+}
+
+/// How long a look-up may be in flight before it no longer makes others wait.
+const IN_FLIGHT_TTL_MS: i64 = 10_000;
+/// How long a request waits for look-ups in flight before it is refused.
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Why [`PublicLimits::reserve`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Refused {
+    /// Seconds until one more fits.
+    secs: u64,
+    /// The failures left are all reserved by look-ups still in flight: worth waiting.
+    busy: bool,
 }
 
 impl PublicLimits {
@@ -232,12 +359,15 @@ impl PublicLimits {
         Self {
             enabled: settings.enabled,
             failed_lookups: Limiter::new(settings.failed_lookups_per_address_per_hour, 3600),
+            failed_lookups_per_48: Limiter::new(settings.failed_lookups_per_ipv6_48_per_hour, 3600),
             per_key: Limiter::new(settings.requests_per_key_per_minute, 60),
             trusted: settings
                 .trusted_proxies
                 .iter()
                 .filter_map(|p| Network::parse(p))
                 .collect(),
+            in_flight: Mutex::new(HashMap::new()),
+            finished: tokio::sync::Notify::new(),
         }
     }
 
@@ -246,27 +376,120 @@ impl PublicLimits {
         &self.trusted
     }
 
-    /// Before a look-up: refused while the address has used up its failures, or the
-    /// key its requests.
+    /// Before a look-up: reserves one failed look-up for the address (and its IPv6
+    /// /48) and counts a request for the key; refused (the seconds to wait) when
+    /// either is used up. The reservation is the check: concurrent look-ups from one
+    /// address can never pass more failures than the limit, however many are in
+    /// flight. Every admitted look-up ends with [`PublicLimits::found`] (the
+    /// reservation is given back) or [`PublicLimits::failed`] (it stands).
     pub fn admit(&self, client: &str, key: Option<&str>, now: Timestamp) -> Result<(), u64> {
-        if !self.enabled {
-            return Ok(());
-        }
-        if let Some(secs) = self.failed_lookups.blocked(client, now) {
-            return Err(secs);
-        }
-        match key {
-            Some(key) => self.per_key.hit(key, now),
-            None => Ok(()),
+        self.reserve(client, key, now).map_err(|r| r.secs)
+    }
+
+    /// Like [`PublicLimits::admit`], but while the address's remaining failures are
+    /// all reserved by look-ups in flight (a burst of honest requests from one
+    /// office), waits for those to finish, up to a few seconds, instead of refusing.
+    pub async fn admit_waiting(
+        &self,
+        client: &str,
+        key: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), u64> {
+        let deadline = std::time::Instant::now() + MAX_WAIT;
+        loop {
+            // Made before the attempt, so that a look-up finishing in between wakes it.
+            let finished = self.finished.notified();
+            match self.reserve(client, key, now) {
+                Ok(()) => return Ok(()),
+                Err(r) if r.busy && std::time::Instant::now() < deadline => {
+                    let wait = std::time::Duration::from_millis(50);
+                    let _ = actix_web::rt::time::timeout(wait, finished).await;
+                }
+                Err(r) => return Err(r.secs),
+            }
         }
     }
 
-    /// After a look-up that found nothing.
-    pub fn failed(&self, client: &str, now: Timestamp) {
-        if self.enabled {
-            // Refused or not, the failure is counted; the next request is the one refused.
-            let _ = self.failed_lookups.hit(client, now);
+    fn reserve(&self, client: &str, key: Option<&str>, now: Timestamp) -> Result<(), Refused> {
+        if !self.enabled {
+            return Ok(());
         }
+        // Held across the check and the count, so that a request refused meanwhile
+        // sees every look-up that holds a reservation.
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let now_ms = now.timestamp_millis();
+        let others = in_flight
+            .get(client)
+            .filter(|f| now_ms - f.since_ms <= IN_FLIGHT_TTL_MS)
+            .map_or(0, |f| f.count);
+        let refused = |secs| Refused {
+            secs,
+            busy: others > 0,
+        };
+        self.failed_lookups.hit(client, now).map_err(refused)?;
+        if let Some(network) = network_bucket(client) {
+            if let Err(secs) = self.failed_lookups_per_48.hit(&network, now) {
+                self.failed_lookups.give_back(client, now);
+                return Err(refused(secs));
+            }
+        }
+        if let Some(key) = key {
+            if let Err(secs) = self.per_key.hit(key, now) {
+                self.give_back(client, now);
+                return Err(Refused { secs, busy: false });
+            }
+        }
+        in_flight.insert(
+            client.to_owned(),
+            InFlight {
+                count: others + 1,
+                since_ms: now_ms,
+            },
+        );
+        Ok(())
+    }
+
+    fn give_back(&self, client: &str, now: Timestamp) {
+        self.failed_lookups.give_back(client, now);
+        if let Some(network) = network_bucket(client) {
+            self.failed_lookups_per_48.give_back(&network, now);
+        }
+    }
+
+    /// A look-up from `client` has finished: tell those waiting.
+    fn end(&self, client: &str) {
+        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = map.get_mut(client) {
+            entry.count = entry.count.saturating_sub(1);
+            if entry.count == 0 {
+                map.remove(client);
+            }
+        }
+        drop(map);
+        self.finished.notify_waiters();
+    }
+
+    /// After a look-up that found its key: the failure reserved by
+    /// [`PublicLimits::admit`] is given back.
+    pub fn found(&self, client: &str, now: Timestamp) {
+        if !self.enabled {
+            return;
+        }
+        self.give_back(client, now);
+        self.end(client);
+    }
+
+    /// After a look-up that found nothing: the failure reserved by
+    /// [`PublicLimits::admit`] stands.
+    pub fn failed(&self, client: &str, _now: Timestamp) {
+        if self.enabled {
+            self.end(client);
+        }
+    }
+
+    /// The failed-look-up counter of single addresses (for tests and measurements).
+    pub fn failed_lookups(&self) -> &Limiter {
+        &self.failed_lookups
     }
 }
 
@@ -375,6 +598,114 @@ mod tests {
     }
 
     #[test]
+    fn a_hit_looks_at_a_few_counters_however_many_there_are_and_quiet_ones_are_cleaned_up() {
+        let l = Limiter::new(60, 3600);
+        let t = from_unix(1_000_000);
+        let started = std::time::Instant::now();
+        for i in 0..200_000u32 {
+            let bucket = address_bucket(std::net::Ipv6Addr::from(u128::from(i) << 64).into());
+            assert!(l.hit(&bucket, t).is_ok());
+        }
+        let fill = started.elapsed();
+        // Every counter is live (each key failed just now): nothing can be dropped.
+        assert_eq!(l.len(), 200_000);
+        let before = l.examined();
+        let started = std::time::Instant::now();
+        for _ in 0..10_000 {
+            let _ = l.hit("203.0.113.1", t);
+        }
+        let hits = started.elapsed();
+        let examined = l.examined() - before;
+        assert!(
+            examined <= 10_000 * SWEEP_STEP as u64,
+            "{examined} counters examined by 10,000 hits"
+        );
+        // An hour later they are all quiet: hits drop them a few at a time.
+        let later = from_unix(1_000_000 + 3600);
+        let started = std::time::Instant::now();
+        for _ in 0..(200_000 / SWEEP_STEP + 1) {
+            let _ = l.hit("203.0.113.1", later);
+        }
+        let cleanup = started.elapsed();
+        assert!(l.len() <= 2, "{} counters left", l.len());
+        println!(
+            "200,000 buckets filled in {fill:?}; 10,000 hits beside them in {hits:?} ({:?} each), examining {examined} counters; the clean-up of all of them spread over 50,001 hits took {cleanup:?}",
+            hits / 10_000
+        );
+    }
+
+    #[test]
+    fn a_reservation_given_back_leaves_the_count_as_it_was() {
+        let l = Limiter::new(2, 3600);
+        let t = from_unix(10_000);
+        assert!(l.hit("a", t).is_ok());
+        l.give_back("a", t);
+        assert!(l.hit("a", t).is_ok());
+        assert!(l.hit("a", t).is_ok());
+        assert!(
+            l.hit("a", t).is_err(),
+            "two counted, the given-back one not"
+        );
+        l.give_back("nobody", t);
+        assert_eq!(l.blocked("nobody", t), None);
+    }
+
+    #[test]
+    fn concurrent_reservations_never_pass_more_than_the_limit() {
+        let l = std::sync::Arc::new(PublicLimits::new(&RateLimitSettings {
+            failed_lookups_per_address_per_hour: 10,
+            ..RateLimitSettings::default()
+        }));
+        let t = from_unix(1_000_000);
+        let admitted: usize = (0..8)
+            .map(|_| {
+                let l = std::sync::Arc::clone(&l);
+                std::thread::spawn(move || {
+                    (0..100)
+                        .filter(|_| l.admit("192.0.2.1", None, t).is_ok())
+                        .count()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum();
+        assert_eq!(admitted, 10);
+    }
+
+    #[test]
+    fn ipv6_failures_are_counted_by_the_48_too() {
+        assert_eq!(
+            network_bucket(&address_bucket("2001:db8:7:1::1".parse().unwrap())).as_deref(),
+            Some("2001:db8:7::/48")
+        );
+        assert_eq!(network_bucket("192.0.2.1"), None);
+        let l = PublicLimits::new(&RateLimitSettings {
+            failed_lookups_per_address_per_hour: 60,
+            failed_lookups_per_ipv6_48_per_hour: 5,
+            ..RateLimitSettings::default()
+        });
+        let t = from_unix(1_000_000);
+        // Five /64s of one /48, one failure each: then the whole /48 waits.
+        for i in 1..=5 {
+            let b = address_bucket(format!("2001:db8:7:{i}::1").parse().unwrap());
+            assert!(l.admit(&b, None, t).is_ok(), "{b}");
+        }
+        let sixth = address_bucket("2001:db8:7:6::1".parse().unwrap());
+        assert!(l.admit(&sixth, None, t).is_err());
+        // The refused one did not use up its /64's own count.
+        assert_eq!(l.failed_lookups().blocked(&sixth, t), None);
+        let elsewhere = address_bucket("2001:db8:8:1::1".parse().unwrap());
+        assert!(l.admit(&elsewhere, None, t).is_ok());
+        // A found key gives its reservation back at both levels.
+        let b = address_bucket("2001:db8:9:1::1".parse().unwrap());
+        for _ in 0..100 {
+            assert!(l.admit(&b, None, t).is_ok());
+            l.found(&b, t);
+        }
+    }
+
+    #[test]
     fn failures_block_an_address_and_successes_do_not_count() {
         let l = PublicLimits::new(&RateLimitSettings {
             failed_lookups_per_address_per_hour: 3,
@@ -384,8 +715,10 @@ mod tests {
         for i in 0..1000 {
             // An office: a thousand apps, each its own key, all found.
             assert!(l.admit("192.0.2.1", Some(&format!("key-{i}")), t).is_ok());
+            l.found("192.0.2.1", t);
         }
         for _ in 0..3 {
+            // Not found: the reservation stands.
             assert!(l.admit("198.51.100.1", None, t).is_ok());
             l.failed("198.51.100.1", t);
         }

@@ -392,7 +392,7 @@ impl AppState {
         let name = short_text("name", req.name)?;
         let platform = short_text("platform", req.platform)?;
         // Unknown, malformed and forged keys all end here, alike.
-        let Some(key_hash) = self.admit(&req.license_key, client, now)? else {
+        let Some(key_hash) = self.admit(&req.license_key, client, now).await? else {
             return Err(self.not_found(client, now));
         };
         let outcome = self
@@ -409,6 +409,9 @@ impl AppState {
                 now,
             )
             .await?;
+        if !matches!(outcome, ActivationOutcome::NotFound) {
+            self.found(client, now);
+        }
         let (license, activation, created) = match outcome {
             ActivationOutcome::NotFound => return Err(self.not_found(client, now)),
             ActivationOutcome::Refused(r) => return Err(ApiError::Refused(r)),
@@ -448,7 +451,7 @@ impl AppState {
         };
         let by = match (support, req.license_key) {
             (Some(actor), _) => Deactivator::Support(actor),
-            (None, Some(key)) => match self.admit(&key, client, now)? {
+            (None, Some(key)) => match self.admit(&key, client, now).await? {
                 Some(hash) => Deactivator::Customer(hash),
                 None => return Err(unknown()),
             },
@@ -469,6 +472,9 @@ impl AppState {
                 now,
             )
             .await?;
+        if customer && !matches!(outcome, DeactivationOutcome::NotFound) {
+            self.found(client, now);
+        }
         match outcome {
             DeactivationOutcome::NotFound => Err(unknown()),
             DeactivationOutcome::LimitReached(free_at) => Err(ApiError::DeactivationLimitReached {
@@ -500,7 +506,7 @@ impl AppState {
             .as_deref()
             .map(parse_fingerprint)
             .transpose()?;
-        let facts = match self.admit(&req.license_key, client, now)? {
+        let facts = match self.admit(&req.license_key, client, now).await? {
             Some(hash) => {
                 self.store
                     .key_facts(hash, fingerprint.as_ref().map(|f| f.as_str().to_owned()))
@@ -514,6 +520,7 @@ impl AppState {
                 ("NOT_FOUND", None)
             }
             Some(facts) => {
+                self.found(client, now);
                 if !facts.presented_before {
                     self.store
                         .mark_presented(facts.license.id.clone(), "validation", now)
@@ -555,14 +562,24 @@ impl AppState {
 
     /// The rate limits before a look-up of `key` from `client`: 429 while the
     /// address or the key is over its limit, else the key's hash to look up (none for
-    /// a malformed key, which the caller counts as a failed look-up).
-    fn admit(&self, key: &str, client: &str, now: Timestamp) -> Result<Option<[u8; 32]>, ApiError> {
+    /// a malformed key). A failed look-up is reserved here, so concurrent look-ups
+    /// cannot pass more failures than the limit; a caller whose look-up finds the key
+    /// gives it back ([`AppState::found`]), one that finds nothing keeps it
+    /// (`failed`). While the address's remaining failures are all reserved by
+    /// look-ups in flight, this waits for them rather than refuse an honest client.
+    async fn admit(
+        &self,
+        key: &str,
+        client: &str,
+        now: Timestamp,
+    ) -> Result<Option<[u8; 32]>, ApiError> {
         let hash = LicenseKey::parse(key).map(|k| k.hash());
         if self.limits.enabled {
             let tag = hash.as_ref().map(key_tag);
             self.limits
                 .public
-                .admit(client, tag.as_deref(), now)
+                .admit_waiting(client, tag.as_deref(), now)
+                .await
                 .map_err(rate_limited)?;
         }
         Ok(hash)
@@ -572,6 +589,13 @@ impl AppState {
     fn not_found(&self, client: &str, now: Timestamp) -> ApiError {
         self.limits.public.failed(client, now);
         DomainError::LicenseNotFound.into()
+    }
+
+    /// The look-up after [`AppState::admit`] found its key: the reserved failure goes back.
+    pub(crate) fn found(&self, client: &str, now: Timestamp) {
+        if self.limits.enabled {
+            self.limits.public.found(client, now);
+        }
     }
 
     fn receipt(&self, claims: ValidationReceipt) -> Result<String, ApiError> {

@@ -9,6 +9,7 @@ mod auth;
 mod authz;
 mod backup;
 mod cli;
+mod concurrent_guesses;
 mod crash;
 mod desktop_app;
 mod durability;
