@@ -126,6 +126,8 @@ where
         }
     };
     let settings = loaded.settings;
+    // Everything keyclerk writes holds secrets or customer data.
+    crate::files::restrict_umask();
     init_logging(&settings.log, matches!(cli.command, Command::Serve { .. }));
     for w in &loaded.warnings {
         log::warn!("{w}");

@@ -110,13 +110,14 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
     }
 }
 
-/// Creates the data directory (0700) if needed.
+/// Creates the data directory (0700) if needed, and the database file in it 0600.
 pub fn ensure_data_dir(dir: &Path) -> Result<(), StartError> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(io(dir))
+        .map_err(io(dir))?;
+    crate::files::prepare_database(dir).map_err(io(dir))
 }
 
 /// Checks the keyring against the keys the database has seen, then records new ones.
@@ -201,6 +202,7 @@ async fn bootstrap_admin(store: &SqliteStore, data_dir: &Path) -> Result<(), Sta
 pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Application, StartError> {
     ensure_data_dir(&settings.data_dir)?;
     let (ring, created) = Keyring::load_or_create(&settings.keys_dir, time::now())?;
+    crate::files::warn_about_shared_dirs(&settings.data_dir, &settings.keys_dir);
     if let Some(kid) = created {
         log::info!(
             "created signing key {kid} in {}",

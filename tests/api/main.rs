@@ -14,6 +14,7 @@ mod crash;
 mod desktop_app;
 mod durability;
 mod errors;
+mod file_modes;
 mod grace;
 mod helpers;
 mod interop;
