@@ -253,6 +253,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
     let server = HttpServer::new(move || {
         App::new()
             .wrap(actix_web::middleware::from_fn(routes::enforce_access))
+            .wrap(actix_web::middleware::from_fn(routes::hygiene::hygiene))
             // %U is the path without the query string: keys in `?key=` never reach the log.
             .wrap(
                 Logger::new("%a \"%{METHOD}xi %U\" %s %b %Dms")

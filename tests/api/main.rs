@@ -17,6 +17,7 @@ mod errors;
 mod file_modes;
 mod grace;
 mod helpers;
+mod http;
 mod interop;
 mod keys;
 mod lifecycle;
