@@ -279,7 +279,7 @@ mod tests {
 }
 
 /// The client's address as the rate limits count it: the socket's peer, or the
-/// `X-Forwarded-For` client when the peer is a trusted proxy; IPv6 by its /64.
+/// forwarded client when the peer is a trusted proxy; IPv6 by its /64.
 #[derive(Debug, Clone)]
 pub struct ClientAddr(pub String);
 
@@ -288,20 +288,21 @@ impl FromRequest for ClientAddr {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        use crate::service::limits::{address_bucket, client_address};
-        let trusted = req
+        use crate::service::limits::{client_address, ForwardedHeader};
+        let public = req
             .app_data::<actix_web::web::Data<crate::service::AppState>>()
-            .map(|s| s.limits.public.trusted_proxies())
-            .unwrap_or_default();
+            .map(|s| &s.limits.public);
+        let trusted = public.map(|p| p.trusted_proxies()).unwrap_or_default();
+        let header = public.map_or(ForwardedHeader::default(), |p| p.forwarded_header());
         let forwarded: Vec<&str> = if trusted.is_empty() {
             Vec::new()
         } else {
             req.headers()
-                .get_all("x-forwarded-for")
+                .get_all(header.name())
                 .filter_map(|v| v.to_str().ok())
                 .collect()
         };
-        let ip = client_address(req.peer_addr().map(|a| a.ip()), &forwarded, trusted);
-        std::future::ready(Ok(Self(ip.map(address_bucket).unwrap_or_default())))
+        let client = client_address(req.peer_addr().map(|a| a.ip()), &forwarded, header, trusted);
+        std::future::ready(Ok(Self(client.map(|c| c.bucket()).unwrap_or_default())))
     }
 }

@@ -183,6 +183,9 @@ pub struct RateLimitSettings {
     /// Addresses or networks (`10.0.0.0/8`, `::1`) of reverse proxies whose
     /// `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<String>,
+    /// The header those proxies write: `x-forwarded-for` or `forwarded` (RFC 7239).
+    /// Only that one is read: the other may come from the client unchanged.
+    pub forwarded_header: ForwardedHeader,
 }
 
 impl Default for RateLimitSettings {
@@ -193,6 +196,7 @@ impl Default for RateLimitSettings {
             failed_lookups_per_ipv6_48_per_hour: 240,
             requests_per_key_per_minute: 120,
             trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::default(),
         }
     }
 }
@@ -266,33 +270,133 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The header a trusted proxy names the client in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1` (nginx, HAProxy, most load balancers).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded: for=client;proto=https, for=proxy1` (RFC 7239).
+    Forwarded,
+}
+
+impl ForwardedHeader {
+    /// The header's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::XForwardedFor => "x-forwarded-for",
+            Self::Forwarded => "forwarded",
+        }
+    }
+}
+
+/// Who a request came from, as the rate limits count it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Client {
+    /// An address.
+    Addr(IpAddr),
+    /// A hop a trusted proxy wrote that is no address (`unknown`, `_hidden`,
+    /// garbage): a client of its own, never the proxy.
+    Opaque(String),
+}
+
+impl Client {
+    /// The counting key: [`address_bucket`] of an address, the hop's text (short,
+    /// printable) otherwise.
+    pub fn bucket(&self) -> String {
+        match self {
+            Self::Addr(ip) => address_bucket(*ip),
+            Self::Opaque(hop) => {
+                let text: String = hop
+                    .chars()
+                    .filter(char::is_ascii_graphic)
+                    .take(64)
+                    .collect();
+                format!("hop:{text}")
+            }
+        }
+    }
+}
+
+/// One hop of a forwarding header as an address: `1.2.3.4`, `1.2.3.4:5678`, `::1`,
+/// `[::1]`, `[::1]:5678`, quoted or not.
+pub fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    let hop = hop
+        .strip_prefix('"')
+        .and_then(|h| h.strip_suffix('"'))
+        .unwrap_or(hop);
+    let is_port = |p: &str| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit());
+    if let Some(rest) = hop.strip_prefix('[') {
+        let (addr, after) = rest.split_once(']')?;
+        let ok = after.is_empty() || after.strip_prefix(':').is_some_and(is_port);
+        return ok
+            .then(|| addr.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6))
+            .flatten();
+    }
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    let (addr, port) = hop.split_once(':')?;
+    is_port(port)
+        .then(|| addr.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4))
+        .flatten()
+}
+
+/// The `for=` of each element of `Forwarded` header values (RFC 7239), in order;
+/// an element without one gives an empty hop (which is no address).
+pub fn forwarded_for_of(values: &[&str]) -> Vec<String> {
+    values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|element| {
+            element
+                .split(';')
+                .filter_map(|pair| pair.split_once('='))
+                .find(|(name, _)| name.trim().eq_ignore_ascii_case("for"))
+                .map(|(_, value)| value.trim().to_owned())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 /// The client of a request: the socket's peer, or, when that peer is a trusted
-/// proxy, the right-most address of `X-Forwarded-For` that is not one (each proxy
+/// proxy, the right-most hop of the forwarding `header` that is not one (each proxy
 /// appends the address it saw, so the entries to its left are the client's word).
+/// A hop that is no address is a client of its own.
 pub fn client_address(
     peer: Option<IpAddr>,
-    forwarded_for: &[&str],
+    values: &[&str],
+    header: ForwardedHeader,
     trusted: &[Network],
-) -> Option<IpAddr> {
+) -> Option<Client> {
     let peer = canonical(peer?);
     let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(peer) {
-        return Some(peer);
+        return Some(Client::Addr(peer));
     }
+    let hops: Vec<String> = match header {
+        ForwardedHeader::XForwardedFor => values
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(str::to_owned)
+            .collect(),
+        ForwardedHeader::Forwarded => forwarded_for_of(values),
+    };
     let mut client = peer;
-    for hop in forwarded_for.iter().rev().flat_map(|h| h.rsplit(',')) {
-        match hop.trim().parse::<IpAddr>() {
-            Ok(ip) => {
+    for hop in hops.iter().rev() {
+        match parse_hop(hop) {
+            Some(ip) => {
                 client = canonical(ip);
                 if !is_trusted(client) {
                     break;
                 }
             }
-            // Garbage from the client's side: stop at the last address we trust.
-            Err(_) => break,
+            None => return Some(Client::Opaque(hop.trim().to_owned())),
         }
     }
-    Some(client)
+    Some(Client::Addr(client))
 }
 
 /// The counting key of an address: IPv4 as it is, IPv6 by its /64 (one
@@ -324,6 +428,7 @@ pub struct PublicLimits {
     failed_lookups_per_48: Limiter,
     per_key: Limiter,
     trusted: Vec<Network>,
+    forwarded_header: ForwardedHeader,
     /// Look-ups admitted and not yet finished, per address.
     in_flight: Mutex<HashMap<String, InFlight>>,
     /// Woken whenever a look-up in flight finishes.
@@ -366,6 +471,7 @@ impl PublicLimits {
                 .iter()
                 .filter_map(|p| Network::parse(p))
                 .collect(),
+            forwarded_header: settings.forwarded_header,
             in_flight: Mutex::new(HashMap::new()),
             finished: tokio::sync::Notify::new(),
         }
@@ -374,6 +480,11 @@ impl PublicLimits {
     /// The trusted proxies.
     pub fn trusted_proxies(&self) -> &[Network] {
         &self.trusted
+    }
+
+    /// The header the trusted proxies write.
+    pub fn forwarded_header(&self) -> ForwardedHeader {
+        self.forwarded_header
     }
 
     /// Before a look-up: reserves one failed look-up for the address (and its IPv6
@@ -552,37 +663,128 @@ mod tests {
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let trusted = [Network::parse("10.0.0.0/8").unwrap()];
-        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let xff = ForwardedHeader::XForwardedFor;
+        let ip = |s: &str| Some(Client::Addr(s.parse::<IpAddr>().unwrap()));
         // Straight from the internet: the header is the client's word, ignored.
         assert_eq!(
-            client_address(ip("203.0.113.9"), &["1.2.3.4"], &trusted),
-            ip("203.0.113.9")
-        );
-        // Through our proxy: the right-most address that is not a proxy of ours.
-        assert_eq!(
             client_address(
-                ip("10.0.0.2"),
-                &["6.6.6.6, 198.51.100.7, 10.0.0.3"],
+                Some("203.0.113.9".parse().unwrap()),
+                &["1.2.3.4"],
+                xff,
                 &trusted
             ),
+            ip("203.0.113.9")
+        );
+        let proxy = Some("10.0.0.2".parse().unwrap());
+        // Through our proxy: the right-most address that is not a proxy of ours.
+        assert_eq!(
+            client_address(proxy, &["6.6.6.6, 198.51.100.7, 10.0.0.3"], xff, &trusted),
             ip("198.51.100.7")
         );
         // Two header lines count as one list, in order.
         assert_eq!(
-            client_address(ip("10.0.0.2"), &["6.6.6.6", "198.51.100.7"], &trusted),
+            client_address(proxy, &["6.6.6.6", "198.51.100.7"], xff, &trusted),
             ip("198.51.100.7")
         );
         // A proxy that sent no header: the proxy itself.
-        assert_eq!(
-            client_address(ip("10.0.0.2"), &[], &trusted),
-            ip("10.0.0.2")
+        assert_eq!(client_address(proxy, &[], xff, &trusted), ip("10.0.0.2"));
+        assert_eq!(client_address(None, &[], xff, &trusted), None);
+    }
+
+    #[test]
+    fn a_forwarded_hop_with_a_port_is_its_address() {
+        let trusted = [Network::parse("10.0.0.0/8").unwrap()];
+        let proxy = Some("10.0.0.2".parse().unwrap());
+        let ip = |s: &str| Some(Client::Addr(s.parse::<IpAddr>().unwrap()));
+        for (hop, expected) in [
+            ("7.7.7.7:1234", "7.7.7.7"),
+            ("[2001:db8::7]:4711", "2001:db8::7"),
+            ("[2001:db8::7]", "2001:db8::7"),
+            ("2001:db8::7", "2001:db8::7"),
+            ("\"7.7.7.7:1234\"", "7.7.7.7"),
+        ] {
+            assert_eq!(
+                client_address(proxy, &[hop], ForwardedHeader::XForwardedFor, &trusted),
+                ip(expected),
+                "{hop}"
+            );
+        }
+        // Two clients behind one proxy stay two clients.
+        let a = client_address(
+            proxy,
+            &["7.7.7.7:1234"],
+            ForwardedHeader::XForwardedFor,
+            &trusted,
         );
-        // Garbage stops the walk at the last trusted hop.
-        assert_eq!(
-            client_address(ip("10.0.0.2"), &["1.1.1.1, junk"], &trusted),
-            ip("10.0.0.2")
+        let b = client_address(
+            proxy,
+            &["6.6.6.6:4321"],
+            ForwardedHeader::XForwardedFor,
+            &trusted,
         );
-        assert_eq!(client_address(None, &[], &trusted), None);
+        assert_ne!(a.unwrap().bucket(), b.unwrap().bucket());
+    }
+
+    #[test]
+    fn a_hop_that_is_no_address_is_a_client_of_its_own_never_the_proxy() {
+        let trusted = [Network::parse("10.0.0.0/8").unwrap()];
+        let proxy = Some("10.0.0.2".parse().unwrap());
+        for garbage in [
+            "junk",
+            "1.2.3.4:port",
+            "[::1]x",
+            "1.2.3.4:123456",
+            "unknown",
+            "",
+        ] {
+            let c = client_address(
+                proxy,
+                &[&format!("1.1.1.1, {garbage}")],
+                ForwardedHeader::XForwardedFor,
+                &trusted,
+            )
+            .unwrap();
+            assert!(matches!(c, Client::Opaque(_)), "{garbage}: {c:?}");
+            assert_ne!(c.bucket(), address_bucket("10.0.0.2".parse().unwrap()));
+        }
+        for bad in ["1.2.3.4:", "[::1", "[1.2.3.4]", "::1:80:x"] {
+            assert_eq!(parse_hop(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_forwarded_header_is_read_when_the_proxies_write_it() {
+        let trusted = [Network::parse("10.0.0.0/8").unwrap()];
+        let proxy = Some("10.0.0.2".parse().unwrap());
+        let fwd = ForwardedHeader::Forwarded;
+        let ip = |s: &str| Some(Client::Addr(s.parse::<IpAddr>().unwrap()));
+        assert_eq!(
+            client_address(
+                proxy,
+                &["for=6.6.6.6, for=\"[2001:db8:cafe::17]:4711\";proto=https;by=10.0.0.2"],
+                fwd,
+                &trusted
+            ),
+            ip("2001:db8:cafe::17")
+        );
+        assert_eq!(
+            client_address(
+                proxy,
+                &["proto=https;For=192.0.2.60", "for=10.0.0.9"],
+                fwd,
+                &trusted
+            ),
+            ip("192.0.2.60")
+        );
+        // An obfuscated or unknown client is a client of its own.
+        let hidden = client_address(proxy, &["for=_hidden"], fwd, &trusted).unwrap();
+        assert_eq!(hidden, Client::Opaque("_hidden".into()));
+        // With X-Forwarded-For configured, a Forwarded header is not read (it may be
+        // the client's own): the caller passes only the configured header's values.
+        assert_eq!(
+            forwarded_for_of(&["by=1.2.3.4", "for=\"_x\""]),
+            vec![String::new(), "\"_x\"".to_owned()]
+        );
     }
 
     #[test]

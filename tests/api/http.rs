@@ -176,7 +176,10 @@ fn two_authorization_headers_are_400_in_either_order() {
         stream.read_to_string(&mut response).unwrap();
         assert!(response.starts_with("HTTP/1.1 400"), "{response}");
         assert!(response.contains("application/problem+json"), "{response}");
-        assert!(response.contains("\"code\":\"duplicate_authorization\""), "{response}");
+        assert!(
+            response.contains("\"code\":\"duplicate_authorization\""),
+            "{response}"
+        );
     }
     // One is fine.
     server.get("/v1/tokens", Some(&server.admin)).expect(200);

@@ -15,6 +15,7 @@ mod desktop_app;
 mod durability;
 mod errors;
 mod file_modes;
+mod forwarded;
 mod grace;
 mod helpers;
 mod http;
