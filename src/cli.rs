@@ -156,10 +156,11 @@ where
 
 fn init_logging(level: &str, serving: bool) {
     let default = if serving { level } else { "warn" };
-    env_logger::Builder::new()
+    let logger = env_logger::Builder::new()
         .parse_filters(default)
         .format_target(false)
-        .init();
+        .build();
+    crate::logging::install(logger);
 }
 
 type CliResult = Result<ExitCode, String>;

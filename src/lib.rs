@@ -5,6 +5,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod files;
+pub mod logging;
 pub mod routes;
 pub mod server;
 pub mod service;

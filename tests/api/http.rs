@@ -237,3 +237,30 @@ fn answers_that_carry_secrets_or_customer_data_are_not_stored_by_caches() {
     let keys = server.get("/v1/keys", None);
     assert_eq!(keys.header("cache-control"), None);
 }
+
+#[test]
+fn a_request_that_does_not_parse_is_logged_at_debug_not_error() {
+    let dirs = crate::helpers::Dirs::new();
+    let server = crate::process::ServerProcess::spawn(&dirs, &[("KEYCLERK_LOG", "debug")]);
+    for garbage in [
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Bad: a\0b\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    ] {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        stream.write_all(garbage.as_bytes()).unwrap();
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    }
+    let log = server.stop();
+    let parse_errors: Vec<&str> = log.lines().filter(|l| l.contains("stream error")).collect();
+    assert!(
+        !parse_errors.is_empty(),
+        "actix did not report them:\n{log}"
+    );
+    assert!(
+        parse_errors.iter().all(|l| l.contains("DEBUG")),
+        "{parse_errors:?}"
+    );
+    assert!(!log.contains(" ERROR"), "{log}");
+}
