@@ -140,6 +140,7 @@ impl ApiError {
                 DomainError::IdempotencyKeyReused => "idempotency_key_reused",
                 DomainError::ClaimNotFound => "claim_not_found",
                 DomainError::ClaimResolved => "claim_resolved",
+                DomainError::DateOutOfRange => "date_out_of_range",
             },
             Self::Refused(r) => r.code(),
             Self::MissingToken => "missing_token",
@@ -222,7 +223,8 @@ impl ResponseError for ApiError {
                 | DomainError::CurrencyMismatch { .. }
                 | DomainError::SubstituteTooExpensive { .. }
                 | DomainError::UpgradeNotDearer
-                | DomainError::EmailRequired => StatusCode::UNPROCESSABLE_ENTITY,
+                | DomainError::EmailRequired
+                | DomainError::DateOutOfRange => StatusCode::UNPROCESSABLE_ENTITY,
                 DomainError::OrderConflict(_)
                 | DomainError::InvalidTransition { .. }
                 | DomainError::InsufficientCredit { .. }

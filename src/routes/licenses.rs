@@ -240,7 +240,7 @@ pub struct ActionBody {
         (status = 200, description = "The license after the action", body = crate::routes::openapi::LicenseBody),
         (status = 404, description = "`license_not_found`; `not_found` for another action"),
         (status = 409, description = "`invalid_transition`: not from the current status (`current_status`)"),
-        (status = 422, description = "`license_perpetual`, `days_required`, `invalid_field`")
+        (status = 422, description = "`license_perpetual`, `days_required`, `date_out_of_range` (a renewal past 9999-12-31), `invalid_field`")
     )
 )]
 pub async fn act(

@@ -210,11 +210,19 @@ fn parse_fingerprint(s: &str) -> Result<Fingerprint, ApiError> {
 /// Longest free-text reason accepted.
 pub const MAX_REASON_CHARS: usize = 1000;
 
-/// A free-text field of at most [`MAX_REASON_CHARS`] characters.
+/// A free-text field of at most [`MAX_REASON_CHARS`] characters, without control
+/// characters but newline and tab.
 pub fn long_text(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
     match value {
-        Some(v) if v.chars().count() > MAX_REASON_CHARS => {
-            Err(DomainError::field(field, format!("at most {MAX_REASON_CHARS} characters")).into())
+        Some(v)
+            if v.chars().count() > MAX_REASON_CHARS
+                || crate::domain::text::has_control(&v) =>
+        {
+            Err(DomainError::field(
+                field,
+                format!("at most {MAX_REASON_CHARS} characters, no control characters but newline and tab"),
+            )
+            .into())
         }
         other => Ok(other),
     }

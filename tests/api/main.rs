@@ -30,5 +30,6 @@ mod process;
 mod schemathesis;
 mod secrets;
 mod slow_bodies;
+mod text_and_dates;
 mod validation;
 mod vectors;
