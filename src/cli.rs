@@ -124,6 +124,8 @@ where
         }
     };
     let settings = loaded.settings;
+    // Everything keyclerk writes holds secrets or customer data.
+    crate::files::restrict_umask();
     init_logging(&settings.log, matches!(cli.command, Command::Serve { .. }));
     for w in &loaded.warnings {
         log::warn!("{w}");
@@ -152,10 +154,11 @@ where
 
 fn init_logging(level: &str, serving: bool) {
     let default = if serving { level } else { "warn" };
-    env_logger::Builder::new()
+    let logger = env_logger::Builder::new()
         .parse_filters(default)
         .format_target(false)
-        .init();
+        .build();
+    crate::logging::install(logger);
 }
 
 type CliResult = Result<ExitCode, String>;

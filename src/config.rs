@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::grace::ClaimPolicy;
 use crate::domain::product::{Catalog, Product, ProductId, ProductSpec};
+use crate::server::ServerSettings;
 use crate::service::limits::RateLimitSettings;
 
 /// The repository's `config.toml`, used when no file is given and none is present.
@@ -34,6 +35,9 @@ pub struct Settings {
     /// Log level.
     #[serde(default = "default_log")]
     pub log: String,
+    /// Limits of the HTTP server (body deadline, connections per address).
+    #[serde(default)]
+    pub server: ServerSettings,
     /// What customers' own late claims get without a person.
     #[serde(default)]
     pub late_claims: ClaimPolicy,
@@ -147,6 +151,9 @@ impl Settings {
         if self.issuer.trim().is_empty() {
             return Err(ConfigError(format!("{source}: issuer: must not be empty")));
         }
+        if let Some((key, message)) = self.server.problem() {
+            return Err(ConfigError(format!("{source}: server.{key}: {message}")));
+        }
         if let Some((key, message)) = self.rate_limits.problem() {
             return Err(ConfigError(format!(
                 "{source}: rate_limits.{key}: {message}"
@@ -243,6 +250,7 @@ impl Settings {
             keys_dir: default_keys_dir(),
             issuer: default_issuer(),
             log: default_log(),
+            server: ServerSettings::default(),
             late_claims: ClaimPolicy::default(),
             rate_limits: RateLimitSettings::default(),
             products: BTreeMap::new(),
@@ -314,6 +322,17 @@ mod tests {
         assert!(!off.settings.rate_limits.enabled);
         let bad = load("[rate_limits]\ntrusted_proxies = [\"10.0.0.0/40\"]", &[]).unwrap_err();
         assert!(bad.0.contains("rate_limits.trusted_proxies"), "{}", bad.0);
+    }
+
+    #[test]
+    fn the_shipped_server_limits_are_the_defaults_and_a_bad_one_is_named() {
+        let shipped = Settings::from_toml("config.toml", EMBEDDED_CONFIG, Vec::new()).unwrap();
+        assert_eq!(shipped.settings.server, ServerSettings::default());
+        let env = load("", &[("KEYCLERK_SERVER__BODY_TIMEOUT_SECONDS", "3")]).unwrap();
+        assert!(env.warnings.is_empty(), "{:?}", env.warnings);
+        assert_eq!(env.settings.server.body_timeout_seconds, 3);
+        let bad = load("[server]\nbody_timeout_seconds = 0", &[]).unwrap_err();
+        assert!(bad.0.contains("server.body_timeout_seconds"), "{}", bad.0);
     }
 
     #[test]

@@ -58,6 +58,18 @@ pub enum ApiError {
     /// The body is not `application/json`.
     #[error("the body must be application/json")]
     UnsupportedMediaType,
+    /// The body did not arrive within the deadline; the connection is closed.
+    #[error("the request body did not arrive within {0} seconds")]
+    BodyTimeout(u64),
+    /// The body has a `Content-Encoding` keyclerk does not decode.
+    #[error("the body must not be compressed (Content-Encoding: {0} is not decoded)")]
+    UnsupportedEncoding(String),
+    /// The body's `charset` is not UTF-8.
+    #[error("the body must be UTF-8 (charset {0} is not accepted)")]
+    UnsupportedCharset(String),
+    /// More than one `Authorization` header.
+    #[error("send one Authorization header, not several")]
+    DuplicateAuthorization,
     /// A batch with no items.
     #[error("a batch needs at least one item")]
     EmptyBatch,
@@ -128,6 +140,7 @@ impl ApiError {
                 DomainError::IdempotencyKeyReused => "idempotency_key_reused",
                 DomainError::ClaimNotFound => "claim_not_found",
                 DomainError::ClaimResolved => "claim_resolved",
+                DomainError::DateOutOfRange => "date_out_of_range",
             },
             Self::Refused(r) => r.code(),
             Self::MissingToken => "missing_token",
@@ -142,6 +155,10 @@ impl ApiError {
             Self::InvalidQuery(_) => "invalid_parameter",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::BodyTimeout(_) => "body_timeout",
+            Self::UnsupportedEncoding(_) => "unsupported_content_encoding",
+            Self::UnsupportedCharset(_) => "unsupported_charset",
+            Self::DuplicateAuthorization => "duplicate_authorization",
             Self::EmptyBatch => "empty_batch",
             Self::BatchTooLarge(_) => "batch_too_large",
             Self::ActivationNotFound => "activation_not_found",
@@ -206,7 +223,8 @@ impl ResponseError for ApiError {
                 | DomainError::CurrencyMismatch { .. }
                 | DomainError::SubstituteTooExpensive { .. }
                 | DomainError::UpgradeNotDearer
-                | DomainError::EmailRequired => StatusCode::UNPROCESSABLE_ENTITY,
+                | DomainError::EmailRequired
+                | DomainError::DateOutOfRange => StatusCode::UNPROCESSABLE_ENTITY,
                 DomainError::OrderConflict(_)
                 | DomainError::InvalidTransition { .. }
                 | DomainError::InsufficientCredit { .. }
@@ -229,7 +247,12 @@ impl ResponseError for ApiError {
             | Self::BadField { .. }
             | Self::InvalidQuery(_)
             | Self::EmptyBatch
-            | Self::BatchTooLarge(_) => StatusCode::BAD_REQUEST,
+            | Self::BatchTooLarge(_)
+            | Self::DuplicateAuthorization => StatusCode::BAD_REQUEST,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::UnsupportedEncoding(_) | Self::UnsupportedCharset(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::ActivationNotFound => StatusCode::NOT_FOUND,
@@ -262,7 +285,25 @@ impl ResponseError for ApiError {
         if let Some(secs) = retry {
             res.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
+        self.transport_headers(&mut res);
         res.body(self.problem().to_string())
+    }
+}
+
+impl ApiError {
+    /// What the HTTP layer must add for some errors: a timed-out body closes the
+    /// connection (the rest of the body may still be on its way); an encoding that
+    /// is not decoded names the one that is (RFC 9110 §15.5.16).
+    fn transport_headers(&self, res: &mut actix_web::HttpResponseBuilder) {
+        match self {
+            Self::BodyTimeout(_) => {
+                res.force_close();
+            }
+            Self::UnsupportedEncoding(_) => {
+                res.insert_header((header::ACCEPT_ENCODING, "identity"));
+            }
+            _ => {}
+        }
     }
 }
 

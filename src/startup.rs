@@ -17,6 +17,7 @@ use crate::domain::time;
 use crate::domain::token::{NewApiToken, Role};
 use crate::error::ApiError;
 use crate::routes;
+use crate::server::ConnectionCap;
 use crate::service::{AppState, Limits};
 use crate::storage::last_seen::LastSeen;
 use crate::storage::{self, KnownKey, Storage};
@@ -110,13 +111,14 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StartError + '_ {
     }
 }
 
-/// Creates the data directory (0700) if needed.
+/// Creates the data directory (0700) if needed, and the database file in it 0600.
 pub fn ensure_data_dir(dir: &Path) -> Result<(), StartError> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(io(dir))
+        .map_err(io(dir))?;
+    crate::files::prepare_database(dir).map_err(io(dir))
 }
 
 /// Checks the keyring against the keys the database has seen, then records new ones.
@@ -194,6 +196,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
     ensure_data_dir(&settings.data_dir)?;
     let now = time::now();
     let (ring, created) = Keyring::load_or_create(&settings.keys_dir, now)?;
+    crate::files::warn_about_shared_dirs(&settings.data_dir, &settings.keys_dir);
     if let Some(kid) = created {
         log::info!(
             "created signing key {kid} in {}",
@@ -234,15 +237,19 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         claim_policy: settings.late_claims.clone(),
         limits: Limits::new(&settings.late_claims, &settings.rate_limits),
     });
+    let body_deadline = settings.server.body_deadline();
+    let connection_cap = Arc::new(ConnectionCap::from_settings(settings));
     let server = HttpServer::new(move || {
         App::new()
             .wrap(actix_web::middleware::from_fn(routes::enforce_access))
+            .wrap(actix_web::middleware::from_fn(routes::hygiene::hygiene))
             // %U is the path without the query string: keys in `?key=` never reach the log.
             .wrap(
                 Logger::new("%a \"%{METHOD}xi %U\" %s %b %Dms")
                     .custom_request_replace("METHOD", |req| req.method().to_string()),
             )
             .app_data(state.clone())
+            .app_data(body_deadline)
             .app_data(
                 web::PathConfig::default()
                     .error_handler(|e, _| ApiError::InvalidQuery(e.to_string()).into()),
@@ -254,6 +261,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
     })
+    .on_connect(move |io, ext| connection_cap.on_connect(io, ext))
     .listen(listener)
     .map_err(|source| StartError::Bind {
         addr: settings.listen.clone(),

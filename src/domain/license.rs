@@ -200,13 +200,18 @@ pub fn parse_email(field: &str, s: &str) -> Result<String, DomainError> {
         .ok_or_else(|| DomainError::field(field, "is not an email address"))
 }
 
-/// Checks an order id: 1 to 200 characters, no control characters; trimmed.
+/// Checks an order id: 1 to 200 characters, no control or invisible format
+/// characters (`U+200B`, `U+202E`: look-alike ids); trimmed.
 pub fn parse_order_id(s: &str) -> Result<String, DomainError> {
     let s = s.trim();
-    if s.is_empty() || s.chars().count() > 200 || s.chars().any(char::is_control) {
+    if s.is_empty()
+        || s.chars().count() > 200
+        || s.chars()
+            .any(|c| c.is_control() || crate::domain::text::is_format(c))
+    {
         return Err(DomainError::field(
             "order_id",
-            "must be 1 to 200 characters without control characters",
+            "must be 1 to 200 characters without control or invisible format characters",
         ));
     }
     Ok(s.to_owned())
@@ -270,6 +275,12 @@ impl MintRequest {
                 return Err(DomainError::field(
                     "metadata",
                     format!("at most {MAX_METADATA_BYTES} bytes"),
+                ));
+            }
+            if crate::domain::text::control_in_map(meta).is_some() {
+                return Err(DomainError::field(
+                    "metadata",
+                    "keys and strings may hold no control characters but newline and tab",
                 ));
             }
         }
@@ -430,6 +441,11 @@ impl License {
             .ok_or(DomainError::DaysRequired)?;
         if !(1..=36_500).contains(&days) {
             return Err(DomainError::field("days", "must be between 1 and 36500"));
+        }
+        if let Some(current) = self.expires_at {
+            if !time::fits_days(current.max(now), days) {
+                return Err(DomainError::DateOutOfRange);
+            }
         }
         Ok(match self.expires_at {
             Some(current) => Renewal {

@@ -11,6 +11,7 @@ pub mod key;
 pub mod license;
 pub mod product;
 pub mod short_key;
+pub mod text;
 pub mod time;
 pub mod token;
 
@@ -96,6 +97,9 @@ pub enum DomainError {
     /// The claim was decided already.
     #[error("the claim was already resolved")]
     ClaimResolved,
+    /// The result would lie past 9999-12-31, which RFC 3339 cannot write.
+    #[error("the new date would lie past 9999-12-31")]
+    DateOutOfRange,
     /// A field of the request is out of its allowed shape or range.
     #[error("{field}: {message}")]
     InvalidField {

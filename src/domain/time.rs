@@ -22,16 +22,32 @@ pub fn format(t: Timestamp) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// Parses RFC 3339 (any offset) into UTC, dropping fractions of a second.
+/// Unix seconds of 9999-12-31T23:59:59Z, the last second RFC 3339 can write.
+pub const LATEST_UNIX: i64 = 253_402_300_799;
+
+/// Parses RFC 3339 (any offset) into UTC, dropping fractions of a second; a time
+/// past 9999-12-31 in UTC (`9999-12-31T23:30:00-01:00`) is refused.
 pub fn parse(s: &str) -> Option<Timestamp> {
     DateTime::parse_from_rfc3339(s)
         .ok()
-        .map(|t| from_unix(t.with_timezone(&Utc).timestamp()))
+        .map(|t| t.with_timezone(&Utc).timestamp())
+        .filter(|&secs| secs <= LATEST_UNIX)
+        .map(from_unix)
 }
 
-/// `t` moved forward by whole days.
+/// `t` moved forward by whole days, at most to 9999-12-31T23:59:59Z (a later time
+/// could not be written as RFC 3339).
 pub fn plus_days(t: Timestamp, days: u32) -> Timestamp {
-    from_unix(t.timestamp().saturating_add(i64::from(days) * 86_400))
+    from_unix(
+        t.timestamp()
+            .saturating_add(i64::from(days) * 86_400)
+            .min(LATEST_UNIX),
+    )
+}
+
+/// Whether `t` moved forward by `days` stays within 9999-12-31.
+pub fn fits_days(t: Timestamp, days: u32) -> bool {
+    t.timestamp().saturating_add(i64::from(days) * 86_400) <= LATEST_UNIX
 }
 
 /// Serde helpers for optional RFC 3339 fields.
@@ -96,6 +112,17 @@ mod tests {
     fn plus_days_counts_whole_days() {
         let t = parse("2026-01-30T00:00:00Z").unwrap();
         assert_eq!(format(plus_days(t, 2)), "2026-02-01T00:00:00Z");
+    }
+
+    #[test]
+    fn no_time_past_9999_is_parsed_or_made() {
+        assert_eq!(format(from_unix(LATEST_UNIX)), "9999-12-31T23:59:59Z");
+        assert!(parse("9999-12-31T23:59:59Z").is_some());
+        assert_eq!(parse("9999-12-31T23:30:00-01:00"), None);
+        let last = parse("9999-12-01T00:00:00Z").unwrap();
+        assert_eq!(format(plus_days(last, 365)), "9999-12-31T23:59:59Z");
+        assert!(fits_days(last, 30));
+        assert!(!fits_days(last, 31));
     }
 
     #[test]

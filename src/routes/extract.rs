@@ -8,6 +8,7 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::server::BodyDeadline;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -109,15 +110,65 @@ async fn read_body(
         return Err(ApiError::PayloadTooLarge(limit));
     }
     let mut body = Vec::with_capacity(declared.unwrap_or(0));
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|_| ApiError::InvalidJson("the body could not be read".into()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge(limit));
+    let read = async move {
+        while let Some(chunk) = payload.next().await {
+            let chunk =
+                chunk.map_err(|_| ApiError::InvalidJson("the body could not be read".into()))?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::PayloadTooLarge(limit));
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
+        Ok(body)
+    };
+    // The whole body, not each chunk: a client trickling a byte a second must not
+    // hold its connection forever.
+    let deadline = req.app_data::<BodyDeadline>().copied().unwrap_or_default();
+    actix_web::rt::time::timeout(deadline.0, read)
+        .await
+        .map_err(|_| ApiError::BodyTimeout(deadline.0.as_secs()))?
+}
+
+/// Refuses what would be misread as JSON: a `Content-Encoding` other than
+/// `identity` (nothing is decoded, so a gzip body is not JSON) and a `charset`
+/// other than UTF-8 (the only one JSON allows, RFC 8259 §8.1).
+fn check_encoding(req: &HttpRequest) -> Result<(), ApiError> {
+    for value in req.headers().get_all(header::CONTENT_ENCODING) {
+        let text = value.to_str().unwrap_or("?");
+        if text
+            .split(',')
+            .map(str::trim)
+            .any(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
+        {
+            return Err(ApiError::UnsupportedEncoding(shorten(text)));
+        }
     }
-    Ok(body)
+    let Some(ct) = req.headers().get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let Ok(ct) = ct.to_str() else {
+        return Err(ApiError::UnsupportedMediaType);
+    };
+    for param in ct.split(';').skip(1) {
+        let Some((name, value)) = param.split_once('=') else {
+            continue;
+        };
+        if name.trim().eq_ignore_ascii_case("charset") {
+            let value = value.trim().trim_matches('"');
+            if !value.eq_ignore_ascii_case("utf-8") && !value.eq_ignore_ascii_case("utf8") {
+                return Err(ApiError::UnsupportedCharset(shorten(value)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A header value as it may appear in an error's detail: printable ASCII, short.
+fn shorten(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(40)
+        .collect()
 }
 
 impl<T: DeserializeOwned + 'static, const LIMIT: usize> FromRequest for JsonBody<T, LIMIT> {
@@ -131,6 +182,7 @@ impl<T: DeserializeOwned + 'static, const LIMIT: usize> FromRequest for JsonBody
             if is_json(&req) != Some(true) {
                 return Err(ApiError::UnsupportedMediaType);
             }
+            check_encoding(&req)?;
             let body = read_body(&req, payload, LIMIT).await?;
             parse_json(&body).map(JsonBody)
         })
@@ -146,6 +198,7 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJsonBody<T
         let payload = payload.take();
         Box::pin(async move {
             let json = is_json(&req);
+            check_encoding(&req)?;
             let body = read_body(&req, payload, MAX_BODY_BYTES).await?;
             match json {
                 None if body.is_empty() => Ok(OptionalJsonBody(T::default())),
@@ -226,7 +279,7 @@ mod tests {
 }
 
 /// The client's address as the rate limits count it: the socket's peer, or the
-/// `X-Forwarded-For` client when the peer is a trusted proxy; IPv6 by its /64.
+/// forwarded client when the peer is a trusted proxy; IPv6 by its /64.
 #[derive(Debug, Clone)]
 pub struct ClientAddr(pub String);
 
@@ -235,20 +288,21 @@ impl FromRequest for ClientAddr {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        use crate::service::limits::{address_bucket, client_address};
-        let trusted = req
+        use crate::service::limits::{client_address, ForwardedHeader};
+        let public = req
             .app_data::<actix_web::web::Data<crate::service::AppState>>()
-            .map(|s| s.limits.public.trusted_proxies())
-            .unwrap_or_default();
+            .map(|s| &s.limits.public);
+        let trusted = public.map(|p| p.trusted_proxies()).unwrap_or_default();
+        let header = public.map_or(ForwardedHeader::default(), |p| p.forwarded_header());
         let forwarded: Vec<&str> = if trusted.is_empty() {
             Vec::new()
         } else {
             req.headers()
-                .get_all("x-forwarded-for")
+                .get_all(header.name())
                 .filter_map(|v| v.to_str().ok())
                 .collect()
         };
-        let ip = client_address(req.peer_addr().map(|a| a.ip()), &forwarded, trusted);
-        std::future::ready(Ok(Self(ip.map(address_bucket).unwrap_or_default())))
+        let client = client_address(req.peer_addr().map(|a| a.ip()), &forwarded, header, trusted);
+        std::future::ready(Ok(Self(client.map(|c| c.bucket()).unwrap_or_default())))
     }
 }

@@ -150,13 +150,11 @@ pub async fn list(
     let q = query.into_inner();
     let lookup = match (&q.order_id, &q.email, &q.key) {
         (Some(o), None, None) => Some(LicenseLookup::OrderId(o.trim().to_owned())),
-        (None, Some(e), None) => {
-            Some(LicenseLookup::Email(
-                Email::parse(e)
-                    .ok_or_else(|| ApiError::InvalidQuery("email: not an email address".into()))?
-                    .into_string(),
-            ))
-        }
+        (None, Some(e), None) => Some(LicenseLookup::Email(
+            Email::parse(e)
+                .ok_or_else(|| ApiError::InvalidQuery("email: not an email address".into()))?
+                .into_string(),
+        )),
         (None, None, Some(k)) => match LicenseKey::parse(k) {
             Some(key) => Some(LicenseLookup::KeyHash(key.hash())),
             // A malformed key matches nothing, like an unknown one.
@@ -216,7 +214,7 @@ pub struct ActionBody {
         (status = 200, description = "The license after the action", body = crate::routes::views::LicenseBody),
         (status = 404, description = "`license_not_found`; `not_found` for another action"),
         (status = 409, description = "`invalid_transition`: not from the current status (`current_status`)"),
-        (status = 422, description = "`license_perpetual`, `days_required`, `invalid_field`")
+        (status = 422, description = "`license_perpetual`, `days_required`, `date_out_of_range` (a renewal past 9999-12-31), `invalid_field`")
     )
 )]
 pub async fn act(

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod extract;
 pub mod grace;
 pub mod health;
+pub mod hygiene;
 pub mod keys;
 pub mod licenses;
 pub mod openapi;
@@ -17,7 +18,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpResponse};
+use actix_web::{guard, web, HttpMessage, HttpResponse, ResponseError};
 
 use crate::domain::token::Role;
 use crate::error::ApiError;
@@ -77,8 +78,8 @@ macro_rules! route_table {
             $(
                 cfg.service(
                     web::resource($path)
-                        $( .route(web::$method().to($handler)) )+
-                        .default_service(web::to(method_not_allowed)),
+                        $( .route(method_route(stringify!($method)).to($handler)) )+
+                        .default_service(web::to(|| method_not_allowed($path))),
                 );
             )+
         }
@@ -136,9 +137,13 @@ pub async fn enforce_access(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let access = req
-        .match_pattern()
-        .and_then(|p| access_of(req.method().as_str(), &p));
+    // HEAD is GET without the body: the same access.
+    let method = if req.method() == actix_web::http::Method::HEAD {
+        "GET"
+    } else {
+        req.method().as_str()
+    };
+    let access = req.match_pattern().and_then(|p| access_of(method, &p));
     let roles = match access {
         Some(Access::Roles(roles)) => Some(roles),
         Some(Access::KeyOrRoles(roles)) if req.headers().contains_key(header::AUTHORIZATION) => {
@@ -154,9 +159,35 @@ pub async fn enforce_access(
     next.call(req).await
 }
 
-/// Answers a method the route does not have.
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// The route of a table entry's method: a GET route answers HEAD too (actix sends
+/// the headers of the GET answer without its body).
+fn method_route(method: &str) -> actix_web::Route {
+    match method {
+        "get" => web::route().guard(guard::Any(guard::Get()).or(guard::Head())),
+        _ => web::post(),
+    }
+}
+
+/// The methods `path` (a pattern of the table) answers, for `Allow`.
+pub fn allowed_methods(path: &str) -> String {
+    let mut methods = Vec::new();
+    for route in ROUTES.iter().filter(|r| r.path == path) {
+        methods.push(route.method);
+        if route.method == "GET" {
+            methods.push("HEAD");
+        }
+    }
+    methods.join(", ")
+}
+
+/// Answers a method the route does not have, naming the ones it has (RFC 9110
+/// §15.5.6: a 405 must carry `Allow`).
+async fn method_not_allowed(path: &'static str) -> HttpResponse {
+    let mut res = ApiError::MethodNotAllowed.error_response();
+    if let Ok(allow) = header::HeaderValue::from_str(&allowed_methods(path)) {
+        res.headers_mut().insert(header::ALLOW, allow);
+    }
+    res
 }
 
 /// Answers a path no route has.

@@ -39,6 +39,18 @@ pub struct Problem {
 /// the ones its handler declares.
 fn common_errors(method: &str, access: Access) -> Vec<(u16, &'static str)> {
     let mut errors = Vec::new();
+    let reads_token = matches!(access, Access::Roles(_) | Access::KeyOrRoles(_));
+    if matches!(method, "POST" | "PUT" | "PATCH") && reads_token {
+        errors.push((
+            400,
+            "`invalid_json`, `missing_field`, `invalid_field`, `invalid_parameter`: the body's shape is wrong (unknown fields too); `duplicate_authorization`: more than one `Authorization` header",
+        ));
+    } else if reads_token {
+        errors.push((
+            400,
+            "`invalid_parameter`: a query parameter is wrong; `duplicate_authorization`: more than one `Authorization` header",
+        ));
+    }
     if matches!(method, "POST" | "PUT" | "PATCH") {
         errors.push((
             400,
@@ -49,8 +61,12 @@ fn common_errors(method: &str, access: Access) -> Vec<(u16, &'static str)> {
             "`payload_too_large`: a body over 64 KiB (2 MiB for batches)",
         ));
         errors.push((
+            408,
+            "`body_timeout`: the body did not arrive within the server's deadline; the connection is closed",
+        ));
+        errors.push((
             415,
-            "`unsupported_media_type`: a body that is not `application/json`",
+            "`unsupported_media_type`: a body that is not `application/json`; `unsupported_content_encoding`: a compressed body (nothing is decoded; `Accept-Encoding: identity`); `unsupported_charset`: a charset other than UTF-8",
         ));
     } else if !matches!(access, Access::Anyone) {
         errors.push((400, "`invalid_parameter`: a query parameter is wrong"));
@@ -93,6 +109,26 @@ fn problem_response(description: &str) -> RefOr<utoipa::openapi::Response> {
         .into()
 }
 
+/// The answer to a method a path does not have (no operation can describe it).
+fn method_not_allowed_response() -> RefOr<utoipa::openapi::Response> {
+    let allow = utoipa::openapi::header::HeaderBuilder::new()
+        .schema(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String),
+        )
+        .description(Some(
+            "The methods the path has: those of its operations, and HEAD with GET",
+        ))
+        .build();
+    let RefOr::T(mut response) = problem_response(
+        "`method_not_allowed`: any method this path has no operation for (HEAD answers wherever GET does)",
+    ) else {
+        return problem_response("`method_not_allowed`");
+    };
+    response.headers.insert("Allow".into(), allow);
+    RefOr::T(response)
+}
+
 /// Adds the route table's security and errors to every operation.
 struct FromRouteTable;
 
@@ -109,6 +145,9 @@ impl Modify for FromRouteTable {
                     .build(),
             ),
         );
+        components
+            .responses
+            .insert("MethodNotAllowed".into(), method_not_allowed_response());
         // `ProductSpec` refuses unknown fields in `config.toml`; in a response it is
         // flattened into `Product` beside `id`, which its closed schema would refuse.
         if let Some(RefOr::T(Schema::Object(spec))) = components.schemas.get_mut("ProductSpec") {
@@ -170,7 +209,7 @@ impl Modify for FromRouteTable {
 #[openapi(
     info(
         title = "keyclerk",
-        description = "A self-hosted license server: offline-verifiable license keys, activations, late claims. Errors are `application/problem+json` with a stable `code`.",
+        description = "A self-hosted license server: offline-verifiable license keys, activations, late claims. Errors are `application/problem+json` with a stable `code`. Every GET operation answers HEAD too; any other method a path has no operation for is 405 `method_not_allowed` with `Allow` (the response `MethodNotAllowed`).",
         license(name = "MIT OR Apache-2.0")
     ),
     paths(

@@ -255,7 +255,8 @@ impl AppState {
             .transpose()?;
         let message = long_text("message", body.message)?;
         let hash = self
-            .admit(&body.license_key, client, now)?
+            .admit(&body.license_key, client, now)
+            .await?
             .ok_or_else(|| self.not_found(client, now))?;
         if self.limits.enabled {
             self.limits
@@ -279,6 +280,9 @@ impl AppState {
                 now,
             )
             .await?;
+        if !matches!(outcome, ClaimOutcome::NotFound) {
+            self.found(client, now);
+        }
         Ok(match outcome {
             ClaimOutcome::NotFound => return Err(self.not_found(client, now)),
             ClaimOutcome::NotNeeded(l) => ClaimAnswer::NotNeeded(l),

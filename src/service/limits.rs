@@ -14,8 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::time::Timestamp;
 
-/// Counters beyond this many trigger a sweep of the ones that are full again.
-const SWEEP_AT: usize = 100_000;
+/// Counters the clean-up looks at per hit: a few, so that a hit costs the same with
+/// ten counters or a million, and always more than the one a hit may add, so that
+/// the map shrinks back once its keys go quiet.
+pub const SWEEP_STEP: usize = 4;
 
 /// At most `limit` hits at once, refilled at `limit` per `window_secs`, for each key.
 #[derive(Debug)]
@@ -24,7 +26,63 @@ pub struct Limiter {
     cost_ms: i64,
     /// How far ahead of now the next-hit time may run (the burst).
     burst_ms: i64,
-    next: Mutex<HashMap<String, i64>>,
+    counters: Mutex<Counters>,
+}
+
+/// The next-hit time of each key, in a vector the clean-up walks a few slots per hit
+/// (a `HashMap` cannot be walked from where the last step stopped), with an index.
+#[derive(Debug, Default)]
+struct Counters {
+    slots: Vec<(String, i64)>,
+    index: HashMap<String, usize>,
+    /// Where the clean-up goes on.
+    cursor: usize,
+    /// Slots the clean-up has looked at, ever.
+    examined: u64,
+}
+
+impl Counters {
+    fn get(&self, key: &str) -> Option<i64> {
+        self.index.get(key).map(|&i| self.slots[i].1)
+    }
+
+    /// Looks at up to `steps` slots from the cursor on and drops those whose next-hit
+    /// time has passed (a key in that state is as good as new).
+    fn sweep(&mut self, now: i64, steps: usize) {
+        for _ in 0..steps {
+            if self.slots.is_empty() {
+                return;
+            }
+            if self.cursor >= self.slots.len() {
+                self.cursor = 0;
+            }
+            self.examined += 1;
+            if self.slots[self.cursor].1 > now {
+                self.cursor += 1;
+                continue;
+            }
+            let (gone, _) = self.slots.swap_remove(self.cursor);
+            self.index.remove(&gone);
+            if let Some((moved, _)) = self.slots.get(self.cursor) {
+                if let Some(i) = self.index.get_mut(moved) {
+                    *i = self.cursor;
+                }
+            }
+        }
+    }
+
+    /// The next-hit time of `key`, made at `now` if it has none.
+    fn entry(&mut self, key: &str, now: i64) -> &mut i64 {
+        let i = match self.index.get(key) {
+            Some(&i) => i,
+            None => {
+                self.slots.push((key.to_owned(), now));
+                self.index.insert(key.to_owned(), self.slots.len() - 1);
+                self.slots.len() - 1
+            }
+        };
+        &mut self.slots[i].1
+    }
 }
 
 impl Limiter {
@@ -41,7 +99,7 @@ impl Limiter {
         Self {
             cost_ms,
             burst_ms,
-            next: Mutex::new(HashMap::new()),
+            counters: Mutex::new(Counters::default()),
         }
     }
 
@@ -53,30 +111,58 @@ impl Limiter {
         u64::try_from((ms + 999) / 1000).unwrap_or(1).max(1)
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counters> {
+        // A poisoned lock only means a panic elsewhere mid-update; counts stay counts.
+        self.counters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Whether a hit for `key` would be refused now; if so, the seconds to wait.
     pub fn blocked(&self, key: &str, now: Timestamp) -> Option<u64> {
         let now = now.timestamp_millis();
-        // A poisoned lock only means a panic elsewhere mid-update; counts stay counts.
-        let map = self.next.lock().unwrap_or_else(|e| e.into_inner());
-        let wait = self.wait_ms(map.get(key).copied().unwrap_or(now), now);
+        let counters = self.lock();
+        let wait = self.wait_ms(counters.get(key).unwrap_or(now), now);
         (wait > 0).then(|| Self::seconds(wait))
     }
 
-    /// Counts a hit for `key` at `now`; past the limit, the seconds until one more fits.
+    /// Counts a hit for `key` at `now`; past the limit, the seconds until one more fits
+    /// (a refused hit is not counted).
     pub fn hit(&self, key: &str, now: Timestamp) -> Result<(), u64> {
         let now = now.timestamp_millis();
-        let mut map = self.next.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= SWEEP_AT {
-            // A key whose next-hit time has passed is as good as new.
-            map.retain(|_, next| *next > now);
-        }
-        let next = map.entry(key.to_owned()).or_insert(now);
+        let mut counters = self.lock();
+        counters.sweep(now, SWEEP_STEP);
+        let next = counters.entry(key, now);
         let wait = self.wait_ms(*next, now);
         if wait > 0 {
             return Err(Self::seconds(wait));
         }
         *next = (*next).max(now) + self.cost_ms;
         Ok(())
+    }
+
+    /// Takes back one hit of `key` counted by [`Limiter::hit`] (a reservation that
+    /// was not used).
+    pub fn give_back(&self, key: &str, now: Timestamp) {
+        let now = now.timestamp_millis();
+        let mut counters = self.lock();
+        if let Some(&i) = counters.index.get(key) {
+            let next = &mut counters.slots[i].1;
+            *next = (*next - self.cost_ms).max(now);
+        }
+    }
+
+    /// How many keys have a counter now.
+    pub fn len(&self) -> usize {
+        self.lock().slots.len()
+    }
+
+    /// Whether no key has a counter.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Counters the clean-up has looked at since the limiter was made.
+    pub fn examined(&self) -> u64 {
+        self.lock().examined
     }
 }
 
@@ -89,11 +175,17 @@ pub struct RateLimitSettings {
     /// Look-ups of keys that match no license (unknown, malformed, forged) per client
     /// address per hour, on activate, validate, deactivate and claims.
     pub failed_lookups_per_address_per_hour: u32,
+    /// Failed look-ups per IPv6 /48 per hour (a site's whole network, 65,536 /64s),
+    /// on top of the limit of each /64.
+    pub failed_lookups_per_ipv6_48_per_hour: u32,
     /// Requests per license key per minute on those endpoints.
     pub requests_per_key_per_minute: u32,
     /// Addresses or networks (`10.0.0.0/8`, `::1`) of reverse proxies whose
     /// `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<String>,
+    /// The header those proxies write: `x-forwarded-for` or `forwarded` (RFC 7239).
+    /// Only that one is read: the other may come from the client unchanged.
+    pub forwarded_header: ForwardedHeader,
 }
 
 impl Default for RateLimitSettings {
@@ -101,8 +193,10 @@ impl Default for RateLimitSettings {
         Self {
             enabled: true,
             failed_lookups_per_address_per_hour: 60,
+            failed_lookups_per_ipv6_48_per_hour: 240,
             requests_per_key_per_minute: 120,
             trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::default(),
         }
     }
 }
@@ -176,33 +270,133 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The header a trusted proxy names the client in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1` (nginx, HAProxy, most load balancers).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded: for=client;proto=https, for=proxy1` (RFC 7239).
+    Forwarded,
+}
+
+impl ForwardedHeader {
+    /// The header's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::XForwardedFor => "x-forwarded-for",
+            Self::Forwarded => "forwarded",
+        }
+    }
+}
+
+/// Who a request came from, as the rate limits count it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Client {
+    /// An address.
+    Addr(IpAddr),
+    /// A hop a trusted proxy wrote that is no address (`unknown`, `_hidden`,
+    /// garbage): a client of its own, never the proxy.
+    Opaque(String),
+}
+
+impl Client {
+    /// The counting key: [`address_bucket`] of an address, the hop's text (short,
+    /// printable) otherwise.
+    pub fn bucket(&self) -> String {
+        match self {
+            Self::Addr(ip) => address_bucket(*ip),
+            Self::Opaque(hop) => {
+                let text: String = hop
+                    .chars()
+                    .filter(char::is_ascii_graphic)
+                    .take(64)
+                    .collect();
+                format!("hop:{text}")
+            }
+        }
+    }
+}
+
+/// One hop of a forwarding header as an address: `1.2.3.4`, `1.2.3.4:5678`, `::1`,
+/// `[::1]`, `[::1]:5678`, quoted or not.
+pub fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    let hop = hop
+        .strip_prefix('"')
+        .and_then(|h| h.strip_suffix('"'))
+        .unwrap_or(hop);
+    let is_port = |p: &str| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit());
+    if let Some(rest) = hop.strip_prefix('[') {
+        let (addr, after) = rest.split_once(']')?;
+        let ok = after.is_empty() || after.strip_prefix(':').is_some_and(is_port);
+        return ok
+            .then(|| addr.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6))
+            .flatten();
+    }
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    let (addr, port) = hop.split_once(':')?;
+    is_port(port)
+        .then(|| addr.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4))
+        .flatten()
+}
+
+/// The `for=` of each element of `Forwarded` header values (RFC 7239), in order;
+/// an element without one gives an empty hop (which is no address).
+pub fn forwarded_for_of(values: &[&str]) -> Vec<String> {
+    values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|element| {
+            element
+                .split(';')
+                .filter_map(|pair| pair.split_once('='))
+                .find(|(name, _)| name.trim().eq_ignore_ascii_case("for"))
+                .map(|(_, value)| value.trim().to_owned())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 /// The client of a request: the socket's peer, or, when that peer is a trusted
-/// proxy, the right-most address of `X-Forwarded-For` that is not one (each proxy
+/// proxy, the right-most hop of the forwarding `header` that is not one (each proxy
 /// appends the address it saw, so the entries to its left are the client's word).
+/// A hop that is no address is a client of its own.
 pub fn client_address(
     peer: Option<IpAddr>,
-    forwarded_for: &[&str],
+    values: &[&str],
+    header: ForwardedHeader,
     trusted: &[Network],
-) -> Option<IpAddr> {
+) -> Option<Client> {
     let peer = canonical(peer?);
     let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(peer) {
-        return Some(peer);
+        return Some(Client::Addr(peer));
     }
+    let hops: Vec<String> = match header {
+        ForwardedHeader::XForwardedFor => values
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(str::to_owned)
+            .collect(),
+        ForwardedHeader::Forwarded => forwarded_for_of(values),
+    };
     let mut client = peer;
-    for hop in forwarded_for.iter().rev().flat_map(|h| h.rsplit(',')) {
-        match hop.trim().parse::<IpAddr>() {
-            Ok(ip) => {
+    for hop in hops.iter().rev() {
+        match parse_hop(hop) {
+            Some(ip) => {
                 client = canonical(ip);
                 if !is_trusted(client) {
                     break;
                 }
             }
-            // Garbage from the client's side: stop at the last address we trust.
-            Err(_) => break,
+            None => return Some(Client::Opaque(hop.trim().to_owned())),
         }
     }
-    Some(client)
+    Some(Client::Addr(client))
 }
 
 /// The counting key of an address: IPv4 as it is, IPv6 by its /64 (one
@@ -217,13 +411,51 @@ pub fn address_bucket(ip: IpAddr) -> String {
     }
 }
 
+/// The counting key of the /48 around an IPv6 client's /64 bucket (as made by
+/// [`address_bucket`]); none for an IPv4 client.
+pub fn network_bucket(bucket: &str) -> Option<String> {
+    let prefix = bucket.strip_suffix("::/64")?;
+    let mut segments = prefix.split(':');
+    let (a, b, c) = (segments.next()?, segments.next()?, segments.next()?);
+    Some(format!("{a}:{b}:{c}::/48"))
+}
+
 /// The limits of the public, key-authenticated endpoints.
 #[derive(Debug)]
 pub struct PublicLimits {
     enabled: bool,
     failed_lookups: Limiter,
+    failed_lookups_per_48: Limiter,
     per_key: Limiter,
     trusted: Vec<Network>,
+    forwarded_header: ForwardedHeader,
+    /// Look-ups admitted and not yet finished, per address.
+    in_flight: Mutex<HashMap<String, InFlight>>,
+    /// Woken whenever a look-up in flight finishes.
+    finished: tokio::sync::Notify,
+}
+
+/// The look-ups of one address between [`PublicLimits::admit`] and their end.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    count: u32,
+    /// When the latest began (ms); a count older than [`IN_FLIGHT_TTL_MS`] is taken
+    /// as lost (a request that ended without saying how).
+    since_ms: i64,
+}
+
+/// How long a look-up may be in flight before it no longer makes others wait.
+const IN_FLIGHT_TTL_MS: i64 = 10_000;
+/// How long a request waits for look-ups in flight before it is refused.
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Why [`PublicLimits::reserve`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Refused {
+    /// Seconds until one more fits.
+    secs: u64,
+    /// The failures left are all reserved by look-ups still in flight: worth waiting.
+    busy: bool,
 }
 
 impl PublicLimits {
@@ -232,12 +464,16 @@ impl PublicLimits {
         Self {
             enabled: settings.enabled,
             failed_lookups: Limiter::new(settings.failed_lookups_per_address_per_hour, 3600),
+            failed_lookups_per_48: Limiter::new(settings.failed_lookups_per_ipv6_48_per_hour, 3600),
             per_key: Limiter::new(settings.requests_per_key_per_minute, 60),
             trusted: settings
                 .trusted_proxies
                 .iter()
                 .filter_map(|p| Network::parse(p))
                 .collect(),
+            forwarded_header: settings.forwarded_header,
+            in_flight: Mutex::new(HashMap::new()),
+            finished: tokio::sync::Notify::new(),
         }
     }
 
@@ -246,27 +482,125 @@ impl PublicLimits {
         &self.trusted
     }
 
-    /// Before a look-up: refused while the address has used up its failures, or the
-    /// key its requests.
+    /// The header the trusted proxies write.
+    pub fn forwarded_header(&self) -> ForwardedHeader {
+        self.forwarded_header
+    }
+
+    /// Before a look-up: reserves one failed look-up for the address (and its IPv6
+    /// /48) and counts a request for the key; refused (the seconds to wait) when
+    /// either is used up. The reservation is the check: concurrent look-ups from one
+    /// address can never pass more failures than the limit, however many are in
+    /// flight. Every admitted look-up ends with [`PublicLimits::found`] (the
+    /// reservation is given back) or [`PublicLimits::failed`] (it stands).
     pub fn admit(&self, client: &str, key: Option<&str>, now: Timestamp) -> Result<(), u64> {
-        if !self.enabled {
-            return Ok(());
-        }
-        if let Some(secs) = self.failed_lookups.blocked(client, now) {
-            return Err(secs);
-        }
-        match key {
-            Some(key) => self.per_key.hit(key, now),
-            None => Ok(()),
+        self.reserve(client, key, now).map_err(|r| r.secs)
+    }
+
+    /// Like [`PublicLimits::admit`], but while the address's remaining failures are
+    /// all reserved by look-ups in flight (a burst of honest requests from one
+    /// office), waits for those to finish, up to a few seconds, instead of refusing.
+    pub async fn admit_waiting(
+        &self,
+        client: &str,
+        key: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), u64> {
+        let deadline = std::time::Instant::now() + MAX_WAIT;
+        loop {
+            // Made before the attempt, so that a look-up finishing in between wakes it.
+            let finished = self.finished.notified();
+            match self.reserve(client, key, now) {
+                Ok(()) => return Ok(()),
+                Err(r) if r.busy && std::time::Instant::now() < deadline => {
+                    let wait = std::time::Duration::from_millis(50);
+                    let _ = actix_web::rt::time::timeout(wait, finished).await;
+                }
+                Err(r) => return Err(r.secs),
+            }
         }
     }
 
-    /// After a look-up that found nothing.
-    pub fn failed(&self, client: &str, now: Timestamp) {
-        if self.enabled {
-            // Refused or not, the failure is counted; the next request is the one refused.
-            let _ = self.failed_lookups.hit(client, now);
+    fn reserve(&self, client: &str, key: Option<&str>, now: Timestamp) -> Result<(), Refused> {
+        if !self.enabled {
+            return Ok(());
         }
+        // Held across the check and the count, so that a request refused meanwhile
+        // sees every look-up that holds a reservation.
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let now_ms = now.timestamp_millis();
+        let others = in_flight
+            .get(client)
+            .filter(|f| now_ms - f.since_ms <= IN_FLIGHT_TTL_MS)
+            .map_or(0, |f| f.count);
+        let refused = |secs| Refused {
+            secs,
+            busy: others > 0,
+        };
+        self.failed_lookups.hit(client, now).map_err(refused)?;
+        if let Some(network) = network_bucket(client) {
+            if let Err(secs) = self.failed_lookups_per_48.hit(&network, now) {
+                self.failed_lookups.give_back(client, now);
+                return Err(refused(secs));
+            }
+        }
+        if let Some(key) = key {
+            if let Err(secs) = self.per_key.hit(key, now) {
+                self.give_back(client, now);
+                return Err(Refused { secs, busy: false });
+            }
+        }
+        in_flight.insert(
+            client.to_owned(),
+            InFlight {
+                count: others + 1,
+                since_ms: now_ms,
+            },
+        );
+        Ok(())
+    }
+
+    fn give_back(&self, client: &str, now: Timestamp) {
+        self.failed_lookups.give_back(client, now);
+        if let Some(network) = network_bucket(client) {
+            self.failed_lookups_per_48.give_back(&network, now);
+        }
+    }
+
+    /// A look-up from `client` has finished: tell those waiting.
+    fn end(&self, client: &str) {
+        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = map.get_mut(client) {
+            entry.count = entry.count.saturating_sub(1);
+            if entry.count == 0 {
+                map.remove(client);
+            }
+        }
+        drop(map);
+        self.finished.notify_waiters();
+    }
+
+    /// After a look-up that found its key: the failure reserved by
+    /// [`PublicLimits::admit`] is given back.
+    pub fn found(&self, client: &str, now: Timestamp) {
+        if !self.enabled {
+            return;
+        }
+        self.give_back(client, now);
+        self.end(client);
+    }
+
+    /// After a look-up that found nothing: the failure reserved by
+    /// [`PublicLimits::admit`] stands.
+    pub fn failed(&self, client: &str, _now: Timestamp) {
+        if self.enabled {
+            self.end(client);
+        }
+    }
+
+    /// The failed-look-up counter of single addresses (for tests and measurements).
+    pub fn failed_lookups(&self) -> &Limiter {
+        &self.failed_lookups
     }
 }
 
@@ -329,37 +663,128 @@ mod tests {
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let trusted = [Network::parse("10.0.0.0/8").unwrap()];
-        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let xff = ForwardedHeader::XForwardedFor;
+        let ip = |s: &str| Some(Client::Addr(s.parse::<IpAddr>().unwrap()));
         // Straight from the internet: the header is the client's word, ignored.
         assert_eq!(
-            client_address(ip("203.0.113.9"), &["1.2.3.4"], &trusted),
-            ip("203.0.113.9")
-        );
-        // Through our proxy: the right-most address that is not a proxy of ours.
-        assert_eq!(
             client_address(
-                ip("10.0.0.2"),
-                &["6.6.6.6, 198.51.100.7, 10.0.0.3"],
+                Some("203.0.113.9".parse().unwrap()),
+                &["1.2.3.4"],
+                xff,
                 &trusted
             ),
+            ip("203.0.113.9")
+        );
+        let proxy = Some("10.0.0.2".parse().unwrap());
+        // Through our proxy: the right-most address that is not a proxy of ours.
+        assert_eq!(
+            client_address(proxy, &["6.6.6.6, 198.51.100.7, 10.0.0.3"], xff, &trusted),
             ip("198.51.100.7")
         );
         // Two header lines count as one list, in order.
         assert_eq!(
-            client_address(ip("10.0.0.2"), &["6.6.6.6", "198.51.100.7"], &trusted),
+            client_address(proxy, &["6.6.6.6", "198.51.100.7"], xff, &trusted),
             ip("198.51.100.7")
         );
         // A proxy that sent no header: the proxy itself.
-        assert_eq!(
-            client_address(ip("10.0.0.2"), &[], &trusted),
-            ip("10.0.0.2")
+        assert_eq!(client_address(proxy, &[], xff, &trusted), ip("10.0.0.2"));
+        assert_eq!(client_address(None, &[], xff, &trusted), None);
+    }
+
+    #[test]
+    fn a_forwarded_hop_with_a_port_is_its_address() {
+        let trusted = [Network::parse("10.0.0.0/8").unwrap()];
+        let proxy = Some("10.0.0.2".parse().unwrap());
+        let ip = |s: &str| Some(Client::Addr(s.parse::<IpAddr>().unwrap()));
+        for (hop, expected) in [
+            ("7.7.7.7:1234", "7.7.7.7"),
+            ("[2001:db8::7]:4711", "2001:db8::7"),
+            ("[2001:db8::7]", "2001:db8::7"),
+            ("2001:db8::7", "2001:db8::7"),
+            ("\"7.7.7.7:1234\"", "7.7.7.7"),
+        ] {
+            assert_eq!(
+                client_address(proxy, &[hop], ForwardedHeader::XForwardedFor, &trusted),
+                ip(expected),
+                "{hop}"
+            );
+        }
+        // Two clients behind one proxy stay two clients.
+        let a = client_address(
+            proxy,
+            &["7.7.7.7:1234"],
+            ForwardedHeader::XForwardedFor,
+            &trusted,
         );
-        // Garbage stops the walk at the last trusted hop.
-        assert_eq!(
-            client_address(ip("10.0.0.2"), &["1.1.1.1, junk"], &trusted),
-            ip("10.0.0.2")
+        let b = client_address(
+            proxy,
+            &["6.6.6.6:4321"],
+            ForwardedHeader::XForwardedFor,
+            &trusted,
         );
-        assert_eq!(client_address(None, &[], &trusted), None);
+        assert_ne!(a.unwrap().bucket(), b.unwrap().bucket());
+    }
+
+    #[test]
+    fn a_hop_that_is_no_address_is_a_client_of_its_own_never_the_proxy() {
+        let trusted = [Network::parse("10.0.0.0/8").unwrap()];
+        let proxy = Some("10.0.0.2".parse().unwrap());
+        for garbage in [
+            "junk",
+            "1.2.3.4:port",
+            "[::1]x",
+            "1.2.3.4:123456",
+            "unknown",
+            "",
+        ] {
+            let c = client_address(
+                proxy,
+                &[&format!("1.1.1.1, {garbage}")],
+                ForwardedHeader::XForwardedFor,
+                &trusted,
+            )
+            .unwrap();
+            assert!(matches!(c, Client::Opaque(_)), "{garbage}: {c:?}");
+            assert_ne!(c.bucket(), address_bucket("10.0.0.2".parse().unwrap()));
+        }
+        for bad in ["1.2.3.4:", "[::1", "[1.2.3.4]", "::1:80:x"] {
+            assert_eq!(parse_hop(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_forwarded_header_is_read_when_the_proxies_write_it() {
+        let trusted = [Network::parse("10.0.0.0/8").unwrap()];
+        let proxy = Some("10.0.0.2".parse().unwrap());
+        let fwd = ForwardedHeader::Forwarded;
+        let ip = |s: &str| Some(Client::Addr(s.parse::<IpAddr>().unwrap()));
+        assert_eq!(
+            client_address(
+                proxy,
+                &["for=6.6.6.6, for=\"[2001:db8:cafe::17]:4711\";proto=https;by=10.0.0.2"],
+                fwd,
+                &trusted
+            ),
+            ip("2001:db8:cafe::17")
+        );
+        assert_eq!(
+            client_address(
+                proxy,
+                &["proto=https;For=192.0.2.60", "for=10.0.0.9"],
+                fwd,
+                &trusted
+            ),
+            ip("192.0.2.60")
+        );
+        // An obfuscated or unknown client is a client of its own.
+        let hidden = client_address(proxy, &["for=_hidden"], fwd, &trusted).unwrap();
+        assert_eq!(hidden, Client::Opaque("_hidden".into()));
+        // With X-Forwarded-For configured, a Forwarded header is not read (it may be
+        // the client's own): the caller passes only the configured header's values.
+        assert_eq!(
+            forwarded_for_of(&["by=1.2.3.4", "for=\"_x\""]),
+            vec![String::new(), "\"_x\"".to_owned()]
+        );
     }
 
     #[test]
@@ -375,6 +800,114 @@ mod tests {
     }
 
     #[test]
+    fn a_hit_looks_at_a_few_counters_however_many_there_are_and_quiet_ones_are_cleaned_up() {
+        let l = Limiter::new(60, 3600);
+        let t = from_unix(1_000_000);
+        let started = std::time::Instant::now();
+        for i in 0..200_000u32 {
+            let bucket = address_bucket(std::net::Ipv6Addr::from(u128::from(i) << 64).into());
+            assert!(l.hit(&bucket, t).is_ok());
+        }
+        let fill = started.elapsed();
+        // Every counter is live (each key failed just now): nothing can be dropped.
+        assert_eq!(l.len(), 200_000);
+        let before = l.examined();
+        let started = std::time::Instant::now();
+        for _ in 0..10_000 {
+            let _ = l.hit("203.0.113.1", t);
+        }
+        let hits = started.elapsed();
+        let examined = l.examined() - before;
+        assert!(
+            examined <= 10_000 * SWEEP_STEP as u64,
+            "{examined} counters examined by 10,000 hits"
+        );
+        // An hour later they are all quiet: hits drop them a few at a time.
+        let later = from_unix(1_000_000 + 3600);
+        let started = std::time::Instant::now();
+        for _ in 0..(200_000 / SWEEP_STEP + 1) {
+            let _ = l.hit("203.0.113.1", later);
+        }
+        let cleanup = started.elapsed();
+        assert!(l.len() <= 2, "{} counters left", l.len());
+        println!(
+            "200,000 buckets filled in {fill:?}; 10,000 hits beside them in {hits:?} ({:?} each), examining {examined} counters; the clean-up of all of them spread over 50,001 hits took {cleanup:?}",
+            hits / 10_000
+        );
+    }
+
+    #[test]
+    fn a_reservation_given_back_leaves_the_count_as_it_was() {
+        let l = Limiter::new(2, 3600);
+        let t = from_unix(10_000);
+        assert!(l.hit("a", t).is_ok());
+        l.give_back("a", t);
+        assert!(l.hit("a", t).is_ok());
+        assert!(l.hit("a", t).is_ok());
+        assert!(
+            l.hit("a", t).is_err(),
+            "two counted, the given-back one not"
+        );
+        l.give_back("nobody", t);
+        assert_eq!(l.blocked("nobody", t), None);
+    }
+
+    #[test]
+    fn concurrent_reservations_never_pass_more_than_the_limit() {
+        let l = std::sync::Arc::new(PublicLimits::new(&RateLimitSettings {
+            failed_lookups_per_address_per_hour: 10,
+            ..RateLimitSettings::default()
+        }));
+        let t = from_unix(1_000_000);
+        let admitted: usize = (0..8)
+            .map(|_| {
+                let l = std::sync::Arc::clone(&l);
+                std::thread::spawn(move || {
+                    (0..100)
+                        .filter(|_| l.admit("192.0.2.1", None, t).is_ok())
+                        .count()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum();
+        assert_eq!(admitted, 10);
+    }
+
+    #[test]
+    fn ipv6_failures_are_counted_by_the_48_too() {
+        assert_eq!(
+            network_bucket(&address_bucket("2001:db8:7:1::1".parse().unwrap())).as_deref(),
+            Some("2001:db8:7::/48")
+        );
+        assert_eq!(network_bucket("192.0.2.1"), None);
+        let l = PublicLimits::new(&RateLimitSettings {
+            failed_lookups_per_address_per_hour: 60,
+            failed_lookups_per_ipv6_48_per_hour: 5,
+            ..RateLimitSettings::default()
+        });
+        let t = from_unix(1_000_000);
+        // Five /64s of one /48, one failure each: then the whole /48 waits.
+        for i in 1..=5 {
+            let b = address_bucket(format!("2001:db8:7:{i}::1").parse().unwrap());
+            assert!(l.admit(&b, None, t).is_ok(), "{b}");
+        }
+        let sixth = address_bucket("2001:db8:7:6::1".parse().unwrap());
+        assert!(l.admit(&sixth, None, t).is_err());
+        // The refused one did not use up its /64's own count.
+        assert_eq!(l.failed_lookups().blocked(&sixth, t), None);
+        let elsewhere = address_bucket("2001:db8:8:1::1".parse().unwrap());
+        assert!(l.admit(&elsewhere, None, t).is_ok());
+        // A found key gives its reservation back at both levels.
+        let b = address_bucket("2001:db8:9:1::1".parse().unwrap());
+        for _ in 0..100 {
+            assert!(l.admit(&b, None, t).is_ok());
+            l.found(&b, t);
+        }
+    }
+
+    #[test]
     fn failures_block_an_address_and_successes_do_not_count() {
         let l = PublicLimits::new(&RateLimitSettings {
             failed_lookups_per_address_per_hour: 3,
@@ -384,8 +917,10 @@ mod tests {
         for i in 0..1000 {
             // An office: a thousand apps, each its own key, all found.
             assert!(l.admit("192.0.2.1", Some(&format!("key-{i}")), t).is_ok());
+            l.found("192.0.2.1", t);
         }
         for _ in 0..3 {
+            // Not found: the reservation stands.
             assert!(l.admit("198.51.100.1", None, t).is_ok());
             l.failed("198.51.100.1", t);
         }

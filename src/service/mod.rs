@@ -213,11 +213,19 @@ fn parse_fingerprint(s: &str) -> Result<Fingerprint, ApiError> {
 /// Longest free-text reason accepted.
 pub const MAX_REASON_CHARS: usize = 1000;
 
-/// A free-text field of at most [`MAX_REASON_CHARS`] characters.
+/// A free-text field of at most [`MAX_REASON_CHARS`] characters, without control
+/// characters but newline and tab.
 pub fn long_text(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
     match value {
-        Some(v) if v.chars().count() > MAX_REASON_CHARS => {
-            Err(DomainError::field(field, format!("at most {MAX_REASON_CHARS} characters")).into())
+        Some(v)
+            if v.chars().count() > MAX_REASON_CHARS
+                || crate::domain::text::has_control(&v) =>
+        {
+            Err(DomainError::field(
+                field,
+                format!("at most {MAX_REASON_CHARS} characters, no control characters but newline and tab"),
+            )
+            .into())
         }
         other => Ok(other),
     }
@@ -395,7 +403,7 @@ impl AppState {
         let name = short_text("name", req.name)?;
         let platform = short_text("platform", req.platform)?;
         // Unknown, malformed and forged keys all end here, alike.
-        let Some(key_hash) = self.admit(&req.license_key, client, now)? else {
+        let Some(key_hash) = self.admit(&req.license_key, client, now).await? else {
             return Err(self.not_found(client, now));
         };
         let outcome = self
@@ -412,6 +420,9 @@ impl AppState {
                 now,
             )
             .await?;
+        if !matches!(outcome, ActivationOutcome::NotFound) {
+            self.found(client, now);
+        }
         let (license, activation, created) = match outcome {
             ActivationOutcome::NotFound => return Err(self.not_found(client, now)),
             ActivationOutcome::Refused(r) => return Err(ApiError::Refused(r)),
@@ -451,7 +462,7 @@ impl AppState {
         };
         let by = match (support, req.license_key) {
             (Some(actor), _) => Deactivator::Support(actor),
-            (None, Some(key)) => match self.admit(&key, client, now)? {
+            (None, Some(key)) => match self.admit(&key, client, now).await? {
                 Some(hash) => Deactivator::Customer(hash),
                 None => return Err(unknown()),
             },
@@ -472,6 +483,9 @@ impl AppState {
                 now,
             )
             .await?;
+        if customer && !matches!(outcome, DeactivationOutcome::NotFound) {
+            self.found(client, now);
+        }
         match outcome {
             DeactivationOutcome::NotFound => Err(unknown()),
             DeactivationOutcome::LimitReached(free_at) => Err(ApiError::DeactivationLimitReached {
@@ -503,7 +517,7 @@ impl AppState {
             .as_deref()
             .map(parse_fingerprint)
             .transpose()?;
-        let facts = match self.admit(&req.license_key, client, now)? {
+        let facts = match self.admit(&req.license_key, client, now).await? {
             Some(hash) => {
                 self.store
                     .key_facts(hash, fingerprint.as_ref().map(|f| f.as_str().to_owned()))
@@ -517,6 +531,7 @@ impl AppState {
                 ("NOT_FOUND", None)
             }
             Some(facts) => {
+                self.found(client, now);
                 if !facts.presented_before {
                     self.store
                         .mark_presented(
@@ -562,14 +577,24 @@ impl AppState {
 
     /// The rate limits before a look-up of `key` from `client`: 429 while the
     /// address or the key is over its limit, else the key's hash to look up (none for
-    /// a malformed key, which the caller counts as a failed look-up).
-    fn admit(&self, key: &str, client: &str, now: Timestamp) -> Result<Option<[u8; 32]>, ApiError> {
+    /// a malformed key). A failed look-up is reserved here, so concurrent look-ups
+    /// cannot pass more failures than the limit; a caller whose look-up finds the key
+    /// gives it back ([`AppState::found`]), one that finds nothing keeps it
+    /// (`failed`). While the address's remaining failures are all reserved by
+    /// look-ups in flight, this waits for them rather than refuse an honest client.
+    async fn admit(
+        &self,
+        key: &str,
+        client: &str,
+        now: Timestamp,
+    ) -> Result<Option<[u8; 32]>, ApiError> {
         let hash = LicenseKey::parse(key).map(|k| k.hash());
         if self.limits.enabled {
             let tag = hash.as_ref().map(key_tag);
             self.limits
                 .public
-                .admit(client, tag.as_deref(), now)
+                .admit_waiting(client, tag.as_deref(), now)
+                .await
                 .map_err(rate_limited)?;
         }
         Ok(hash)
@@ -579,6 +604,13 @@ impl AppState {
     fn not_found(&self, client: &str, now: Timestamp) -> ApiError {
         self.limits.public.failed(client, now);
         DomainError::LicenseNotFound.into()
+    }
+
+    /// The look-up after [`AppState::admit`] found its key: the reserved failure goes back.
+    pub(crate) fn found(&self, client: &str, now: Timestamp) {
+        if self.limits.enabled {
+            self.limits.public.found(client, now);
+        }
     }
 
     fn receipt(&self, claims: ValidationReceipt) -> Result<String, ApiError> {

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::helpers::{Dirs, TestServer};
 
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
-                      response_headers_conformance,response_schema_conformance";
+                      response_headers_conformance,response_schema_conformance,unsupported_method";
 
 fn schemathesis() -> std::path::PathBuf {
     let python = std::env::var("KC_TEST_PYTHON").expect(
