@@ -265,6 +265,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
     })
+    .workers(settings.workers)
     .listen(listener)
     .map_err(|source| StartError::Bind {
         addr: settings.listen.clone(),

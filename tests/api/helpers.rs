@@ -43,6 +43,8 @@ impl Dirs {
         s.data_dir = self.data();
         s.keys_dir = self.keys();
         s.issuer = "keyclerk-test".into();
+        // A test server serves a handful of clients: one worker, not one per CPU.
+        s.workers = 1;
         s
     }
 }

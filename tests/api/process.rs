@@ -25,6 +25,7 @@ impl ServerProcess {
             .env("KEYCLERK_KEYS_DIR", dirs.keys())
             .env("KEYCLERK_LISTEN", "127.0.0.1:0")
             .env("KEYCLERK_LOG", "info")
+            .env("KEYCLERK_WORKERS", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
