@@ -11,7 +11,6 @@ mod backup;
 mod cli;
 mod crash;
 mod desktop_app;
-mod durability;
 mod errors;
 mod grace;
 mod helpers;
