@@ -1,6 +1,7 @@
 //! Settings: built-in defaults < `config.toml` < `KEYCLERK_*` environment variables.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,9 @@ pub struct Settings {
     /// Limits of the HTTP server (body deadline, connections per address).
     #[serde(default)]
     pub server: ServerSettings,
+    /// HTTP worker threads, 1 to 512 (default: one per CPU, as actix-web).
+    #[serde(default = "default_workers")]
+    pub workers: usize,
     /// What customers' own late claims get without a person.
     #[serde(default)]
     pub late_claims: ClaimPolicy,
@@ -63,6 +67,13 @@ fn default_issuer() -> String {
 }
 fn default_log() -> String {
     "info".into()
+}
+/// actix-web panics outside 1..=512 workers.
+const MAX_WORKERS: usize = 512;
+fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, NonZeroUsize::get)
+        .min(MAX_WORKERS)
 }
 
 /// A configuration that cannot be used; the message names the file and the key.
@@ -153,6 +164,11 @@ impl Settings {
         }
         if let Some((key, message)) = self.server.problem() {
             return Err(ConfigError(format!("{source}: server.{key}: {message}")));
+        }
+        if !(1..=MAX_WORKERS).contains(&self.workers) {
+            return Err(ConfigError(format!(
+                "{source}: workers: must be between 1 and {MAX_WORKERS}"
+            )));
         }
         if let Some((key, message)) = self.rate_limits.problem() {
             return Err(ConfigError(format!(
@@ -251,6 +267,7 @@ impl Settings {
             issuer: default_issuer(),
             log: default_log(),
             server: ServerSettings::default(),
+            workers: default_workers(),
             late_claims: ClaimPolicy::default(),
             rate_limits: RateLimitSettings::default(),
             products: BTreeMap::new(),
@@ -340,6 +357,7 @@ mod tests {
         for (case, text, expected) in [
             ("syntax", "listen = ", "test.toml: TOML parse error"),
             ("unknown key", "lisen = \"x\"", "unknown field `lisen`"),
+            ("no workers", "workers = 0", "test.toml: workers: must be between 1 and 512"),
             (
                 "wrong type",
                 "[products.a]\nname = \"A\"\nprice = { amount = 1, currency = \"EUR\" }\nseats = \"three\"",

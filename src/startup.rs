@@ -261,6 +261,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
     })
+    .workers(settings.workers)
     .on_connect(move |io, ext| connection_cap.on_connect(io, ext))
     .listen(listener)
     .map_err(|source| StartError::Bind {

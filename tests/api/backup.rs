@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -24,7 +24,7 @@ fn a_backup_taken_under_writes_restores_into_a_working_server() {
     let (url, admin) = (server.url(), admin_token(&dirs));
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
     let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<_> = (0..4)
+    let mut writers: Vec<_> = (0..4)
         .map(|t| {
             let (agent, url, admin) = (agent(), url.clone(), admin.clone());
             let (acked, stop) = (Arc::clone(&acked), Arc::clone(&stop));
@@ -36,14 +36,30 @@ fn a_backup_taken_under_writes_restores_into_a_working_server() {
                         .post(&format!("{url}/v1/licenses"))
                         .set("Authorization", &format!("Bearer {admin}"))
                         .send_json(json!({"product": "photo-pro", "order_id": order}))
-                        .unwrap();
+                        .unwrap_or_else(|e| panic!("mint {order}: {e}"));
                     acked.lock().unwrap().push(order);
                     i += 1;
                 }
             })
         })
         .collect();
-    while acked.lock().unwrap().len() < 200 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = acked.lock().unwrap().len();
+        if n >= 200 {
+            break;
+        }
+        // A writer only ends when told to stop, or by failing.
+        if let Some(i) = writers.iter().position(|w| w.is_finished()) {
+            if let Err(panic) = writers.swap_remove(i).join() {
+                std::panic::resume_unwind(panic);
+            }
+            panic!("a writer ended after {n} of 200 writes");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {n} of 200 writes acknowledged after 60 s"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let before_backup = acked.lock().unwrap().clone();
@@ -56,7 +72,9 @@ fn a_backup_taken_under_writes_restores_into_a_working_server() {
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::SeqCst);
     for w in writers {
-        w.join().unwrap();
+        if let Err(panic) = w.join() {
+            std::panic::resume_unwind(panic);
+        }
     }
     let all = acked.lock().unwrap().clone();
     assert!(all.len() > during, "no write after the backup started");

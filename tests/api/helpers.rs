@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::mpsc;
+use std::sync::{mpsc, Once};
 use std::time::Duration;
 
 use keyclerk::config::{Settings, EMBEDDED_CONFIG};
@@ -43,6 +43,8 @@ impl Dirs {
         s.data_dir = self.data();
         s.keys_dir = self.keys();
         s.issuer = "keyclerk-test".into();
+        // A test server serves a handful of clients: one worker, not one per CPU.
+        s.workers = 1;
         s
     }
 }
@@ -84,11 +86,39 @@ impl Resp {
     }
 }
 
+/// With `TEST_LOG` set (to a filter such as `debug` or `keyclerk=trace`; empty means
+/// `debug`), in-process servers log into the output of the test that started them,
+/// which the harness shows when that test fails.
+fn init_test_log() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if let Some(filter) = test_log() {
+            // Another logger already set (none is, here) would only mean no test log.
+            let _ = env_logger::Builder::new()
+                .parse_filters(&filter)
+                .is_test(true)
+                .try_init();
+        }
+    });
+}
+
+/// The `TEST_LOG` filter, if the switch is on.
+pub fn test_log() -> Option<String> {
+    std::env::var("TEST_LOG").ok().map(|f| {
+        if f.trim().is_empty() {
+            "debug".into()
+        } else {
+            f
+        }
+    })
+}
+
 /// Starts a server on `dirs` with `settings`; returns the error text if start-up fails.
 pub fn try_start(
     settings: Settings,
     force: bool,
 ) -> Result<(u16, actix_web::dev::ServerHandle), String> {
+    init_test_log();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {

@@ -13,7 +13,6 @@ mod cli;
 mod concurrent_guesses;
 mod crash;
 mod desktop_app;
-mod durability;
 mod errors;
 mod file_modes;
 mod forwarded;

@@ -5,7 +5,24 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::helpers::Dirs;
+use crate::helpers::{test_log, Dirs};
+
+/// Keeps a line of the server's log; with `TEST_LOG` set, also prints it to the
+/// test's output, which the harness shows when the test fails.
+fn keep(log: &Mutex<String>, line: &str) {
+    if test_log().is_some() {
+        eprintln!("{line}");
+    }
+    let mut l = log.lock().unwrap();
+    l.push_str(line);
+    l.push('\n');
+}
+
+/// The server's log level: info, or `TEST_LOG`'s filter; either way start-up logs
+/// the port at info, which `spawn` waits for.
+fn process_log_filter() -> String {
+    test_log().map_or("info".into(), |f| format!("{f},keyclerk::startup=info"))
+}
 
 /// A server process on a free port; everything it logs is kept.
 pub struct ServerProcess {
@@ -24,7 +41,8 @@ impl ServerProcess {
             .env("KEYCLERK_DATA_DIR", dirs.data())
             .env("KEYCLERK_KEYS_DIR", dirs.keys())
             .env("KEYCLERK_LISTEN", "127.0.0.1:0")
-            .env("KEYCLERK_LOG", "info")
+            .env("KEYCLERK_LOG", process_log_filter())
+            .env("KEYCLERK_WORKERS", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
@@ -38,9 +56,7 @@ impl ServerProcess {
             let log = Arc::clone(&log);
             std::thread::spawn(move || {
                 for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    let mut l = log.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
+                    keep(&log, &line);
                 }
             });
         }
@@ -52,7 +68,7 @@ impl ServerProcess {
                     log.lock().unwrap()
                 );
             };
-            log.lock().unwrap().push_str(&format!("{line}\n"));
+            keep(&log, &line);
             if let Some(p) = line.split("listening on port ").nth(1) {
                 break p.trim().parse::<u16>().unwrap();
             }
@@ -62,9 +78,7 @@ impl ServerProcess {
             let log = Arc::clone(&log);
             std::thread::spawn(move || {
                 for line in lines.map_while(Result::ok) {
-                    let mut l = log.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
+                    keep(&log, &line);
                 }
             })
         };

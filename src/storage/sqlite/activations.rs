@@ -56,17 +56,6 @@ fn license_by_key(
 /// Columns in [`LICENSE_COLUMNS`] (a test keeps the two in step).
 const LICENSE_COLUMN_COUNT: usize = 23;
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_column_count_is_the_count_of_license_columns() {
-        assert_eq!(
-            super::LICENSE_COLUMN_COUNT,
-            super::LICENSE_COLUMNS.split(',').count()
-        );
-    }
-}
-
 /// The license a key (by its SHA-256) belongs to.
 pub(super) fn license_of_key(
     conn: &Connection,
@@ -397,4 +386,15 @@ pub(super) fn record_last_seen(ctx: &WriteCtx<'_>, p: &SeenTimes) -> Result<(), 
         act.execute(params![id, at.timestamp()])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_column_count_is_the_count_of_license_columns() {
+        assert_eq!(
+            super::LICENSE_COLUMN_COUNT,
+            super::LICENSE_COLUMNS.split(',').count()
+        );
+    }
 }
