@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::domain::activation::Refusal;
 use crate::domain::DomainError;
+use crate::service::ServiceError;
 use crate::storage::StorageError;
 
 /// An error answered to a client.
@@ -91,9 +92,10 @@ pub enum ApiError {
         /// Seconds until the window resets.
         retry_after_secs: u64,
     },
-    /// Something failed on our side; the cause is logged, never sent.
+    /// Something failed on our side; the cause goes to the request's log line,
+    /// never to the client.
     #[error("internal error")]
-    Internal,
+    Internal(String),
     /// Storage is shutting down or unavailable.
     #[error("service unavailable")]
     Unavailable,
@@ -101,18 +103,46 @@ pub enum ApiError {
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
+        ServiceError::from(e).into()
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
         match e {
-            StorageError::Domain(d) => Self::Domain(d),
-            StorageError::Unavailable(what) => {
-                log::error!("storage unavailable: {what}");
+            ServiceError::Domain(d) => Self::Domain(d),
+            ServiceError::Refused(r) => Self::Refused(r),
+            ServiceError::InvalidParameter(m) => Self::InvalidQuery(m),
+            ServiceError::MissingField(f) => Self::MissingField(f),
+            ServiceError::ActivationNotFound => Self::ActivationNotFound,
+            ServiceError::DeactivationLimitReached { retry_after_secs } => {
+                Self::DeactivationLimitReached { retry_after_secs }
+            }
+            ServiceError::RateLimited { retry_after_secs } => {
+                Self::RateLimited { retry_after_secs }
+            }
+            ServiceError::InvalidToken => Self::InvalidToken,
+            ServiceError::TokenRevoked => Self::TokenRevoked,
+            ServiceError::Unavailable(what) => {
+                log::warn!("storage unavailable: {what}");
                 Self::Unavailable
             }
-            other => {
-                log::error!("storage error: {other}");
-                Self::Internal
-            }
+            ServiceError::Internal(cause) => Self::Internal(cause),
         }
     }
+}
+
+/// The cause of a 500, kept with the response for the request's log line.
+#[derive(Debug, Clone)]
+pub struct ErrorCause(pub String);
+
+/// The text the access log appends for a response: its cause, if it is a 500.
+pub fn logged_cause(res: &actix_web::dev::ServiceResponse) -> String {
+    res.response()
+        .extensions()
+        .get::<ErrorCause>()
+        .map(|c| format!(" cause=\"{}\"", c.0.escape_debug()))
+        .unwrap_or_default()
 }
 
 impl ApiError {
@@ -164,7 +194,7 @@ impl ApiError {
             Self::ActivationNotFound => "activation_not_found",
             Self::RateLimited { .. } => "rate_limited",
             Self::DeactivationLimitReached { .. } => "deactivation_limit_reached",
-            Self::Internal => "internal_error",
+            Self::Internal(_) => "internal_error",
             Self::Unavailable => "unavailable",
         }
     }
@@ -259,7 +289,7 @@ impl ResponseError for ApiError {
             Self::DeactivationLimitReached { .. } | Self::RateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -284,6 +314,9 @@ impl ResponseError for ApiError {
         };
         if let Some(secs) = retry {
             res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if let Self::Internal(cause) = self {
+            res.extensions_mut().insert(ErrorCause(cause.clone()));
         }
         self.transport_headers(&mut res);
         res.body(self.problem().to_string())
@@ -322,6 +355,24 @@ mod tests {
         assert_eq!(p["status"], 409);
         assert_eq!(p["code"], "invalid_transition");
         assert_eq!(p["current_status"], "revoked");
+    }
+
+    #[test]
+    fn the_cause_of_a_500_goes_to_the_log_line_and_not_to_the_client() {
+        let e = ApiError::from(StorageError::Database(Box::new(std::io::Error::other(
+            "disk I/O error at page 7",
+        ))));
+        let res = e.error_response();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let srv = actix_web::test::TestRequest::default().to_srv_response(res);
+        assert_eq!(
+            logged_cause(&srv),
+            " cause=\"storage: database: disk I/O error at page 7\""
+        );
+        assert!(!e.problem().to_string().contains("page 7"));
+        let fine =
+            actix_web::test::TestRequest::default().to_srv_response(HttpResponse::Ok().finish());
+        assert_eq!(logged_cause(&fine), "");
     }
 
     #[test]

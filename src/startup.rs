@@ -245,8 +245,9 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
             .wrap(actix_web::middleware::from_fn(routes::hygiene::hygiene))
             // %U is the path without the query string: keys in `?key=` never reach the log.
             .wrap(
-                Logger::new("%a \"%{METHOD}xi %U\" %s %b %Dms")
-                    .custom_request_replace("METHOD", |req| req.method().to_string()),
+                Logger::new("%a \"%{METHOD}xi %U\" %s %b %Dms%{CAUSE}xo")
+                    .custom_request_replace("METHOD", |req| req.method().to_string())
+                    .custom_response_replace("CAUSE", crate::error::logged_cause),
             )
             .app_data(state.clone())
             .app_data(body_deadline)

@@ -71,7 +71,7 @@ impl Caller {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
             let secret = secret?;
-            let state = state.ok_or(ApiError::Internal)?;
+            let state = state.ok_or_else(|| ApiError::Internal("no application state".into()))?;
             Ok(Caller(state.token_for(&secret).await?))
         })
     }

@@ -773,8 +773,7 @@ impl TryFrom<&Validation> for Validated {
 
     fn try_from(v: &Validation) -> Result<Self, ApiError> {
         let code = ValidationCode::parse(v.code).ok_or_else(|| {
-            log::error!("validation code {} has no wire name", v.code);
-            ApiError::Internal
+            ApiError::Internal(format!("validation code {} has no wire name", v.code))
         })?;
         Ok(Self {
             valid: code == ValidationCode::Valid,

@@ -10,7 +10,7 @@ use crate::domain::license::{parse_email, parse_order_id, License, MintRequest};
 use crate::domain::product::Price;
 use crate::domain::time::Timestamp;
 use crate::domain::DomainError;
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::service::{key_tag, long_text, rate_limited, AppState};
 use crate::storage::grace::{
     Claim, ClaimOutcome, CreditEntry, Decision, DecisionOutcome, GraceRequest, Idempotency,
@@ -91,10 +91,10 @@ pub struct RedeemBody {
     pub currency: String,
 }
 
-fn parse_idempotency_key(value: Option<String>) -> Result<Option<String>, ApiError> {
+fn parse_idempotency_key(value: Option<String>) -> Result<Option<String>, ServiceError> {
     match value {
         Some(v) if v.is_empty() || v.len() > 200 || !v.bytes().all(|b| b.is_ascii_graphic()) => {
-            Err(ApiError::InvalidQuery(
+            Err(ServiceError::InvalidParameter(
                 "Idempotency-Key: 1 to 200 printable ASCII characters".into(),
             ))
         }
@@ -102,7 +102,7 @@ fn parse_idempotency_key(value: Option<String>) -> Result<Option<String>, ApiErr
     }
 }
 
-fn parse_currency(s: &str) -> Result<String, ApiError> {
+fn parse_currency(s: &str) -> Result<String, ServiceError> {
     if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) {
         Ok(s.to_owned())
     } else {
@@ -120,7 +120,7 @@ impl AppState {
         idempotency: Option<String>,
         claim_id: Option<String>,
         now: Timestamp,
-    ) -> Result<Granted, ApiError> {
+    ) -> Result<Granted, ServiceError> {
         let idempotency = parse_idempotency_key(idempotency)?;
         let reason = long_text("reason", Some(body.reason.trim().to_owned()))?.unwrap_or_default();
         if reason.is_empty() {
@@ -241,7 +241,7 @@ impl AppState {
         body: ClaimBody,
         client: &str,
         now: Timestamp,
-    ) -> Result<ClaimAnswer, ApiError> {
+    ) -> Result<ClaimAnswer, ServiceError> {
         if self.limits.enabled {
             self.limits
                 .claims_per_address
@@ -259,10 +259,12 @@ impl AppState {
             .await?
             .ok_or_else(|| self.not_found(client, now))?;
         if self.limits.enabled {
-            self.limits
-                .claims_per_key
-                .hit(&key_tag(&hash), now)
-                .map_err(rate_limited)?;
+            if let Err(secs) = self.limits.claims_per_key.hit(&key_tag(&hash), now) {
+                // Not looked up: the reserved failure stays counted, and stops
+                // holding back the address's other look-ups.
+                self.limits.public.failed(client, now);
+                return Err(rate_limited(secs));
+            }
         }
         let outcome = self
             .store
@@ -279,7 +281,8 @@ impl AppState {
                 },
                 now,
             )
-            .await?;
+            .await;
+        let outcome = self.settle(outcome, client, now)?;
         if !matches!(outcome, ClaimOutcome::NotFound) {
             self.found(client, now);
         }
@@ -306,7 +309,7 @@ impl AppState {
         actor: Actor,
         idempotency: Option<String>,
         now: Timestamp,
-    ) -> Result<Granted, ApiError> {
+    ) -> Result<Granted, ServiceError> {
         let claim = self
             .store
             .claim(claim_id)
@@ -329,7 +332,7 @@ impl AppState {
         body: RedeemBody,
         actor: Actor,
         now: Timestamp,
-    ) -> Result<(CreditEntry, bool), ApiError> {
+    ) -> Result<(CreditEntry, bool), ServiceError> {
         let email = parse_email("email", &body.email)?;
         let order_id = parse_order_id(&body.order_id)?;
         let currency = parse_currency(&body.currency)?;

@@ -1,5 +1,6 @@
 //! Operations that combine the domain, the keyring and storage: what handlers call.
 
+pub mod error;
 pub mod grace;
 pub mod limits;
 pub mod queries;
@@ -19,7 +20,6 @@ use crate::domain::product::{Catalog, KeyFormat};
 use crate::domain::time;
 use crate::domain::time::Timestamp;
 use crate::domain::DomainError;
-use crate::error::ApiError;
 use crate::storage::activation::{
     Activation, ActivationOutcome, Deactivation, DeactivationOutcome, Deactivator, NewActivation,
     Policies,
@@ -29,6 +29,7 @@ use crate::token::claims::{
     self, ActivationClaims, ValidationReceipt, ACTIVATION_KIND, VALIDATION_KIND,
 };
 use crate::token::Keyring;
+pub use error::ServiceError;
 use limits::{Limiter, PublicLimits, RateLimitSettings};
 
 /// Everything a request needs, shared by all workers.
@@ -77,8 +78,8 @@ impl Limits {
 }
 
 /// The 429 of a limit.
-pub fn rate_limited(retry_after_secs: u64) -> ApiError {
-    ApiError::RateLimited { retry_after_secs }
+pub fn rate_limited(retry_after_secs: u64) -> ServiceError {
+    ServiceError::RateLimited { retry_after_secs }
 }
 
 /// The counting key of a license key: half its hash, in hex (never the key itself).
@@ -125,7 +126,7 @@ pub struct Activated {
     pub license: License,
 }
 
-fn short_text(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+fn short_text(field: &str, value: Option<String>) -> Result<Option<String>, ServiceError> {
     match value {
         Some(v) if v.chars().count() > 100 || v.chars().any(char::is_control) => {
             Err(DomainError::field(field, "at most 100 characters, no control characters").into())
@@ -183,7 +184,7 @@ pub struct Validation {
 /// Longest nonce accepted by `POST /v1/validate`.
 pub const MAX_NONCE_CHARS: usize = 128;
 
-fn parse_nonce(nonce: Option<String>) -> Result<Option<String>, ApiError> {
+fn parse_nonce(nonce: Option<String>) -> Result<Option<String>, ServiceError> {
     match nonce {
         Some(n)
             if n.is_empty()
@@ -200,7 +201,7 @@ fn parse_nonce(nonce: Option<String>) -> Result<Option<String>, ApiError> {
     }
 }
 
-fn parse_fingerprint(s: &str) -> Result<Fingerprint, ApiError> {
+fn parse_fingerprint(s: &str) -> Result<Fingerprint, ServiceError> {
     Fingerprint::parse(s).ok_or_else(|| {
         DomainError::field(
             "fingerprint",
@@ -215,7 +216,7 @@ pub const MAX_REASON_CHARS: usize = 1000;
 
 /// A free-text field of at most [`MAX_REASON_CHARS`] characters, without control
 /// characters but newline and tab.
-pub fn long_text(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+pub fn long_text(field: &str, value: Option<String>) -> Result<Option<String>, ServiceError> {
     match value {
         Some(v)
             if v.chars().count() > MAX_REASON_CHARS
@@ -245,14 +246,15 @@ pub struct Minted {
     pub key: String,
 }
 
-fn internal(what: &str) -> ApiError {
-    log::error!("{what}");
-    ApiError::Internal
+/// An internal failure with no cause beyond `what` (the cause chain goes to the
+/// request's log line).
+fn internal(what: &str) -> ServiceError {
+    ServiceError::Internal(what.to_owned())
 }
 
 impl AppState {
     /// Signs a key for a new license with the active key.
-    pub(crate) fn issue(&self, license: &License) -> Result<(String, IssuedKey), ApiError> {
+    pub(crate) fn issue(&self, license: &License) -> Result<(String, IssuedKey), ServiceError> {
         let active = self
             .keyring
             .active()
@@ -261,7 +263,8 @@ impl AppState {
         let (key, payload) = match license.key_format {
             KeyFormat::Signed => {
                 let claims = claims::license_claims(license, &self.issuer);
-                let payload = serde_json::to_string(&claims).map_err(|_| internal("claims"))?;
+                let payload = serde_json::to_string(&claims)
+                    .map_err(|e| ServiceError::internal("claims", &e))?;
                 let token = self
                     .keyring
                     .sign_with(&kid, payload.as_bytes())
@@ -289,7 +292,7 @@ impl AppState {
     }
 
     /// The key a license was issued with, made again from what was stored.
-    pub fn reissue(&self, license: &License, stored: &StoredKey) -> Result<String, ApiError> {
+    pub fn reissue(&self, license: &License, stored: &StoredKey) -> Result<String, ServiceError> {
         let key = match license.key_format {
             KeyFormat::Signed => self
                 .keyring
@@ -306,7 +309,7 @@ impl AppState {
         &self,
         req: MintRequest,
         now: Timestamp,
-    ) -> Result<(crate::domain::license::NewLicense, String, IssuedKey), ApiError> {
+    ) -> Result<(crate::domain::license::NewLicense, String, IssuedKey), ServiceError> {
         let product = self
             .catalog
             .get(&req.product)
@@ -316,7 +319,7 @@ impl AppState {
         Ok((new, key, issued))
     }
 
-    fn finish(&self, outcome: MintOutcome, fresh_key: String) -> Result<Minted, ApiError> {
+    fn finish(&self, outcome: MintOutcome, fresh_key: String) -> Result<Minted, ServiceError> {
         Ok(match outcome {
             MintOutcome::Created(license) => Minted {
                 created: true,
@@ -337,32 +340,38 @@ impl AppState {
         req: MintRequest,
         actor: Actor,
         now: Timestamp,
-    ) -> Result<Minted, ApiError> {
+    ) -> Result<Minted, ServiceError> {
         let (new, key, issued) = self.prepare(req, now)?;
         let outcome = self.store.mint(new, issued, actor).await?;
         self.finish(outcome, key)
     }
 
     /// Mints a batch; each item gets its own result.
-    pub async fn mint_batch(
+    ///
+    /// Items arrive already parsed or refused by the caller (`E` is the caller's
+    /// error, into which this one's errors convert), and leave in the same order.
+    pub async fn mint_batch<E>(
         self: Arc<Self>,
-        items: Vec<Result<MintRequest, ApiError>>,
+        items: Vec<Result<MintRequest, E>>,
         actor: Actor,
         now: Timestamp,
-    ) -> Result<Vec<Result<Minted, ApiError>>, ApiError> {
+    ) -> Result<Vec<Result<Minted, E>>, ServiceError>
+    where
+        E: From<ServiceError> + Send + 'static,
+    {
         // Signing up to a thousand keys takes milliseconds: keep it off the executor.
         let this = Arc::clone(&self);
         let prepared = tokio::task::spawn_blocking(move || {
             items
                 .into_iter()
-                .map(|item| item.and_then(|req| this.prepare(req, now)))
+                .map(|item| item.and_then(|req| this.prepare(req, now).map_err(E::from)))
                 .collect::<Vec<_>>()
         })
         .await
-        .map_err(|_| internal("batch preparation failed"))?;
+        .map_err(|e| ServiceError::internal("batch preparation", &e))?;
         let mut to_store = Vec::new();
         let mut keys = Vec::new();
-        let mut results: Vec<Option<Result<Minted, ApiError>>> = Vec::with_capacity(prepared.len());
+        let mut results: Vec<Option<Result<Minted, E>>> = Vec::with_capacity(prepared.len());
         for p in prepared {
             match p {
                 Ok((new, key, issued)) => {
@@ -384,9 +393,9 @@ impl AppState {
             .map(|r| match r {
                 Some(done) => done,
                 None => match stored.next() {
-                    Some((Ok(outcome), key)) => self.finish(outcome, key),
-                    Some((Err(e), _)) => Err(ApiError::from(e)),
-                    None => Err(internal("batch result missing")),
+                    Some((Ok(outcome), key)) => self.finish(outcome, key).map_err(E::from),
+                    Some((Err(e), _)) => Err(E::from(ServiceError::from(e))),
+                    None => Err(E::from(internal("batch result missing"))),
                 },
             })
             .collect())
@@ -398,7 +407,7 @@ impl AppState {
         req: ActivationRequest,
         client: &str,
         now: Timestamp,
-    ) -> Result<Activated, ApiError> {
+    ) -> Result<Activated, ServiceError> {
         let fingerprint = parse_fingerprint(&req.fingerprint)?;
         let name = short_text("name", req.name)?;
         let platform = short_text("platform", req.platform)?;
@@ -419,13 +428,14 @@ impl AppState {
                 },
                 now,
             )
-            .await?;
+            .await;
+        let outcome = self.settle(outcome, client, now)?;
         if !matches!(outcome, ActivationOutcome::NotFound) {
             self.found(client, now);
         }
         let (license, activation, created) = match outcome {
             ActivationOutcome::NotFound => return Err(self.not_found(client, now)),
-            ActivationOutcome::Refused(r) => return Err(ApiError::Refused(r)),
+            ActivationOutcome::Refused(r) => return Err(ServiceError::Refused(r)),
             ActivationOutcome::Granted {
                 license,
                 activation,
@@ -450,7 +460,7 @@ impl AppState {
         support: Option<Actor>,
         client: &str,
         now: Timestamp,
-    ) -> Result<Deactivated, ApiError> {
+    ) -> Result<Deactivated, ServiceError> {
         let reason = long_text("reason", req.reason)?;
         let customer = support.is_none();
         // A malformed key, or another license's, answers like an unknown activation.
@@ -458,7 +468,7 @@ impl AppState {
             if customer {
                 self.limits.public.failed(client, now);
             }
-            ApiError::ActivationNotFound
+            ServiceError::ActivationNotFound
         };
         let by = match (support, req.license_key) {
             (Some(actor), _) => Deactivator::Support(actor),
@@ -466,7 +476,7 @@ impl AppState {
                 Some(hash) => Deactivator::Customer(hash),
                 None => return Err(unknown()),
             },
-            (None, None) => return Err(ApiError::MissingField("license_key".into())),
+            (None, None) => return Err(ServiceError::MissingField("license_key".into())),
         };
         if !is_id("act", activation_id) {
             return Err(unknown());
@@ -482,15 +492,23 @@ impl AppState {
                 },
                 now,
             )
-            .await?;
+            .await;
+        let outcome = if customer {
+            self.settle(outcome, client, now)?
+        } else {
+            outcome?
+        };
         if customer && !matches!(outcome, DeactivationOutcome::NotFound) {
             self.found(client, now);
         }
         match outcome {
             DeactivationOutcome::NotFound => Err(unknown()),
-            DeactivationOutcome::LimitReached(free_at) => Err(ApiError::DeactivationLimitReached {
-                retry_after_secs: free_at.map(|t| (t - now).num_seconds().max(1).unsigned_abs()),
-            }),
+            DeactivationOutcome::LimitReached(free_at) => {
+                Err(ServiceError::DeactivationLimitReached {
+                    retry_after_secs: free_at
+                        .map(|t| (t - now).num_seconds().max(1).unsigned_abs()),
+                })
+            }
             DeactivationOutcome::Deactivated {
                 activation,
                 already,
@@ -510,7 +528,7 @@ impl AppState {
         req: ValidationRequest,
         client: &str,
         now: Timestamp,
-    ) -> Result<Validation, ApiError> {
+    ) -> Result<Validation, ServiceError> {
         let nonce = parse_nonce(req.nonce)?;
         let fingerprint = req
             .fingerprint
@@ -519,9 +537,11 @@ impl AppState {
             .transpose()?;
         let facts = match self.admit(&req.license_key, client, now).await? {
             Some(hash) => {
-                self.store
+                let facts = self
+                    .store
                     .key_facts(hash, fingerprint.as_ref().map(|f| f.as_str().to_owned()))
-                    .await?
+                    .await;
+                self.settle(facts, client, now)?
             }
             None => None,
         };
@@ -587,7 +607,7 @@ impl AppState {
         key: &str,
         client: &str,
         now: Timestamp,
-    ) -> Result<Option<[u8; 32]>, ApiError> {
+    ) -> Result<Option<[u8; 32]>, ServiceError> {
         let hash = LicenseKey::parse(key).map(|k| k.hash());
         if self.limits.enabled {
             let tag = hash.as_ref().map(key_tag);
@@ -600,8 +620,22 @@ impl AppState {
         Ok(hash)
     }
 
+    /// The result of a look-up admitted by [`AppState::admit`]: when it failed on our
+    /// side, its reserved failure stays counted and no longer holds others back.
+    pub(crate) fn settle<T>(
+        &self,
+        looked_up: Result<T, StorageError>,
+        client: &str,
+        now: Timestamp,
+    ) -> Result<T, ServiceError> {
+        looked_up.map_err(|e| {
+            self.limits.public.failed(client, now);
+            e.into()
+        })
+    }
+
     /// `license_not_found`, counted against `client`.
-    fn not_found(&self, client: &str, now: Timestamp) -> ApiError {
+    fn not_found(&self, client: &str, now: Timestamp) -> ServiceError {
         self.limits.public.failed(client, now);
         DomainError::LicenseNotFound.into()
     }
@@ -613,12 +647,13 @@ impl AppState {
         }
     }
 
-    fn receipt(&self, claims: ValidationReceipt) -> Result<String, ApiError> {
-        let payload = serde_json::to_vec(&claims).map_err(|_| internal("receipt claims"))?;
+    fn receipt(&self, claims: ValidationReceipt) -> Result<String, ServiceError> {
+        let payload = serde_json::to_vec(&claims)
+            .map_err(|e| ServiceError::internal("receipt claims", &e))?;
         self.sign_active(&payload)
     }
 
-    fn sign_active(&self, payload: &[u8]) -> Result<String, ApiError> {
+    fn sign_active(&self, payload: &[u8]) -> Result<String, ServiceError> {
         let kid = &self
             .keyring
             .active()
@@ -634,7 +669,7 @@ impl AppState {
         license: &License,
         activation: &Activation,
         now: Timestamp,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, ServiceError> {
         let (lease, grace) = self
             .catalog
             .get(&license.product)
@@ -653,12 +688,13 @@ impl AppState {
             license_expires: license.expires_at.map(time::format),
             entitlements: license.entitlements.clone(),
         };
-        let payload = serde_json::to_vec(&claims).map_err(|_| internal("certificate claims"))?;
+        let payload = serde_json::to_vec(&claims)
+            .map_err(|e| ServiceError::internal("certificate claims", &e))?;
         self.sign_active(&payload)
     }
 
     /// A license and its current key.
-    pub async fn license_with_key(&self, id: &str) -> Result<(License, String), ApiError> {
+    pub async fn license_with_key(&self, id: &str) -> Result<(License, String), ServiceError> {
         let (license, stored) = self
             .store
             .license(id)

@@ -7,7 +7,7 @@ use crate::domain::license::{Action, License};
 use crate::domain::time::Timestamp;
 use crate::domain::token::{parse_token_name, ApiToken, NewApiToken, Role, TokenSecret};
 use crate::domain::DomainError;
-use crate::error::ApiError;
+use crate::service::error::ServiceError;
 use crate::service::AppState;
 use crate::storage::activation::Activation;
 use crate::storage::grace::{Claim, CreditEntry};
@@ -15,22 +15,22 @@ use crate::storage::{EventPage, LicenseLookup, LicensePage};
 
 impl AppState {
     /// Whether the database answers: 503 `unavailable` when it does not.
-    pub async fn ready(&self) -> Result<(), ApiError> {
+    pub async fn ready(&self) -> Result<(), ServiceError> {
         self.store.ready().await.map_err(|e| {
             log::error!("readiness check failed: {e}");
-            ApiError::Unavailable
+            ServiceError::Unavailable("the database does not answer".into())
         })
     }
 
     /// The token whose secret was presented: 401 when unknown or revoked.
-    pub async fn token_for(&self, secret: &TokenSecret) -> Result<ApiToken, ApiError> {
+    pub async fn token_for(&self, secret: &TokenSecret) -> Result<ApiToken, ServiceError> {
         let token = self
             .store
             .token_by_hash(secret.hash())
             .await?
-            .ok_or(ApiError::InvalidToken)?;
+            .ok_or(ServiceError::InvalidToken)?;
         if token.revoked_at.is_some() {
-            return Err(ApiError::TokenRevoked);
+            return Err(ServiceError::TokenRevoked);
         }
         Ok(token)
     }
@@ -42,7 +42,7 @@ impl AppState {
         name: &str,
         actor: Actor,
         now: Timestamp,
-    ) -> Result<(ApiToken, TokenSecret), ApiError> {
+    ) -> Result<(ApiToken, TokenSecret), ServiceError> {
         let name = parse_token_name(name)
             .ok_or_else(|| DomainError::field("name", "must be 1 to 100 printable characters"))?;
         let secret = TokenSecret::generate();
@@ -64,7 +64,7 @@ impl AppState {
     }
 
     /// Every token, without secrets.
-    pub async fn tokens(&self) -> Result<Vec<ApiToken>, ApiError> {
+    pub async fn tokens(&self) -> Result<Vec<ApiToken>, ServiceError> {
         Ok(self.store.tokens().await?)
     }
 
@@ -74,12 +74,12 @@ impl AppState {
         id: String,
         actor: Actor,
         now: Timestamp,
-    ) -> Result<ApiToken, ApiError> {
+    ) -> Result<ApiToken, ServiceError> {
         Ok(self.store.revoke_token(id, actor, now).await?)
     }
 
     /// The licenses a look-up by order id, email or key finds.
-    pub async fn find_licenses(&self, lookup: LicenseLookup) -> Result<Vec<License>, ApiError> {
+    pub async fn find_licenses(&self, lookup: LicenseLookup) -> Result<Vec<License>, ServiceError> {
         Ok(self.store.find_licenses(lookup).await?)
     }
 
@@ -87,7 +87,7 @@ impl AppState {
     pub async fn list_licenses(
         &self,
         page: LicensePage,
-    ) -> Result<(Vec<License>, Option<String>), ApiError> {
+    ) -> Result<(Vec<License>, Option<String>), ServiceError> {
         let limit = page.limit as usize;
         let items = self.store.list_licenses(page).await?;
         let next = (items.len() == limit)
@@ -104,7 +104,7 @@ impl AppState {
         reason: Option<String>,
         actor: Actor,
         now: Timestamp,
-    ) -> Result<License, ApiError> {
+    ) -> Result<License, ServiceError> {
         Ok(self
             .store
             .transition(id, action, reason, actor, now)
@@ -118,7 +118,7 @@ impl AppState {
         days: Option<u32>,
         actor: Actor,
         now: Timestamp,
-    ) -> Result<License, ApiError> {
+    ) -> Result<License, ServiceError> {
         Ok(self.store.renew(id, days, actor, now).await?)
     }
 
@@ -128,12 +128,15 @@ impl AppState {
         id: String,
         actor: Actor,
         now: Timestamp,
-    ) -> Result<License, ApiError> {
+    ) -> Result<License, ServiceError> {
         Ok(self.store.confirm_payment(id, actor, now).await?)
     }
 
     /// A license and its machines, newest first.
-    pub async fn machines(&self, license_id: &str) -> Result<(License, Vec<Activation>), ApiError> {
+    pub async fn machines(
+        &self,
+        license_id: &str,
+    ) -> Result<(License, Vec<Activation>), ServiceError> {
         let (license, _) = self
             .store
             .license(license_id)
@@ -144,7 +147,11 @@ impl AppState {
     }
 
     /// A license's audit events, oldest first.
-    pub async fn history(&self, license_id: &str, page: EventPage) -> Result<Vec<Event>, ApiError> {
+    pub async fn history(
+        &self,
+        license_id: &str,
+        page: EventPage,
+    ) -> Result<Vec<Event>, ServiceError> {
         if self.store.license(license_id).await?.is_none() {
             return Err(DomainError::LicenseNotFound.into());
         }
@@ -152,12 +159,12 @@ impl AppState {
     }
 
     /// Customers' claims of one status (`pending`, `granted`, `resolved`), oldest first.
-    pub async fn claims(&self, status: ClaimStatus) -> Result<Vec<Claim>, ApiError> {
+    pub async fn claims(&self, status: ClaimStatus) -> Result<Vec<Claim>, ServiceError> {
         Ok(self.store.claims(status).await?)
     }
 
     /// A customer's credit ledger.
-    pub async fn credits(&self, email: &str) -> Result<Vec<CreditEntry>, ApiError> {
+    pub async fn credits(&self, email: &str) -> Result<Vec<CreditEntry>, ServiceError> {
         Ok(self.store.credits(email).await?)
     }
 }

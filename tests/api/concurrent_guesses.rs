@@ -64,8 +64,10 @@ fn burst(server: &TestServer, path: impl Fn(usize) -> String) -> (usize, usize, 
 fn server() -> TestServer {
     TestServer::start_with(Dirs::new(), |s| {
         s.rate_limits.failed_lookups_per_address_per_hour = LIMIT;
-        // The burst is one address's 500 connections at once.
-        s.server.max_connections_per_address = 2 * BURST as u32;
+        // The bursts are one address's 500 connections at once, and the first
+        // burst's connections may not all be closed on the server's side when the
+        // second begins: no cap here (the cap has its own test).
+        s.server.max_connections_per_address = 0;
     })
 }
 
