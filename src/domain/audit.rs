@@ -451,13 +451,11 @@ impl NewEvent {
 }
 
 /// An event as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// Position in the log, from 1 with no gaps.
     pub seq: i64,
     /// When it happened.
-    #[serde(with = "time::serde_req")]
-    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// Who did it (JSON).
     pub actor: serde_json::Value,
@@ -468,7 +466,6 @@ pub struct Event {
     /// Details.
     pub data: serde_json::Value,
     /// For a refusal or refresh that repeated the same day: how often, until when.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub repeats: Option<Repeats>,
 }
 

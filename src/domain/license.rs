@@ -73,7 +73,7 @@ impl fmt::Display for LicenseStatus {
 }
 
 /// A license as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct License {
     /// `lic_...`
     pub id: String,
@@ -84,16 +84,10 @@ pub struct License {
     /// Lower-cased customer email, if the shop gave one.
     pub customer_email: Option<String>,
     /// When the customer paid.
-    #[serde(with = "time::serde_req")]
-    #[schema(value_type = String, format = DateTime)]
     pub purchased_at: Timestamp,
     /// Deadline of the first activation; none = no deadline.
-    #[serde(with = "time::serde_opt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub activate_by: Option<Timestamp>,
     /// End of the license; none = perpetual, or not known until first activation.
-    #[serde(with = "time::serde_opt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
     /// Length of one period in days, kept from the product at mint time.
     pub duration_days: Option<u32>,
@@ -120,12 +114,8 @@ pub struct License {
     /// What is still to be paid before an upgrade becomes usable.
     pub amount_due: Option<Price>,
     /// When the row was made.
-    #[serde(with = "time::serde_req")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When the row last changed.
-    #[serde(with = "time::serde_req")]
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 

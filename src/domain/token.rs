@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 
 use crate::domain::audit::AuditEvent;
 use crate::domain::short_key::crockford_encode;
-use crate::domain::time::{self, Timestamp};
+use crate::domain::time::Timestamp;
 use crate::domain::DomainError;
 
 /// What a token may do.
@@ -112,7 +112,7 @@ pub struct NewApiToken {
 }
 
 /// A token as stored (never with its secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiToken {
     /// `tok_...`
     pub id: String,
@@ -123,12 +123,8 @@ pub struct ApiToken {
     /// Visible prefix of the secret.
     pub prefix: String,
     /// Creation time.
-    #[serde(with = "time::serde_req")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// Revocation time, if revoked.
-    #[serde(with = "time::serde_opt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<Timestamp>,
 }
 
@@ -235,7 +231,7 @@ mod tests {
             role: Role::Admin,
             name: "root".into(),
             prefix: "kc_".into(),
-            created_at: time::from_unix(0),
+            created_at: crate::domain::time::from_unix(0),
             revoked_at: None,
         };
         assert!(t.may(&[Role::Vendor]));

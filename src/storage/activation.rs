@@ -2,15 +2,13 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use crate::domain::activation::{Fingerprint, Machine, Refusal, SeatPolicies};
 use crate::domain::audit::Actor;
 use crate::domain::license::License;
-use crate::domain::time::{self, Timestamp};
+use crate::domain::time::Timestamp;
 
 /// An activation as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Activation {
     /// `act_...`
     pub id: String,
@@ -23,16 +21,10 @@ pub struct Activation {
     /// The platform the app reported.
     pub platform: Option<String>,
     /// First activation of this machine.
-    #[serde(with = "time::serde_req")]
-    #[schema(value_type = String, format = DateTime)]
     pub activated_at: Timestamp,
     /// Last activation, refresh or validation.
-    #[serde(with = "time::serde_req")]
-    #[schema(value_type = String, format = DateTime)]
     pub last_seen: Timestamp,
     /// When the seat was freed, if it was.
-    #[serde(with = "time::serde_opt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub deactivated_at: Option<Timestamp>,
 }
 

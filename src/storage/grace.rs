@@ -2,14 +2,12 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use crate::domain::audit::{Actor, ClaimStatus};
 pub use crate::domain::grace::DecisionResult;
 use crate::domain::grace::{ClaimPolicy, Remedy};
 use crate::domain::license::{License, NewLicense};
 use crate::domain::product::{Catalog, Price};
-use crate::domain::time::{self, Timestamp};
+use crate::domain::time::Timestamp;
 use crate::storage::IssuedKey;
 
 /// The other product of a substitute or upgrade, with the license it would mint.
@@ -70,7 +68,7 @@ pub struct GraceRequest {
 }
 
 /// A stored decision.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     /// `dec_...`
     pub id: String,
@@ -85,8 +83,6 @@ pub struct Decision {
     /// Granted by the policy.
     pub automatic: bool,
     /// When.
-    #[serde(with = "time::serde_req")]
-    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// What the log said at the time.
     pub evidence: serde_json::Value,
@@ -106,7 +102,7 @@ pub enum DecisionOutcome {
 }
 
 /// One line of a customer's credit ledger.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreditEntry {
     /// `cre_...`
     pub id: String,
@@ -125,8 +121,6 @@ pub struct CreditEntry {
     /// The order it paid for (redemptions).
     pub order_id: Option<String>,
     /// When.
-    #[serde(with = "time::serde_req")]
-    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
 }
 
@@ -146,7 +140,7 @@ pub struct Redemption {
 }
 
 /// A customer's claim, as stored.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     /// `clm_...`
     pub id: String,
@@ -163,12 +157,8 @@ pub struct Claim {
     /// The decision that closed it.
     pub decision_id: Option<String>,
     /// When it was filed.
-    #[serde(with = "time::serde_req")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When it was closed.
-    #[serde(with = "time::serde_opt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub resolved_at: Option<Timestamp>,
 }
 
