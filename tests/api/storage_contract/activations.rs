@@ -11,7 +11,10 @@ use keyclerk::storage::activation::{
 use keyclerk::storage::grace::{ClaimOutcome, NewClaim};
 use keyclerk::storage::last_seen::SeenTimes;
 
-use super::{fake_key, support, World};
+use keyclerk::domain::license::Action;
+use keyclerk::storage::EventPage;
+
+use super::{fake_key, support, vendor, World};
 
 fn presented(by: PresentedBy) -> AuditEvent {
     AuditEvent::KeyFirstPresented { by }
@@ -700,4 +703,60 @@ pub async fn last_seen_times_never_move_backwards(w: World) {
         before,
         "last-seen times write no event"
     );
+}
+
+pub async fn repeated_refusals_of_one_machine_are_chained_once_a_day_and_counted(w: World) {
+    let (l, key) = w.mint("photo-pro", "o-late").await;
+    for hour in 0..30 {
+        let at = w.day(91) + chrono::Duration::hours(hour % 20);
+        w.activate(key, "fp-1", at).await;
+    }
+    w.activate(key, "fp-2", w.day(91)).await;
+    w.activate(key, "fp-1", w.day(92)).await;
+    let history = w.store.history(&l.id, super::ALL).await.unwrap();
+    let refused: Vec<_> = history
+        .iter()
+        .filter(|e| e.kind == "activation_refused")
+        .collect();
+    assert_eq!(
+        refused.len(),
+        3,
+        "fp-1 on day 91, fp-2 on day 91, fp-1 on day 92"
+    );
+    let first = refused[0].repeats.expect("30 refusals of fp-1 that day");
+    assert_eq!(first.count, 30);
+    assert_eq!(first.last_at, w.day(91) + chrono::Duration::hours(19));
+    assert_eq!(refused[1].repeats, None, "once is not a repeat");
+    assert_eq!(refused[2].repeats, None, "a new day is a new event");
+}
+
+pub async fn a_history_page_starts_after_its_cursor(w: World) {
+    let (l, _) = w.mint("photo-pro", "o-1").await;
+    for (i, action) in [Action::Suspend, Action::Reinstate, Action::Suspend]
+        .into_iter()
+        .enumerate()
+    {
+        let day = u32::try_from(i).unwrap() + 1;
+        w.store
+            .transition(l.id.clone(), action, None, vendor(), w.day(day))
+            .await
+            .unwrap();
+    }
+    let all = w.store.history(&l.id, super::ALL).await.unwrap();
+    assert_eq!(all.len(), 4);
+    let page = |after, limit| EventPage { after, limit };
+    let first = w.store.history(&l.id, page(None, 2)).await.unwrap();
+    let rest = w
+        .store
+        .history(&l.id, page(Some(first[1].seq), 2))
+        .await
+        .unwrap();
+    assert_eq!(first, all[..2]);
+    assert_eq!(rest, all[2..]);
+    let past = w
+        .store
+        .history(&l.id, page(Some(all[3].seq), 2))
+        .await
+        .unwrap();
+    assert!(past.is_empty());
 }

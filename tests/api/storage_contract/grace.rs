@@ -1033,3 +1033,32 @@ pub async fn claims_are_listed_oldest_first_at_most_500(w: World) {
     assert_eq!(ids, oldest, "the oldest 500, oldest first");
     assert!(listed.windows(2).all(|p| p[0].created_at < p[1].created_at));
 }
+
+pub async fn an_idempotency_key_is_scoped_to_its_license(w: World) {
+    let (a, _) = w.mint("photo-pro", "o-a").await;
+    let (b, _) = w.mint("photo-pro", "o-b").await;
+    let idem = Some(Idempotency {
+        key: "ticket-7".into(),
+        request_hash: [7; 32],
+    });
+    let first = made(
+        &w,
+        GraceRequest {
+            idempotency: idem.clone(),
+            ..w.grace(&a, Remedy::Decline)
+        },
+        w.day(100),
+    )
+    .await;
+    let other = made(
+        &w,
+        GraceRequest {
+            idempotency: idem,
+            ..w.grace(&b, Remedy::Decline)
+        },
+        w.day(100),
+    )
+    .await;
+    assert_ne!(first.id, other.id, "another license's key space");
+    assert_eq!(other.license_id, b.id);
+}

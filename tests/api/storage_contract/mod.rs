@@ -117,6 +117,9 @@ macro_rules! suite {
     ($engine:ty) => {
         suite!($engine =>
             licenses::a_new_order_is_minted_with_its_key_and_event,
+            activations::repeated_refusals_of_one_machine_are_chained_once_a_day_and_counted,
+            activations::a_history_page_starts_after_its_cursor,
+            grace::an_idempotency_key_is_scoped_to_its_license,
             licenses::the_same_order_minted_again_finds_the_first_license_and_key,
             licenses::a_second_mint_of_an_order_with_other_fields_is_an_order_conflict,
             licenses::a_reissued_key_keeps_the_first_stored_payload,
