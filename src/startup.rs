@@ -13,6 +13,7 @@ use actix_web::{web, App, HttpServer};
 
 use crate::config::Settings;
 use crate::domain::audit::Actor;
+use crate::domain::grace::ClaimRules;
 use crate::domain::time;
 use crate::domain::token::{NewApiToken, Role};
 use crate::error::ApiError;
@@ -221,7 +222,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         .local_addr()
         .map_err(io(Path::new(&settings.listen)))?
         .port();
-    let catalog = settings.catalog();
+    let catalog = Arc::new(settings.catalog());
     let policies = catalog.seat_policies();
     let last_seen = Arc::new(
         LastSeen::start(Arc::clone(&store), LAST_SEEN_EVERY)
@@ -231,10 +232,14 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         store,
         last_seen: Arc::clone(&last_seen),
         keyring: Arc::new(ring),
-        catalog: Arc::new(catalog),
+        catalog: Arc::clone(&catalog),
         issuer: settings.issuer.clone(),
         policies: Arc::new(policies),
         claim_policy: settings.late_claims.clone(),
+        claim_rules: Arc::new(ClaimRules {
+            policy: settings.late_claims.clone(),
+            catalog: Arc::clone(&catalog),
+        }),
         limits: Limits::new(&settings.late_claims, &settings.rate_limits),
     });
     let body_deadline = settings.server.body_deadline();

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::audit::{AuditEvent, ClaimStatus, CreditMove, Repeats};
 use crate::domain::license::{License, LicenseStatus, NewLicense};
-use crate::domain::product::Price;
+use crate::domain::product::{Catalog, Price};
 use crate::domain::time::{self, plus_days, Timestamp};
 use crate::domain::DomainError;
 
@@ -589,6 +589,98 @@ pub fn check_redemption(
         });
     }
     Ok(true)
+}
+
+/// What the catalog and the policy say about a license's product for a decision:
+/// storage hands these to [`License::plan_with`] and never reads them itself.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DecisionTerms {
+    /// The product's window length, if the product (still) has one.
+    pub product_window_days: Option<u32>,
+    /// The product's catalog price, for licenses minted before prices were kept.
+    pub catalog_price: Option<Price>,
+    /// How much dearer a substitute may be, in percent of the price paid.
+    pub substitute_tolerance_percent: u32,
+}
+
+impl DecisionTerms {
+    /// The terms of `product` in `catalog` (none of it when it left the catalog).
+    pub fn of(catalog: &Catalog, product: &str, substitute_tolerance_percent: u32) -> Self {
+        let product = catalog.get(product);
+        Self {
+            product_window_days: product.and_then(|p| p.spec.activation_window_days),
+            catalog_price: product.map(|p| p.spec.price.clone()),
+            substitute_tolerance_percent,
+        }
+    }
+}
+
+/// What a decision is asked to do, beyond the terms.
+#[derive(Debug, Clone, Copy)]
+pub struct DecisionAsk<'a> {
+    /// The remedy.
+    pub remedy: Remedy,
+    /// `extend`: the window's length.
+    pub days: Option<u32>,
+    /// `substitute`/`upgrade`: the other product's price.
+    pub target_price: Option<&'a Price>,
+    /// `credit`: the ledger's email if the license has none.
+    pub email: Option<&'a str>,
+}
+
+impl License {
+    /// [`License::plan`] under `terms`: the price paid is the license's own, or the
+    /// catalog's for licenses minted before prices were kept.
+    pub fn plan_with(
+        &self,
+        terms: &DecisionTerms,
+        ask: DecisionAsk<'_>,
+        now: Timestamp,
+    ) -> Result<Plan, DomainError> {
+        let price_paid = self.price_paid(terms.catalog_price.as_ref());
+        self.plan(
+            &DecisionInput {
+                remedy: ask.remedy,
+                days: ask.days,
+                product_window_days: terms.product_window_days,
+                target_price: ask.target_price,
+                price_paid: price_paid.as_ref(),
+                substitute_tolerance_percent: terms.substitute_tolerance_percent,
+                email: ask.email,
+            },
+            now,
+        )
+    }
+}
+
+/// The `[late_claims]` policy with the catalog it reads, for a customer's claim.
+#[derive(Debug, Clone)]
+pub struct ClaimRules {
+    /// The policy.
+    pub policy: ClaimPolicy,
+    /// The products (window lengths, prices).
+    pub catalog: std::sync::Arc<Catalog>,
+}
+
+impl ClaimRules {
+    /// What the policy does with a claim on `license` at `now`, and the terms of the
+    /// decision it may make.
+    pub fn judge(
+        &self,
+        license: &License,
+        evidence: &Evidence,
+        now: Timestamp,
+    ) -> (ClaimVerdict, DecisionTerms) {
+        let terms = DecisionTerms::of(
+            &self.catalog,
+            &license.product,
+            self.policy.substitute_tolerance_percent,
+        );
+        let verdict = self
+            .policy
+            .judge(license, evidence, terms.product_window_days, now);
+        (verdict, terms)
+    }
 }
 
 /// The reason an automatic extension records.

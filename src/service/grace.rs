@@ -4,7 +4,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::domain::audit::Actor;
-use crate::domain::grace::{extension_deadline, Remedy};
+use crate::domain::grace::{extension_deadline, DecisionTerms, Remedy};
 use crate::domain::ids::new_id;
 use crate::domain::license::{parse_email, parse_order_id, License, MintRequest};
 use crate::domain::product::Price;
@@ -193,9 +193,11 @@ impl AppState {
             email,
             target,
             fresh_key,
-            product_window_days: window,
-            catalog_price: product.map(|p| p.spec.price.clone()),
-            tolerance_percent: self.claim_policy.substitute_tolerance_percent,
+            terms: DecisionTerms::of(
+                &self.catalog,
+                &original.product,
+                self.claim_policy.substitute_tolerance_percent,
+            ),
             actor,
             automatic: false,
             idempotency: idempotency.map(|key| Idempotency { key, request_hash }),
@@ -276,8 +278,7 @@ impl AppState {
                     key_hash: hash,
                     email,
                     message,
-                    policy: self.claim_policy.clone(),
-                    catalog: std::sync::Arc::clone(&self.catalog),
+                    rules: std::sync::Arc::clone(&self.claim_rules),
                 },
                 now,
             )

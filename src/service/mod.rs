@@ -48,6 +48,8 @@ pub struct AppState {
     pub policies: Policies,
     /// The `[late_claims]` policy.
     pub claim_policy: ClaimPolicy,
+    /// The policy with the catalog, as customers' claims are judged.
+    pub claim_rules: Arc<crate::domain::grace::ClaimRules>,
     /// Request counters of the public endpoints.
     pub limits: Limits,
 }

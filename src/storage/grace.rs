@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use crate::domain::audit::{Actor, ClaimStatus};
 pub use crate::domain::grace::DecisionResult;
-use crate::domain::grace::{ClaimPolicy, Remedy};
+use crate::domain::grace::{ClaimRules, DecisionTerms, Remedy};
 use crate::domain::license::{License, NewLicense};
-use crate::domain::product::{Catalog, Price};
+use crate::domain::product::Price;
 use crate::domain::time::Timestamp;
 use crate::storage::IssuedKey;
 
@@ -49,12 +49,9 @@ pub struct GraceRequest {
     pub target: Option<Target>,
     /// `extend`: the license's key re-signed with the new deadline.
     pub fresh_key: Option<IssuedKey>,
-    /// The window length of the license's product, if it has one.
-    pub product_window_days: Option<u32>,
-    /// The catalog price, for licenses minted before prices were kept.
-    pub catalog_price: Option<Price>,
-    /// How much dearer a substitute may be (percent).
-    pub tolerance_percent: u32,
+    /// What the catalog and policy say, for the domain's plan (storage never reads
+    /// them).
+    pub terms: DecisionTerms,
     /// Who decides.
     pub actor: Actor,
     /// Granted by the policy, not a person.
@@ -177,10 +174,9 @@ pub struct NewClaim {
     pub email: Option<String>,
     /// The message given.
     pub message: Option<String>,
-    /// The policy.
-    pub policy: ClaimPolicy,
-    /// The catalog (window lengths, prices).
-    pub catalog: Arc<Catalog>,
+    /// The policy and the catalog, for the domain's judgement (storage never reads
+    /// them).
+    pub rules: Arc<ClaimRules>,
 }
 
 /// What a claim came to.

@@ -9,7 +9,7 @@ use super::writer::WriteCtx;
 use super::{evidence_events, mint_one, require_license, store_key, update_license_state};
 use crate::domain::audit::{Actor, AuditEvent, ClaimStatus, CreditMove, NewEvent, PresentedBy};
 use crate::domain::grace::{
-    check_redemption, check_replay, ClaimVerdict, CreditKind, DecisionInput, DecisionRecord,
+    check_redemption, check_replay, ClaimVerdict, CreditKind, DecisionAsk, DecisionRecord,
     Evidence, Remedy, StoredRedemption, AUTOMATIC_EXTENSION_REASON, MAX_LISTED_CLAIMS,
 };
 use crate::domain::license::License;
@@ -83,15 +83,12 @@ pub(super) fn decide(
     }
     let mut license = require_license(ctx, &req.license_id)?;
     let evidence = evidence_of(ctx.conn, &license, now)?;
-    let price_paid = license.price_paid(req.catalog_price.as_ref());
-    let plan = license.plan(
-        &DecisionInput {
+    let plan = license.plan_with(
+        &req.terms,
+        DecisionAsk {
             remedy: req.remedy,
             days: req.days,
-            product_window_days: req.product_window_days,
             target_price: req.target.as_ref().map(|t| &t.price),
-            price_paid: price_paid.as_ref(),
-            substitute_tolerance_percent: req.tolerance_percent,
             email: req.email.as_deref(),
         },
         now,
@@ -386,9 +383,7 @@ pub(super) fn file_claim(
     super::activations::mark_presented(ctx, &license_id, false, PresentedBy::Claim, now)?;
     let license = require_license(ctx, &license_id)?;
     let evidence = evidence_of(ctx.conn, &license, now)?;
-    let product = c.catalog.get(&license.product);
-    let window = product.and_then(|p| p.spec.activation_window_days);
-    let verdict = c.policy.judge(&license, &evidence, window, now);
+    let (verdict, terms) = c.rules.judge(&license, &evidence, now);
     let note = match verdict {
         ClaimVerdict::NotNeeded => return Ok(ClaimOutcome::NotNeeded(Box::new(license))),
         ClaimVerdict::Extend(days) => {
@@ -403,9 +398,7 @@ pub(super) fn file_claim(
                     email: None,
                     target: None,
                     fresh_key: None,
-                    product_window_days: window,
-                    catalog_price: product.map(|p| p.spec.price.clone()),
-                    tolerance_percent: c.policy.substitute_tolerance_percent,
+                    terms,
                     actor: Actor::System,
                     automatic: true,
                     idempotency: None,

@@ -194,8 +194,10 @@ pub async fn a_key_is_marked_presented_once_whoever_presents_it_first(w: World) 
         key_hash: key,
         email: None,
         message: None,
-        policy: w.claim_policy(),
-        catalog: std::sync::Arc::clone(&w.catalog),
+        rules: std::sync::Arc::new(keyclerk::domain::grace::ClaimRules {
+            policy: w.claim_policy(),
+            catalog: std::sync::Arc::clone(&w.catalog),
+        }),
     };
     let firsts = |events: Vec<AuditEvent>| -> Vec<AuditEvent> {
         events

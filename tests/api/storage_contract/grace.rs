@@ -6,7 +6,7 @@ use std::sync::Arc;
 use keyclerk::domain::activation::Refusal;
 use keyclerk::domain::audit::{Actor, AuditEvent, ClaimStatus, CreditMove};
 use keyclerk::domain::grace::{
-    ClaimPolicy, DecisionResult, EarlierDecision, Evidence, RefusedAttempt, Remedy,
+    ClaimPolicy, ClaimRules, DecisionResult, EarlierDecision, Evidence, RefusedAttempt, Remedy,
     AUTOMATIC_EXTENSION_REASON, MAX_LISTED_CLAIMS,
 };
 use keyclerk::domain::ids::new_id;
@@ -198,7 +198,7 @@ pub async fn a_substitute_dearer_than_the_price_paid_is_refused_and_changes_noth
     );
     // A tolerance lets a dearer one through.
     let mut tolerant = req.clone();
-    tolerant.tolerance_percent = 10;
+    tolerant.terms.substitute_tolerance_percent = 10;
     let mut cheap_target = target(&w, &l, "photo-pro", &req, w.day(100));
     cheap_target.price = eur(5390);
     tolerant.target = Some(cheap_target.clone());
@@ -558,9 +558,10 @@ pub async fn the_price_paid_falls_back_to_the_catalog_price(w: World) {
     assert_eq!(l.price, None);
     let d = made(
         &w,
-        GraceRequest {
-            catalog_price: Some(eur(3900)),
-            ..w.grace(&l, Remedy::Refund)
+        {
+            let mut r = w.grace(&l, Remedy::Refund);
+            r.terms.catalog_price = Some(eur(3900));
+            r
         },
         w.day(100),
     )
@@ -574,9 +575,10 @@ pub async fn the_price_paid_falls_back_to_the_catalog_price(w: World) {
     let err = refused(
         w.store
             .decide(
-                GraceRequest {
-                    catalog_price: None,
-                    ..w.grace(&g, Remedy::Refund)
+                {
+                    let mut r = w.grace(&g, Remedy::Refund);
+                    r.terms.catalog_price = None;
+                    r
                 },
                 w.day(100),
             )
@@ -587,9 +589,10 @@ pub async fn the_price_paid_falls_back_to_the_catalog_price(w: World) {
     let (kept, _) = w.mint("photo-pro", "o-kept").await;
     let d = made(
         &w,
-        GraceRequest {
-            catalog_price: Some(eur(1)),
-            ..w.grace(&kept, Remedy::Refund)
+        {
+            let mut r = w.grace(&kept, Remedy::Refund);
+            r.terms.catalog_price = Some(eur(1));
+            r
         },
         w.day(100),
     )
@@ -728,8 +731,10 @@ fn claim(w: &World, key: [u8; 32], policy: ClaimPolicy) -> NewClaim {
         key_hash: key,
         email: Some("ann@example.com".into()),
         message: Some("I never got to install it".into()),
-        policy,
-        catalog: Arc::clone(&w.catalog),
+        rules: Arc::new(ClaimRules {
+            policy,
+            catalog: Arc::clone(&w.catalog),
+        }),
     }
 }
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use keyclerk::config::{Settings, EMBEDDED_CONFIG};
 use keyclerk::domain::activation::{Fingerprint, SeatPolicies};
 use keyclerk::domain::audit::{Actor, AuditEvent};
-use keyclerk::domain::grace::{ClaimPolicy, Remedy};
+use keyclerk::domain::grace::{ClaimPolicy, DecisionTerms, Remedy};
 use keyclerk::domain::ids::new_id;
 use keyclerk::domain::license::{License, MintRequest, NewLicense};
 use keyclerk::domain::product::{Catalog, Product};
@@ -372,7 +372,6 @@ impl World {
 
     /// A grace request as the service builds it, for `remedy` on `license`.
     pub fn grace(&self, license: &License, remedy: Remedy) -> GraceRequest {
-        let product = self.catalog.get(&license.product);
         GraceRequest {
             id: new_id("dec", self.t0),
             license_id: license.id.clone(),
@@ -382,9 +381,7 @@ impl World {
             email: None,
             target: None,
             fresh_key: None,
-            product_window_days: product.and_then(|p| p.spec.activation_window_days),
-            catalog_price: product.map(|p| p.spec.price.clone()),
-            tolerance_percent: 0,
+            terms: DecisionTerms::of(&self.catalog, &license.product, 0),
             actor: support(),
             automatic: false,
             idempotency: None,
