@@ -132,6 +132,9 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+/// `Retry-After` of a 503.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
+
 /// The cause of a 500, kept with the response for the request's log line.
 #[derive(Debug, Clone)]
 pub struct ErrorCause(pub String);
@@ -310,6 +313,8 @@ impl ResponseError for ApiError {
             | Self::RateLimited {
                 retry_after_secs: secs,
             } => Some(*secs),
+            // The database is busy (a full write queue) or away: soon, not never.
+            Self::Unavailable => Some(UNAVAILABLE_RETRY_AFTER_SECS),
             _ => None,
         };
         if let Some(secs) = retry {

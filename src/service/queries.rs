@@ -2,7 +2,6 @@
 //! so that handlers call the service only and never the store.
 
 use crate::domain::audit::{Actor, ClaimStatus, Event};
-use crate::domain::ids::new_id;
 use crate::domain::license::{Action, License};
 use crate::domain::time::Timestamp;
 use crate::domain::token::{parse_token_name, ApiToken, NewApiToken, Role, TokenSecret};
@@ -45,21 +44,8 @@ impl AppState {
     ) -> Result<(ApiToken, TokenSecret), ServiceError> {
         let name = parse_token_name(name)
             .ok_or_else(|| DomainError::field("name", "must be 1 to 100 printable characters"))?;
-        let secret = TokenSecret::generate();
-        let token = self
-            .store
-            .create_token(
-                NewApiToken {
-                    id: new_id("tok", now),
-                    role,
-                    name,
-                    secret_hash: secret.hash(),
-                    prefix: secret.prefix(),
-                    created_at: now,
-                },
-                actor,
-            )
-            .await?;
+        let (new, secret) = NewApiToken::generate(role, name, now);
+        let token = self.store.create_token(new, actor).await?;
         Ok((token, secret))
     }
 

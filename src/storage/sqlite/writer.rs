@@ -97,7 +97,12 @@ pub const QUEUE_CAPACITY: usize = 16 * MAX_BATCH;
 impl Writer {
     /// Starts the writer thread on `conn`.
     pub fn start(conn: Connection) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE_CAPACITY);
+        Self::start_with_capacity(conn, QUEUE_CAPACITY)
+    }
+
+    /// Starts the writer thread with room for `capacity` waiting jobs.
+    fn start_with_capacity(conn: Connection, capacity: usize) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::sync_channel::<Job>(capacity);
         thread::Builder::new()
             .name("keyclerk-writer".into())
             .spawn(move || run(conn, rx))?;
@@ -309,6 +314,49 @@ mod tests {
                 name: "test".into(),
             },
         )
+    }
+
+    #[test]
+    fn a_full_queue_refuses_a_write_as_unavailable_instead_of_growing() {
+        let (_dir, path, _unused) = writer();
+        let mut conn = Connection::open(&path).unwrap();
+        super::super::configure(&conn).unwrap();
+        super::super::migrations::migrate(&mut conn).unwrap();
+        let writer = Writer::start_with_capacity(conn, 2).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (started, go) = std::sync::mpsc::channel::<()>();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        writer.submit(move |_| {
+            let _ = started.send(());
+            let _ = wait.recv();
+            Ok(())
+        });
+        go.recv().unwrap();
+        let waiting: Vec<_> = (0..2)
+            .map(|_| {
+                let w = writer.clone();
+                runtime.spawn(async move { w.write(|_| Ok(())).await })
+            })
+            .collect();
+        runtime.block_on(async {
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        });
+        let refused = runtime.block_on(writer.write(|_| Ok(())));
+        assert!(
+            matches!(refused, Err(StorageError::Unavailable(m)) if m.contains("full")),
+            "{refused:?}"
+        );
+        release.send(()).unwrap();
+        for w in waiting {
+            assert!(
+                runtime.block_on(w).unwrap().is_ok(),
+                "the queued ones still run"
+            );
+        }
     }
 
     /// Jobs queued while the writer is busy share one transaction; the ones that
