@@ -295,6 +295,14 @@ impl Keyring {
             return Ok((ring, None));
         }
         let kid = Self::generate_into(dir, now)?;
+        // The directory held no key: keyclerk makes it its own, closed to others
+        // (a checkout's keys/ arrives 0755 with only its README in it).
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|source| {
+            KeyError::Io {
+                path: dir.to_owned(),
+                source,
+            }
+        })?;
         Ok((Self::load(dir)?, Some(kid)))
     }
 

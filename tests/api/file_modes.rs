@@ -82,8 +82,10 @@ fn a_database_left_readable_by_others_is_made_private_at_the_next_start() {
 #[test]
 fn serve_warns_about_data_and_keys_directories_open_to_others_and_still_writes_private_files() {
     let dirs = Dirs::new();
+    // A first start makes the keys directory its own (below); keys already in a
+    // directory that others can open are what the warning is for.
+    drop(ServerProcess::spawn(&dirs, &[]).stop());
     for dir in [dirs.data(), dirs.keys()] {
-        std::fs::create_dir(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let server = ServerProcess::spawn(&dirs, &[]);
@@ -104,4 +106,18 @@ fn serve_warns_about_data_and_keys_directories_open_to_others_and_still_writes_p
         assert!(log.contains(&line), "no warning `{line}` in:\n{log}");
     }
     assert!(log.contains("chmod 700"), "{log}");
+}
+
+#[test]
+fn a_checkouts_keys_directory_with_only_its_readme_is_made_private_at_the_first_key() {
+    let dirs = Dirs::new();
+    std::fs::create_dir(dirs.keys()).unwrap();
+    std::fs::write(dirs.keys().join("README.md"), "keys live here\n").unwrap();
+    std::fs::set_permissions(dirs.keys(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log = ServerProcess::spawn(&dirs, &[]).stop();
+    assert_eq!(mode(&dirs.keys()), 0o700);
+    assert!(
+        !log.contains("keys directory"),
+        "a first start warns about nothing it made itself:\n{log}"
+    );
 }
