@@ -18,6 +18,35 @@ use serde::{Deserialize, Serialize};
 
 use crate::service::limits::{address_bucket, Network};
 
+/// Connections the kernel queues for accept. `std`'s `TcpListener::bind` listens
+/// with 128, which a burst of clients from behind one office NAT (or a load balancer
+/// opening connections) overflows: the overflow is reset, not queued.
+pub const LISTEN_BACKLOG: i32 = 1024;
+
+/// A listener on `addr` (`host:port`, port 0 for any) with [`LISTEN_BACKLOG`].
+pub fn listen(addr: &str) -> std::io::Result<std::net::TcpListener> {
+    use std::net::ToSocketAddrs;
+    let mut last = None;
+    for a in addr.to_socket_addrs()? {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(a),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        socket.set_reuse_address(true)?;
+        match socket
+            .bind(&a.into())
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(()) => return Ok(socket.into()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
+    }))
+}
+
 /// The `[server]` section of `config.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -191,6 +220,21 @@ impl ConnectionCap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_listener_queues_a_burst_beyond_stds_128_without_accepting() {
+        let listener = listen("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Nobody accepts: every connection below completes its handshake only
+        // because the kernel queues it (std's backlog of 128 would not).
+        let clients: Vec<_> = (0..600)
+            .map(|_| std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(clients.len(), 600);
+        let (accepted, _) = listener.accept().unwrap();
+        drop(accepted);
+    }
 
     #[test]
     fn an_address_gets_its_cap_and_a_place_comes_back_when_a_connection_ends() {

@@ -2,7 +2,6 @@
 
 use std::fs;
 use std::io::Write;
-use std::net::TcpListener;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -214,7 +213,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
             paserk::public_of(active.public.as_bytes())
         );
     }
-    let listener = TcpListener::bind(&settings.listen).map_err(|source| StartError::Bind {
+    let listener = crate::server::listen(&settings.listen).map_err(|source| StartError::Bind {
         addr: settings.listen.clone(),
         source,
     })?;
