@@ -215,7 +215,8 @@ fn with_store<T>(
 ) -> Result<T, String> {
     startup::ensure_data_dir(&settings.data_dir).map_err(|e| e.to_string())?;
     actix_web::rt::System::new().block_on(async {
-        let store = crate::storage::open(&settings.data_dir).map_err(|e| e.to_string())?;
+        let store = crate::storage::open(settings.database.url.as_deref(), &settings.data_dir)
+            .map_err(|e| e.to_string())?;
         f(&*store).await
     })
 }
@@ -319,6 +320,11 @@ fn verify(settings: &Settings, token: &str, public_keys: &[String]) -> CliResult
 }
 
 fn backup(settings: &Settings, dest: &std::path::Path) -> CliResult {
+    let engine = crate::storage::EngineUrl::parse(settings.database.url.as_deref())
+        .map_err(|e| e.to_string())?;
+    if let crate::storage::EngineUrl::Postgres(url) = engine {
+        return Err(crate::storage::postgres::backup_advice(&url, dest));
+    }
     let report =
         crate::storage::sqlite::backup(&settings.data_dir, dest).map_err(|e| e.to_string())?;
     println!(

@@ -46,7 +46,7 @@ pub enum StartError {
     Keys(#[from] KeyError),
     /// The database could not be opened.
     #[error(transparent)]
-    Database(#[from] crate::storage::sqlite::OpenError),
+    Database(#[from] crate::storage::OpenError),
     /// The database failed during start-up.
     #[error("database: {0}")]
     Storage(#[from] crate::storage::StorageError),
@@ -203,7 +203,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
             settings.keys_dir.display()
         );
     }
-    let store = storage::open(&settings.data_dir)?;
+    let store = storage::open(settings.database.url.as_deref(), &settings.data_dir)?;
     reconcile_keys(&*store, &ring, &settings.keys_dir, options.force, now).await?;
     bootstrap_admin(&*store, &settings.data_dir, now).await?;
     if let Some(active) = ring.active() {

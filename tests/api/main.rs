@@ -26,6 +26,7 @@ mod limits;
 mod mint;
 mod openapi;
 mod parsers;
+mod pg;
 mod process;
 mod schemathesis;
 mod secrets;

@@ -1,0 +1,137 @@
+//! The throwaway PostgreSQL that `scripts/test.sh` starts: one fresh database per
+//! test, copied from a template migrated once per test process.
+
+use std::sync::OnceLock;
+
+/// The variable `scripts/test.sh` exports.
+pub const URL_VARIABLE: &str = "KC_TEST_POSTGRES_URL";
+
+/// The server's URL (to its `postgres` database); fails the test without it.
+pub fn server_url() -> String {
+    std::env::var(URL_VARIABLE).unwrap_or_else(|_| {
+        panic!(
+            "{URL_VARIABLE} is not set: the PostgreSQL tests need the server that \
+             scripts/test.sh starts (run ./scripts/test.sh, or export {URL_VARIABLE}=postgres://…)"
+        )
+    })
+}
+
+/// `url` with its database replaced by `name`.
+pub fn url_of(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let prefix = match base.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('/') {
+            Some((hosts, _db)) => format!("{scheme}://{hosts}"),
+            None => base.to_owned(),
+        },
+        None => base.to_owned(),
+    };
+    match query {
+        Some(q) => format!("{prefix}/{name}?{q}"),
+        None => format!("{prefix}/{name}"),
+    }
+}
+
+/// Runs statements on the server's `postgres` database, on a runtime of its own.
+fn admin(statements: &[String]) -> Result<(), tokio_postgres::Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) =
+            tokio_postgres::connect(&server_url(), tokio_postgres::NoTls).await?;
+        let driver = tokio::spawn(connection);
+        for s in statements {
+            client.batch_execute(s).await?;
+        }
+        drop(client);
+        let _ = driver.await;
+        Ok(())
+    })
+}
+
+fn random_name(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    )
+}
+
+/// The template every test database is copied from: migrated once per process.
+fn template() -> &'static str {
+    static TEMPLATE: OnceLock<String> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let name = random_name("kc_template");
+        admin(&[format!("CREATE DATABASE {name}")]).unwrap();
+        let store = keyclerk::storage::postgres::PostgresStore::open(&url_of(&server_url(), &name))
+            .unwrap_or_else(|e| panic!("migrating the template database: {e}"));
+        drop(store);
+        name
+    })
+}
+
+/// A fresh, migrated database, dropped with this guard.
+pub struct Database {
+    /// Its name.
+    pub name: String,
+    /// Its URL.
+    pub url: String,
+}
+
+impl Database {
+    /// Copies the template into a new database.
+    pub fn create() -> Self {
+        let template = template();
+        let name = random_name("kc");
+        // The template's last connections may still be closing: PostgreSQL refuses
+        // to copy a database someone is connected to, so wait for them.
+        let mut tries = 0;
+        loop {
+            match admin(&[format!("CREATE DATABASE {name} TEMPLATE {template}")]) {
+                Ok(()) => break,
+                Err(e) if tries < 100 => {
+                    tries += 1;
+                    let _ = e;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("creating a test database: {e}"),
+            }
+        }
+        Self {
+            url: url_of(&server_url(), &name),
+            name,
+        }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // WITH (FORCE) (PostgreSQL 13) ends the store's connections still closing.
+        if let Err(e) = admin(&[format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )]) {
+            eprintln!("could not drop test database {}: {e}", self.name);
+        }
+    }
+}
+
+#[test]
+fn a_database_is_named_in_the_url_of_the_server() {
+    assert_eq!(
+        url_of("postgres://postgres@127.0.0.1:5/postgres", "kc_1"),
+        "postgres://postgres@127.0.0.1:5/kc_1"
+    );
+    assert_eq!(
+        url_of(
+            "postgres://u@a,b/postgres?target_session_attrs=read-write",
+            "kc_1"
+        ),
+        "postgres://u@a,b/kc_1?target_session_attrs=read-write"
+    );
+}
