@@ -19,6 +19,7 @@ mod forwarded;
 mod grace;
 mod helpers;
 mod http;
+mod instances;
 mod interop;
 mod keys;
 mod lifecycle;
