@@ -35,11 +35,76 @@ impl TwoInstances {
     }
 
     fn post(&self, server: usize, path: &str, token: Option<&str>, body: &Value) -> Resp {
+        self.post_with(server, path, token, None, body)
+    }
+
+    fn post_with(
+        &self,
+        server: usize,
+        path: &str,
+        token: Option<&str>,
+        idempotency_key: Option<&str>,
+        body: &Value,
+    ) -> Resp {
         let mut r = agent().post(&format!("{}{path}", self.servers[server].url()));
         if let Some(t) = token {
             r = r.set("Authorization", &format!("Bearer {t}"));
         }
+        if let Some(k) = idempotency_key {
+            r = r.set("Idempotency-Key", k);
+        }
         into_resp(r.send_json(body.clone()))
+    }
+
+    /// The events of a license, asked of the second instance.
+    fn history(&self, id: &str) -> Vec<Value> {
+        into_resp(
+            agent()
+                .get(&format!(
+                    "{}/v1/licenses/{id}/history",
+                    self.servers[1].url()
+                ))
+                .set("Authorization", &format!("Bearer {}", self.admin))
+                .call(),
+        )
+        .expect(200)["events"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Sends `n` requests at once, request `i` to instance `i % 2`; the answers in
+    /// order.
+    fn race(
+        self: &Arc<Self>,
+        n: usize,
+        send: impl Fn(&Self, usize) -> Resp + Send + Sync + 'static,
+    ) -> Vec<Resp> {
+        let send = Arc::new(send);
+        let barrier = Arc::new(std::sync::Barrier::new(n));
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let (both, send, barrier) =
+                    (Arc::clone(self), Arc::clone(&send), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    send(&both, i)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    }
+
+    /// `keyclerk audit verify` passes on the shared database.
+    #[track_caller]
+    fn assert_chain_verifies(&self) {
+        let verified = self.audit_verify();
+        assert!(verified.status.success(), "{}", stderr(&verified));
+        assert!(
+            stdout(&verified).contains("intact"),
+            "{}",
+            stdout(&verified)
+        );
     }
 
     /// `keyclerk audit verify` on the shared database.
@@ -55,73 +120,148 @@ impl TwoInstances {
     }
 }
 
+fn mint(both: &TwoInstances, server: usize, body: Value) -> (String, String) {
+    let minted = both
+        .post(server, "/v1/licenses", Some(&both.admin), &body)
+        .expect(201);
+    (
+        minted["license"]["id"].as_str().unwrap().to_owned(),
+        minted["key"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn count_kind(events: &[Value], kind: &str) -> usize {
+    events.iter().filter(|e| e["kind"] == kind).count()
+}
+
 #[test]
 #[ignore = "needs the PostgreSQL that scripts/test.sh starts"]
 fn a_hundred_machines_split_across_two_instances_get_exactly_five_seats_and_one_chain() {
     let both = Arc::new(TwoInstances::start());
-    let minted = both
-        .post(
-            0,
+    let (id, key) = mint(
+        &both,
+        0,
+        json!({"product": "studio-suite", "order_id": "PG-RACE", "seats": 5}),
+    );
+    let answers = both.race(100, move |both, i| {
+        both.post(
+            i % 2,
+            "/v1/activations",
+            None,
+            &json!({"license_key": key, "fingerprint": format!("fp-{i}")}),
+        )
+    });
+    let granted: Vec<usize> = (0..100).filter(|i| answers[*i].status == 201).collect();
+    let refused = answers
+        .iter()
+        .filter(|r| r.status == 409 && r.code() == "seat_limit_reached")
+        .count();
+    assert_eq!((granted.len(), refused), (5, 95), "granted: {granted:?}");
+    assert_eq!(count_kind(&both.history(&id), "activation_created"), 5);
+    both.assert_chain_verifies();
+}
+
+#[test]
+#[ignore = "needs the PostgreSQL that scripts/test.sh starts"]
+fn fifty_activations_of_one_machine_across_two_instances_take_one_seat() {
+    let both = Arc::new(TwoInstances::start());
+    let (id, key) = mint(
+        &both,
+        1,
+        json!({"product": "studio-suite", "order_id": "PG-SAME", "seats": 5}),
+    );
+    let answers = both.race(50, move |both, i| {
+        both.post(
+            i % 2,
+            "/v1/activations",
+            None,
+            &json!({"license_key": key, "fingerprint": "fp-one"}),
+        )
+    });
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        49,
+        "{statuses:?}"
+    );
+    assert_eq!(count_kind(&both.history(&id), "activation_created"), 1);
+    both.assert_chain_verifies();
+}
+
+#[test]
+#[ignore = "needs the PostgreSQL that scripts/test.sh starts"]
+fn fifty_identical_mints_across_two_instances_make_one_license_and_fifty_identical_keys() {
+    let both = Arc::new(TwoInstances::start());
+    let answers = both.race(50, |both, i| {
+        both.post(
+            i % 2,
             "/v1/licenses",
             Some(&both.admin),
-            &json!({"product": "studio-suite", "order_id": "PG-RACE", "seats": 5}),
+            &json!({"product": "photo-pro", "order_id": "PG-MINT"}),
         )
-        .expect(201);
-    let key = minted["key"].as_str().unwrap().to_owned();
-    let id = minted["license"]["id"].as_str().unwrap().to_owned();
-    let barrier = Arc::new(std::sync::Barrier::new(100));
-    let handles: Vec<_> = (0..100)
-        .map(|i| {
-            let (both, key, barrier) = (Arc::clone(&both), key.clone(), Arc::clone(&barrier));
-            std::thread::spawn(move || {
-                barrier.wait();
-                let r = both.post(
-                    i % 2,
-                    "/v1/activations",
-                    None,
-                    &json!({"license_key": key, "fingerprint": format!("fp-{i}")}),
-                );
-                (i % 2, r.status, r.code().to_owned())
-            })
-        })
-        .collect();
-    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    let granted = results.iter().filter(|(_, s, _)| *s == 201).count();
-    let refused = results
-        .iter()
-        .filter(|(_, s, c)| *s == 409 && c == "seat_limit_reached")
-        .count();
-    assert_eq!((granted, refused), (5, 95), "{results:?}");
-    for server in 0..2 {
-        assert!(
-            results.iter().filter(|(s, _, _)| *s == server).count() == 50,
-            "each instance answered half"
-        );
-    }
-    let history = into_resp(
-        agent()
-            .get(&format!(
-                "{}/v1/licenses/{id}/history",
-                both.servers[1].url()
-            ))
-            .set("Authorization", &format!("Bearer {}", both.admin))
-            .call(),
-    )
-    .expect(200);
-    let created = history["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "activation_created")
-        .count();
-    assert_eq!(created, 5);
-    let verified = both.audit_verify();
-    assert!(verified.status.success(), "{}", stderr(&verified));
-    assert!(
-        stdout(&verified).contains("intact"),
-        "{}",
-        stdout(&verified)
+    });
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
     );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        49,
+        "{statuses:?}"
+    );
+    let key = &answers[0].body["key"];
+    assert!(answers.iter().all(|r| &r.body["key"] == key));
+    let id = answers[0].body["license"]["id"].as_str().unwrap();
+    assert!(answers.iter().all(|r| r.body["license"]["id"] == id));
+    assert_eq!(count_kind(&both.history(id), "license_minted"), 1);
+    both.assert_chain_verifies();
+}
+
+#[test]
+#[ignore = "needs the PostgreSQL that scripts/test.sh starts"]
+fn twenty_extensions_with_one_idempotency_key_across_two_instances_make_one_decision() {
+    let both = Arc::new(TwoInstances::start());
+    let (id, _) = mint(
+        &both,
+        0,
+        json!({"product": "photo-pro", "order_id": "PG-LATE",
+               "purchased_at": keyclerk::domain::time::format(
+                   keyclerk::domain::time::now() - chrono::Duration::days(365))}),
+    );
+    let path = format!("/v1/licenses/{id}/grace-extension");
+    let answers = both.race(20, move |both, i| {
+        both.post_with(
+            i % 2,
+            &path,
+            Some(&both.admin),
+            Some("same-key"),
+            &json!({"remedy": "extend", "reason": "double click"}),
+        )
+    });
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        19,
+        "{statuses:?}"
+    );
+    let decision = &answers[0].body["decision"]["id"];
+    assert!(answers
+        .iter()
+        .all(|r| &r.body["decision"]["id"] == decision));
+    assert_eq!(count_kind(&both.history(&id), "grace_decision"), 1);
+    both.assert_chain_verifies();
 }
 
 /// `keyclerk serve` with a database URL; its output, which must be a refusal.
