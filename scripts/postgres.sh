@@ -4,7 +4,8 @@
 # (installing Debian's postgresql package when they are absent), initdb's a cluster
 # in a temporary directory, starts it with pg_ctl on a free port of 127.0.0.1 (as
 # the postgres user when run as root), exports KC_TEST_POSTGRES_URL, and stops and
-# removes it when the calling shell exits. fsync is off: the cluster dies with the
+# removes it when the calling shell exits; KC_TEST_POSTGRES_BIN names the binaries
+# for the tests that run a cluster of their own. fsync is off: the cluster dies with the
 # run, and the tests kill keyclerk, never this server.
 
 pg_bin_dir() {
@@ -44,6 +45,8 @@ start_test_postgres() {
     -o "-c listen_addresses=127.0.0.1 -p $port -k $KC_PG_DIR -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
     start >/dev/null || { cat "$KC_PG_DIR/server.log" >&2; return 1; }
   export KC_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  # For the tests that stop and start a server of their own (the outage test).
+  export KC_TEST_POSTGRES_BIN="$bin"
   echo "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') for the tests at $KC_TEST_POSTGRES_URL" >&2
 }
 

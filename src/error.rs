@@ -94,10 +94,14 @@ pub enum ApiError {
     /// Something failed on our side; the cause is logged, never sent.
     #[error("internal error")]
     Internal,
-    /// Storage is shutting down or unavailable.
-    #[error("service unavailable")]
+    /// The database does not answer (lost, restarting, failing over), or storage
+    /// is shutting down or full: a retry after `Retry-After` may succeed.
+    #[error("the database is unavailable; try again shortly")]
     Unavailable,
 }
+
+/// The `Retry-After` of a 503 `database_unavailable`, in seconds.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
@@ -165,7 +169,7 @@ impl ApiError {
             Self::RateLimited { .. } => "rate_limited",
             Self::DeactivationLimitReached { .. } => "deactivation_limit_reached",
             Self::Internal => "internal_error",
-            Self::Unavailable => "unavailable",
+            Self::Unavailable => "database_unavailable",
         }
     }
 
@@ -193,6 +197,9 @@ impl ApiError {
             }
             Self::RateLimited { retry_after_secs } => {
                 body["retry_after_seconds"] = json!(retry_after_secs);
+            }
+            Self::Unavailable => {
+                body["retry_after_seconds"] = json!(UNAVAILABLE_RETRY_AFTER_SECS);
             }
             Self::Domain(DomainError::SubstituteTooExpensive { price, ceiling }) => {
                 body["price"] = json!(price);
@@ -280,6 +287,7 @@ impl ResponseError for ApiError {
             | Self::RateLimited {
                 retry_after_secs: secs,
             } => Some(*secs),
+            Self::Unavailable => Some(UNAVAILABLE_RETRY_AFTER_SECS),
             _ => None,
         };
         if let Some(secs) = retry {

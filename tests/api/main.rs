@@ -26,6 +26,7 @@ mod lifecycle;
 mod limits;
 mod mint;
 mod openapi;
+mod outage;
 mod parsers;
 mod pg;
 mod process;

@@ -121,6 +121,111 @@ impl Drop for Database {
     }
 }
 
+/// A PostgreSQL cluster of the test's own (for stopping and starting it), from the
+/// binaries `scripts/test.sh` names; stopped when dropped.
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Cluster {
+    /// `initdb` and start; as the `postgres` user when the tests run as root.
+    pub fn start() -> Self {
+        let bin = std::env::var("KC_TEST_POSTGRES_BIN").unwrap_or_else(|_| {
+            panic!("KC_TEST_POSTGRES_BIN is not set: this test runs a PostgreSQL of its own from the binaries scripts/test.sh finds")
+        });
+        let dir = tempfile::tempdir().unwrap();
+        if rustix::process::geteuid().is_root() {
+            let ok = std::process::Command::new("chown")
+                .args(["postgres:", &dir.path().display().to_string()])
+                .status()
+                .unwrap();
+            assert!(ok.success(), "chown of the cluster directory");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cluster = Self {
+            dir,
+            bin: bin.into(),
+            port,
+        };
+        let data = cluster.data();
+        cluster.run("initdb", &["-D", &data, "-U", "postgres", "--auth=trust"]);
+        cluster.pg_ctl_start();
+        cluster
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let program = self.bin.join(program);
+        let mut cmd = if rustix::process::geteuid().is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            std::process::Command::new(&program)
+        };
+        let out = cmd.args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{} {args:?}: {}{}",
+            program.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn pg_ctl_start(&self) {
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("server.log").display().to_string();
+        let data = self.data();
+        self.run(
+            "pg_ctl",
+            &["-D", &data, "-l", &log, "-w", "-o", &options, "start"],
+        );
+    }
+
+    /// Stops the server (fast: open transactions are rolled back, clients cut off).
+    pub fn pg_ctl_stop(&self) {
+        let data = self.data();
+        self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]);
+    }
+
+    /// The URL of its `postgres` database.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.data();
+        let _ = std::process::Command::new(self.bin.join("pg_ctl"))
+            .args(["-D", &data, "-m", "immediate", "stop"])
+            .output();
+        if rustix::process::geteuid().is_root() {
+            let _ = std::process::Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(self.bin.join("pg_ctl"))
+                .args(["-D", &data, "-m", "immediate", "stop"])
+                .output();
+        }
+    }
+}
+
 #[test]
 fn a_database_is_named_in_the_url_of_the_server() {
     assert_eq!(

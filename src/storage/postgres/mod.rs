@@ -59,6 +59,11 @@ const POOL_SIZE: usize = 16;
 /// How long a request waits for a connection, or for a new one to open, before it
 /// is answered as unavailable.
 const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest one operation may take, connection included: past it the caller
+/// hears "unavailable" rather than hang on a server that stopped answering (a
+/// write cut off here is rolled back, or committed and found again on a retry:
+/// every write is idempotent or refused twice the same way).
+const OPERATION_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Why the database could not be opened. No message holds the URL's password.
 #[derive(Debug, thiserror::Error)]
@@ -256,8 +261,20 @@ impl PostgresStore {
         F: FnOnce(Pool) -> Fut,
         Fut: Future<Output = Result<R, StorageError>> + Send + 'static,
     {
+        let operation = f(self.pool.clone());
         self.runtime
-            .spawn(f(self.pool.clone()))
+            .spawn(async move {
+                tokio::time::timeout(OPERATION_DEADLINE, operation)
+                    .await
+                    .unwrap_or_else(|_| {
+                        log::warn!(
+                            "a PostgreSQL operation took longer than {OPERATION_DEADLINE:?}"
+                        );
+                        Err(StorageError::Unavailable(
+                            "the database did not answer in time",
+                        ))
+                    })
+            })
             .await
             .map_err(|e| match e.try_into_panic() {
                 Ok(p) => StorageError::Panicked(
