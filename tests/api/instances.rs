@@ -277,6 +277,10 @@ fn serve_refused(url: &str) -> String {
         .output()
         .unwrap();
     assert!(!out.status.success(), "serve started on {url}");
+    assert!(
+        !dirs.keys().exists(),
+        "a signing key was made before the refusal"
+    );
     stderr(&out)
 }
 
@@ -332,4 +336,90 @@ fn backup_on_postgres_names_the_pg_dump_command() {
         "{message}"
     );
     assert!(!message.contains("s3cret"), "{message}");
+}
+
+/// Runs one statement on a test database.
+fn execute(url: &str, sql: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(connection);
+        client.batch_execute(sql).await.unwrap();
+        drop(client);
+        let _ = driver.await;
+    });
+}
+
+#[test]
+#[ignore = "needs the PostgreSQL that scripts/test.sh starts"]
+fn a_database_of_a_newer_keyclerk_is_refused_at_start_up() {
+    let db = Database::create();
+    execute(
+        &db.url,
+        &format!(
+            "UPDATE schema_version SET version = {}",
+            keyclerk::storage::postgres::CURRENT_VERSION + 1
+        ),
+    );
+    let message = serve_refused(&db.url);
+    assert!(message.contains("database.url"), "{message}");
+    assert!(
+        message.contains("newer than this keyclerk knows"),
+        "{message}"
+    );
+}
+
+/// The one number a query on a test database answers.
+fn query_i64(url: &str, sql: &str) -> i64 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(connection);
+        let n: i64 = client.query_one(sql, &[]).await.unwrap().get(0);
+        drop(client);
+        let _ = driver.await;
+        n
+    })
+}
+
+#[test]
+#[ignore = "needs the PostgreSQL that scripts/test.sh starts"]
+fn audit_verify_on_postgres_names_the_edited_event() {
+    let both = TwoInstances::start();
+    for (i, server) in [0, 1, 0].into_iter().enumerate() {
+        mint(
+            &both,
+            server,
+            json!({"product": "photo-pro", "order_id": format!("PG-AV-{i}")}),
+        );
+    }
+    both.assert_chain_verifies();
+    let url = &both._db.url;
+    let seq = query_i64(
+        url,
+        "SELECT seq FROM events WHERE kind = 'license_minted' ORDER BY seq LIMIT 1 OFFSET 1",
+    );
+    execute(
+        url,
+        &format!(
+            "UPDATE events SET data = replace(data, '\"seats\":3', '\"seats\":30') WHERE seq = {seq}"
+        ),
+    );
+    let out = both.audit_verify();
+    assert!(!out.status.success(), "an edited chain verified");
+    assert!(
+        stderr(&out).contains(&format!("event {seq}")),
+        "{}",
+        stderr(&out)
+    );
 }
