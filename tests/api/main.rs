@@ -12,6 +12,7 @@ mod backup;
 mod cli;
 mod concurrent_guesses;
 mod crash;
+mod db_copy;
 mod desktop_app;
 mod errors;
 mod file_modes;

@@ -16,6 +16,7 @@
 //! there a retry on `40001` would be needed.)
 
 mod activations;
+mod copy;
 mod grace;
 mod migrations;
 
@@ -52,6 +53,7 @@ use crate::storage::{
     StoredKey,
 };
 
+pub use copy::{copy_from_sqlite, CopyError, CopyReport, Progress};
 pub use migrations::{MigrationError, CURRENT_VERSION};
 
 /// Connections in the pool of one instance.

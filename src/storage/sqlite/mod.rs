@@ -864,6 +864,12 @@ impl Storage for SqliteStore {
     }
 }
 
+/// A fresh in-memory schema, for tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) fn migrate_for_tests(conn: &mut Connection) {
+    migrations::migrate(conn).unwrap_or_else(|e| panic!("migrating: {e}"));
+}
+
 /// Checks the audit chain of the database `c` is connected to.
 pub(super) fn verify_audit_on(c: &Connection) -> Result<Result<i64, ChainError>, StorageError> {
     let head_seq: i64 = c.query_row("SELECT seq FROM audit_head WHERE id = 1", [], |r| r.get(0))?;
