@@ -1239,6 +1239,20 @@ mod tests {
     }
 
     #[test]
+    fn a_url_with_several_hosts_asks_for_the_read_write_one() {
+        let config: tokio_postgres::Config =
+            "postgres://kc@db1:5432,db2:5433/keyclerk?target_session_attrs=read-write"
+                .parse()
+                .unwrap();
+        assert_eq!(config.get_hosts().len(), 2);
+        assert_eq!(config.get_ports(), [5432, 5433]);
+        assert_eq!(
+            config.get_target_session_attrs(),
+            tokio_postgres::config::TargetSessionAttrs::ReadWrite
+        );
+    }
+
+    #[test]
     fn an_unparsable_url_is_refused_without_its_password() {
         let err = PostgresStore::open("postgres://kc:s3cret@db:notaport/k")
             .err()
