@@ -29,7 +29,11 @@ start_test_postgres() {
       return 1
     fi
   fi
-  KC_PG_DIR="$(mktemp -d "${TMPDIR:-/tmp}/keyclerk-pg.XXXXXX")"
+  # As root the cluster belongs to postgres, who must reach its directory: /tmp, not
+  # a TMPDIR under root's home.
+  local base="${TMPDIR:-/tmp}"
+  if [ "$(id -u)" = 0 ]; then base=/tmp; fi
+  KC_PG_DIR="$(mktemp -d "$base/keyclerk-pg.XXXXXX")"
   local port
   port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   KC_PG_AS=()

@@ -136,7 +136,13 @@ impl Cluster {
         let bin = std::env::var("KC_TEST_POSTGRES_BIN").unwrap_or_else(|_| {
             panic!("KC_TEST_POSTGRES_BIN is not set: this test runs a PostgreSQL of its own from the binaries scripts/test.sh finds")
         });
-        let dir = tempfile::tempdir().unwrap();
+        // As root the cluster belongs to postgres, who must reach its directory:
+        // under /tmp, not a TMPDIR in root's home.
+        let dir = if rustix::process::geteuid().is_root() {
+            tempfile::Builder::new().tempdir_in("/tmp").unwrap()
+        } else {
+            tempfile::tempdir().unwrap()
+        };
         if rustix::process::geteuid().is_root() {
             let ok = std::process::Command::new("chown")
                 .args(["postgres:", &dir.path().display().to_string()])
