@@ -2,9 +2,10 @@
 # The whole test suite, on a fresh machine: installs the PASETO libraries the interop
 # tests drive (Python pyseto in a venv under the target directory, Node paseto with
 # npm ci) and schemathesis (same venv), then runs every Rust test (unit, integration,
-# doc; the schemathesis runs against a live server are integration tests). The tests
-# that need Python or Node are #[ignore]d, so that a plain `cargo test` passes without
-# them; this script includes them.
+# doc; the schemathesis runs against a live server are integration tests), with a
+# throwaway PostgreSQL of its own (scripts/postgres.sh) for the tests on that engine.
+# The tests that need Python, Node or PostgreSQL are #[ignore]d, so that a plain
+# `cargo test` passes without them; this script includes them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,4 +24,7 @@ if [ ! -d tests/interop/node/node_modules/paseto ]; then
 fi
 
 export KC_TEST_PYTHON="$venv/bin/python"
+# shellcheck source=scripts/postgres.sh
+source scripts/postgres.sh
+start_test_postgres
 cargo test --workspace --locked "$@" -- --include-ignored

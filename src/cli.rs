@@ -57,6 +57,11 @@ enum Command {
         /// The new file (must not exist yet).
         path: PathBuf,
     },
+    /// Database tools.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -91,6 +96,20 @@ enum TokensCommand {
     Revoke {
         /// Token id (tok_…) or prefix (kc_…).
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DbCommand {
+    /// Copy the SQLite database into an empty PostgreSQL database (every row, the
+    /// audit chain verified on the target).
+    Copy {
+        /// The target: a postgres:// URL of an empty database.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// The SQLite file to copy (default: keyclerk.db in data_dir).
+        #[arg(long, value_name = "PATH")]
+        from: Option<PathBuf>,
     },
 }
 
@@ -139,6 +158,9 @@ where
         Command::Tokens { command } => tokens(&settings, command),
         Command::Verify { token, public_keys } => verify(&settings, &token, &public_keys),
         Command::Backup { path } => backup(&settings, &path),
+        Command::Db {
+            command: DbCommand::Copy { to, from },
+        } => db_copy(&settings, &to, from.as_deref()),
         Command::Audit {
             command: AuditCommand::Verify,
         } => audit_verify(&settings),
@@ -215,7 +237,8 @@ fn with_store<T>(
 ) -> Result<T, String> {
     startup::ensure_data_dir(&settings.data_dir).map_err(|e| e.to_string())?;
     actix_web::rt::System::new().block_on(async {
-        let store = crate::storage::open(&settings.data_dir).map_err(|e| e.to_string())?;
+        let store = crate::storage::open(settings.database.url.as_deref(), &settings.data_dir)
+            .map_err(|e| e.to_string())?;
         f(&*store).await
     })
 }
@@ -319,6 +342,11 @@ fn verify(settings: &Settings, token: &str, public_keys: &[String]) -> CliResult
 }
 
 fn backup(settings: &Settings, dest: &std::path::Path) -> CliResult {
+    let engine = crate::storage::EngineUrl::parse(settings.database.url.as_deref())
+        .map_err(|e| e.to_string())?;
+    if let crate::storage::EngineUrl::Postgres(url) = engine {
+        return Err(crate::storage::postgres::backup_advice(&url, dest));
+    }
     let report =
         crate::storage::sqlite::backup(&settings.data_dir, dest).map_err(|e| e.to_string())?;
     println!(
@@ -327,6 +355,37 @@ fn backup(settings: &Settings, dest: &std::path::Path) -> CliResult {
         report.licenses,
         report.events,
         report.pages
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn db_copy(settings: &Settings, to: &str, from: Option<&std::path::Path>) -> CliResult {
+    let crate::storage::EngineUrl::Postgres(url) = crate::storage::EngineUrl::parse(Some(to))
+        .map_err(|_| "--to: a postgres:// URL".to_owned())?
+    else {
+        return Err("--to: a postgres:// URL".into());
+    };
+    let source = from.map_or_else(
+        || settings.data_dir.join(crate::storage::sqlite::DB_FILE),
+        std::path::Path::to_path_buf,
+    );
+    if !source.is_file() {
+        return Err(format!("{}: no such SQLite database", source.display()));
+    }
+    // Plain lines: one per table, and every 10,000 rows of a large one.
+    let progress = Box::new(|table: &str, copied: u64, total: u64| {
+        if copied == total || (copied > 0 && copied.is_multiple_of(10_000)) {
+            eprintln!("{table}: {copied} of {total}");
+        }
+    });
+    let report = crate::storage::postgres::copy_from_sqlite(&source, &url, progress)
+        .map_err(|e| e.to_string())?;
+    let rows: u64 = report.tables.iter().map(|(_, n)| n).sum();
+    println!(
+        "copied {} to PostgreSQL: {rows} rows in {} tables, {} audit events (chain verified)",
+        source.display(),
+        report.tables.len(),
+        report.events
     );
     Ok(ExitCode::SUCCESS)
 }

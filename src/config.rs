@@ -48,9 +48,30 @@ pub struct Settings {
     /// Limits of the public endpoints.
     #[serde(default)]
     pub rate_limits: RateLimitSettings,
+    /// Which database: the embedded SQLite file, or PostgreSQL.
+    #[serde(default)]
+    pub database: DatabaseSettings,
     /// The catalog.
     #[serde(default)]
     pub products: BTreeMap<String, ProductSpec>,
+}
+
+/// `[database]`: absent, or `url = "sqlite:"`, is the SQLite file in `data_dir`;
+/// `url = "postgres://…"` is PostgreSQL.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite:` or a libpq URL (`postgres://user@host1,host2/db?…`).
+    pub url: Option<String>,
+}
+
+/// The URL may hold a password: never printed.
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &self.url.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 fn default_listen() -> String {
@@ -270,6 +291,7 @@ impl Settings {
             workers: default_workers(),
             late_claims: ClaimPolicy::default(),
             rate_limits: RateLimitSettings::default(),
+            database: DatabaseSettings::default(),
             products: BTreeMap::new(),
         }
     }
@@ -387,5 +409,24 @@ mod tests {
             let err = load(text, &[]).unwrap_err().0;
             assert!(err.contains(expected), "{case}: {err}");
         }
+    }
+
+    #[test]
+    fn the_database_url_comes_from_the_file_or_the_environment_and_is_never_printed() {
+        let none = load("", &[]).unwrap();
+        assert!(none.settings.database.url.is_none());
+        let file = load("[database]\nurl = \"sqlite:\"\n", &[]).unwrap();
+        assert_eq!(file.settings.database.url.as_deref(), Some("sqlite:"));
+        let env = load(
+            "",
+            &[("KEYCLERK_DATABASE__URL", "postgres://kc:s3cret@db1,db2/kc")],
+        )
+        .unwrap();
+        assert!(env.warnings.is_empty(), "{:?}", env.warnings);
+        assert_eq!(
+            env.settings.database.url.as_deref(),
+            Some("postgres://kc:s3cret@db1,db2/kc")
+        );
+        assert!(!format!("{:?}", env.settings).contains("s3cret"));
     }
 }

@@ -96,10 +96,14 @@ pub enum ApiError {
     /// never to the client.
     #[error("internal error")]
     Internal(String),
-    /// Storage is shutting down or unavailable.
-    #[error("service unavailable")]
+    /// The database does not answer (lost, restarting, failing over), or storage
+    /// is shutting down or full: a retry after `Retry-After` may succeed.
+    #[error("the database is unavailable; try again shortly")]
     Unavailable,
 }
+
+/// The `Retry-After` of a 503 `database_unavailable`, in seconds.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
@@ -131,9 +135,6 @@ impl From<ServiceError> for ApiError {
         }
     }
 }
-
-/// `Retry-After` of a 503.
-pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
 
 /// The cause of a 500, kept with the response for the request's log line.
 #[derive(Debug, Clone)]
@@ -198,7 +199,7 @@ impl ApiError {
             Self::RateLimited { .. } => "rate_limited",
             Self::DeactivationLimitReached { .. } => "deactivation_limit_reached",
             Self::Internal(_) => "internal_error",
-            Self::Unavailable => "unavailable",
+            Self::Unavailable => "database_unavailable",
         }
     }
 
@@ -226,6 +227,9 @@ impl ApiError {
             }
             Self::RateLimited { retry_after_secs } => {
                 body["retry_after_seconds"] = json!(retry_after_secs);
+            }
+            Self::Unavailable => {
+                body["retry_after_seconds"] = json!(UNAVAILABLE_RETRY_AFTER_SECS);
             }
             Self::Domain(DomainError::SubstituteTooExpensive { price, ceiling }) => {
                 body["price"] = json!(price);

@@ -46,7 +46,7 @@ pub enum StartError {
     Keys(#[from] KeyError),
     /// The database could not be opened.
     #[error(transparent)]
-    Database(#[from] crate::storage::sqlite::OpenError),
+    Database(#[from] crate::storage::OpenError),
     /// The database failed during start-up.
     #[error("database: {0}")]
     Storage(#[from] crate::storage::StorageError),
@@ -194,6 +194,9 @@ async fn bootstrap_admin(
 /// Prepares keys, database and listener; call from inside an actix system.
 pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Application, StartError> {
     ensure_data_dir(&settings.data_dir)?;
+    // The database first: a URL that cannot be used stops start-up before any key
+    // is made.
+    let store = storage::open(settings.database.url.as_deref(), &settings.data_dir)?;
     let now = time::now();
     let (ring, created) = Keyring::load_or_create(&settings.keys_dir, now)?;
     crate::files::warn_about_shared_dirs(&settings.data_dir, &settings.keys_dir);
@@ -203,7 +206,6 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
             settings.keys_dir.display()
         );
     }
-    let store = storage::open(&settings.data_dir)?;
     reconcile_keys(&*store, &ring, &settings.keys_dir, options.force, now).await?;
     bootstrap_admin(&*store, &settings.data_dir, now).await?;
     if let Some(active) = ring.active() {

@@ -92,7 +92,10 @@ fn common_errors(method: &str, access: Access) -> Vec<(u16, &'static str)> {
         ));
     }
     errors.push((500, "`internal_error`: nothing of the cause is told"));
-    errors.push((503, "`unavailable`: the database does not answer"));
+    errors.push((
+        503,
+        "`database_unavailable`: the database does not answer; `Retry-After`",
+    ));
     errors
 }
 

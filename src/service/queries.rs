@@ -13,7 +13,7 @@ use crate::storage::grace::{Claim, CreditEntry};
 use crate::storage::{EventPage, LicenseLookup, LicensePage};
 
 impl AppState {
-    /// Whether the database answers: 503 `unavailable` when it does not.
+    /// Whether the database answers: 503 `database_unavailable` when it does not.
     pub async fn ready(&self) -> Result<(), ServiceError> {
         self.store.ready().await.map_err(|e| {
             log::error!("readiness check failed: {e}");

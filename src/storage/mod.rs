@@ -3,6 +3,8 @@
 pub mod activation;
 pub mod grace;
 pub mod last_seen;
+pub mod postgres;
+pub mod rows;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -19,10 +21,58 @@ use crate::storage::grace::{
     Claim, ClaimOutcome, CreditEntry, DecisionOutcome, GraceRequest, NewClaim, Redemption,
 };
 
-/// Opens the storage engine the settings name: today the embedded SQLite file in
-/// the data directory. Start-up and the CLI hold only the trait object.
-pub fn open(data_dir: &std::path::Path) -> Result<std::sync::Arc<dyn Storage>, sqlite::OpenError> {
-    Ok(std::sync::Arc::new(sqlite::SqliteStore::open(data_dir)?))
+/// The engine a `[database] url` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineUrl {
+    /// The embedded SQLite file in the data directory (no url, or `sqlite:`).
+    Sqlite,
+    /// A PostgreSQL database (`postgres://…` or `postgresql://…`, a libpq URL).
+    Postgres(String),
+}
+
+impl EngineUrl {
+    /// Reads the setting; the message of a refusal names it and never the URL
+    /// (which may hold a password).
+    pub fn parse(url: Option<&str>) -> Result<Self, OpenError> {
+        match url.map(str::trim) {
+            None | Some("") | Some("sqlite:") => Ok(Self::Sqlite),
+            Some(u) if u.starts_with("sqlite:") => Err(OpenError::Setting(
+                "a sqlite: URL takes no path: the file is keyclerk.db in data_dir".into(),
+            )),
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                Ok(Self::Postgres(u.to_owned()))
+            }
+            Some(_) => Err(OpenError::Setting(
+                "must be sqlite: or a postgres:// URL".into(),
+            )),
+        }
+    }
+}
+
+/// Why the storage could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// `[database] url` names no engine keyclerk has.
+    #[error("database.url: {0}")]
+    Setting(String),
+    /// The SQLite file could not be opened.
+    #[error(transparent)]
+    Sqlite(#[from] sqlite::OpenError),
+    /// The PostgreSQL database could not be opened.
+    #[error(transparent)]
+    Postgres(#[from] postgres::OpenError),
+}
+
+/// Opens the storage engine `url` names (see [`EngineUrl`]); SQLite lives in
+/// `data_dir`. Start-up and the CLI hold only the trait object.
+pub fn open(
+    url: Option<&str>,
+    data_dir: &std::path::Path,
+) -> Result<std::sync::Arc<dyn Storage>, OpenError> {
+    Ok(match EngineUrl::parse(url)? {
+        EngineUrl::Sqlite => std::sync::Arc::new(sqlite::SqliteStore::open(data_dir)?),
+        EngineUrl::Postgres(url) => std::sync::Arc::new(postgres::PostgresStore::open(&url)?),
+    })
 }
 
 /// A storage operation failed.
@@ -138,11 +188,7 @@ where
 {
     let mut out = Vec::with_capacity(items.len());
     for (new, key) in items {
-        match mint_one(new, key) {
-            Ok(outcome) => out.push(Ok(outcome)),
-            Err(refused @ StorageError::Domain(_)) => out.push(Err(refused)),
-            Err(e) => return Err(e),
-        }
+        out.push(rows::batch_item(mint_one(new, key))?);
     }
     Ok(out)
 }
@@ -307,4 +353,32 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Checks the audit chain from the first event; the count of events if intact.
     async fn verify_audit(&self) -> Result<Result<i64, ChainError>, StorageError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_names_the_engine_and_a_refusal_never_shows_the_url() {
+        assert_eq!(EngineUrl::parse(None).unwrap(), EngineUrl::Sqlite);
+        assert_eq!(
+            EngineUrl::parse(Some("sqlite:")).unwrap(),
+            EngineUrl::Sqlite
+        );
+        for url in [
+            "postgres://kc@db/k",
+            "postgresql://kc@a,b/k?target_session_attrs=read-write",
+        ] {
+            assert_eq!(
+                EngineUrl::parse(Some(url)).unwrap(),
+                EngineUrl::Postgres(url.into())
+            );
+        }
+        for bad in ["mysql://kc:s3cret@db/k", "sqlite:/var/kc:s3cret"] {
+            let e = EngineUrl::parse(Some(bad)).unwrap_err().to_string();
+            assert!(e.starts_with("database.url: "), "{e}");
+            assert!(!e.contains("s3cret"), "{e}");
+        }
+    }
 }

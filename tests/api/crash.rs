@@ -5,6 +5,8 @@
 //! server restarts on the same files; at the end every acknowledged write is there,
 //! no license holds more seats than it has and the audit chain verifies.
 //!
+//! On PostgreSQL two instances serve one database and each round kills one of them.
+//!
 //! Every random choice (which license, whether to deactivate, when to kill) comes
 //! from one seed, printed at the start; `KC_CRASH_SEED=<seed>` repeats those choices.
 
@@ -19,7 +21,7 @@ use serde_json::{json, Value};
 
 use keyclerk::config::EMBEDDED_CONFIG;
 
-use crate::helpers::{cli_in, stderr, Dirs};
+use crate::helpers::{stderr, Dirs};
 use crate::process::{admin_token, agent, ServerProcess};
 
 const ROUNDS: usize = 10;
@@ -141,11 +143,43 @@ fn join(client: JoinHandle<()>) {
 
 #[test]
 fn ten_random_sigkills_under_load_lose_no_acknowledged_write() {
+    crash_test(None);
+}
+
+/// The same on PostgreSQL with two instances on one database: each round kills one
+/// of them (at random), while the other goes on serving its clients.
+#[test]
+#[ignore = "needs the PostgreSQL that scripts/test.sh starts"]
+fn ten_random_sigkills_of_one_of_two_instances_on_postgres_lose_no_acknowledged_write() {
+    let db = crate::pg::Database::create();
+    crash_test(Some(&db.url));
+}
+
+/// `keyclerk audit verify` on the test's database.
+fn audit_verify(dirs: &Dirs, database_url: Option<&str>) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keyclerk"));
+    cmd.args(["audit", "verify"])
+        .current_dir(dirs.root.path())
+        .env("KEYCLERK_DATA_DIR", dirs.data())
+        .env("KEYCLERK_KEYS_DIR", dirs.keys());
+    if let Some(url) = database_url {
+        cmd.env("KEYCLERK_DATABASE__URL", url);
+    }
+    cmd.output().unwrap()
+}
+
+/// The crash test on SQLite (one instance), or on the PostgreSQL database of
+/// `database_url` (two instances).
+fn crash_test(database_url: Option<&str>) {
     let mut rng = StdRng::seed_from_u64(seed());
     let dirs = Dirs::new();
     std::fs::write(dirs.root.path().join("config.toml"), config()).unwrap();
     // Hundreds of activations of one key a second: far past the per-key limit.
-    let env = [("KEYCLERK_RATE_LIMITS__ENABLED", "false")];
+    let mut env = vec![("KEYCLERK_RATE_LIMITS__ENABLED", "false")];
+    if let Some(url) = database_url {
+        env.push(("KEYCLERK_DATABASE__URL", url));
+    }
+    let instances = if database_url.is_some() { 2 } else { 1 };
     let server = ServerProcess::spawn(&dirs, &env);
     let admin = admin_token(&dirs);
     let up = Client::new(&Arc::new(AtomicBool::new(false)));
@@ -189,14 +223,21 @@ fn ten_random_sigkills_under_load_lose_no_acknowledged_write() {
     );
     let mut writes_before_kill = Vec::new();
     for round in 0..ROUNDS {
-        let server = ServerProcess::spawn(&dirs, &env);
-        let url = server.url();
-        let killed = Arc::new(AtomicBool::new(false));
+        let servers: Vec<_> = (0..instances)
+            .map(|_| ServerProcess::spawn(&dirs, &env))
+            .collect();
+        let killed: Vec<_> = servers
+            .iter()
+            .map(|_| Arc::new(AtomicBool::new(false)))
+            .collect();
         let stop = Arc::new(AtomicBool::new(false));
         let count = Arc::new(AtomicUsize::new(0));
         let mut clients: Vec<_> = (0..CLIENTS)
             .map(|t| {
-                let (client, url, admin) = (Client::new(&killed), url.clone(), admin.clone());
+                // Client t talks to instance t / 4 % instances: each kind of write
+                // goes to every instance.
+                let to = t / 4 % instances;
+                let (client, url, admin) = (Client::new(&killed[to]), servers[to].url(), admin.clone());
                 let (acked, stop, count) = (Arc::clone(&acked), Arc::clone(&stop), Arc::clone(&count));
                 let (seats, many, late) = (Arc::clone(&seat_licenses), Arc::clone(&many_seats), Arc::clone(&late));
                 let mut rng = StdRng::seed_from_u64(rng.gen());
@@ -285,17 +326,25 @@ fn ten_random_sigkills_under_load_lose_no_acknowledged_write() {
         }
         std::thread::sleep(pause);
         writes_before_kill.push(count.load(Ordering::SeqCst));
-        killed.store(true, Ordering::SeqCst);
-        server.kill();
+        // One instance dies; the clients of another must still get every answer.
+        let victim = rng.gen_range(0..instances);
+        killed[victim].store(true, Ordering::SeqCst);
+        let mut servers = servers;
+        servers.swap_remove(victim).kill();
         stop.store(true, Ordering::SeqCst);
         for c in clients {
             join(c);
         }
-        let db = rusqlite::Connection::open(dirs.data().join("keyclerk.db")).unwrap();
-        let integrity: String = db
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(integrity, "ok", "after kill {round}");
+        for survivor in servers {
+            survivor.kill();
+        }
+        if database_url.is_none() {
+            let db = rusqlite::Connection::open(dirs.data().join("keyclerk.db")).unwrap();
+            let integrity: String = db
+                .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(integrity, "ok", "after kill {round}");
+        }
     }
 
     let server = ServerProcess::spawn(&dirs, &env);
@@ -376,6 +425,6 @@ fn ten_random_sigkills_under_load_lose_no_acknowledged_write() {
         assert_eq!(body["decision"]["id"], decision.as_str());
     }
     drop(server.stop());
-    let out = cli_in(&dirs, &["audit", "verify"]);
+    let out = audit_verify(&dirs, database_url);
     assert!(out.status.success(), "{}", stderr(&out));
 }

@@ -120,6 +120,16 @@ impl ServerProcess {
     }
 }
 
+/// A server still running when its test ends (or panics) is killed.
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// The admin token written on the first start.
 pub fn admin_token(dirs: &Dirs) -> String {
     std::fs::read_to_string(dirs.data().join(keyclerk::startup::ADMIN_TOKEN_FILE))

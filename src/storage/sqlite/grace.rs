@@ -23,9 +23,7 @@ use crate::storage::{MintOutcome, StorageError};
 const DECISION_COLUMNS: &str =
     "id, license_id, remedy, reason, actor, automatic, at, evidence, result, claim_id";
 
-fn remedy_of(s: &str) -> Option<Remedy> {
-    serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
-}
+use crate::storage::rows::remedy_of;
 
 fn decision_from_row(r: &Row<'_>) -> rusqlite::Result<Decision> {
     let bad = super::corrupt;
@@ -491,23 +489,4 @@ pub(super) fn resolve_claim(
         return Err(StorageError::Corrupt("claim and license disagree".into()));
     }
     decide(ctx, req, now)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn remedies_read_back_from_their_names() {
-        for r in [
-            Remedy::Extend,
-            Remedy::Substitute,
-            Remedy::Upgrade,
-            Remedy::Credit,
-            Remedy::Refund,
-            Remedy::Decline,
-        ] {
-            assert_eq!(remedy_of(r.as_str()), Some(r));
-        }
-    }
 }

@@ -13,16 +13,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::domain::audit::Repeats;
 use crate::domain::audit::{
-    verify_chain, Actor, AuditEvent, ChainError, ClaimStatus, Event, EventRecord, NewEvent,
-    PresentedBy,
+    verify_chain, Actor, ChainError, ClaimStatus, Event, EventRecord, NewEvent, PresentedBy,
 };
 use crate::domain::grace::{EvidenceEvents, PastEvent};
 use crate::domain::license::{
     Action, License, LicenseStatus, MintDecision, NewLicense, MAX_EMAIL_MATCHES,
 };
-use crate::domain::product::{DurationFrom, KeyFormat, Price};
+use crate::domain::product::{DurationFrom, KeyFormat};
 use crate::domain::time::{self, Timestamp};
 use crate::domain::token::{the_named_token, ApiToken, NewApiToken, Role};
 use crate::domain::DomainError;
@@ -33,6 +31,8 @@ use crate::storage::grace::{
     Claim, ClaimOutcome, CreditEntry, DecisionOutcome, GraceRequest, NewClaim, Redemption,
 };
 use crate::storage::last_seen::SeenTimes;
+pub(super) use crate::storage::rows::price_columns;
+use crate::storage::rows::{past_events, price_from};
 use crate::storage::{
     EventPage, IssuedKey, KnownKey, LicenseLookup, LicensePage, MintOutcome, Storage, StorageError,
     StoredKey,
@@ -262,21 +262,6 @@ pub(super) fn license_from_row(r: &Row<'_>) -> rusqlite::Result<License> {
     })
 }
 
-fn price_from(amount: Option<i64>, currency: Option<String>) -> Option<Price> {
-    Some(Price {
-        amount: u64::try_from(amount?).ok()?,
-        currency: currency?,
-    })
-}
-
-/// A price as two columns.
-pub(super) fn price_columns(p: Option<&Price>) -> (Option<i64>, Option<&str>) {
-    (
-        p.and_then(|p| i64::try_from(p.amount).ok()),
-        p.map(|p| p.currency.as_str()),
-    )
-}
-
 fn token_from_row(r: &Row<'_>) -> rusqlite::Result<ApiToken> {
     let role: String = r.get(1)?;
     Ok(ApiToken {
@@ -446,13 +431,8 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
         kind: r.get(3)?,
         license_id: r.get(4)?,
         data: json(5, "event data")?,
-        repeats: match (count, last_at) {
-            (Some(count), Some(last_at)) if count > 1 => Some(Repeats {
-                count: u64::try_from(count).map_err(|_| corrupt("repeat count"))?,
-                last_at: time::from_unix(last_at),
-            }),
-            _ => None,
-        },
+        repeats: crate::storage::rows::repeats_from(count, last_at)
+            .map_err(|_| corrupt("repeat count"))?,
     })
 }
 
@@ -505,19 +485,7 @@ pub(super) fn evidence_events(
             events.push(row?);
         }
     }
-    events.sort_by_key(|e| e.seq);
-    events
-        .into_iter()
-        .map(|e| {
-            let event = AuditEvent::from_stored(&e.kind, e.data)
-                .map_err(|err| StorageError::Corrupt(format!("event {}: {err}", e.seq)))?;
-            Ok(PastEvent {
-                at: e.at,
-                event,
-                repeats: e.repeats,
-            })
-        })
-        .collect()
+    past_events(events)
 }
 
 pub(super) fn require_license(ctx: &WriteCtx<'_>, id: &str) -> Result<License, StorageError> {
@@ -894,6 +862,12 @@ impl Storage for SqliteStore {
     async fn verify_audit(&self) -> Result<Result<i64, ChainError>, StorageError> {
         self.read(verify_audit_on).await
     }
+}
+
+/// A fresh in-memory schema, for tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) fn migrate_for_tests(conn: &mut Connection) {
+    migrations::migrate(conn).unwrap_or_else(|e| panic!("migrating: {e}"));
 }
 
 /// Checks the audit chain of the database `c` is connected to.

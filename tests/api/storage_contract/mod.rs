@@ -55,8 +55,21 @@ impl Engine for Sqlite {
 
     fn fresh() -> (Arc<dyn Storage>, Self::Guard) {
         let dir = tempfile::tempdir().unwrap();
-        let store = keyclerk::storage::open(dir.path()).unwrap();
+        let store = keyclerk::storage::open(None, dir.path()).unwrap();
         (store, dir)
+    }
+}
+
+/// PostgreSQL: a fresh database of the server `scripts/test.sh` starts.
+pub struct Postgres;
+
+impl Engine for Postgres {
+    type Guard = crate::pg::Database;
+
+    fn fresh() -> (Arc<dyn Storage>, Self::Guard) {
+        let db = crate::pg::Database::create();
+        let store = keyclerk::storage::open(Some(&db.url), std::path::Path::new("unused")).unwrap();
+        (store, db)
     }
 }
 
@@ -102,11 +115,13 @@ where
     drop(guard);
 }
 
-/// The whole suite for one engine: `mod sqlite { suite!(super::Sqlite); }`.
+/// The whole suite for one engine: `mod sqlite { suite!(super::Sqlite); }`, or
+/// `suite!(@ignore "why", super::Engine)` for an engine a plain `cargo test` lacks.
 macro_rules! suite {
-    ($engine:ty => $($module:ident :: $test:ident),* $(,)?) => {
+    (@tests $attr:tt $engine:ty => $($module:ident :: $test:ident),* $(,)?) => {
         $(
             #[test]
+            #$attr
             fn $test() {
                 $crate::storage_contract::run::<$engine, _, _>(
                     $crate::storage_contract::$module::$test,
@@ -114,8 +129,11 @@ macro_rules! suite {
             }
         )*
     };
-    ($engine:ty) => {
-        suite!($engine =>
+    (@ignore $reason:literal, $engine:ty) => {
+        suite!(@list [ignore = $reason] $engine);
+    };
+    (@list $attr:tt $engine:ty) => {
+        suite!(@tests $attr $engine =>
             licenses::a_new_order_is_minted_with_its_key_and_event,
             activations::repeated_refusals_of_one_machine_are_chained_once_a_day_and_counted,
             activations::a_history_page_starts_after_its_cursor,
@@ -176,10 +194,17 @@ macro_rules! suite {
             races::twenty_concurrent_redemptions_of_the_whole_balance_let_one_through,
         );
     };
+    ($engine:ty) => {
+        suite!(@list [doc = "A contract test."] $engine);
+    };
 }
 
 mod sqlite {
     suite!(super::Sqlite);
+}
+
+mod postgres {
+    suite!(@ignore "needs the PostgreSQL that scripts/test.sh starts", super::Postgres);
 }
 
 /// A vendor's token, as the audit log names it.

@@ -1,0 +1,551 @@
+//! Late claims in PostgreSQL: decisions with their evidence, the credit ledger,
+//! claims. Each operation is one write transaction with the license row locked:
+//! the evidence is read, the rule applied and the effects stored together.
+
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
+
+use super::{
+    corrupt, evidence_events, exec, mint_one, one, opt, require_license, rows, store_key,
+    update_license_state, Write,
+};
+use crate::domain::audit::{Actor, AuditEvent, ClaimStatus, CreditMove, NewEvent, PresentedBy};
+use crate::domain::grace::{
+    check_redemption, check_replay, ClaimVerdict, CreditKind, DecisionAsk, DecisionRecord,
+    Evidence, Remedy, StoredRedemption, AUTOMATIC_EXTENSION_REASON, MAX_LISTED_CLAIMS,
+};
+use crate::domain::license::License;
+use crate::domain::time::{self, Timestamp};
+use crate::domain::DomainError;
+use crate::storage::grace::{
+    Claim, ClaimOutcome, CreditEntry, Decision, DecisionOutcome, GraceRequest, NewClaim, Redemption,
+};
+use crate::storage::rows::remedy_of;
+use crate::storage::{MintOutcome, StorageError};
+
+const DECISION_COLUMNS: &str =
+    "id, license_id, remedy, reason, actor, automatic, at, evidence, result, claim_id";
+
+fn decision_from_row(r: &Row) -> Result<Decision, StorageError> {
+    let remedy: String = r.try_get(2)?;
+    let actor: String = r.try_get(4)?;
+    let evidence: String = r.try_get(7)?;
+    let result: String = r.try_get(8)?;
+    Ok(Decision {
+        id: r.try_get(0)?,
+        license_id: r.try_get(1)?,
+        remedy: remedy_of(&remedy).ok_or_else(|| corrupt("remedy"))?,
+        reason: r.try_get(3)?,
+        actor: serde_json::from_str(&actor).map_err(|_| corrupt("actor"))?,
+        automatic: r.try_get(5)?,
+        at: time::from_unix(r.try_get(6)?),
+        evidence: serde_json::from_str(&evidence).map_err(|_| corrupt("evidence"))?,
+        result: serde_json::from_str(&result).map_err(|_| corrupt("result"))?,
+        claim_id: r.try_get(9)?,
+    })
+}
+
+async fn evidence_of<C: GenericClient>(
+    c: &C,
+    license: &License,
+    now: Timestamp,
+) -> Result<Evidence, StorageError> {
+    Ok(Evidence::gather(
+        license,
+        &evidence_events(c, &license.id).await?,
+        now,
+    ))
+}
+
+/// Makes a grace decision (or finds the one made under the same `Idempotency-Key`).
+pub(super) async fn decide(
+    w: &mut Write<'_>,
+    req: &GraceRequest,
+    now: Timestamp,
+) -> Result<DecisionOutcome, StorageError> {
+    // Locked first: a concurrent decision on the license waits here, then sees the
+    // decision stored under its idempotency key.
+    let mut license = require_license(w, &req.license_id).await?;
+    if let Some(idem) = &req.idempotency {
+        let found = opt(
+            &w.tx,
+            &format!(
+                "SELECT {DECISION_COLUMNS}, request_hash FROM decisions
+                 WHERE license_id = $1 AND idempotency_key = $2"
+            ),
+            &[&req.license_id, &idem.key],
+        )
+        .await?;
+        if let Some(r) = found {
+            let hash: Vec<u8> = r.try_get(10)?;
+            check_replay(&hash, &idem.request_hash)?;
+            return Ok(DecisionOutcome::Replayed(decision_from_row(&r)?));
+        }
+    }
+    let evidence = evidence_of(&w.tx, &license, now).await?;
+    let plan = license.plan_with(
+        &req.terms,
+        DecisionAsk {
+            remedy: req.remedy,
+            days: req.days,
+            target_price: req.target.as_ref().map(|t| &t.price),
+            email: req.email.as_deref(),
+        },
+        now,
+    )?;
+    let target = req.target.as_ref();
+    let effects = plan.apply(&mut license, target.map(|t| &t.license), now)?;
+    if effects.store_fresh_key {
+        if let Some(key) = &req.fresh_key {
+            store_key(w, &license.id, key, now).await?;
+        }
+    }
+    if let (Some(new), Some(target)) = (&effects.mint, target) {
+        if let MintOutcome::Existing(..) = mint_one(w, new, &target.key, &req.actor).await? {
+            return Err(StorageError::Corrupt(
+                "a remedy's order id was taken".into(),
+            ));
+        }
+    }
+    if let Some(credit) = &effects.credit {
+        insert_credit(
+            w,
+            &CreditRow {
+                id: &req.credit_id,
+                email: &credit.email,
+                amount: CreditKind::Grant.signed(&credit.amount)?,
+                currency: &credit.amount.currency,
+                kind: CreditKind::Grant,
+                license_id: Some(&license.id),
+                decision_id: Some(&req.id),
+                order_id: None,
+                at: now,
+                actor: &req.actor,
+            },
+        )
+        .await?;
+    }
+    if effects.license_changed {
+        update_license_state(w, &license).await?;
+    }
+    let record = DecisionRecord {
+        id: &req.id,
+        remedy: req.remedy,
+        automatic: req.automatic,
+        reason: &req.reason,
+        result: &effects.result,
+        evidence: &evidence,
+        claim: req.claim_id.as_deref(),
+    };
+    let evidence_json = serde_json::to_value(&evidence)
+        .map_err(|e| StorageError::Corrupt(format!("evidence: {e}")))?;
+    let result_json = serde_json::to_string(&effects.result)
+        .map_err(|e| StorageError::Corrupt(format!("result: {e}")))?;
+    let actor_json = serde_json::to_value(&req.actor)
+        .map_err(|e| StorageError::Corrupt(format!("actor: {e}")))?;
+    exec(
+        &w.tx,
+        &format!(
+            "INSERT INTO decisions ({DECISION_COLUMNS}, new_license_id, idempotency_key, request_hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ),
+        &[
+            &req.id,
+            &license.id,
+            &req.remedy.as_str(),
+            &req.reason,
+            &req.actor.to_json(),
+            &req.automatic,
+            &now.timestamp(),
+            &evidence_json.to_string(),
+            &result_json,
+            &req.claim_id,
+            &effects.result.new_license,
+            &req.idempotency.as_ref().map(|i| i.key.as_str()),
+            &req.idempotency.as_ref().map(|i| i.request_hash.as_slice()),
+        ],
+    )
+    .await?;
+    w.append(NewEvent::about(
+        &license.id,
+        now,
+        req.actor.clone(),
+        record.event(),
+    ))
+    .await?;
+    if let Some((new_id, event)) = record.replacement_event(&license.id) {
+        w.append(NewEvent::about(&new_id, now, req.actor.clone(), event))
+            .await?;
+    }
+    if let Some(claim) = &req.claim_id {
+        exec(
+            &w.tx,
+            "UPDATE claims SET status = $2, decision_id = $3, resolved_at = $4 WHERE id = $1",
+            &[
+                claim,
+                &ClaimStatus::closed_by(req.automatic).as_str(),
+                &req.id,
+                &now.timestamp(),
+            ],
+        )
+        .await?;
+    }
+    Ok(DecisionOutcome::Made(Decision {
+        id: req.id.clone(),
+        license_id: license.id.clone(),
+        remedy: req.remedy,
+        reason: req.reason.clone(),
+        actor: actor_json,
+        automatic: req.automatic,
+        at: now,
+        evidence: evidence_json,
+        result: effects.result,
+        claim_id: req.claim_id.clone(),
+    }))
+}
+
+struct CreditRow<'a> {
+    id: &'a str,
+    email: &'a str,
+    amount: i64,
+    currency: &'a str,
+    kind: CreditKind,
+    license_id: Option<&'a str>,
+    decision_id: Option<&'a str>,
+    order_id: Option<&'a str>,
+    at: Timestamp,
+    actor: &'a Actor,
+}
+
+async fn insert_credit(w: &mut Write<'_>, row: &CreditRow<'_>) -> Result<(), StorageError> {
+    exec(
+        &w.tx,
+        "INSERT INTO credit_entries
+         (id, email, amount, currency, kind, license_id, decision_id, order_id, at, actor)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        &[
+            &row.id,
+            &row.email,
+            &row.amount,
+            &row.currency,
+            &row.kind.as_str(),
+            &row.license_id,
+            &row.decision_id,
+            &row.order_id,
+            &row.at.timestamp(),
+            &row.actor.to_json(),
+        ],
+    )
+    .await?;
+    let event = row.kind.event(CreditMove {
+        entry: row.id.to_owned(),
+        email: row.email.to_owned(),
+        amount: row.amount,
+        currency: row.currency.to_owned(),
+        order_id: row.order_id.map(str::to_owned),
+    });
+    w.append(NewEvent {
+        at: row.at,
+        actor: row.actor.clone(),
+        license_id: row.license_id.map(str::to_owned),
+        event,
+    })
+    .await?;
+    Ok(())
+}
+
+const CREDIT_COLUMNS: &str =
+    "id, email, amount, currency, kind, license_id, decision_id, order_id, at";
+
+fn credit_from_row(r: &Row) -> Result<CreditEntry, StorageError> {
+    Ok(CreditEntry {
+        id: r.try_get(0)?,
+        email: r.try_get(1)?,
+        amount: r.try_get(2)?,
+        currency: r.try_get(3)?,
+        kind: r.try_get(4)?,
+        license_id: r.try_get(5)?,
+        decision_id: r.try_get(6)?,
+        order_id: r.try_get(7)?,
+        at: time::from_unix(r.try_get(8)?),
+    })
+}
+
+/// A customer's ledger, oldest first.
+pub(super) async fn credits<C: GenericClient>(
+    c: &C,
+    email: &str,
+) -> Result<Vec<CreditEntry>, StorageError> {
+    rows(
+        c,
+        &format!("SELECT {CREDIT_COLUMNS} FROM credit_entries WHERE email = $1 ORDER BY at, n"),
+        &[&email],
+    )
+    .await?
+    .iter()
+    .map(credit_from_row)
+    .collect()
+}
+
+/// Spends credit on an order; the same order again finds the first redemption.
+pub(super) async fn redeem(
+    w: &mut Write<'_>,
+    r: &Redemption,
+    now: Timestamp,
+) -> Result<(CreditEntry, bool), StorageError> {
+    // Every write holds the chain head, so no other redemption runs between the
+    // balance read here and the insert below.
+    let existing = opt(
+        &w.tx,
+        &format!("SELECT {CREDIT_COLUMNS} FROM credit_entries WHERE order_id = $1"),
+        &[&r.order_id],
+    )
+    .await?
+    .as_ref()
+    .map(credit_from_row)
+    .transpose()?;
+    let balance: i64 = one(
+        &w.tx,
+        "SELECT coalesce(sum(amount), 0)::BIGINT FROM credit_entries
+         WHERE email = $1 AND currency = $2",
+        &[&r.email, &r.amount.currency],
+    )
+    .await?
+    .try_get(0)?;
+    let stored = existing.as_ref().map(|e| StoredRedemption {
+        email: &e.email,
+        amount: e.amount,
+        currency: &e.currency,
+    });
+    if !check_redemption(&r.order_id, &r.email, &r.amount, stored, balance)? {
+        let e = existing.ok_or_else(|| StorageError::Corrupt("redemption vanished".into()))?;
+        return Ok((e, false));
+    }
+    insert_credit(
+        w,
+        &CreditRow {
+            id: &r.id,
+            email: &r.email,
+            amount: CreditKind::Redeem.signed(&r.amount)?,
+            currency: &r.amount.currency,
+            kind: CreditKind::Redeem,
+            license_id: None,
+            decision_id: None,
+            order_id: Some(&r.order_id),
+            at: now,
+            actor: &r.actor,
+        },
+    )
+    .await?;
+    let entry = opt(
+        &w.tx,
+        &format!("SELECT {CREDIT_COLUMNS} FROM credit_entries WHERE id = $1"),
+        &[&r.id],
+    )
+    .await?
+    .as_ref()
+    .map(credit_from_row)
+    .transpose()?
+    .ok_or_else(|| StorageError::Corrupt("redemption vanished".into()))?;
+    Ok((entry, true))
+}
+
+/// Confirms an upgrade's payment: the pending license becomes active.
+pub(super) async fn confirm_payment(
+    w: &mut Write<'_>,
+    id: &str,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<License, StorageError> {
+    let mut license = require_license(w, id).await?;
+    let event = license.confirm_payment(now)?;
+    update_license_state(w, &license).await?;
+    w.append(NewEvent::about(id, now, actor.clone(), event))
+        .await?;
+    Ok(license)
+}
+
+const CLAIM_COLUMNS: &str =
+    "id, license_id, email, message, status, note, decision_id, created_at, resolved_at";
+
+fn claim_from_row(r: &Row) -> Result<Claim, StorageError> {
+    let status: String = r.try_get(4)?;
+    Ok(Claim {
+        id: r.try_get(0)?,
+        license_id: r.try_get(1)?,
+        email: r.try_get(2)?,
+        message: r.try_get(3)?,
+        status: ClaimStatus::parse(&status).ok_or_else(|| corrupt("claim status"))?,
+        note: r.try_get(5)?,
+        decision_id: r.try_get(6)?,
+        created_at: time::from_unix(r.try_get(7)?),
+        resolved_at: r.try_get::<_, Option<i64>>(8)?.map(time::from_unix),
+    })
+}
+
+/// One claim.
+pub(super) async fn claim<C: GenericClient>(
+    c: &C,
+    id: &str,
+) -> Result<Option<Claim>, StorageError> {
+    opt(
+        c,
+        &format!("SELECT {CLAIM_COLUMNS} FROM claims WHERE id = $1"),
+        &[&id],
+    )
+    .await?
+    .as_ref()
+    .map(claim_from_row)
+    .transpose()
+}
+
+/// Claims with a status, oldest first (at most [`MAX_LISTED_CLAIMS`]).
+pub(super) async fn claims<C: GenericClient>(
+    c: &C,
+    status: ClaimStatus,
+) -> Result<Vec<Claim>, StorageError> {
+    rows(
+        c,
+        &format!(
+            "SELECT {CLAIM_COLUMNS} FROM claims WHERE status = $1 ORDER BY created_at, id
+             LIMIT {MAX_LISTED_CLAIMS}"
+        ),
+        &[&status.as_str()],
+    )
+    .await?
+    .iter()
+    .map(claim_from_row)
+    .collect()
+}
+
+/// A customer's own claim: granted by the policy, or filed for support.
+pub(super) async fn file_claim(
+    w: &mut Write<'_>,
+    c: &NewClaim,
+    now: Timestamp,
+) -> Result<ClaimOutcome, StorageError> {
+    let Some(license_id) = super::activations::license_of_key(&w.tx, &c.key_hash).await? else {
+        return Ok(ClaimOutcome::NotFound);
+    };
+    let license = require_license(w, &license_id).await?;
+    super::activations::mark_presented(w, &license_id, false, PresentedBy::Claim, now).await?;
+    let evidence = evidence_of(&w.tx, &license, now).await?;
+    let (verdict, terms) = c.rules.judge(&license, &evidence, now);
+    let note = match verdict {
+        ClaimVerdict::NotNeeded => return Ok(ClaimOutcome::NotNeeded(Box::new(license))),
+        ClaimVerdict::Extend(days) => {
+            let decision = decide(
+                w,
+                &GraceRequest {
+                    id: c.decision_id.clone(),
+                    license_id: license_id.clone(),
+                    remedy: Remedy::Extend,
+                    reason: AUTOMATIC_EXTENSION_REASON.into(),
+                    days: Some(days),
+                    email: None,
+                    target: None,
+                    fresh_key: None,
+                    terms,
+                    actor: Actor::System,
+                    automatic: true,
+                    idempotency: None,
+                    claim_id: None,
+                    credit_id: c.credit_id.clone(),
+                },
+                now,
+            )
+            .await?;
+            let (DecisionOutcome::Made(decision) | DecisionOutcome::Replayed(decision)) = decision;
+            insert_claim(
+                w,
+                c,
+                &license_id,
+                ClaimStatus::Granted,
+                None,
+                Some(&decision.id),
+                now,
+            )
+            .await?;
+            return Ok(ClaimOutcome::Granted(Box::new(decision)));
+        }
+        ClaimVerdict::ForSupport(why) => why,
+    };
+    insert_claim(
+        w,
+        c,
+        &license_id,
+        ClaimStatus::Pending,
+        Some(note),
+        None,
+        now,
+    )
+    .await?;
+    let filed = claim(&w.tx, &c.id)
+        .await?
+        .ok_or_else(|| StorageError::Corrupt("claim vanished".into()))?;
+    Ok(ClaimOutcome::Filed(Box::new(filed)))
+}
+
+async fn insert_claim(
+    w: &mut Write<'_>,
+    c: &NewClaim,
+    license_id: &str,
+    status: ClaimStatus,
+    note: Option<&str>,
+    decision: Option<&str>,
+    now: Timestamp,
+) -> Result<(), StorageError> {
+    let resolved = decision.map(|_| now.timestamp());
+    exec(
+        &w.tx,
+        &format!(
+            "INSERT INTO claims ({CLAIM_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ),
+        &[
+            &c.id,
+            &license_id,
+            &c.email,
+            &c.message,
+            &status.as_str(),
+            &note,
+            &decision,
+            &now.timestamp(),
+            &resolved,
+        ],
+    )
+    .await?;
+    w.append(NewEvent::about(
+        license_id,
+        now,
+        Actor::LicenseKey,
+        AuditEvent::ClaimFiled {
+            claim: c.id.clone(),
+            status,
+            note: note.map(str::to_owned),
+            decision: decision.map(str::to_owned),
+            email: c.email.clone(),
+        },
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Support closes a pending claim with a decision.
+pub(super) async fn resolve_claim(
+    w: &mut Write<'_>,
+    req: &GraceRequest,
+    now: Timestamp,
+) -> Result<DecisionOutcome, StorageError> {
+    let claim_id = req
+        .claim_id
+        .as_deref()
+        .ok_or_else(|| StorageError::Corrupt("a claim's decision without its claim".into()))?;
+    let found = claim(&w.tx, claim_id)
+        .await?
+        .ok_or(DomainError::ClaimNotFound)?;
+    found.status.check_resolvable(req.idempotency.is_some())?;
+    if found.license_id != req.license_id {
+        return Err(StorageError::Corrupt("claim and license disagree".into()));
+    }
+    decide(w, req, now).await
+}

@@ -1,0 +1,226 @@
+//! Embedded, numbered migrations; the table `schema_version` records how far a
+//! database is. Each runs in one transaction, under a lock on that table, so two
+//! instances starting on a new database at once apply each step once.
+
+use tokio_postgres::Client;
+
+/// Migration `n` (1-based) is `MIGRATIONS[n - 1]`. Times are Unix seconds, as on
+/// SQLite; JSON is kept as the text that was hashed into the audit chain (never
+/// `jsonb`, which would reorder it).
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE licenses (
+    id                  TEXT PRIMARY KEY,
+    product             TEXT NOT NULL,
+    order_id            TEXT NOT NULL UNIQUE,
+    customer_email      TEXT,
+    purchased_at        BIGINT NOT NULL,
+    activate_by         BIGINT,
+    expires_at          BIGINT,
+    duration_days       BIGINT,
+    duration_from       TEXT NOT NULL,
+    extra_days          BIGINT NOT NULL DEFAULT 0,
+    seats               BIGINT NOT NULL,
+    entitlements        TEXT NOT NULL,
+    metadata            TEXT,
+    status              TEXT NOT NULL,
+    key_format          TEXT NOT NULL,
+    request_hash        BYTEA NOT NULL,
+    created_at          BIGINT NOT NULL,
+    updated_at          BIGINT NOT NULL,
+    first_presented_at  BIGINT,
+    first_activated_at  BIGINT,
+    last_seen_at        BIGINT,
+    price_amount        BIGINT,
+    price_currency      TEXT,
+    supersedes          TEXT,
+    superseded_by       TEXT,
+    due_amount          BIGINT,
+    due_currency        TEXT
+);
+CREATE INDEX licenses_by_email ON licenses (customer_email);
+CREATE INDEX licenses_by_status ON licenses (status);
+CREATE INDEX licenses_by_product ON licenses (product);
+
+CREATE TABLE license_keys (
+    n           BIGSERIAL UNIQUE,
+    key_hash    BYTEA PRIMARY KEY,
+    license_id  TEXT NOT NULL REFERENCES licenses (id),
+    kid         TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    issued_at   BIGINT NOT NULL
+);
+CREATE INDEX license_keys_by_license ON license_keys (license_id, issued_at);
+
+CREATE TABLE events (
+    seq         BIGINT PRIMARY KEY,
+    at          BIGINT NOT NULL,
+    actor       TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    license_id  TEXT,
+    data        TEXT NOT NULL,
+    hash        BYTEA NOT NULL
+);
+CREATE INDEX events_by_license ON events (license_id, seq);
+CREATE INDEX events_by_license_kind ON events (license_id, kind, seq);
+
+CREATE TABLE event_repeats (
+    seq            BIGINT PRIMARY KEY REFERENCES events (seq),
+    license_id     TEXT NOT NULL,
+    repeat_window  TEXT NOT NULL,
+    count          BIGINT NOT NULL,
+    last_at        BIGINT NOT NULL,
+    UNIQUE (license_id, repeat_window)
+);
+
+-- The head of the chain: every write transaction locks this one row first, so the
+-- chain is appended in commit order whichever instance writes.
+CREATE TABLE audit_head (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    seq   BIGINT NOT NULL,
+    hash  BYTEA NOT NULL
+);
+INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, decode(repeat('00', 32), 'hex'));
+
+CREATE TABLE api_tokens (
+    id           TEXT PRIMARY KEY,
+    role         TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    secret_hash  BYTEA NOT NULL UNIQUE,
+    prefix       TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    revoked_at   BIGINT
+);
+
+CREATE TABLE signing_keys (
+    kid         TEXT PRIMARY KEY,
+    public_key  TEXT NOT NULL,
+    first_seen  BIGINT NOT NULL
+);
+
+CREATE TABLE activations (
+    id              TEXT PRIMARY KEY,
+    license_id      TEXT NOT NULL REFERENCES licenses (id),
+    fingerprint     TEXT NOT NULL,
+    name            TEXT,
+    platform        TEXT,
+    activated_at    BIGINT NOT NULL,
+    last_seen       BIGINT NOT NULL,
+    deactivated_at  BIGINT,
+    deactivated_by  TEXT
+);
+CREATE UNIQUE INDEX activations_live ON activations (license_id, fingerprint)
+    WHERE deactivated_at IS NULL;
+CREATE INDEX activations_by_license ON activations (license_id, deactivated_at);
+
+CREATE TABLE decisions (
+    id               TEXT PRIMARY KEY,
+    license_id       TEXT NOT NULL REFERENCES licenses (id),
+    remedy           TEXT NOT NULL,
+    reason           TEXT NOT NULL,
+    actor            TEXT NOT NULL,
+    automatic        BOOLEAN NOT NULL,
+    at               BIGINT NOT NULL,
+    evidence         TEXT NOT NULL,
+    result           TEXT NOT NULL,
+    new_license_id   TEXT,
+    claim_id         TEXT,
+    idempotency_key  TEXT,
+    request_hash     BYTEA,
+    UNIQUE (license_id, idempotency_key)
+);
+CREATE INDEX decisions_by_license ON decisions (license_id, at);
+
+CREATE TABLE credit_entries (
+    n            BIGSERIAL UNIQUE,
+    id           TEXT PRIMARY KEY,
+    email        TEXT NOT NULL,
+    amount       BIGINT NOT NULL,
+    currency     TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    license_id   TEXT,
+    decision_id  TEXT,
+    order_id     TEXT UNIQUE,
+    at           BIGINT NOT NULL,
+    actor        TEXT NOT NULL
+);
+CREATE INDEX credit_entries_by_email ON credit_entries (email, at);
+
+CREATE TABLE claims (
+    id           TEXT PRIMARY KEY,
+    license_id   TEXT NOT NULL REFERENCES licenses (id),
+    email        TEXT,
+    message      TEXT,
+    status       TEXT NOT NULL,
+    note         TEXT,
+    decision_id  TEXT,
+    created_at   BIGINT NOT NULL,
+    resolved_at  BIGINT
+);
+CREATE INDEX claims_by_status ON claims (status, created_at);
+"#];
+
+/// The schema version this binary writes.
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Why migrating failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    /// The database was written by a newer keyclerk.
+    #[error("the database is at schema version {found}, newer than this keyclerk knows ({known}); run the newer keyclerk or restore a backup")]
+    TooNew {
+        /// The database's version.
+        found: i64,
+        /// This binary's version.
+        known: i64,
+    },
+    /// PostgreSQL failed.
+    #[error(transparent)]
+    Postgres(#[from] tokio_postgres::Error),
+}
+
+/// Brings the database up to [`CURRENT_VERSION`]; refuses a newer one.
+pub async fn migrate(client: &mut Client) -> Result<(), MigrationError> {
+    // Two instances creating the table at once: one wins, the other's error is a
+    // unique violation on the catalog, and its next statement sees the table.
+    let created = client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (
+                 id INTEGER PRIMARY KEY CHECK (id = 1),
+                 version BIGINT NOT NULL
+             );
+             INSERT INTO schema_version (id, version) VALUES (1, 0) ON CONFLICT DO NOTHING",
+        )
+        .await;
+    if let Err(e) = created {
+        if e.code() != Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+            return Err(e.into());
+        }
+    }
+    loop {
+        let tx = client.transaction().await?;
+        let found: i64 = tx
+            .query_one(
+                "SELECT version FROM schema_version WHERE id = 1 FOR UPDATE",
+                &[],
+            )
+            .await?
+            .try_get(0)?;
+        if found > CURRENT_VERSION {
+            return Err(MigrationError::TooNew {
+                found,
+                known: CURRENT_VERSION,
+            });
+        }
+        let Some(sql) = usize::try_from(found).ok().and_then(|i| MIGRATIONS.get(i)) else {
+            tx.commit().await?;
+            return Ok(());
+        };
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "UPDATE schema_version SET version = $1 WHERE id = 1",
+            &[&(found + 1)],
+        )
+        .await?;
+        tx.commit().await?;
+    }
+}

@@ -1,0 +1,248 @@
+//! The throwaway PostgreSQL that `scripts/test.sh` starts: one fresh database per
+//! test, copied from a template migrated once per test process.
+
+use std::sync::OnceLock;
+
+/// The variable `scripts/test.sh` exports.
+pub const URL_VARIABLE: &str = "KC_TEST_POSTGRES_URL";
+
+/// The server's URL (to its `postgres` database); fails the test without it.
+pub fn server_url() -> String {
+    std::env::var(URL_VARIABLE).unwrap_or_else(|_| {
+        panic!(
+            "{URL_VARIABLE} is not set: the PostgreSQL tests need the server that \
+             scripts/test.sh starts (run ./scripts/test.sh, or export {URL_VARIABLE}=postgres://…)"
+        )
+    })
+}
+
+/// `url` with its database replaced by `name`.
+pub fn url_of(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let prefix = match base.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('/') {
+            Some((hosts, _db)) => format!("{scheme}://{hosts}"),
+            None => base.to_owned(),
+        },
+        None => base.to_owned(),
+    };
+    match query {
+        Some(q) => format!("{prefix}/{name}?{q}"),
+        None => format!("{prefix}/{name}"),
+    }
+}
+
+/// Runs statements on the server's `postgres` database, on a runtime of its own.
+fn admin(statements: &[String]) -> Result<(), tokio_postgres::Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) =
+            tokio_postgres::connect(&server_url(), tokio_postgres::NoTls).await?;
+        let driver = tokio::spawn(connection);
+        for s in statements {
+            client.batch_execute(s).await?;
+        }
+        drop(client);
+        let _ = driver.await;
+        Ok(())
+    })
+}
+
+fn random_name(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    )
+}
+
+/// The template every test database is copied from: migrated once per process.
+fn template() -> &'static str {
+    static TEMPLATE: OnceLock<String> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let name = random_name("kc_template");
+        admin(&[format!("CREATE DATABASE {name}")]).unwrap();
+        let store = keyclerk::storage::postgres::PostgresStore::open(&url_of(&server_url(), &name))
+            .unwrap_or_else(|e| panic!("migrating the template database: {e}"));
+        drop(store);
+        name
+    })
+}
+
+/// A fresh, migrated database, dropped with this guard.
+pub struct Database {
+    /// Its name.
+    pub name: String,
+    /// Its URL.
+    pub url: String,
+}
+
+impl Database {
+    /// Copies the template into a new database.
+    pub fn create() -> Self {
+        let template = template();
+        let name = random_name("kc");
+        // The template's last connections may still be closing: PostgreSQL refuses
+        // to copy a database someone is connected to, so wait for them.
+        let mut tries = 0;
+        loop {
+            match admin(&[format!("CREATE DATABASE {name} TEMPLATE {template}")]) {
+                Ok(()) => break,
+                Err(e) if tries < 100 => {
+                    tries += 1;
+                    let _ = e;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("creating a test database: {e}"),
+            }
+        }
+        Self {
+            url: url_of(&server_url(), &name),
+            name,
+        }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // WITH (FORCE) (PostgreSQL 13) ends the store's connections still closing.
+        if let Err(e) = admin(&[format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )]) {
+            eprintln!("could not drop test database {}: {e}", self.name);
+        }
+    }
+}
+
+/// A PostgreSQL cluster of the test's own (for stopping and starting it), from the
+/// binaries `scripts/test.sh` names; stopped when dropped.
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Cluster {
+    /// `initdb` and start; as the `postgres` user when the tests run as root.
+    pub fn start() -> Self {
+        let bin = std::env::var("KC_TEST_POSTGRES_BIN").unwrap_or_else(|_| {
+            panic!("KC_TEST_POSTGRES_BIN is not set: this test runs a PostgreSQL of its own from the binaries scripts/test.sh finds")
+        });
+        // As root the cluster belongs to postgres, who must reach its directory:
+        // under /tmp, not a TMPDIR in root's home.
+        let dir = if rustix::process::geteuid().is_root() {
+            tempfile::Builder::new().tempdir_in("/tmp").unwrap()
+        } else {
+            tempfile::tempdir().unwrap()
+        };
+        if rustix::process::geteuid().is_root() {
+            let ok = std::process::Command::new("chown")
+                .args(["postgres:", &dir.path().display().to_string()])
+                .status()
+                .unwrap();
+            assert!(ok.success(), "chown of the cluster directory");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cluster = Self {
+            dir,
+            bin: bin.into(),
+            port,
+        };
+        let data = cluster.data();
+        cluster.run("initdb", &["-D", &data, "-U", "postgres", "--auth=trust"]);
+        cluster.pg_ctl_start();
+        cluster
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let program = self.bin.join(program);
+        let mut cmd = if rustix::process::geteuid().is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            std::process::Command::new(&program)
+        };
+        let out = cmd.args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{} {args:?}: {}{}",
+            program.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn pg_ctl_start(&self) {
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("server.log").display().to_string();
+        let data = self.data();
+        self.run(
+            "pg_ctl",
+            &["-D", &data, "-l", &log, "-w", "-o", &options, "start"],
+        );
+    }
+
+    /// Stops the server (fast: open transactions are rolled back, clients cut off).
+    pub fn pg_ctl_stop(&self) {
+        let data = self.data();
+        self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]);
+    }
+
+    /// The URL of its `postgres` database.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.data();
+        let _ = std::process::Command::new(self.bin.join("pg_ctl"))
+            .args(["-D", &data, "-m", "immediate", "stop"])
+            .output();
+        if rustix::process::geteuid().is_root() {
+            let _ = std::process::Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(self.bin.join("pg_ctl"))
+                .args(["-D", &data, "-m", "immediate", "stop"])
+                .output();
+        }
+    }
+}
+
+#[test]
+fn a_database_is_named_in_the_url_of_the_server() {
+    assert_eq!(
+        url_of("postgres://postgres@127.0.0.1:5/postgres", "kc_1"),
+        "postgres://postgres@127.0.0.1:5/kc_1"
+    );
+    assert_eq!(
+        url_of(
+            "postgres://u@a,b/postgres?target_session_attrs=read-write",
+            "kc_1"
+        ),
+        "postgres://u@a,b/kc_1?target_session_attrs=read-write"
+    );
+}
