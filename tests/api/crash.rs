@@ -149,7 +149,6 @@ fn ten_random_sigkills_under_load_lose_no_acknowledged_write() {
 /// The same on PostgreSQL with two instances on one database: each round kills one
 /// of them (at random), while the other goes on serving its clients.
 #[test]
-#[ignore = "needs the PostgreSQL that scripts/test.sh starts"]
 fn ten_random_sigkills_of_one_of_two_instances_on_postgres_lose_no_acknowledged_write() {
     let db = crate::pg::Database::create();
     crash_test(Some(&db.url));

@@ -44,7 +44,6 @@ fn post(base: &str, path: &str, token: Option<&str>, idem: Option<&str>, body: V
 }
 
 #[test]
-#[ignore = "needs the PostgreSQL that scripts/test.sh starts"]
 fn a_sqlite_database_copied_into_postgres_serves_the_same_licenses_and_its_chain_verifies() {
     // A SQLite database with a bit of everything, made through the API.
     let server = TestServer::start();

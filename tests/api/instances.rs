@@ -135,7 +135,6 @@ fn count_kind(events: &[Value], kind: &str) -> usize {
 }
 
 #[test]
-#[ignore = "needs the PostgreSQL that scripts/test.sh starts"]
 fn a_hundred_machines_split_across_two_instances_get_exactly_five_seats_and_one_chain() {
     let both = Arc::new(TwoInstances::start());
     let (id, key) = mint(
@@ -162,7 +161,6 @@ fn a_hundred_machines_split_across_two_instances_get_exactly_five_seats_and_one_
 }
 
 #[test]
-#[ignore = "needs the PostgreSQL that scripts/test.sh starts"]
 fn fifty_activations_of_one_machine_across_two_instances_take_one_seat() {
     let both = Arc::new(TwoInstances::start());
     let (id, key) = mint(
@@ -194,7 +192,6 @@ fn fifty_activations_of_one_machine_across_two_instances_take_one_seat() {
 }
 
 #[test]
-#[ignore = "needs the PostgreSQL that scripts/test.sh starts"]
 fn fifty_identical_mints_across_two_instances_make_one_license_and_fifty_identical_keys() {
     let both = Arc::new(TwoInstances::start());
     let answers = both.race(50, |both, i| {
@@ -225,7 +222,6 @@ fn fifty_identical_mints_across_two_instances_make_one_license_and_fifty_identic
 }
 
 #[test]
-#[ignore = "needs the PostgreSQL that scripts/test.sh starts"]
 fn twenty_extensions_with_one_idempotency_key_across_two_instances_make_one_decision() {
     let both = Arc::new(TwoInstances::start());
     let (id, _) = mint(
@@ -297,7 +293,6 @@ fn a_database_url_that_cannot_be_parsed_stops_start_up_naming_the_setting_not_th
 }
 
 #[test]
-#[ignore = "needs the PostgreSQL that scripts/test.sh starts"]
 fn a_refused_login_stops_start_up_naming_the_setting_and_the_cause_not_the_password() {
     let server = pg::server_url();
     let url = pg::url_of(&server, "postgres").replacen("postgres@", "nobody:s3cret@", 1);
@@ -314,7 +309,6 @@ fn a_refused_login_stops_start_up_naming_the_setting_and_the_cause_not_the_passw
 }
 
 #[test]
-#[ignore = "needs the PostgreSQL that scripts/test.sh starts"]
 fn backup_on_postgres_names_the_pg_dump_command() {
     let db = Database::create();
     let dirs = Dirs::new();
@@ -356,7 +350,6 @@ fn execute(url: &str, sql: &str) {
 }
 
 #[test]
-#[ignore = "needs the PostgreSQL that scripts/test.sh starts"]
 fn a_database_of_a_newer_keyclerk_is_refused_at_start_up() {
     let db = Database::create();
     execute(
@@ -393,7 +386,6 @@ fn query_i64(url: &str, sql: &str) -> i64 {
 }
 
 #[test]
-#[ignore = "needs the PostgreSQL that scripts/test.sh starts"]
 fn audit_verify_on_postgres_names_the_edited_event() {
     let both = TwoInstances::start();
     for (i, server) in [0, 1, 0].into_iter().enumerate() {

@@ -47,7 +47,6 @@ fn assert_database_unavailable(r: &Resp, what: &str) {
 }
 
 #[test]
-#[ignore = "needs the PostgreSQL that scripts/test.sh starts"]
 fn a_stopped_database_answers_503_database_unavailable_and_service_resumes_without_a_restart() {
     let cluster = Cluster::start();
     let dirs = Dirs::new();

@@ -115,7 +115,6 @@ fn seeded() -> Seeded {
 }
 
 #[test]
-#[ignore = "needs schemathesis: ./scripts/test.sh installs it and runs this"]
 fn schemathesis_finds_no_server_error_and_no_schema_break_as_admin() {
     let s = seeded();
     // Revoking is left to its own run, or the fuzzer would revoke the token it is using.
@@ -129,7 +128,6 @@ fn schemathesis_finds_no_server_error_and_no_schema_break_as_admin() {
 }
 
 #[test]
-#[ignore = "needs schemathesis: ./scripts/test.sh installs it and runs this"]
 fn schemathesis_finds_no_server_error_and_no_schema_break_as_vendor() {
     let s = seeded();
     run(
@@ -142,7 +140,6 @@ fn schemathesis_finds_no_server_error_and_no_schema_break_as_vendor() {
 }
 
 #[test]
-#[ignore = "needs schemathesis: ./scripts/test.sh installs it and runs this"]
 fn schemathesis_finds_no_server_error_and_no_schema_break_as_support() {
     let s = seeded();
     run(
@@ -155,7 +152,6 @@ fn schemathesis_finds_no_server_error_and_no_schema_break_as_support() {
 }
 
 #[test]
-#[ignore = "needs schemathesis: ./scripts/test.sh installs it and runs this"]
 fn schemathesis_finds_no_server_error_and_no_schema_break_as_an_app_without_a_token() {
     let s = seeded();
     run(
@@ -168,7 +164,6 @@ fn schemathesis_finds_no_server_error_and_no_schema_break_as_an_app_without_a_to
 }
 
 #[test]
-#[ignore = "needs schemathesis: ./scripts/test.sh installs it and runs this"]
 fn schemathesis_finds_no_server_error_and_no_schema_break_revoking_tokens_as_a_second_admin() {
     let s = seeded();
     run(
