@@ -2,13 +2,15 @@
 
 use std::sync::Arc;
 
-use crate::domain::audit::{Actor, ClaimStatus};
+use crate::domain::audit::{Actor, ClaimStatus, CreditMove, NewEvent};
 pub use crate::domain::grace::DecisionResult;
-use crate::domain::grace::{ClaimRules, DecisionTerms, Remedy};
+use crate::domain::grace::{
+    ClaimRules, CreditKind, DecisionAsk, DecisionRecord, DecisionTerms, Effects, Evidence, Remedy,
+};
 use crate::domain::license::{License, NewLicense};
 use crate::domain::product::Price;
 use crate::domain::time::Timestamp;
-use crate::storage::IssuedKey;
+use crate::storage::{IssuedKey, StorageError};
 
 /// The other product of a substitute or upgrade, with the license it would mint.
 #[derive(Debug, Clone)]
@@ -190,4 +192,168 @@ pub enum ClaimOutcome {
     Granted(Box<Decision>),
     /// Filed for support.
     Filed(Box<Claim>),
+}
+
+impl Redemption {
+    /// The ledger line of this redemption at `now`.
+    pub fn line(&self, now: Timestamp) -> Result<NewCreditLine, StorageError> {
+        Ok(NewCreditLine {
+            id: self.id.clone(),
+            email: self.email.clone(),
+            amount: CreditKind::Redeem.signed(&self.amount)?,
+            currency: self.amount.currency.clone(),
+            kind: CreditKind::Redeem,
+            license_id: None,
+            decision_id: None,
+            order_id: Some(self.order_id.clone()),
+            at: now,
+            actor: self.actor.clone(),
+        })
+    }
+}
+
+/// A line of the credit ledger about to be written.
+#[derive(Debug, Clone)]
+pub struct NewCreditLine {
+    /// `cre_...`
+    pub id: String,
+    /// The customer.
+    pub email: String,
+    /// Signed minor units: positive for a grant, negative for a redemption.
+    pub amount: i64,
+    /// ISO 4217.
+    pub currency: String,
+    /// Grant or redemption.
+    pub kind: CreditKind,
+    /// The license closed for it (grants).
+    pub license_id: Option<String>,
+    /// The decision that granted it.
+    pub decision_id: Option<String>,
+    /// The order it paid for (redemptions).
+    pub order_id: Option<String>,
+    /// When.
+    pub at: Timestamp,
+    /// Who.
+    pub actor: Actor,
+}
+
+impl NewCreditLine {
+    /// The event that records this line.
+    pub fn event(&self) -> NewEvent {
+        NewEvent {
+            at: self.at,
+            actor: self.actor.clone(),
+            license_id: self.license_id.clone(),
+            event: self.kind.event(CreditMove {
+                entry: self.id.clone(),
+                email: self.email.clone(),
+                amount: self.amount,
+                currency: self.currency.clone(),
+                order_id: self.order_id.clone(),
+            }),
+        }
+    }
+}
+
+/// Everything a decision writes, worked out once for every engine from the locked
+/// license and its evidence; the engine stores it in this order: the fresh key, the
+/// minted license, the credit line, the license's new state, the decision row, the
+/// events, the claim's new status.
+#[derive(Debug, Clone)]
+pub struct DecisionWrites {
+    /// The license after the decision.
+    pub license: License,
+    /// What the plan changes (fresh key, mint, whether the license changed).
+    pub effects: Effects,
+    /// `credit`: the ledger line.
+    pub credit: Option<NewCreditLine>,
+    /// The decision as stored and answered.
+    pub decision: Decision,
+    /// Its `result`, as the row stores it.
+    pub result_json: String,
+    /// The events of the decision (and of the license replacing it, if any).
+    pub events: Vec<NewEvent>,
+    /// The claim it closes, with the status it closes as.
+    pub claim: Option<(String, ClaimStatus)>,
+}
+
+/// Plans the decision `req` on `license` (locked by the caller's transaction) with
+/// the `evidence` read in it.
+pub fn plan_decision(
+    mut license: License,
+    evidence: &Evidence,
+    req: &GraceRequest,
+    now: Timestamp,
+) -> Result<DecisionWrites, StorageError> {
+    let plan = license.plan_with(
+        &req.terms,
+        DecisionAsk {
+            remedy: req.remedy,
+            days: req.days,
+            target_price: req.target.as_ref().map(|t| &t.price),
+            email: req.email.as_deref(),
+        },
+        now,
+    )?;
+    let effects = plan.apply(&mut license, req.target.as_ref().map(|t| &t.license), now)?;
+    let credit = match &effects.credit {
+        Some(c) => Some(NewCreditLine {
+            id: req.credit_id.clone(),
+            email: c.email.clone(),
+            amount: CreditKind::Grant.signed(&c.amount)?,
+            currency: c.amount.currency.clone(),
+            kind: CreditKind::Grant,
+            license_id: Some(license.id.clone()),
+            decision_id: Some(req.id.clone()),
+            order_id: None,
+            at: now,
+            actor: req.actor.clone(),
+        }),
+        None => None,
+    };
+    let record = DecisionRecord {
+        id: &req.id,
+        remedy: req.remedy,
+        automatic: req.automatic,
+        reason: &req.reason,
+        result: &effects.result,
+        evidence,
+        claim: req.claim_id.as_deref(),
+    };
+    let mut events = vec![NewEvent::about(
+        &license.id,
+        now,
+        req.actor.clone(),
+        record.event(),
+    )];
+    if let Some((new_id, event)) = record.replacement_event(&license.id) {
+        events.push(NewEvent::about(&new_id, now, req.actor.clone(), event));
+    }
+    let json = |what: &str, e: serde_json::Error| StorageError::Corrupt(format!("{what}: {e}"));
+    let result_json = serde_json::to_string(&effects.result).map_err(|e| json("result", e))?;
+    let decision = Decision {
+        id: req.id.clone(),
+        license_id: license.id.clone(),
+        remedy: req.remedy,
+        reason: req.reason.clone(),
+        actor: serde_json::to_value(&req.actor).map_err(|e| json("actor", e))?,
+        automatic: req.automatic,
+        at: now,
+        evidence: serde_json::to_value(evidence).map_err(|e| json("evidence", e))?,
+        result: effects.result.clone(),
+        claim_id: req.claim_id.clone(),
+    };
+    let claim = req
+        .claim_id
+        .clone()
+        .map(|c| (c, ClaimStatus::closed_by(req.automatic)));
+    Ok(DecisionWrites {
+        license,
+        effects,
+        credit,
+        decision,
+        result_json,
+        events,
+        claim,
+    })
 }

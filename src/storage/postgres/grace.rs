@@ -9,16 +9,17 @@ use super::{
     corrupt, evidence_events, exec, mint_one, one, opt, require_license, rows, store_key,
     update_license_state, Write,
 };
-use crate::domain::audit::{Actor, AuditEvent, ClaimStatus, CreditMove, NewEvent, PresentedBy};
+use crate::domain::audit::{Actor, AuditEvent, ClaimStatus, NewEvent, PresentedBy};
 use crate::domain::grace::{
-    check_redemption, check_replay, ClaimVerdict, CreditKind, DecisionAsk, DecisionRecord,
-    Evidence, Remedy, StoredRedemption, AUTOMATIC_EXTENSION_REASON, MAX_LISTED_CLAIMS,
+    check_redemption, check_replay, ClaimVerdict, Evidence, Remedy, StoredRedemption,
+    AUTOMATIC_EXTENSION_REASON, MAX_LISTED_CLAIMS,
 };
 use crate::domain::license::License;
 use crate::domain::time::{self, Timestamp};
 use crate::domain::DomainError;
 use crate::storage::grace::{
-    Claim, ClaimOutcome, CreditEntry, Decision, DecisionOutcome, GraceRequest, NewClaim, Redemption,
+    plan_decision, Claim, ClaimOutcome, CreditEntry, Decision, DecisionOutcome, GraceRequest,
+    NewClaim, NewCreditLine, Redemption,
 };
 use crate::storage::rows::remedy_of;
 use crate::storage::{MintOutcome, StorageError};
@@ -65,7 +66,7 @@ pub(super) async fn decide(
 ) -> Result<DecisionOutcome, StorageError> {
     // Locked first: a concurrent decision on the license waits here, then sees the
     // decision stored under its idempotency key.
-    let mut license = require_license(w, &req.license_id).await?;
+    let license = require_license(w, &req.license_id).await?;
     if let Some(idem) = &req.idempotency {
         let found = opt(
             &w.tx,
@@ -83,66 +84,26 @@ pub(super) async fn decide(
         }
     }
     let evidence = evidence_of(&w.tx, &license, now).await?;
-    let plan = license.plan_with(
-        &req.terms,
-        DecisionAsk {
-            remedy: req.remedy,
-            days: req.days,
-            target_price: req.target.as_ref().map(|t| &t.price),
-            email: req.email.as_deref(),
-        },
-        now,
-    )?;
-    let target = req.target.as_ref();
-    let effects = plan.apply(&mut license, target.map(|t| &t.license), now)?;
-    if effects.store_fresh_key {
+    let writes = plan_decision(license, &evidence, req, now)?;
+    if writes.effects.store_fresh_key {
         if let Some(key) = &req.fresh_key {
-            store_key(w, &license.id, key, now).await?;
+            store_key(w, &writes.license.id, key, now).await?;
         }
     }
-    if let (Some(new), Some(target)) = (&effects.mint, target) {
+    if let (Some(new), Some(target)) = (&writes.effects.mint, &req.target) {
         if let MintOutcome::Existing(..) = mint_one(w, new, &target.key, &req.actor).await? {
             return Err(StorageError::Corrupt(
                 "a remedy's order id was taken".into(),
             ));
         }
     }
-    if let Some(credit) = &effects.credit {
-        insert_credit(
-            w,
-            &CreditRow {
-                id: &req.credit_id,
-                email: &credit.email,
-                amount: CreditKind::Grant.signed(&credit.amount)?,
-                currency: &credit.amount.currency,
-                kind: CreditKind::Grant,
-                license_id: Some(&license.id),
-                decision_id: Some(&req.id),
-                order_id: None,
-                at: now,
-                actor: &req.actor,
-            },
-        )
-        .await?;
+    if let Some(line) = &writes.credit {
+        insert_credit(w, line).await?;
     }
-    if effects.license_changed {
-        update_license_state(w, &license).await?;
+    if writes.effects.license_changed {
+        update_license_state(w, &writes.license).await?;
     }
-    let record = DecisionRecord {
-        id: &req.id,
-        remedy: req.remedy,
-        automatic: req.automatic,
-        reason: &req.reason,
-        result: &effects.result,
-        evidence: &evidence,
-        claim: req.claim_id.as_deref(),
-    };
-    let evidence_json = serde_json::to_value(&evidence)
-        .map_err(|e| StorageError::Corrupt(format!("evidence: {e}")))?;
-    let result_json = serde_json::to_string(&effects.result)
-        .map_err(|e| StorageError::Corrupt(format!("result: {e}")))?;
-    let actor_json = serde_json::to_value(&req.actor)
-        .map_err(|e| StorageError::Corrupt(format!("actor: {e}")))?;
+    let d = &writes.decision;
     exec(
         &w.tx,
         &format!(
@@ -150,107 +111,57 @@ pub(super) async fn decide(
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ),
         &[
-            &req.id,
-            &license.id,
-            &req.remedy.as_str(),
-            &req.reason,
+            &d.id,
+            &d.license_id,
+            &d.remedy.as_str(),
+            &d.reason,
             &req.actor.to_json(),
-            &req.automatic,
+            &d.automatic,
             &now.timestamp(),
-            &evidence_json.to_string(),
-            &result_json,
-            &req.claim_id,
-            &effects.result.new_license,
+            &d.evidence.to_string(),
+            &writes.result_json,
+            &d.claim_id,
+            &d.result.new_license,
             &req.idempotency.as_ref().map(|i| i.key.as_str()),
             &req.idempotency.as_ref().map(|i| i.request_hash.as_slice()),
         ],
     )
     .await?;
-    w.append(NewEvent::about(
-        &license.id,
-        now,
-        req.actor.clone(),
-        record.event(),
-    ))
-    .await?;
-    if let Some((new_id, event)) = record.replacement_event(&license.id) {
-        w.append(NewEvent::about(&new_id, now, req.actor.clone(), event))
-            .await?;
+    for event in writes.events.iter().cloned() {
+        w.append(event).await?;
     }
-    if let Some(claim) = &req.claim_id {
+    if let Some((claim, status)) = &writes.claim {
         exec(
             &w.tx,
             "UPDATE claims SET status = $2, decision_id = $3, resolved_at = $4 WHERE id = $1",
-            &[
-                claim,
-                &ClaimStatus::closed_by(req.automatic).as_str(),
-                &req.id,
-                &now.timestamp(),
-            ],
+            &[claim, &status.as_str(), &d.id, &now.timestamp()],
         )
         .await?;
     }
-    Ok(DecisionOutcome::Made(Decision {
-        id: req.id.clone(),
-        license_id: license.id.clone(),
-        remedy: req.remedy,
-        reason: req.reason.clone(),
-        actor: actor_json,
-        automatic: req.automatic,
-        at: now,
-        evidence: evidence_json,
-        result: effects.result,
-        claim_id: req.claim_id.clone(),
-    }))
+    Ok(DecisionOutcome::Made(writes.decision))
 }
 
-struct CreditRow<'a> {
-    id: &'a str,
-    email: &'a str,
-    amount: i64,
-    currency: &'a str,
-    kind: CreditKind,
-    license_id: Option<&'a str>,
-    decision_id: Option<&'a str>,
-    order_id: Option<&'a str>,
-    at: Timestamp,
-    actor: &'a Actor,
-}
-
-async fn insert_credit(w: &mut Write<'_>, row: &CreditRow<'_>) -> Result<(), StorageError> {
+async fn insert_credit(w: &mut Write<'_>, line: &NewCreditLine) -> Result<(), StorageError> {
     exec(
         &w.tx,
         "INSERT INTO credit_entries
          (id, email, amount, currency, kind, license_id, decision_id, order_id, at, actor)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         &[
-            &row.id,
-            &row.email,
-            &row.amount,
-            &row.currency,
-            &row.kind.as_str(),
-            &row.license_id,
-            &row.decision_id,
-            &row.order_id,
-            &row.at.timestamp(),
-            &row.actor.to_json(),
+            &line.id,
+            &line.email,
+            &line.amount,
+            &line.currency,
+            &line.kind.as_str(),
+            &line.license_id,
+            &line.decision_id,
+            &line.order_id,
+            &line.at.timestamp(),
+            &line.actor.to_json(),
         ],
     )
     .await?;
-    let event = row.kind.event(CreditMove {
-        entry: row.id.to_owned(),
-        email: row.email.to_owned(),
-        amount: row.amount,
-        currency: row.currency.to_owned(),
-        order_id: row.order_id.map(str::to_owned),
-    });
-    w.append(NewEvent {
-        at: row.at,
-        actor: row.actor.clone(),
-        license_id: row.license_id.map(str::to_owned),
-        event,
-    })
-    .await?;
+    w.append(line.event()).await?;
     Ok(())
 }
 
@@ -321,22 +232,7 @@ pub(super) async fn redeem(
         let e = existing.ok_or_else(|| StorageError::Corrupt("redemption vanished".into()))?;
         return Ok((e, false));
     }
-    insert_credit(
-        w,
-        &CreditRow {
-            id: &r.id,
-            email: &r.email,
-            amount: CreditKind::Redeem.signed(&r.amount)?,
-            currency: &r.amount.currency,
-            kind: CreditKind::Redeem,
-            license_id: None,
-            decision_id: None,
-            order_id: Some(&r.order_id),
-            at: now,
-            actor: &r.actor,
-        },
-    )
-    .await?;
+    insert_credit(w, &r.line(now)?).await?;
     let entry = opt(
         &w.tx,
         &format!("SELECT {CREDIT_COLUMNS} FROM credit_entries WHERE id = $1"),

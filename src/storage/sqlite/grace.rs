@@ -7,16 +7,17 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::writer::WriteCtx;
 use super::{evidence_events, mint_one, require_license, store_key, update_license_state};
-use crate::domain::audit::{Actor, AuditEvent, ClaimStatus, CreditMove, NewEvent, PresentedBy};
+use crate::domain::audit::{Actor, AuditEvent, ClaimStatus, NewEvent, PresentedBy};
 use crate::domain::grace::{
-    check_redemption, check_replay, ClaimVerdict, CreditKind, DecisionAsk, DecisionRecord,
-    Evidence, Remedy, StoredRedemption, AUTOMATIC_EXTENSION_REASON, MAX_LISTED_CLAIMS,
+    check_redemption, check_replay, ClaimVerdict, Evidence, Remedy, StoredRedemption,
+    AUTOMATIC_EXTENSION_REASON, MAX_LISTED_CLAIMS,
 };
 use crate::domain::license::License;
 use crate::domain::time::{self, Timestamp};
 use crate::domain::DomainError;
 use crate::storage::grace::{
-    Claim, ClaimOutcome, CreditEntry, Decision, DecisionOutcome, GraceRequest, NewClaim, Redemption,
+    plan_decision, Claim, ClaimOutcome, CreditEntry, Decision, DecisionOutcome, GraceRequest,
+    NewClaim, NewCreditLine, Redemption,
 };
 use crate::storage::{MintOutcome, StorageError};
 
@@ -79,136 +80,62 @@ pub(super) fn decide(
             return Ok(DecisionOutcome::Replayed(decision));
         }
     }
-    let mut license = require_license(ctx, &req.license_id)?;
+    let license = require_license(ctx, &req.license_id)?;
     let evidence = evidence_of(ctx.conn, &license, now)?;
-    let plan = license.plan_with(
-        &req.terms,
-        DecisionAsk {
-            remedy: req.remedy,
-            days: req.days,
-            target_price: req.target.as_ref().map(|t| &t.price),
-            email: req.email.as_deref(),
-        },
-        now,
-    )?;
-    let target = req.target.as_ref();
-    let effects = plan.apply(&mut license, target.map(|t| &t.license), now)?;
-    if effects.store_fresh_key {
+    let w = plan_decision(license, &evidence, req, now)?;
+    if w.effects.store_fresh_key {
         if let Some(key) = &req.fresh_key {
-            store_key(ctx.conn, &license.id, key, now)?;
+            store_key(ctx.conn, &w.license.id, key, now)?;
         }
     }
-    if let (Some(new), Some(target)) = (&effects.mint, target) {
+    if let (Some(new), Some(target)) = (&w.effects.mint, &req.target) {
         if let MintOutcome::Existing(..) = mint_one(ctx, new, &target.key, &req.actor)? {
             return Err(StorageError::Corrupt(
                 "a remedy's order id was taken".into(),
             ));
         }
     }
-    if let Some(credit) = &effects.credit {
-        insert_credit(
-            ctx,
-            &CreditRow {
-                id: &req.credit_id,
-                email: &credit.email,
-                amount: CreditKind::Grant.signed(&credit.amount)?,
-                currency: &credit.amount.currency,
-                kind: CreditKind::Grant,
-                license_id: Some(&license.id),
-                decision_id: Some(&req.id),
-                order_id: None,
-                at: now,
-                actor: &req.actor,
-            },
-        )?;
+    if let Some(line) = &w.credit {
+        insert_credit(ctx, line)?;
     }
-    if effects.license_changed {
-        update_license_state(ctx, &license)?;
+    if w.effects.license_changed {
+        update_license_state(ctx, &w.license)?;
     }
-    let record = DecisionRecord {
-        id: &req.id,
-        remedy: req.remedy,
-        automatic: req.automatic,
-        reason: &req.reason,
-        result: &effects.result,
-        evidence: &evidence,
-        claim: req.claim_id.as_deref(),
-    };
-    let evidence_json = serde_json::to_value(&evidence)
-        .map_err(|e| StorageError::Corrupt(format!("evidence: {e}")))?;
-    let result_json = serde_json::to_string(&effects.result)
-        .map_err(|e| StorageError::Corrupt(format!("result: {e}")))?;
-    let actor_json = serde_json::to_value(&req.actor)
-        .map_err(|e| StorageError::Corrupt(format!("actor: {e}")))?;
+    let d = &w.decision;
     ctx.conn
         .prepare_cached(&format!(
             "INSERT INTO decisions ({DECISION_COLUMNS}, new_license_id, idempotency_key, request_hash)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
         ))?
         .execute(params![
-            req.id,
-            license.id,
-            req.remedy.as_str(),
-            req.reason,
+            d.id,
+            d.license_id,
+            d.remedy.as_str(),
+            d.reason,
             req.actor.to_json(),
-            req.automatic,
+            d.automatic,
             now.timestamp(),
-            evidence_json.to_string(),
-            result_json,
-            req.claim_id,
-            effects.result.new_license,
+            d.evidence.to_string(),
+            w.result_json,
+            d.claim_id,
+            d.result.new_license,
             req.idempotency.as_ref().map(|i| i.key.as_str()),
             req.idempotency.as_ref().map(|i| &i.request_hash[..]),
         ])?;
-    ctx.append(NewEvent::about(
-        &license.id,
-        now,
-        req.actor.clone(),
-        record.event(),
-    ))?;
-    if let Some((new_id, event)) = record.replacement_event(&license.id) {
-        ctx.append(NewEvent::about(&new_id, now, req.actor.clone(), event))?;
+    for event in w.events {
+        ctx.append(event)?;
     }
-    if let Some(claim) = &req.claim_id {
+    if let Some((claim, status)) = &w.claim {
         ctx.conn
             .prepare_cached(
                 "UPDATE claims SET status = ?2, decision_id = ?3, resolved_at = ?4 WHERE id = ?1",
             )?
-            .execute(params![
-                claim,
-                ClaimStatus::closed_by(req.automatic).as_str(),
-                req.id,
-                now.timestamp()
-            ])?;
+            .execute(params![claim, status.as_str(), d.id, now.timestamp()])?;
     }
-    Ok(DecisionOutcome::Made(Decision {
-        id: req.id.clone(),
-        license_id: license.id.clone(),
-        remedy: req.remedy,
-        reason: req.reason.clone(),
-        actor: actor_json,
-        automatic: req.automatic,
-        at: now,
-        evidence: evidence_json,
-        result: effects.result,
-        claim_id: req.claim_id.clone(),
-    }))
+    Ok(DecisionOutcome::Made(w.decision))
 }
 
-struct CreditRow<'a> {
-    id: &'a str,
-    email: &'a str,
-    amount: i64,
-    currency: &'a str,
-    kind: CreditKind,
-    license_id: Option<&'a str>,
-    decision_id: Option<&'a str>,
-    order_id: Option<&'a str>,
-    at: Timestamp,
-    actor: &'a Actor,
-}
-
-fn insert_credit(ctx: &mut WriteCtx<'_>, row: &CreditRow<'_>) -> Result<(), StorageError> {
+fn insert_credit(ctx: &mut WriteCtx<'_>, line: &NewCreditLine) -> Result<(), StorageError> {
     ctx.conn
         .prepare_cached(
             "INSERT INTO credit_entries
@@ -216,30 +143,18 @@ fn insert_credit(ctx: &mut WriteCtx<'_>, row: &CreditRow<'_>) -> Result<(), Stor
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?
         .execute(params![
-            row.id,
-            row.email,
-            row.amount,
-            row.currency,
-            row.kind.as_str(),
-            row.license_id,
-            row.decision_id,
-            row.order_id,
-            row.at.timestamp(),
-            row.actor.to_json()
+            line.id,
+            line.email,
+            line.amount,
+            line.currency,
+            line.kind.as_str(),
+            line.license_id,
+            line.decision_id,
+            line.order_id,
+            line.at.timestamp(),
+            line.actor.to_json()
         ])?;
-    let event = row.kind.event(CreditMove {
-        entry: row.id.to_owned(),
-        email: row.email.to_owned(),
-        amount: row.amount,
-        currency: row.currency.to_owned(),
-        order_id: row.order_id.map(str::to_owned),
-    });
-    ctx.append(NewEvent {
-        at: row.at,
-        actor: row.actor.clone(),
-        license_id: row.license_id.map(str::to_owned),
-        event,
-    })?;
+    ctx.append(line.event())?;
     Ok(())
 }
 
@@ -297,21 +212,7 @@ pub(super) fn redeem(
         let e = existing.ok_or_else(|| StorageError::Corrupt("redemption vanished".into()))?;
         return Ok((e, false));
     }
-    insert_credit(
-        ctx,
-        &CreditRow {
-            id: &r.id,
-            email: &r.email,
-            amount: CreditKind::Redeem.signed(&r.amount)?,
-            currency: &r.amount.currency,
-            kind: CreditKind::Redeem,
-            license_id: None,
-            decision_id: None,
-            order_id: Some(&r.order_id),
-            at: now,
-            actor: &r.actor,
-        },
-    )?;
+    insert_credit(ctx, &r.line(now)?)?;
     let entry = credits(ctx.conn, &r.email)?
         .into_iter()
         .find(|e| e.id == r.id)
