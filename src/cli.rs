@@ -372,12 +372,7 @@ fn db_copy(settings: &Settings, to: &str, from: Option<&std::path::Path>) -> Cli
     if !source.is_file() {
         return Err(format!("{}: no such SQLite database", source.display()));
     }
-    // Plain lines: one per table, and every 10,000 rows of a large one.
-    let progress = Box::new(|table: &str, copied: u64, total: u64| {
-        if copied == total || (copied > 0 && copied.is_multiple_of(10_000)) {
-            eprintln!("{table}: {copied} of {total}");
-        }
-    });
+    let progress = copy_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let report = crate::storage::postgres::copy_from_sqlite(&source, &url, progress)
         .map_err(|e| e.to_string())?;
     let rows: u64 = report.tables.iter().map(|(_, n)| n).sum();
@@ -390,6 +385,48 @@ fn db_copy(settings: &Settings, to: &str, from: Option<&std::path::Path>) -> Cli
     Ok(ExitCode::SUCCESS)
 }
 
+/// How `db copy` reports its progress on standard error: on a terminal, one bar per
+/// table redrawn in place (at most ten times a second, and once at its end); else
+/// plain lines, one per table and every 10,000 rows of a large one, that a log keeps.
+fn copy_progress(terminal: bool) -> crate::storage::postgres::Progress {
+    if !terminal {
+        return Box::new(|table: &str, copied: u64, total: u64| {
+            if copied == total || (copied > 0 && copied.is_multiple_of(10_000)) {
+                eprintln!("{table}: {copied} of {total}");
+            }
+        });
+    }
+    let mut drawn: Option<std::time::Instant> = None;
+    Box::new(move |table: &str, copied: u64, total: u64| {
+        let done = copied >= total;
+        let due = drawn.is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(100));
+        if done || due {
+            // \r back to the line's start, \x1b[K clears what a longer line left.
+            eprint!(
+                "\r{}\x1b[K{}",
+                progress_bar(table, copied, total),
+                if done { "\n" } else { "" }
+            );
+            drawn = Some(std::time::Instant::now());
+        }
+    })
+}
+
+/// One line of a progress bar: `events  [#########...........]  45%  45000/100000`.
+fn progress_bar(table: &str, copied: u64, total: u64) -> String {
+    const WIDTH: u64 = 30;
+    let (filled, percent) = match total {
+        0 => (WIDTH, 100),
+        _ => {
+            let copied = copied.min(total);
+            (copied * WIDTH / total, copied * 100 / total)
+        }
+    };
+    // `filled` is at most WIDTH (30): the casts cannot truncate.
+    let bar = "#".repeat(filled as usize) + &".".repeat((WIDTH - filled) as usize);
+    format!("{table:<16} [{bar}] {percent:>3}%  {copied}/{total}")
+}
+
 fn audit_verify(settings: &Settings) -> CliResult {
     let result = with_store(settings, async |s| {
         s.verify_audit().await.map_err(|e| e.to_string())
@@ -400,5 +437,33 @@ fn audit_verify(settings: &Settings) -> CliResult {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => Err(format!("audit chain broken: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_bar;
+
+    #[test]
+    fn a_progress_bar_fills_with_the_rows_copied_and_never_past_its_end() {
+        let half = progress_bar("events", 50, 100);
+        assert!(half.starts_with("events "), "{half}");
+        assert!(
+            half.contains(&format!("[{}{}]", "#".repeat(15), ".".repeat(15))),
+            "{half}"
+        );
+        assert!(half.ends_with(" 50%  50/100"), "{half}");
+        let full = progress_bar("licenses", 7, 7);
+        assert!(full.contains(&format!("[{}]", "#".repeat(30))), "{full}");
+        assert!(full.ends_with("100%  7/7"), "{full}");
+        assert!(
+            progress_bar("claims", 0, 0).contains("100%"),
+            "an empty table is done"
+        );
+        let over = progress_bar("events", 120, 100);
+        assert!(
+            over.contains("100%") && over.contains(&"#".repeat(30)),
+            "{over}"
+        );
     }
 }
