@@ -19,6 +19,7 @@ mod activations;
 mod copy;
 mod grace;
 mod migrations;
+mod password;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -193,6 +194,7 @@ impl PostgresStore {
             url.parse().map_err(|e: tokio_postgres::Error| {
                 OpenError::Url(without_password(&chain(&e), url))
             })?;
+        password::fill_in(&mut config);
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(POOL_TIMEOUT);
         }
