@@ -164,6 +164,11 @@ async fn reconcile_keys(
 }
 
 /// On the very first start, makes an admin token and writes it to a 0600 file.
+///
+/// The secret is written (and synced) before the token is stored, so that a stored
+/// first token is never one nobody can read; it goes to a file of its own first and
+/// takes the real name only once this instance's token was the one stored (several
+/// instances may start on one new database at once: exactly one token is stored).
 async fn bootstrap_admin(
     store: &dyn Storage,
     data_dir: &Path,
@@ -174,16 +179,26 @@ async fn bootstrap_admin(
     }
     let (new, secret) = NewApiToken::generate(Role::Admin, "first admin".into(), now);
     let path = data_dir.join(ADMIN_TOKEN_FILE);
+    let pending = data_dir.join(format!("{ADMIN_TOKEN_FILE}.{}", new.id));
     let mut f = fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
-        .open(&path)
-        .map_err(io(&path))?;
-    writeln!(f, "{}", secret.expose()).map_err(io(&path))?;
-    f.sync_all().map_err(io(&path))?;
-    store.create_token(new, Actor::System).await?;
+        .open(&pending)
+        .map_err(io(&pending))?;
+    writeln!(f, "{}", secret.expose()).map_err(io(&pending))?;
+    f.sync_all().map_err(io(&pending))?;
+    drop(f);
+    let stored = store.create_first_token(new, Actor::System).await;
+    if !matches!(stored, Ok(Some(_))) {
+        // Another instance stored the first token (or the store failed): this
+        // secret opens nothing.
+        let _ = fs::remove_file(&pending);
+        stored?;
+        log::info!("another instance made the first admin token (see its data directory)");
+        return Ok(());
+    }
+    fs::rename(&pending, &path).map_err(io(&path))?;
     log::info!(
         "first start: an admin token was written to {} (mode 0600); keep it safe",
         path.display()

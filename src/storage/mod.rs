@@ -323,6 +323,15 @@ pub trait Storage: Send + Sync + 'static {
     /// Stores a new API token.
     async fn create_token(&self, new: NewApiToken, actor: Actor) -> Result<ApiToken, StorageError>;
 
+    /// Stores `new` only while no token exists at all (the first admin token of a new
+    /// database); `None` when one does. Atomic across instances: of several starting
+    /// on one new database at once, exactly one stores its token.
+    async fn create_first_token(
+        &self,
+        new: NewApiToken,
+        actor: Actor,
+    ) -> Result<Option<ApiToken>, StorageError>;
+
     /// Every API token.
     async fn tokens(&self) -> Result<Vec<ApiToken>, StorageError>;
 

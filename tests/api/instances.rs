@@ -415,3 +415,57 @@ fn audit_verify_on_postgres_names_the_edited_event() {
         stderr(&out)
     );
 }
+
+#[test]
+fn instances_starting_at_once_on_a_new_database_make_one_first_admin_token() {
+    let db = Database::create();
+    // One keys directory for all, as the README asks: made by a start on SQLite.
+    let keys = Dirs::new();
+    ServerProcess::spawn(&keys, &[]).stop();
+    let keys_dir = keys.keys();
+    let dirs: Vec<Dirs> = (0..4).map(|_| Dirs::new()).collect();
+    let env = [
+        ("KEYCLERK_DATABASE__URL", db.url.as_str()),
+        ("KEYCLERK_KEYS_DIR", keys_dir.to_str().unwrap()),
+    ];
+    let barrier = std::sync::Barrier::new(dirs.len());
+    let servers: Vec<ServerProcess> = std::thread::scope(|s| {
+        let started: Vec<_> = dirs
+            .iter()
+            .map(|d| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    ServerProcess::spawn(d, &env)
+                })
+            })
+            .collect();
+        started.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let token_file = keyclerk::startup::ADMIN_TOKEN_FILE;
+    let holders: Vec<&Dirs> = dirs
+        .iter()
+        .filter(|d| d.data().join(token_file).exists())
+        .collect();
+    assert_eq!(holders.len(), 1, "exactly one instance wrote the token file");
+    for d in &dirs {
+        let left: Vec<_> = std::fs::read_dir(d.data())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&format!("{token_file}.")))
+            .collect();
+        assert!(left.is_empty(), "a pending token file was left: {left:?}");
+    }
+    // The token written works on every instance, and it is the only token.
+    let admin = admin_token(holders[0]);
+    for server in &servers {
+        let tokens = into_resp(
+            agent()
+                .get(&format!("{}/v1/tokens", server.url()))
+                .set("Authorization", &format!("Bearer {admin}"))
+                .call(),
+        )
+        .expect(200);
+        assert_eq!(tokens["tokens"].as_array().unwrap().len(), 1, "{tokens}");
+    }
+}

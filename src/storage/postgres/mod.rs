@@ -451,6 +451,27 @@ impl<'a> Write<'a> {
     }
 }
 
+/// The advisory lock key of [`Storage::create_first_token`] ("kc first" in ASCII).
+const FIRST_TOKEN_LOCK: i64 = 0x6b63_2066_6972_7374;
+
+async fn insert_token(w: &Write<'_>, new: &NewApiToken) -> Result<(), StorageError> {
+    exec(
+        &w.tx,
+        "INSERT INTO api_tokens (id, role, name, secret_hash, prefix, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &new.id,
+            &new.role.as_str(),
+            &new.name,
+            &new.secret_hash.as_slice(),
+            &new.prefix,
+            &new.created_at.timestamp(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 pub(super) const LICENSE_COLUMNS: &str =
     "licenses.id, product, order_id, customer_email, purchased_at, activate_by, \
      expires_at, duration_days, duration_from, extra_days, seats, entitlements, metadata, status, \
@@ -1059,24 +1080,41 @@ impl Storage for PostgresStore {
 
     async fn create_token(&self, new: NewApiToken, actor: Actor) -> Result<ApiToken, StorageError> {
         write_tx!(self, |w| {
-            exec(
-                &w.tx,
-                "INSERT INTO api_tokens (id, role, name, secret_hash, prefix, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[
-                    &new.id,
-                    &new.role.as_str(),
-                    &new.name,
-                    &new.secret_hash.as_slice(),
-                    &new.prefix,
-                    &new.created_at.timestamp(),
-                ],
-            )
-            .await?;
+            insert_token(&w, &new).await?;
             let at = new.created_at;
             let (token, event) = new.created();
             w.append(NewEvent::general(at, actor, event)).await?;
             token
+        })
+        .await
+    }
+
+    async fn create_first_token(
+        &self,
+        new: NewApiToken,
+        actor: Actor,
+    ) -> Result<Option<ApiToken>, StorageError> {
+        write_tx!(self, |w| {
+            // Instances starting on one new database at once: the first to take this
+            // lock (held to the commit) stores its token; the others then see it.
+            exec(
+                &w.tx,
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&FIRST_TOKEN_LOCK],
+            )
+            .await?;
+            let any: bool = one(&w.tx, "SELECT EXISTS (SELECT 1 FROM api_tokens)", &[])
+                .await?
+                .try_get(0)?;
+            if any {
+                None
+            } else {
+                insert_token(&w, &new).await?;
+                let at = new.created_at;
+                let (token, event) = new.created();
+                w.append(NewEvent::general(at, actor, event)).await?;
+                Some(token)
+            }
         })
         .await
     }

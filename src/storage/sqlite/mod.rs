@@ -262,6 +262,23 @@ pub(super) fn license_from_row(r: &Row<'_>) -> rusqlite::Result<License> {
     })
 }
 
+fn insert_token(ctx: &WriteCtx<'_>, new: &NewApiToken) -> Result<(), StorageError> {
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO api_tokens (id, role, name, secret_hash, prefix, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            new.id,
+            new.role.as_str(),
+            new.name,
+            &new.secret_hash[..],
+            new.prefix,
+            new.created_at.timestamp()
+        ])?;
+    Ok(())
+}
+
 fn token_from_row(r: &Row<'_>) -> rusqlite::Result<ApiToken> {
     let role: String = r.get(1)?;
     Ok(ApiToken {
@@ -738,23 +755,35 @@ impl Storage for SqliteStore {
     async fn create_token(&self, new: NewApiToken, actor: Actor) -> Result<ApiToken, StorageError> {
         self.writer
             .write(move |ctx| {
-                ctx.conn
-                    .prepare_cached(
-                        "INSERT INTO api_tokens (id, role, name, secret_hash, prefix, created_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )?
-                    .execute(params![
-                        new.id,
-                        new.role.as_str(),
-                        new.name,
-                        &new.secret_hash[..],
-                        new.prefix,
-                        new.created_at.timestamp()
-                    ])?;
+                insert_token(ctx, &new)?;
                 let at = new.created_at;
                 let (token, event) = new.created();
                 ctx.append(NewEvent::general(at, actor, event))?;
                 Ok(token)
+            })
+            .await
+    }
+
+    async fn create_first_token(
+        &self,
+        new: NewApiToken,
+        actor: Actor,
+    ) -> Result<Option<ApiToken>, StorageError> {
+        // One writer: the check and the insert cannot interleave with another write.
+        self.writer
+            .write(move |ctx| {
+                let any: bool = ctx
+                    .conn
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM api_tokens)")?
+                    .query_row([], |r| r.get(0))?;
+                if any {
+                    return Ok(None);
+                }
+                insert_token(ctx, &new)?;
+                let at = new.created_at;
+                let (token, event) = new.created();
+                ctx.append(NewEvent::general(at, actor, event))?;
+                Ok(Some(token))
             })
             .await
     }

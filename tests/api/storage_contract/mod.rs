@@ -154,6 +154,7 @@ macro_rules! suite {
             tokens::a_revocation_must_name_exactly_one_token,
             tokens::a_second_revocation_changes_nothing_and_writes_no_event,
             tokens::only_new_signing_keys_are_registered_with_an_event,
+            tokens::the_first_token_is_stored_only_while_there_is_none,
             activations::each_seat_is_taken_once_and_the_next_machine_is_refused_and_audited,
             activations::a_machine_holding_a_seat_refreshes_without_taking_another,
             activations::an_unknown_key_is_not_found_and_writes_nothing,
@@ -188,6 +189,7 @@ macro_rules! suite {
             races::concurrent_activations_of_one_machine_take_one_seat,
             races::concurrent_first_presentations_write_one_event,
             races::twenty_concurrent_redemptions_of_the_whole_balance_let_one_through,
+            races::of_ten_concurrent_first_tokens_one_is_stored,
         );
     };
     ($engine:ty) => {

@@ -6,10 +6,11 @@ use std::future::Future;
 use std::sync::Barrier;
 
 use keyclerk::domain::activation::Refusal;
-use keyclerk::domain::audit::{AuditEvent, PresentedBy};
+use keyclerk::domain::audit::{Actor, AuditEvent, PresentedBy};
 use keyclerk::domain::grace::Remedy;
 use keyclerk::domain::ids::new_id;
 use keyclerk::domain::product::Price;
+use keyclerk::domain::token::{NewApiToken, Role};
 use keyclerk::domain::DomainError;
 use keyclerk::storage::activation::ActivationOutcome;
 use keyclerk::storage::grace::{DecisionOutcome, Redemption};
@@ -252,4 +253,19 @@ pub async fn twenty_concurrent_redemptions_of_the_whole_balance_let_one_through(
             .sum::<i64>(),
         4800
     );
+}
+
+pub async fn of_ten_concurrent_first_tokens_one_is_stored(w: World) {
+    let outcomes = at_once(10, |_| {
+        let store = w.store.clone();
+        let (new, _) = NewApiToken::generate(Role::Admin, "first admin".into(), w.t0);
+        async move { store.create_first_token(new, Actor::System).await }
+    });
+    let stored: Vec<_> = outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().unwrap().clone())
+        .collect();
+    assert_eq!(stored.len(), 1, "{outcomes:?}");
+    assert_eq!(w.store.tokens().await.unwrap(), stored);
+    assert_eq!(w.event_count().await, 1);
 }

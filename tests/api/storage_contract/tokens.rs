@@ -178,3 +178,16 @@ pub async fn only_new_signing_keys_are_registered_with_an_event(w: World) {
         .unwrap();
     assert_eq!(w.event_count().await, 3, "nothing new, nothing written");
 }
+
+pub async fn the_first_token_is_stored_only_while_there_is_none(w: World) {
+    let (first, _) = NewApiToken::generate(Role::Admin, "first admin".into(), w.t0);
+    let (expected, _) = first.clone().created();
+    let stored = w.store.create_first_token(first, Actor::System).await;
+    assert_eq!(stored.unwrap(), Some(expected.clone()));
+    assert_eq!(w.event_count().await, 1, "token_created");
+    let (second, _) = NewApiToken::generate(Role::Admin, "first admin".into(), w.t0);
+    let again = w.store.create_first_token(second, Actor::System).await;
+    assert_eq!(again.unwrap(), None);
+    assert_eq!(w.store.tokens().await.unwrap(), vec![expected]);
+    assert_eq!(w.event_count().await, 1, "nothing written");
+}
