@@ -206,7 +206,11 @@ fn keys(settings: &Settings, command: KeysCommand) -> CliResult {
             Keyring::load(dir).map_err(|e| e.to_string())?;
             let kid = Keyring::generate_into(dir, time::now()).map_err(|e| e.to_string())?;
             println!("{kid}");
-            eprintln!("restart the server for the new key to sign; older keys keep verifying");
+            eprintln!(
+                "a running server signs with it within {} s (at once on SIGHUP or \
+                 POST /v1/keys/reload); older keys keep verifying",
+                crate::service::keys::WATCH_EVERY.as_secs()
+            );
         }
         KeysCommand::List => {
             let ring = Keyring::load_public(dir).map_err(|e| e.to_string())?;

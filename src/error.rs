@@ -100,6 +100,10 @@ pub enum ApiError {
     /// is shutting down or full: a retry after `Retry-After` may succeed.
     #[error("the database is unavailable; try again shortly")]
     Unavailable,
+    /// The keys directory could not be loaded as it is now (a key gone, a bad
+    /// file): the keys in use stay.
+    #[error("{0}")]
+    KeysNotReloaded(String),
 }
 
 /// The `Retry-After` of a 503 `database_unavailable`, in seconds.
@@ -132,6 +136,7 @@ impl From<ServiceError> for ApiError {
                 Self::Unavailable
             }
             ServiceError::Internal(cause) => Self::Internal(cause),
+            ServiceError::KeysNotReloaded(why) => Self::KeysNotReloaded(why),
         }
     }
 }
@@ -199,6 +204,7 @@ impl ApiError {
             Self::RateLimited { .. } => "rate_limited",
             Self::DeactivationLimitReached { .. } => "deactivation_limit_reached",
             Self::Internal(_) => "internal_error",
+            Self::KeysNotReloaded(_) => "keys_not_reloaded",
             Self::Unavailable => "database_unavailable",
         }
     }
@@ -297,6 +303,7 @@ impl ResponseError for ApiError {
                 StatusCode::TOO_MANY_REQUESTS
             }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::KeysNotReloaded(_) => StatusCode::CONFLICT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

@@ -18,6 +18,7 @@ use crate::domain::token::{NewApiToken, Role};
 use crate::error::ApiError;
 use crate::routes;
 use crate::server::ConnectionCap;
+use crate::service::keys::Keys;
 use crate::service::{AppState, Limits};
 use crate::storage::last_seen::LastSeen;
 use crate::storage::{self, KnownKey, Storage};
@@ -247,7 +248,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
     let state = web::Data::new(AppState {
         store,
         last_seen: Arc::clone(&last_seen),
-        keyring: Arc::new(ring),
+        keyring: Arc::new(Keys::new(ring, &settings.keys_dir)),
         catalog: Arc::clone(&catalog),
         issuer: settings.issuer.clone(),
         policies: Arc::new(policies),
@@ -258,6 +259,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         }),
         limits: Limits::new(&settings.late_claims, &settings.rate_limits),
     });
+    crate::service::keys::watch(Arc::clone(&state.keyring), Arc::clone(&state.store));
     let body_deadline = settings.server.body_deadline();
     let connection_cap = Arc::new(ConnectionCap::from_settings(settings));
     let server = HttpServer::new(move || {

@@ -91,6 +91,7 @@ route_table! {
     "/readyz" { get => health::readyz, Access::Anyone; }
     "/openapi.json" { get => openapi::document, Access::Anyone; }
     "/v1/keys" { get => keys::list, Access::Anyone; }
+    "/v1/keys/reload" { post => keys::reload, ADMIN; }
     "/v1/activations" { post => activations::activate, Access::LicenseKey; }
     "/v1/activations/{id}/deactivate" {
         post => activations::deactivate, Access::KeyOrRoles(&[Role::Support]);

@@ -220,6 +220,7 @@ impl Modify for FromRouteTable {
         super::health::readyz,
         document,
         super::keys::list,
+        super::keys::reload,
         super::activations::activate,
         super::activations::deactivate,
         super::activations::validate,

@@ -464,6 +464,17 @@ pub struct KeyList {
     pub keys: Vec<PublicKeyInfo>,
 }
 
+/// `POST /v1/keys/reload`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeysReloaded {
+    /// Key ids loaded now that were not in use before (empty: nothing new).
+    pub added: Vec<String>,
+    /// The key that signs from now on.
+    pub active: String,
+    /// Every signing key now in use, active and retired.
+    pub keys: Vec<PublicKeyInfo>,
+}
+
 /// `GET /v1/products`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProductList {

@@ -44,6 +44,9 @@ pub enum ServiceError {
     /// The database cannot be reached or is shutting down; retrying may help.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The keys directory could not be loaded as it is now: the keys in use stay.
+    #[error("keys not reloaded: {0}")]
+    KeysNotReloaded(String),
     /// Something failed on our side: the cause chain, for the log only.
     #[error("internal: {0}")]
     Internal(String),

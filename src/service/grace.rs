@@ -224,7 +224,7 @@ impl AppState {
                 (Some(l), Some(k))
             }
             None if decision.remedy == Remedy::Extend => {
-                (None, Some(self.reissue(&license, &stored)?))
+                (None, Some(self.reissue(&license, &stored).await?))
             }
             None => (None, None),
         };

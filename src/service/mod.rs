@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod grace;
+pub mod keys;
 pub mod limits;
 pub mod queries;
 
@@ -30,6 +31,7 @@ use crate::token::claims::{
 };
 use crate::token::Keyring;
 pub use error::ServiceError;
+use keys::Keys;
 use limits::{Limiter, PublicLimits, RateLimitSettings};
 
 /// Everything a request needs, shared by all workers.
@@ -38,8 +40,8 @@ pub struct AppState {
     pub store: Arc<dyn Storage>,
     /// Last-seen times noted by validations, written in bulk.
     pub last_seen: Arc<crate::storage::last_seen::LastSeen>,
-    /// The signing keys.
-    pub keyring: Arc<Keyring>,
+    /// The signing keys, reloaded when the keys directory changes.
+    pub keyring: Arc<Keys>,
     /// The products.
     pub catalog: Arc<Catalog>,
     /// The `iss` claim.
@@ -257,8 +259,8 @@ fn internal(what: &str) -> ServiceError {
 impl AppState {
     /// Signs a key for a new license with the active key.
     pub(crate) fn issue(&self, license: &License) -> Result<(String, IssuedKey), ServiceError> {
-        let active = self
-            .keyring
+        let ring = self.keyring.ring();
+        let active = ring
             .active()
             .ok_or_else(|| internal("no active signing key"))?;
         let kid = active.kid.clone();
@@ -267,15 +269,13 @@ impl AppState {
                 let claims = claims::license_claims(license, &self.issuer);
                 let payload = serde_json::to_string(&claims)
                     .map_err(|e| ServiceError::internal("claims", &e))?;
-                let token = self
-                    .keyring
+                let token = ring
                     .sign_with(&kid, payload.as_bytes())
                     .ok_or_else(|| internal("active key cannot sign"))?;
                 (token, payload)
             }
             KeyFormat::Short => {
-                let short = self
-                    .keyring
+                let short = ring
                     .short_key(&kid, &license.id)
                     .ok_or_else(|| internal("active key cannot derive"))?;
                 (short.to_string(), String::new())
@@ -293,18 +293,29 @@ impl AppState {
         ))
     }
 
-    /// The key a license was issued with, made again from what was stored.
-    pub fn reissue(&self, license: &License, stored: &StoredKey) -> Result<String, ServiceError> {
-        let key = match license.key_format {
-            KeyFormat::Signed => self
-                .keyring
-                .sign_with(&stored.kid, stored.payload.as_bytes()),
-            KeyFormat::Short => self
-                .keyring
-                .short_key(&stored.kid, &license.id)
-                .map(|k| k.to_string()),
-        };
-        key.ok_or_else(|| internal(&format!("signing key {} is missing", stored.kid)))
+    /// Loads the keys directory again (`POST /v1/keys/reload`, `SIGHUP`, the watch).
+    pub async fn reload_keys(&self, now: Timestamp) -> Result<keys::Reloaded, ServiceError> {
+        self.keyring
+            .reload(&*self.store, now)
+            .await
+            .map_err(|e| match e {
+                keys::ReloadError::Storage(e) => ServiceError::from(e),
+                other => ServiceError::KeysNotReloaded(other.to_string()),
+            })
+    }
+
+    /// The key a license was issued with, made again from what was stored (by a key
+    /// this instance may have to load first: see [`Keys::ring_with`]).
+    pub async fn reissue(
+        &self,
+        license: &License,
+        stored: &StoredKey,
+    ) -> Result<String, ServiceError> {
+        let ring = self
+            .keyring
+            .ring_with(&stored.kid, &*self.store, time::now())
+            .await;
+        reissue_with(&ring, license, stored)
     }
 
     fn prepare(
@@ -321,7 +332,11 @@ impl AppState {
         Ok((new, key, issued))
     }
 
-    fn finish(&self, outcome: MintOutcome, fresh_key: String) -> Result<Minted, ServiceError> {
+    async fn finish(
+        &self,
+        outcome: MintOutcome,
+        fresh_key: String,
+    ) -> Result<Minted, ServiceError> {
         Ok(match outcome {
             MintOutcome::Created(license) => Minted {
                 created: true,
@@ -330,7 +345,7 @@ impl AppState {
             },
             MintOutcome::Existing(license, stored) => Minted {
                 created: false,
-                key: self.reissue(&license, &stored)?,
+                key: self.reissue(&license, &stored).await?,
                 license,
             },
         })
@@ -345,7 +360,7 @@ impl AppState {
     ) -> Result<Minted, ServiceError> {
         let (new, key, issued) = self.prepare(req, now)?;
         let outcome = self.store.mint(new, issued, actor).await?;
-        self.finish(outcome, key)
+        self.finish(outcome, key).await
     }
 
     /// Mints a batch; each item gets its own result.
@@ -390,17 +405,18 @@ impl AppState {
             self.store.mint_batch(to_store, actor).await?
         };
         let mut stored = stored.into_iter().zip(keys);
-        Ok(results
-            .into_iter()
-            .map(|r| match r {
+        let mut answers = Vec::with_capacity(results.len());
+        for r in results {
+            answers.push(match r {
                 Some(done) => done,
                 None => match stored.next() {
-                    Some((Ok(outcome), key)) => self.finish(outcome, key).map_err(E::from),
+                    Some((Ok(outcome), key)) => self.finish(outcome, key).await.map_err(E::from),
                     Some((Err(e), _)) => Err(E::from(ServiceError::from(e))),
                     None => Err(E::from(internal("batch result missing"))),
                 },
-            })
-            .collect())
+            });
+        }
+        Ok(answers)
     }
 
     /// Activates a machine, or refreshes one that holds a seat, and signs its certificate.
@@ -656,13 +672,12 @@ impl AppState {
     }
 
     fn sign_active(&self, payload: &[u8]) -> Result<String, ServiceError> {
-        let kid = &self
-            .keyring
+        let ring = self.keyring.ring();
+        let kid = &ring
             .active()
             .ok_or_else(|| internal("no active signing key"))?
             .kid;
-        self.keyring
-            .sign_with(kid, payload)
+        ring.sign_with(kid, payload)
             .ok_or_else(|| internal("active key cannot sign"))
     }
 
@@ -702,7 +717,22 @@ impl AppState {
             .license(id)
             .await?
             .ok_or(StorageError::Domain(DomainError::LicenseNotFound))?;
-        let key = self.reissue(&license, &stored)?;
+        let key = self.reissue(&license, &stored).await?;
         Ok((license, key))
     }
+}
+
+/// The key a license was issued with, made again by `ring` from what was stored.
+fn reissue_with(
+    ring: &Keyring,
+    license: &License,
+    stored: &StoredKey,
+) -> Result<String, ServiceError> {
+    let key = match license.key_format {
+        KeyFormat::Signed => ring.sign_with(&stored.kid, stored.payload.as_bytes()),
+        KeyFormat::Short => ring
+            .short_key(&stored.kid, &license.id)
+            .map(|k| k.to_string()),
+    };
+    key.ok_or_else(|| internal(&format!("signing key {} is missing", stored.kid)))
 }

@@ -447,7 +447,11 @@ fn instances_starting_at_once_on_a_new_database_make_one_first_admin_token() {
         .iter()
         .filter(|d| d.data().join(token_file).exists())
         .collect();
-    assert_eq!(holders.len(), 1, "exactly one instance wrote the token file");
+    assert_eq!(
+        holders.len(),
+        1,
+        "exactly one instance wrote the token file"
+    );
     for d in &dirs {
         let left: Vec<_> = std::fs::read_dir(d.data())
             .unwrap()
@@ -468,4 +472,36 @@ fn instances_starting_at_once_on_a_new_database_make_one_first_admin_token() {
         .expect(200);
         assert_eq!(tokens["tokens"].as_array().unwrap().len(), 1, "{tokens}");
     }
+}
+
+#[test]
+fn a_key_rotated_beside_two_instances_signs_on_both_and_no_request_fails() {
+    let both = TwoInstances::start();
+    let bases: Vec<String> = both.servers.iter().map(ServerProcess::url).collect();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Mints on one instance, activates and fetches on the other, across the rotation.
+    let busy = crate::keys::keep_busy(bases.clone(), both.admin.clone(), Arc::clone(&stop));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = crate::helpers::cli_in(&both.dirs, &["keys", "rotate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let new_kid = stdout(&out).trim().to_owned();
+    // One instance is told at once; the other finds the key by its watch, or when
+    // asked for a license the first signed with it.
+    let reloaded = into_resp(
+        agent()
+            .post(&format!("{}/v1/keys/reload", bases[0]))
+            .set("Authorization", &format!("Bearer {}", both.admin))
+            .call(),
+    )
+    .expect(200);
+    assert_eq!(reloaded["active"], new_kid.as_str(), "{reloaded}");
+    for base in &bases {
+        crate::keys::wait_for_active(base, &new_kid);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (failures, keys) = busy.join().unwrap();
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert!(keys.len() > 2, "{keys:?}");
+    both.assert_chain_verifies();
 }
