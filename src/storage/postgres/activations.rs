@@ -23,11 +23,13 @@ use crate::storage::activation::{
 use crate::storage::last_seen::SeenTimes;
 use crate::storage::StorageError;
 
-/// A key's license with its first presentation and first activation times.
+/// A key's license with its first presentation and first activation times and
+/// the seats its machines hold.
 struct KeyedLicense {
     license: License,
     first_presented: Option<i64>,
     first_activated: Option<i64>,
+    seats_used: i64,
 }
 
 /// The license of a key (by its SHA-256), in one query; `lock` holds the license
@@ -38,7 +40,7 @@ async fn license_by_key<C: GenericClient>(
     lock: bool,
 ) -> Result<Option<KeyedLicense>, StorageError> {
     let sql = format!(
-        "SELECT {LICENSE_COLUMNS}, first_presented_at, first_activated_at
+        "SELECT {LICENSE_COLUMNS}, first_presented_at, first_activated_at, seats_used
          FROM license_keys JOIN licenses ON licenses.id = license_keys.license_id
          WHERE license_keys.key_hash = $1{}",
         if lock { " FOR UPDATE OF licenses" } else { "" }
@@ -50,6 +52,7 @@ async fn license_by_key<C: GenericClient>(
         license: license_from_row(&r)?,
         first_presented: r.try_get(LICENSE_COLUMN_COUNT)?,
         first_activated: r.try_get(LICENSE_COLUMN_COUNT + 1)?,
+        seats_used: r.try_get(LICENSE_COLUMN_COUNT + 2)?,
     }))
 }
 
@@ -93,6 +96,7 @@ pub(super) async fn activate_one(
         mut license,
         first_presented,
         first_activated,
+        mut seats_used,
     }) = license_by_key(&w.tx, &req.key_hash, true).await?
     else {
         return Ok(ActivationOutcome::NotFound);
@@ -127,6 +131,11 @@ pub(super) async fn activate_one(
             .map(|r| r.try_get(0))
             .collect::<Result<_, _>>()?;
         released.sort();
+        if !released.is_empty() {
+            let freed = i64::try_from(released.len()).unwrap_or(i64::MAX);
+            seats_used = (seats_used - freed).max(0);
+            free_seats(w, &license_id, freed).await?;
+        }
         for id in released {
             w.append(NewEvent::about(
                 &license_id,
@@ -150,17 +159,8 @@ pub(super) async fn activate_one(
     .as_ref()
     .map(activation_from_row)
     .transpose()?;
-    let active: i64 = opt(
-        &w.tx,
-        "SELECT count(*) FROM activations WHERE license_id = $1 AND deactivated_at IS NULL",
-        &[&license_id],
-    )
-    .await?
-    .map(|r| r.try_get(0))
-    .transpose()?
-    .unwrap_or(0);
     let seats = SeatUse {
-        active: u32::try_from(active).unwrap_or(u32::MAX),
+        active: u32::try_from(seats_used).unwrap_or(u32::MAX),
         this_machine_holds_one: existing.is_some(),
         ever_activated: first_activated.is_some(),
     };
@@ -182,6 +182,12 @@ pub(super) async fn activate_one(
                 &w.tx,
                 "UPDATE activations SET last_seen = $2 WHERE id = $1",
                 &[&a.id, &now.timestamp()],
+            )
+            .await?;
+            exec(
+                &w.tx,
+                "UPDATE licenses SET last_seen_at = $2 WHERE id = $1",
+                &[&license_id, &now.timestamp()],
             )
             .await?;
             a.last_seen = now;
@@ -207,14 +213,16 @@ pub(super) async fn activate_one(
                 license.updated_at = now;
                 update_license_state(w, &license).await?;
             }
-            if first_activation {
-                exec(
-                    &w.tx,
-                    "UPDATE licenses SET first_activated_at = $2 WHERE id = $1",
-                    &[&license_id, &now.timestamp()],
-                )
-                .await?;
-            }
+            // The seat, the first activation (planned from the same locked row) and
+            // the last-seen time in one statement.
+            exec(
+                &w.tx,
+                "UPDATE licenses SET seats_used = seats_used + 1, last_seen_at = $2,
+                     first_activated_at = CASE WHEN $3 THEN $2 ELSE first_activated_at END
+                 WHERE id = $1",
+                &[&license_id, &now.timestamp(), &first_activation],
+            )
+            .await?;
             let a = Activation {
                 id: req.id.clone(),
                 license_id: license_id.clone(),
@@ -247,12 +255,6 @@ pub(super) async fn activate_one(
             (a, true)
         }
     };
-    exec(
-        &w.tx,
-        "UPDATE licenses SET last_seen_at = $2 WHERE id = $1",
-        &[&license_id, &now.timestamp()],
-    )
-    .await?;
     Ok(ActivationOutcome::Granted {
         license: Box::new(license),
         activation: Box::new(activation),
@@ -262,6 +264,17 @@ pub(super) async fn activate_one(
 
 /// Records the first time a key is presented; nothing if it was presented before
 /// (the update is conditional, so two presentations at once write one event).
+/// Gives `n` seats of a license back (its machines were deactivated or released).
+async fn free_seats(w: &Write<'_>, license_id: &str, n: i64) -> Result<(), StorageError> {
+    exec(
+        &w.tx,
+        "UPDATE licenses SET seats_used = GREATEST(seats_used - $2, 0) WHERE id = $1",
+        &[&license_id, &n],
+    )
+    .await?;
+    Ok(())
+}
+
 pub(super) async fn mark_presented(
     w: &mut Write<'_>,
     license_id: &str,
@@ -346,6 +359,7 @@ pub(super) async fn deactivate_one(
                 &[&activation.id, &now.timestamp(), &by.as_str()],
             )
             .await?;
+            free_seats(w, &license.id, 1).await?;
             activation.deactivated_at = Some(now);
             let event = DeactivationPlan::freed_event(&machine, by, req.reason.clone());
             w.append(NewEvent::about(&license.id, now, actor, event))
@@ -368,6 +382,7 @@ pub(super) async fn key_facts<C: GenericClient>(
         license,
         first_presented,
         first_activated,
+        ..
     }) = license_by_key(c, key_hash, false).await?
     else {
         return Ok(None);

@@ -48,7 +48,7 @@ const TABLES: &[Table] = &[
             "created_at": Int, "updated_at": Int, "first_presented_at": Int,
             "first_activated_at": Int, "last_seen_at": Int, "price_amount": Int,
             "price_currency": Text, "supersedes": Text, "superseded_by": Text,
-            "due_amount": Int, "due_currency": Text,
+            "due_amount": Int, "due_currency": Text, "seats_used": Int,
         ],
     },
     Table {

@@ -7,7 +7,8 @@ use tokio_postgres::Client;
 /// Migration `n` (1-based) is `MIGRATIONS[n - 1]`. Times are Unix seconds, as on
 /// SQLite; JSON is kept as the text that was hashed into the audit chain (never
 /// `jsonb`, which would reorder it).
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE licenses (
     id                  TEXT PRIMARY KEY,
     product             TEXT NOT NULL,
@@ -157,7 +158,20 @@ CREATE TABLE claims (
     resolved_at  BIGINT
 );
 CREATE INDEX claims_by_status ON claims (status, created_at);
-"#];
+"#,
+    // Activation in constant time, however many machines a license holds: the live
+    // seats are a count kept on the license (changed in the transaction that takes
+    // or frees a seat), and the release of unseen machines reads only those unseen.
+    r#"
+ALTER TABLE licenses ADD COLUMN seats_used BIGINT NOT NULL DEFAULT 0;
+UPDATE licenses SET seats_used = (
+    SELECT count(*) FROM activations
+    WHERE activations.license_id = licenses.id AND deactivated_at IS NULL
+);
+CREATE INDEX activations_unseen ON activations (license_id, last_seen)
+    WHERE deactivated_at IS NULL;
+"#,
+];
 
 /// The schema version this binary writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -21,11 +21,13 @@ use crate::storage::activation::{
 use crate::storage::last_seen::SeenTimes;
 use crate::storage::StorageError;
 
-/// A key's license with its first presentation and first activation times.
+/// A key's license with its first presentation and first activation times and
+/// the seats its machines hold.
 struct KeyedLicense {
     license: License,
     first_presented: Option<i64>,
     first_activated: Option<i64>,
+    seats_used: u32,
 }
 
 /// The license of a key (by its SHA-256), in one query: the hot path of every
@@ -36,7 +38,7 @@ fn license_by_key(
 ) -> Result<Option<KeyedLicense>, StorageError> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "SELECT {LICENSE_COLUMNS}, first_presented_at, first_activated_at
+            "SELECT {LICENSE_COLUMNS}, first_presented_at, first_activated_at, seats_used
              FROM license_keys JOIN licenses ON licenses.id = license_keys.license_id
              WHERE license_keys.key_hash = ?1"
         )
@@ -48,6 +50,7 @@ fn license_by_key(
                 license: license_from_row(r)?,
                 first_presented: r.get(LICENSE_COLUMN_COUNT)?,
                 first_activated: r.get(LICENSE_COLUMN_COUNT + 1)?,
+                seats_used: r.get(LICENSE_COLUMN_COUNT + 2)?,
             })
         })
         .optional()?)
@@ -99,6 +102,7 @@ pub(super) fn activate_one(
         mut license,
         first_presented,
         first_activated,
+        mut seats_used,
     }) = license_by_key(ctx.conn, &req.key_hash)?
     else {
         return Ok(ActivationOutcome::NotFound);
@@ -129,6 +133,12 @@ pub(super) fn activate_one(
                 |r| r.get(0),
             )?
             .collect::<rusqlite::Result<_>>()?;
+        if !released.is_empty() {
+            // At most the seats held: the count cannot go below zero.
+            let freed = u32::try_from(released.len()).unwrap_or(u32::MAX);
+            seats_used = seats_used.saturating_sub(freed);
+            free_seats(ctx, &license_id, freed)?;
+        }
         for id in released {
             ctx.append(NewEvent::about(
                 &license_id,
@@ -147,14 +157,8 @@ pub(super) fn activate_one(
         ))?
         .query_row(params![license_id, fingerprint], activation_from_row)
         .optional()?;
-    let active: u32 = ctx
-        .conn
-        .prepare_cached(
-            "SELECT count(*) FROM activations WHERE license_id = ?1 AND deactivated_at IS NULL",
-        )?
-        .query_row([&license_id], |r| r.get(0))?;
     let seats = SeatUse {
-        active,
+        active: seats_used,
         this_machine_holds_one: existing.is_some(),
         ever_activated: first_activated.is_some(),
     };
@@ -174,6 +178,9 @@ pub(super) fn activate_one(
             ctx.conn
                 .prepare_cached("UPDATE activations SET last_seen = ?2 WHERE id = ?1")?
                 .execute(params![a.id, now.timestamp()])?;
+            ctx.conn
+                .prepare_cached("UPDATE licenses SET last_seen_at = ?2 WHERE id = ?1")?
+                .execute(params![license_id, now.timestamp()])?;
             a.last_seen = now;
             ctx.append(NewEvent::about(&license_id, now, Actor::LicenseKey, event))?;
             (a, false)
@@ -196,11 +203,15 @@ pub(super) fn activate_one(
                 license.updated_at = now;
                 update_license_state(ctx, &license)?;
             }
-            if first_activation {
-                ctx.conn
-                    .prepare_cached("UPDATE licenses SET first_activated_at = ?2 WHERE id = ?1")?
-                    .execute(params![license_id, now.timestamp()])?;
-            }
+            // The seat, the first activation (planned from the same row) and the
+            // last-seen time in one statement.
+            ctx.conn
+                .prepare_cached(
+                    "UPDATE licenses SET seats_used = seats_used + 1, last_seen_at = ?2,
+                         first_activated_at = CASE WHEN ?3 THEN ?2 ELSE first_activated_at END
+                     WHERE id = ?1",
+                )?
+                .execute(params![license_id, now.timestamp(), first_activation])?;
             let a = Activation {
                 id: req.id.clone(),
                 license_id: license_id.clone(),
@@ -228,14 +239,19 @@ pub(super) fn activate_one(
             (a, true)
         }
     };
-    ctx.conn
-        .prepare_cached("UPDATE licenses SET last_seen_at = ?2 WHERE id = ?1")?
-        .execute(params![license_id, now.timestamp()])?;
     Ok(ActivationOutcome::Granted {
         license: Box::new(license),
         activation: Box::new(activation),
         created,
     })
+}
+
+/// Gives `n` seats of a license back (its machines were deactivated or released).
+fn free_seats(ctx: &WriteCtx<'_>, license_id: &str, n: u32) -> Result<(), StorageError> {
+    ctx.conn
+        .prepare_cached("UPDATE licenses SET seats_used = max(seats_used - ?2, 0) WHERE id = ?1")?
+        .execute(params![license_id, n])?;
+    Ok(())
 }
 
 /// Records the first time a key is presented; nothing if it was presented before
@@ -316,6 +332,7 @@ pub(super) fn deactivate_one(
                     "UPDATE activations SET deactivated_at = ?2, deactivated_by = ?3 WHERE id = ?1",
                 )?
                 .execute(params![activation.id, now.timestamp(), by.as_str()])?;
+            free_seats(ctx, &license.id, 1)?;
             activation.deactivated_at = Some(now);
             let event = DeactivationPlan::freed_event(&machine, by, req.reason.clone());
             ctx.append(NewEvent::about(&license.id, now, actor, event))?;
@@ -337,6 +354,7 @@ pub(super) fn key_facts(
         license,
         first_presented,
         first_activated,
+        ..
     }) = license_by_key(conn, key_hash)?
     else {
         return Ok(None);

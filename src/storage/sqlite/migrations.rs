@@ -182,6 +182,18 @@ CREATE TABLE event_repeats (
     UNIQUE (license_id, window)
 ) STRICT;
 "#,
+    // Activation in constant time, however many machines a license holds: the live
+    // seats are a count kept on the license (changed in the transaction that takes
+    // or frees a seat), and the release of unseen machines reads only those unseen.
+    r#"
+ALTER TABLE licenses ADD COLUMN seats_used INTEGER NOT NULL DEFAULT 0;
+UPDATE licenses SET seats_used = (
+    SELECT count(*) FROM activations
+    WHERE activations.license_id = licenses.id AND deactivated_at IS NULL
+);
+CREATE INDEX activations_unseen ON activations (license_id, last_seen)
+    WHERE deactivated_at IS NULL;
+"#,
 ];
 
 /// The schema version this binary writes.
@@ -241,6 +253,35 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v, CURRENT_VERSION);
+    }
+
+    #[test]
+    fn the_seat_count_starts_from_the_machines_a_database_already_holds() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        // The schema as version 4 left it, with two live machines and a freed one.
+        for sql in &MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.execute_batch(
+            "INSERT INTO licenses (id, product, order_id, purchased_at, duration_from, seats,
+                 entitlements, status, key_format, request_hash, created_at, updated_at)
+             VALUES ('lic_a', 'p', 'o-1', 0, 'purchase', 3, '[]', 'active', 'signed', x'00', 0, 0),
+                    ('lic_b', 'p', 'o-2', 0, 'purchase', 3, '[]', 'active', 'signed', x'00', 0, 0);
+             INSERT INTO activations (id, license_id, fingerprint, activated_at, last_seen,
+                 deactivated_at)
+             VALUES ('act_1', 'lic_a', 'f1', 0, 0, NULL), ('act_2', 'lic_a', 'f2', 0, 0, NULL),
+                    ('act_3', 'lic_a', 'f3', 0, 0, 5);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let used = |id: &str| -> i64 {
+            conn.query_row("SELECT seats_used FROM licenses WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        assert_eq!((used("lic_a"), used("lic_b")), (2, 0));
     }
 
     #[test]

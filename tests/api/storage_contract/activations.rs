@@ -4,7 +4,7 @@
 use keyclerk::domain::activation::{Refusal, SeatPolicy};
 use keyclerk::domain::audit::{Actor, AuditEvent, DeactivatedBy, PresentedBy};
 use keyclerk::domain::ids::new_id;
-use keyclerk::domain::time::plus_days;
+use keyclerk::domain::time::{plus_days, Timestamp};
 use keyclerk::storage::activation::{
     ActivationOutcome, Deactivation, DeactivationOutcome, Deactivator, Policies,
 };
@@ -761,4 +761,74 @@ pub async fn a_history_page_starts_after_its_cursor(w: World) {
         .await
         .unwrap();
     assert!(past.is_empty());
+}
+
+/// Whether an activation of `fingerprint` is refused for want of a seat.
+async fn refused_for_seats(w: &World, key: [u8; 32], fingerprint: &str, at: Timestamp) -> bool {
+    matches!(
+        w.activate(key, fingerprint, at).await,
+        ActivationOutcome::Refused(Refusal::SeatLimitReached)
+    )
+}
+
+pub async fn the_seats_held_follow_every_way_a_seat_is_taken_and_freed(w: World) {
+    // studio-suite: 10 seats, machines unseen for 90 days are released.
+    let (l, key) = w.mint("studio-suite", "o-1").await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(w.take_seat(key, &format!("fp-{i}"), w.t0).await);
+    }
+    assert!(refused_for_seats(&w, key, "fp-extra", w.t0).await);
+    // A machine holding a seat refreshes at the limit.
+    assert_eq!(w.take_seat(key, "fp-3", w.day(1)).await, ids[3]);
+    // Support frees one: one more machine fits, not two.
+    let freed = w
+        .store
+        .deactivate(
+            deactivation(&ids[0], Deactivator::Support(support()), &w.policies),
+            w.day(1),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        freed,
+        DeactivationOutcome::Deactivated { already: false, .. }
+    ));
+    let tenth = w.take_seat(key, "fp-10", w.day(1)).await;
+    assert!(refused_for_seats(&w, key, "fp-extra", w.day(1)).await);
+    // Freeing the same machine again gives nothing back.
+    let again = w
+        .store
+        .deactivate(
+            deactivation(&ids[0], Deactivator::Support(support()), &w.policies),
+            w.day(2),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        again,
+        DeactivationOutcome::Deactivated { already: true, .. }
+    ));
+    assert!(refused_for_seats(&w, key, "fp-extra", w.day(2)).await);
+    // fp-1, fp-2 and fp-4 are never seen again; the others are seen on day 60: at
+    // day 95 the three are released, three newcomers fit and the fourth does not.
+    let mut times = SeenTimes::default();
+    for id in ids.iter().skip(5).chain([&ids[3], &tenth]) {
+        times.note(&l.id, Some(id), w.day(60));
+    }
+    w.store.record_last_seen(times).await.unwrap();
+    let at = w.day(95);
+    for fp in ["fp-a", "fp-b", "fp-c"] {
+        w.take_seat(key, fp, at).await;
+    }
+    assert!(refused_for_seats(&w, key, "fp-d", at).await);
+    let live = w
+        .store
+        .activations(&l.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.deactivated_at.is_none())
+        .count();
+    assert_eq!(live, 10);
 }

@@ -165,6 +165,7 @@ macro_rules! suite {
             activations::a_customer_deactivates_only_with_the_key_of_its_license,
             activations::the_churn_limit_counts_only_the_customers_deactivations,
             activations::released_machines_do_not_count_toward_the_churn_limit,
+            activations::the_seats_held_follow_every_way_a_seat_is_taken_and_freed,
             activations::key_facts_tell_validation_what_it_needs,
             activations::last_seen_times_never_move_backwards,
             grace::an_extension_reopens_the_window_and_stores_the_fresh_key,
