@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use keyclerk::token::paserk;
 use serde_json::json;
 
-use crate::helpers::{stderr, stdout, try_start, Dirs, TestServer};
+use crate::helpers::{both_engines, stderr, stdout, try_start, Dirs, Engine, TestServer};
 
 #[test]
 fn the_published_keys_are_k4_public_with_their_k4_pid() {
@@ -17,9 +17,9 @@ fn the_published_keys_are_k4_public_with_their_k4_pid() {
     assert_eq!(key["kid"].as_str(), paserk::pid(&public).as_deref());
 }
 
-#[test]
-fn after_rotation_the_new_key_signs_and_the_retired_key_still_verifies() {
-    let server = TestServer::start();
+both_engines!(after_rotation_the_new_key_signs_and_the_retired_key_still_verifies);
+fn after_rotation_the_new_key_signs_and_the_retired_key_still_verifies(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let old = server
         .mint(json!({"product": "photo-pro", "order_id": "R-1"}))
         .expect(201);
@@ -90,9 +90,9 @@ fn serve_refuses_a_private_key_that_others_can_read() {
     assert!(try_start(dirs.settings(), false).is_ok());
 }
 
-#[test]
-fn a_keyring_that_lost_a_key_the_database_used_is_refused_unless_forced() {
-    let dirs = TestServer::start().stop();
+both_engines!(a_keyring_that_lost_a_key_the_database_used_is_refused_unless_forced);
+fn a_keyring_that_lost_a_key_the_database_used_is_refused_unless_forced(engine: Engine) {
+    let dirs = TestServer::start_on(engine).stop();
     std::fs::remove_dir_all(dirs.keys()).unwrap();
     let err = try_start(dirs.settings(), false).err().unwrap();
     assert!(
