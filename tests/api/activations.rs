@@ -6,7 +6,7 @@ use keyclerk::domain::time;
 use keyclerk::token::{paserk, paseto};
 use serde_json::{json, Value};
 
-use crate::helpers::{flip_one_char, Resp, TestServer};
+use crate::helpers::{both_engines, flip_one_char, Engine, Resp, TestServer};
 
 fn mint(server: &TestServer, body: Value) -> (String, String) {
     let minted = server.mint(body).expect(201);
@@ -45,9 +45,11 @@ fn certificate_claims(server: &TestServer, certificate: &str) -> Value {
     serde_json::from_slice(&parts.verify(&key, b"").unwrap()).unwrap()
 }
 
-#[test]
-fn a_first_activation_takes_a_seat_starts_the_year_and_returns_a_signed_certificate() {
-    let server = TestServer::start();
+both_engines!(a_first_activation_takes_a_seat_starts_the_year_and_returns_a_signed_certificate);
+fn a_first_activation_takes_a_seat_starts_the_year_and_returns_a_signed_certificate(
+    engine: Engine,
+) {
+    let server = TestServer::start_on(engine);
     let (id, key) = mint(
         &server,
         json!({"product": "photo-pro", "order_id": "ACT-1"}),
@@ -74,9 +76,9 @@ fn a_first_activation_takes_a_seat_starts_the_year_and_returns_a_signed_certific
     );
 }
 
-#[test]
-fn the_same_fingerprint_again_takes_no_new_seat_and_gets_a_fresh_certificate() {
-    let server = TestServer::start();
+both_engines!(the_same_fingerprint_again_takes_no_new_seat_and_gets_a_fresh_certificate);
+fn the_same_fingerprint_again_takes_no_new_seat_and_gets_a_fresh_certificate(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let (_, key) = mint(
         &server,
         json!({"product": "photo-pro", "order_id": "ACT-2", "seats": 1}),
@@ -87,14 +89,14 @@ fn the_same_fingerprint_again_takes_no_new_seat_and_gets_a_fresh_certificate() {
     activate(&server, &key, "fp-b").expect_problem(409, "seat_limit_reached");
 }
 
-#[test]
-fn unknown_malformed_and_forged_keys_are_all_license_not_found() {
-    let server = TestServer::start();
+both_engines!(unknown_malformed_and_forged_keys_are_all_license_not_found);
+fn unknown_malformed_and_forged_keys_are_all_license_not_found(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let (_, key) = mint(
         &server,
         json!({"product": "photo-pro", "order_id": "ACT-3"}),
     );
-    let other = TestServer::start();
+    let other = TestServer::start_on(engine);
     let (_, foreign) = mint(&other, json!({"product": "photo-pro", "order_id": "ACT-3"}));
     for (case, k) in [
         ("flipped", flip_one_char(&key)),
@@ -111,9 +113,9 @@ fn unknown_malformed_and_forged_keys_are_all_license_not_found() {
     }
 }
 
-#[test]
-fn closed_licenses_and_closed_windows_are_refused_with_their_codes() {
-    let server = TestServer::start();
+both_engines!(closed_licenses_and_closed_windows_are_refused_with_their_codes);
+fn closed_licenses_and_closed_windows_are_refused_with_their_codes(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let (_, late) = mint(
         &server,
         json!({"product": "photo-pro", "order_id": "ACT-4",
@@ -170,9 +172,9 @@ fn closed_licenses_and_closed_windows_are_refused_with_their_codes() {
     );
 }
 
-#[test]
-fn a_hundred_concurrent_machines_on_five_seats_get_exactly_five() {
-    let server = Arc::new(TestServer::start());
+both_engines!(a_hundred_concurrent_machines_on_five_seats_get_exactly_five);
+fn a_hundred_concurrent_machines_on_five_seats_get_exactly_five(engine: Engine) {
+    let server = Arc::new(TestServer::start_on(engine));
     let (id, key) = mint(
         &server,
         json!({"product": "studio-suite", "order_id": "ACT-RACE", "seats": 5}),
@@ -199,9 +201,9 @@ fn a_hundred_concurrent_machines_on_five_seats_get_exactly_five() {
     assert_eq!(seats_taken(&server, &id), 5);
 }
 
-#[test]
-fn fifty_concurrent_activations_of_one_machine_take_one_seat() {
-    let server = Arc::new(TestServer::start());
+both_engines!(fifty_concurrent_activations_of_one_machine_take_one_seat);
+fn fifty_concurrent_activations_of_one_machine_take_one_seat(engine: Engine) {
+    let server = Arc::new(TestServer::start_on(engine));
     let (id, key) = mint(
         &server,
         json!({"product": "studio-suite", "order_id": "ACT-SAME", "seats": 5}),
@@ -255,9 +257,9 @@ fn event_kinds(server: &TestServer, id: &str) -> Vec<Value> {
         .clone()
 }
 
-#[test]
-fn a_deactivated_machine_frees_its_seat_for_another() {
-    let server = TestServer::start();
+both_engines!(a_deactivated_machine_frees_its_seat_for_another);
+fn a_deactivated_machine_frees_its_seat_for_another(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let (id, key) = mint(
         &server,
         json!({"product": "photo-pro", "order_id": "DEACT-1", "seats": 1}),
@@ -291,9 +293,9 @@ fn a_deactivated_machine_frees_its_seat_for_another() {
     assert_eq!(deactivations[0]["actor"]["type"], "license_key");
 }
 
-#[test]
-fn another_licenses_key_or_a_bad_id_cannot_deactivate() {
-    let server = TestServer::start();
+both_engines!(another_licenses_key_or_a_bad_id_cannot_deactivate);
+fn another_licenses_key_or_a_bad_id_cannot_deactivate(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let (_, key) = mint(
         &server,
         json!({"product": "photo-pro", "order_id": "DEACT-2"}),
@@ -340,9 +342,9 @@ fn another_licenses_key_or_a_bad_id_cannot_deactivate() {
         .expect_problem(401, "invalid_token");
 }
 
-#[test]
-fn churn_past_the_limit_is_refused_but_support_frees_a_lost_machine() {
-    let server = TestServer::start_with(crate::helpers::Dirs::new(), |s| {
+both_engines!(churn_past_the_limit_is_refused_but_support_frees_a_lost_machine);
+fn churn_past_the_limit_is_refused_but_support_frees_a_lost_machine(engine: Engine) {
+    let server = TestServer::start_with(crate::helpers::Dirs::on(engine), |s| {
         s.products
             .get_mut("studio-suite")
             .unwrap()

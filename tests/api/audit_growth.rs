@@ -5,7 +5,7 @@
 use keyclerk::domain::time;
 use serde_json::{json, Value};
 
-use crate::helpers::{into_resp, stdout, Resp, TestServer};
+use crate::helpers::{both_engines, into_resp, stdout, Engine, Resp, TestServer};
 
 fn days_ago(days: i64) -> String {
     time::format(time::now() - chrono::Duration::days(days))
@@ -49,9 +49,9 @@ fn audit_verifies(server: &TestServer) {
     assert!(out.status.success(), "audit verify: {}", stdout(&out));
 }
 
-#[test]
-fn fifty_refusals_of_one_machine_are_one_chained_event_with_a_count() {
-    let server = TestServer::start();
+both_engines!(fifty_refusals_of_one_machine_are_one_chained_event_with_a_count);
+fn fifty_refusals_of_one_machine_are_one_chained_event_with_a_count(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let (id, key) = mint(&server, "GROW-1", 365);
     for _ in 0..50 {
         activate(&server, &key, "fp-leaked").expect_problem(403, "activation_window_closed");
@@ -70,9 +70,9 @@ fn fifty_refusals_of_one_machine_are_one_chained_event_with_a_count() {
     audit_verifies(&server);
 }
 
-#[test]
-fn refreshes_of_one_machine_are_counted_not_chained_each() {
-    let server = TestServer::start();
+both_engines!(refreshes_of_one_machine_are_counted_not_chained_each);
+fn refreshes_of_one_machine_are_counted_not_chained_each(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let (id, key) = mint(&server, "GROW-2", 1);
     activate(&server, &key, "fp-1").expect(201);
     for _ in 0..49 {
@@ -90,9 +90,9 @@ fn refreshes_of_one_machine_are_counted_not_chained_each() {
     audit_verifies(&server);
 }
 
-#[test]
-fn the_evidence_of_a_late_claim_counts_every_refused_attempt() {
-    let server = TestServer::start();
+both_engines!(the_evidence_of_a_late_claim_counts_every_refused_attempt);
+fn the_evidence_of_a_late_claim_counts_every_refused_attempt(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let support = server.token("support");
     let (id, key) = mint(&server, "GROW-3", 365);
     for _ in 0..5 {
@@ -111,9 +111,9 @@ fn the_evidence_of_a_late_claim_counts_every_refused_attempt() {
     assert_eq!(refused[0]["attempts"], 5);
 }
 
-#[test]
-fn the_history_is_paged_with_limit_and_after() {
-    let server = TestServer::start();
+both_engines!(the_history_is_paged_with_limit_and_after);
+fn the_history_is_paged_with_limit_and_after(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let (id, _) = mint(&server, "GROW-4", 1);
     for action in ["suspend", "reinstate", "suspend", "reinstate"] {
         server
@@ -165,9 +165,9 @@ fn grace(server: &TestServer, token: &str, id: &str, body: &Value, idem: &str) -
     into_resp(r.send_json(body.clone()))
 }
 
-#[test]
-fn an_idempotency_key_is_scoped_to_its_license() {
-    let server = TestServer::start();
+both_engines!(an_idempotency_key_is_scoped_to_its_license);
+fn an_idempotency_key_is_scoped_to_its_license(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let support = server.token("support");
     let other_agent = server.token("support");
     let (first, _) = mint(&server, "GROW-5a", 365);

@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use keyclerk::startup::ADMIN_TOKEN_FILE;
 use serde_json::json;
 
-use crate::helpers::TestServer;
+use crate::helpers::{both_engines, Engine, TestServer};
 
 #[test]
 fn the_first_start_writes_an_admin_token_to_a_private_file() {
@@ -17,9 +17,9 @@ fn the_first_start_writes_an_admin_token_to_a_private_file() {
     server.get("/v1/tokens", Some(&server.admin)).expect(200);
 }
 
-#[test]
-fn missing_malformed_unknown_and_revoked_tokens_get_401() {
-    let server = TestServer::start();
+both_engines!(missing_malformed_unknown_and_revoked_tokens_get_401);
+fn missing_malformed_unknown_and_revoked_tokens_get_401(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let mint = json!({"product": "photo-pro", "order_id": "AU-1"});
     let missing = server.post("/v1/licenses", None, &mint);
     missing.expect_problem(401, "missing_token");
@@ -64,9 +64,9 @@ fn missing_malformed_unknown_and_revoked_tokens_get_401() {
         .expect_problem(401, "token_revoked");
 }
 
-#[test]
-fn a_wrong_role_gets_403() {
-    let server = TestServer::start();
+both_engines!(a_wrong_role_gets_403);
+fn a_wrong_role_gets_403(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let support = server.token("support");
     let vendor = server.token("vendor");
     server
@@ -88,9 +88,9 @@ fn a_wrong_role_gets_403() {
         .expect_problem(403, "forbidden");
 }
 
-#[test]
-fn token_listings_never_show_secrets() {
-    let server = TestServer::start();
+both_engines!(token_listings_never_show_secrets);
+fn token_listings_never_show_secrets(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let vendor = server.token("vendor");
     let listed = server
         .get("/v1/tokens", Some(&server.admin))

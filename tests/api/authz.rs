@@ -6,7 +6,7 @@
 use keyclerk::routes::{Access, ROUTES};
 use serde_json::json;
 
-use crate::helpers::{into_resp, Resp, TestServer};
+use crate::helpers::{both_engines, into_resp, Engine, Resp, TestServer};
 
 #[derive(Debug, Clone, Copy)]
 enum Cred<'a> {
@@ -42,9 +42,9 @@ fn call(server: &TestServer, method: &str, path: &str, cred: Cred<'_>) -> Resp {
     })
 }
 
-#[test]
-fn every_route_answers_each_credential_as_its_access_says() {
-    let server = TestServer::start();
+both_engines!(every_route_answers_each_credential_as_its_access_says);
+fn every_route_answers_each_credential_as_its_access_says(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let vendor = server.token("vendor");
     let support = server.token("support");
     let made = server

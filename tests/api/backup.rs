@@ -1,12 +1,17 @@
-//! `keyclerk backup PATH` while the server takes writes, and a restore from it.
+//! A backup while the server takes writes, and a restore from it: on SQLite with
+//! `keyclerk backup PATH`; on PostgreSQL with the `pg_dump` and `pg_restore`
+//! commands `keyclerk backup` prints instead, run as printed.
 
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{cli_in, stderr, stdout, Dirs, TestServer};
+use crate::helpers::{both_engines, cli_in, stderr, stdout, Dirs, Engine, TestServer};
+use crate::pg::Database;
 use crate::process::{admin_token, agent, ServerProcess};
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
@@ -17,9 +22,79 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
-#[test]
-fn a_backup_taken_under_writes_restores_into_a_working_server() {
-    let dirs = Dirs::new();
+/// Backs up the database of `dirs` into `file` as an operator would on its engine;
+/// on PostgreSQL, returns the restore command keyclerk printed.
+fn back_up(dirs: &Dirs, file: &Path) -> Option<String> {
+    let out = cli_in(dirs, &["backup", file.to_str().unwrap()]);
+    if dirs.database.is_none() {
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains("chain verified"), "{}", stdout(&out));
+        return None;
+    }
+    // keyclerk refuses, naming the commands that do it.
+    assert!(
+        !out.status.success(),
+        "keyclerk backup copied a PostgreSQL database"
+    );
+    let advice = stderr(&out);
+    let command = |tool: &str| {
+        advice
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(&format!("{tool} ")))
+            .unwrap_or_else(|| panic!("no {tool} command in: {advice}"))
+            .to_owned()
+    };
+    run_pg_tool(&command("pg_dump"));
+    Some(command("pg_restore"))
+}
+
+/// Runs a command line of PostgreSQL's client tools, from the test server's binaries.
+fn run_pg_tool(command: &str) {
+    let bin = std::env::var("KC_TEST_POSTGRES_BIN")
+        .unwrap_or_else(|_| panic!("KC_TEST_POSTGRES_BIN is not set: {command} needs it"));
+    let path = format!("{bin}:{}", std::env::var("PATH").unwrap_or_default());
+    let out = Command::new("sh")
+        .args(["-c", command])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{command}: {}", stderr(&out));
+}
+
+/// A new home holding the backup in `file` of the server in `dirs`, with its admin
+/// token file and keys; on PostgreSQL, restored into an empty database with
+/// `pg_restore`, the command keyclerk printed.
+fn restore(dirs: &Dirs, file: &Path, pg_restore: Option<String>) -> Dirs {
+    let restored = match pg_restore {
+        None => {
+            let restored = Dirs::new();
+            std::fs::create_dir_all(restored.data()).unwrap();
+            std::fs::copy(file, restored.data().join("keyclerk.db")).unwrap();
+            restored
+        }
+        Some(command) => {
+            let mut restored = Dirs::new();
+            let empty = Database::empty();
+            let backed_up = dirs.database_url().unwrap();
+            run_pg_tool(&command.replace(backed_up, &empty.url));
+            restored.database = Some(empty);
+            std::fs::create_dir_all(restored.data()).unwrap();
+            restored
+        }
+    };
+    std::fs::copy(
+        dirs.data().join("admin-token"),
+        restored.data().join("admin-token"),
+    )
+    .unwrap();
+    copy_dir(&dirs.keys(), &restored.keys());
+    restored
+}
+
+both_engines!(a_backup_taken_under_writes_restores_into_a_working_server);
+fn a_backup_taken_under_writes_restores_into_a_working_server(engine: Engine) {
+    let dirs = Dirs::on(engine);
     let server = ServerProcess::spawn(&dirs, &[]);
     let (url, admin) = (server.url(), admin_token(&dirs));
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -63,11 +138,9 @@ fn a_backup_taken_under_writes_restores_into_a_working_server() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let before_backup = acked.lock().unwrap().clone();
-    let file = dirs.root.path().join("keyclerk-backup.db");
-    let out = cli_in(&dirs, &["backup", file.to_str().unwrap()]);
+    let file = dirs.root.path().join("keyclerk-backup");
+    let pg_restore = back_up(&dirs, &file);
     let during = acked.lock().unwrap().len();
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("chain verified"), "{}", stdout(&out));
     // The clients kept writing while the copy was made.
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::SeqCst);
@@ -79,32 +152,22 @@ fn a_backup_taken_under_writes_restores_into_a_working_server() {
     let all = acked.lock().unwrap().clone();
     assert!(all.len() > during, "no write after the backup started");
 
-    // A second backup never overwrites the first.
-    let again = cli_in(&dirs, &["backup", file.to_str().unwrap()]);
-    assert!(!again.status.success());
-    assert!(
-        stderr(&again).contains("already exists"),
-        "{}",
-        stderr(&again)
-    );
-    #[cfg(unix)]
-    {
+    if engine == Engine::Sqlite {
+        // A second backup never overwrites the first.
+        let again = cli_in(&dirs, &["backup", file.to_str().unwrap()]);
+        assert!(!again.status.success());
+        assert!(
+            stderr(&again).contains("already exists"),
+            "{}",
+            stderr(&again)
+        );
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&file).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "the backup is readable by others");
     }
     drop(server.stop());
 
-    // Restore: the backup file becomes the database of a new data directory.
-    let restored = Dirs::new();
-    std::fs::create_dir_all(restored.data()).unwrap();
-    std::fs::copy(&file, restored.data().join("keyclerk.db")).unwrap();
-    std::fs::copy(
-        dirs.data().join("admin-token"),
-        restored.data().join("admin-token"),
-    )
-    .unwrap();
-    copy_dir(&dirs.keys(), &restored.keys());
+    let restored = restore(&dirs, &file, pg_restore);
     let server = TestServer::start_in(restored);
     let page = |after: Option<&str>| {
         let q = after.map_or(String::new(), |a| format!("&after={a}"));
@@ -169,4 +232,28 @@ fn backup_without_a_database_says_so() {
         stderr(&out)
     );
     assert!(!dirs.root.path().join("copy.db").exists());
+}
+
+#[test]
+fn backup_on_postgres_names_the_pg_dump_command() {
+    let db = Database::create();
+    let dirs = Dirs::new();
+    let url = db.url.replacen("postgres@", "postgres:s3cret@", 1);
+    let out = Command::new(env!("CARGO_BIN_EXE_keyclerk"))
+        .args(["backup", "kc.dump"])
+        .current_dir(dirs.root.path())
+        .env("KEYCLERK_DATA_DIR", dirs.data())
+        .env("KEYCLERK_DATABASE__URL", &url)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let message = stderr(&out);
+    assert!(
+        message.contains(&format!(
+            "pg_dump --format=custom --file='kc.dump' '{}'",
+            db.url
+        )),
+        "{message}"
+    );
+    assert!(!message.contains("s3cret"), "{message}");
 }

@@ -3,11 +3,13 @@
 use keyclerk::token::Keyring;
 use serde_json::json;
 
-use crate::helpers::{cli_in, flip_one_char, stderr, stdout, Dirs, TestServer};
+use crate::helpers::{
+    both_engines, cli_in, flip_one_char, stderr, stdout, Dirs, Engine, TestServer,
+};
 
-#[test]
-fn tokens_create_prints_the_secret_alone_and_it_works_against_the_running_server() {
-    let server = TestServer::start();
+both_engines!(tokens_create_prints_the_secret_alone_and_it_works_against_the_running_server);
+fn tokens_create_prints_the_secret_alone_and_it_works_against_the_running_server(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let out = server.cli(&["tokens", "create", "--role", "vendor", "--name", "shop"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let printed = stdout(&out);
@@ -94,9 +96,11 @@ fn verify_works_from_a_public_key_alone() {
     assert!(!out.status.success());
 }
 
-#[test]
-fn audit_verify_passes_on_an_intact_chain_and_names_the_first_edited_or_removed_event() {
-    let server = TestServer::start();
+both_engines!(audit_verify_passes_on_an_intact_chain_and_names_the_first_edited_or_removed_event);
+fn audit_verify_passes_on_an_intact_chain_and_names_the_first_edited_or_removed_event(
+    engine: Engine,
+) {
+    let server = TestServer::start_on(engine);
     for i in 0..4 {
         server
             .mint(json!({"product": "photo-pro", "order_id": format!("AV-{i}")}))
@@ -107,20 +111,12 @@ fn audit_verify_passes_on_an_intact_chain_and_names_the_first_edited_or_removed_
     assert!(stdout(&ok).contains("intact"));
     let dirs = server.stop();
 
-    let db = dirs.data().join("keyclerk.db");
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let seq: i64 = conn
-        .query_row(
-            "SELECT seq FROM events WHERE kind = 'license_minted' ORDER BY seq LIMIT 1 OFFSET 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    conn.execute(
-        "UPDATE events SET data = replace(data, '\"seats\":3', '\"seats\":30') WHERE seq = ?1",
-        [seq],
-    )
-    .unwrap();
+    let seq = dirs.query_i64(
+        "SELECT seq FROM events WHERE kind = 'license_minted' ORDER BY seq LIMIT 1 OFFSET 1",
+    );
+    dirs.execute(&format!(
+        "UPDATE events SET data = replace(data, '\"seats\":3', '\"seats\":30') WHERE seq = {seq}"
+    ));
     let edited = cli_in(&dirs, &["audit", "verify"]);
     assert!(!edited.status.success());
     assert!(
@@ -129,17 +125,14 @@ fn audit_verify_passes_on_an_intact_chain_and_names_the_first_edited_or_removed_
         stderr(&edited)
     );
 
-    conn.execute(
-        "UPDATE events SET data = replace(data, '\"seats\":30', '\"seats\":3') WHERE seq = ?1",
-        [seq],
-    )
-    .unwrap();
+    dirs.execute(&format!(
+        "UPDATE events SET data = replace(data, '\"seats\":30', '\"seats\":3') WHERE seq = {seq}"
+    ));
     assert!(
         cli_in(&dirs, &["audit", "verify"]).status.success(),
         "restored"
     );
-    conn.execute("DELETE FROM events WHERE seq = ?1", [seq])
-        .unwrap();
+    dirs.execute(&format!("DELETE FROM events WHERE seq = {seq}"));
     let removed = cli_in(&dirs, &["audit", "verify"]);
     assert!(!removed.status.success());
     assert!(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use keyclerk::domain::time;
 use serde_json::{json, Value};
 
-use crate::helpers::{into_resp, stdout, Dirs, Resp, TestServer};
+use crate::helpers::{both_engines, into_resp, stdout, Dirs, Engine, Resp, TestServer};
 
 fn days_ago(days: i64) -> String {
     time::format(time::now() - chrono::Duration::days(days))
@@ -65,9 +65,9 @@ fn audit_verifies(server: &TestServer) {
     assert!(out.status.success(), "audit verify: {}", stdout(&out));
 }
 
-#[test]
-fn a_year_late_customer_claims_and_the_policy_reopens_the_window() {
-    let server = TestServer::start();
+both_engines!(a_year_late_customer_claims_and_the_policy_reopens_the_window);
+fn a_year_late_customer_claims_and_the_policy_reopens_the_window(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let support = server.token("support");
     let (id, key) = late_license(&server, "LATE-1");
     activate(&server, &key, "fp-1").expect_problem(403, "activation_window_closed");
@@ -112,9 +112,9 @@ fn a_year_late_customer_claims_and_the_policy_reopens_the_window() {
     audit_verifies(&server);
 }
 
-#[test]
-fn support_extends_with_a_fresh_key_and_a_retried_call_grants_once() {
-    let server = TestServer::start();
+both_engines!(support_extends_with_a_fresh_key_and_a_retried_call_grants_once);
+fn support_extends_with_a_fresh_key_and_a_retried_call_grants_once(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let support = server.token("support");
     let (id, key) = late_license(&server, "LATE-2");
     let body =
@@ -151,9 +151,9 @@ fn support_extends_with_a_fresh_key_and_a_retried_call_grants_once() {
     assert_eq!(decisions, 1);
 }
 
-#[test]
-fn twenty_concurrent_extensions_with_one_idempotency_key_make_one_decision() {
-    let server = Arc::new(TestServer::start());
+both_engines!(twenty_concurrent_extensions_with_one_idempotency_key_make_one_decision);
+fn twenty_concurrent_extensions_with_one_idempotency_key_make_one_decision(engine: Engine) {
+    let server = Arc::new(TestServer::start_on(engine));
     let support = Arc::new(server.token("support"));
     let (id, _) = late_license(&server, "LATE-RACE");
     let id = Arc::new(id);
@@ -183,8 +183,10 @@ fn twenty_concurrent_extensions_with_one_idempotency_key_make_one_decision() {
     assert_eq!(decisions, 1);
 }
 
-#[test]
-fn a_discontinued_products_customer_gets_a_substitute_and_the_old_key_is_superseded() {
+both_engines!(a_discontinued_products_customer_gets_a_substitute_and_the_old_key_is_superseded);
+fn a_discontinued_products_customer_gets_a_substitute_and_the_old_key_is_superseded(
+    engine: Engine,
+) {
     let legacy = |s: &mut keyclerk::config::Settings| {
         let mut spec = s.products["photo-basic"].clone();
         spec.name = "Legacy Editor".into();
@@ -192,7 +194,7 @@ fn a_discontinued_products_customer_gets_a_substitute_and_the_old_key_is_superse
         spec.activation_window_days = Some(30);
         s.products.insert("legacy-editor".into(), spec);
     };
-    let server = TestServer::start_with(Dirs::new(), legacy);
+    let server = TestServer::start_with(Dirs::on(engine), legacy);
     let m = server
         .mint(json!({"product": "legacy-editor", "order_id": "LEG-1",
                      "customer_email": "leg@example.com", "purchased_at": days_ago(400)}))
@@ -245,9 +247,9 @@ fn a_discontinued_products_customer_gets_a_substitute_and_the_old_key_is_superse
     audit_verifies(&server);
 }
 
-#[test]
-fn an_upgrade_waits_for_the_vendor_to_confirm_the_payment() {
-    let server = TestServer::start();
+both_engines!(an_upgrade_waits_for_the_vendor_to_confirm_the_payment);
+fn an_upgrade_waits_for_the_vendor_to_confirm_the_payment(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let support = server.token("support");
     let (id, _) = late_license(&server, "UP-1");
     let up = grace(
@@ -299,9 +301,9 @@ fn an_upgrade_waits_for_the_vendor_to_confirm_the_payment() {
     .expect_problem(409, "invalid_transition");
 }
 
-#[test]
-fn store_credit_is_granted_once_and_redeemed_once_per_order() {
-    let server = TestServer::start();
+both_engines!(store_credit_is_granted_once_and_redeemed_once_per_order);
+fn store_credit_is_granted_once_and_redeemed_once_per_order(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let support = server.token("support");
     let vendor = server.token("vendor");
     let (id, key) = late_license(&server, "CRED-1");
@@ -361,9 +363,9 @@ fn store_credit_is_granted_once_and_redeemed_once_per_order() {
     audit_verifies(&server);
 }
 
-#[test]
-fn decline_changes_nothing_refund_closes_and_both_carry_evidence() {
-    let server = TestServer::start();
+both_engines!(decline_changes_nothing_refund_closes_and_both_carry_evidence);
+fn decline_changes_nothing_refund_closes_and_both_carry_evidence(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let support = server.token("support");
     let (id, key) = late_license(&server, "DEC-1");
     activate(&server, &key, "fp").expect_problem(403, "activation_window_closed");
@@ -426,9 +428,9 @@ fn decline_changes_nothing_refund_closes_and_both_carry_evidence() {
     assert_eq!(decisions, ["decline", "refund"]);
 }
 
-#[test]
-fn claims_the_policy_cannot_grant_wait_for_support_who_resolves_them() {
-    let server = TestServer::start_with(Dirs::new(), |s| {
+both_engines!(claims_the_policy_cannot_grant_wait_for_support_who_resolves_them);
+fn claims_the_policy_cannot_grant_wait_for_support_who_resolves_them(engine: Engine) {
+    let server = TestServer::start_with(Dirs::on(engine), |s| {
         s.late_claims.max_age_days = 300;
         s.late_claims.max_claims_per_key_per_day = 2;
     });

@@ -18,16 +18,83 @@ pub struct TestServer {
     stop: actix_web::dev::ServerHandle,
 }
 
-/// The temporary home of one server (kept across restarts).
+/// The storage engine a test server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// The embedded SQLite file in the data directory.
+    Sqlite,
+    /// A fresh database of the PostgreSQL server `scripts/test.sh` starts.
+    Postgres,
+}
+
+/// Turns `fn name(engine: Engine)` into the tests `name::sqlite` and
+/// `name::postgres` (a module beside the function of the same name), for a test
+/// that must hold on each storage engine. Written where `#[test]` would be:
+///
+/// ```text
+/// both_engines!(a_mint_is_stored);
+/// fn a_mint_is_stored(engine: Engine) {
+///     let server = TestServer::start_on(engine);
+/// ```
+macro_rules! both_engines {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name($crate::helpers::Engine::Sqlite);
+            }
+            #[test]
+            fn postgres() {
+                super::$name($crate::helpers::Engine::Postgres);
+            }
+        }
+    };
+}
+pub(crate) use both_engines;
+
+/// The temporary home of one server (kept across restarts), and its PostgreSQL
+/// database when it runs on that engine (dropped with it).
 pub struct Dirs {
     pub root: TempDir,
+    pub database: Option<crate::pg::Database>,
 }
 
 impl Dirs {
+    /// Directories for a server on SQLite.
     pub fn new() -> Self {
+        Self::on(Engine::Sqlite)
+    }
+    /// Directories for a server on `engine`: on PostgreSQL, with a fresh database.
+    pub fn on(engine: Engine) -> Self {
         Self {
             root: tempfile::tempdir().unwrap(),
+            database: match engine {
+                Engine::Sqlite => None,
+                Engine::Postgres => Some(crate::pg::Database::create()),
+            },
         }
+    }
+    /// The database URL of a server on PostgreSQL.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database.as_ref().map(|db| db.url.as_str())
+    }
+    /// Runs `sql` on the database of these directories, whichever the engine (on
+    /// SQLite, with the server stopped).
+    pub fn execute(&self, sql: &str) {
+        match self.database_url() {
+            Some(url) => crate::pg::execute(url, sql),
+            None => self.sqlite().execute_batch(sql).unwrap(),
+        }
+    }
+    /// The one number `sql` answers on the database of these directories.
+    pub fn query_i64(&self, sql: &str) -> i64 {
+        match self.database_url() {
+            Some(url) => crate::pg::query_i64(url, sql),
+            None => self.sqlite().query_row(sql, [], |r| r.get(0)).unwrap(),
+        }
+    }
+    fn sqlite(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.data().join("keyclerk.db")).unwrap()
     }
     pub fn data(&self) -> PathBuf {
         self.root.path().join("data")
@@ -43,6 +110,7 @@ impl Dirs {
         s.data_dir = self.data();
         s.keys_dir = self.keys();
         s.issuer = "keyclerk-test".into();
+        s.database.url = self.database_url().map(str::to_owned);
         // A test server serves a handful of clients: one worker, not one per CPU.
         s.workers = 1;
         s
@@ -139,6 +207,11 @@ pub fn try_start(
 impl TestServer {
     pub fn start() -> Self {
         Self::start_in(Dirs::new())
+    }
+
+    /// A server on `engine`.
+    pub fn start_on(engine: Engine) -> Self {
+        Self::start_in(Dirs::on(engine))
     }
 
     pub fn start_in(dirs: Dirs) -> Self {
@@ -276,15 +349,18 @@ pub fn into_resp(r: Result<ureq::Response, ureq::Error>) -> Resp {
     }
 }
 
-/// Runs the keyclerk binary in `dirs` (no config.toml there: the built-in one).
+/// Runs the keyclerk binary in `dirs` (no config.toml there: the built-in one), on
+/// their database.
 pub fn cli_in(dirs: &Dirs, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keyclerk"))
-        .args(args)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyclerk"));
+    cmd.args(args)
         .current_dir(dirs.root.path())
         .env("KEYCLERK_DATA_DIR", dirs.data())
-        .env("KEYCLERK_KEYS_DIR", dirs.keys())
-        .output()
-        .unwrap()
+        .env("KEYCLERK_KEYS_DIR", dirs.keys());
+    if let Some(url) = dirs.database_url() {
+        cmd.env("KEYCLERK_DATABASE__URL", url);
+    }
+    cmd.output().unwrap()
 }
 
 pub fn stdout(o: &Output) -> String {

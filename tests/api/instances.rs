@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use crate::helpers::{into_resp, stderr, stdout, Dirs, Resp};
-use crate::pg::{self, Database};
+use crate::pg::{self, execute, query_i64, Database};
 use crate::process::{admin_token, agent, ServerProcess};
 
 /// Two servers on one fresh database, sharing keys (the first creates them and the
@@ -309,47 +309,6 @@ fn a_refused_login_stops_start_up_naming_the_setting_and_the_cause_not_the_passw
 }
 
 #[test]
-fn backup_on_postgres_names_the_pg_dump_command() {
-    let db = Database::create();
-    let dirs = Dirs::new();
-    let url = db.url.replacen("postgres@", "postgres:s3cret@", 1);
-    let out = Command::new(env!("CARGO_BIN_EXE_keyclerk"))
-        .args(["backup", "kc.dump"])
-        .current_dir(dirs.root.path())
-        .env("KEYCLERK_DATA_DIR", dirs.data())
-        .env("KEYCLERK_DATABASE__URL", &url)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let message = stderr(&out);
-    assert!(
-        message.contains(&format!(
-            "pg_dump --format=custom --file='kc.dump' '{}'",
-            db.url
-        )),
-        "{message}"
-    );
-    assert!(!message.contains("s3cret"), "{message}");
-}
-
-/// Runs one statement on a test database.
-fn execute(url: &str, sql: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        let driver = tokio::spawn(connection);
-        client.batch_execute(sql).await.unwrap();
-        drop(client);
-        let _ = driver.await;
-    });
-}
-
-#[test]
 fn a_database_of_a_newer_keyclerk_is_refused_at_start_up() {
     let db = Database::create();
     execute(
@@ -365,24 +324,6 @@ fn a_database_of_a_newer_keyclerk_is_refused_at_start_up() {
         message.contains("newer than this keyclerk knows"),
         "{message}"
     );
-}
-
-/// The one number a query on a test database answers.
-fn query_i64(url: &str, sql: &str) -> i64 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        let driver = tokio::spawn(connection);
-        let n: i64 = client.query_one(sql, &[]).await.unwrap().get(0);
-        drop(client);
-        let _ = driver.await;
-        n
-    })
 }
 
 #[test]

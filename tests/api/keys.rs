@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use keyclerk::token::{paserk, Keyring};
 use serde_json::json;
 
-use crate::helpers::{into_resp, stderr, stdout, try_start, Dirs, TestServer};
+use crate::helpers::{
+    both_engines, into_resp, stderr, stdout, try_start, Dirs, Engine, TestServer,
+};
 use crate::process::{admin_token, agent, ServerProcess};
 
 #[test]
@@ -22,9 +24,9 @@ fn the_published_keys_are_k4_public_with_their_k4_pid() {
     assert_eq!(key["kid"].as_str(), paserk::pid(&public).as_deref());
 }
 
-#[test]
-fn after_rotation_the_new_key_signs_and_the_retired_key_still_verifies() {
-    let server = TestServer::start();
+both_engines!(after_rotation_the_new_key_signs_and_the_retired_key_still_verifies);
+fn after_rotation_the_new_key_signs_and_the_retired_key_still_verifies(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let old = server
         .mint(json!({"product": "photo-pro", "order_id": "R-1"}))
         .expect(201);
@@ -95,9 +97,9 @@ fn serve_refuses_a_private_key_that_others_can_read() {
     assert!(try_start(dirs.settings(), false).is_ok());
 }
 
-#[test]
-fn a_keyring_that_lost_a_key_the_database_used_is_refused_unless_forced() {
-    let dirs = TestServer::start().stop();
+both_engines!(a_keyring_that_lost_a_key_the_database_used_is_refused_unless_forced);
+fn a_keyring_that_lost_a_key_the_database_used_is_refused_unless_forced(engine: Engine) {
+    let dirs = TestServer::start_on(engine).stop();
     std::fs::remove_dir_all(dirs.keys()).unwrap();
     let err = try_start(dirs.settings(), false).err().unwrap();
     assert!(

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::TestServer;
+use crate::helpers::{both_engines, Engine, TestServer};
 
 fn mint(server: &TestServer, product: &str, order: &str) -> String {
     server
@@ -21,9 +21,9 @@ fn act(server: &TestServer, id: &str, verb: &str, body: serde_json::Value) -> cr
     )
 }
 
-#[test]
-fn suspend_then_reinstate_returns_the_license_to_active() {
-    let server = TestServer::start();
+both_engines!(suspend_then_reinstate_returns_the_license_to_active);
+fn suspend_then_reinstate_returns_the_license_to_active(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let id = mint(&server, "photo-pro", "LC-1");
     let s = act(
         &server,
@@ -37,9 +37,9 @@ fn suspend_then_reinstate_returns_the_license_to_active() {
     assert_eq!(r["license"]["status"], "active");
 }
 
-#[test]
-fn a_transition_that_does_not_apply_is_409_naming_the_current_status() {
-    let server = TestServer::start();
+both_engines!(a_transition_that_does_not_apply_is_409_naming_the_current_status);
+fn a_transition_that_does_not_apply_is_409_naming_the_current_status(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let id = mint(&server, "photo-pro", "LC-2");
     let r = act(&server, &id, "reinstate", json!({}));
     r.expect_problem(409, "invalid_transition");
@@ -56,9 +56,9 @@ fn a_transition_that_does_not_apply_is_409_naming_the_current_status() {
     );
 }
 
-#[test]
-fn a_refunded_license_stays_closed() {
-    let server = TestServer::start();
+both_engines!(a_refunded_license_stays_closed);
+fn a_refunded_license_stays_closed(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let id = mint(&server, "photo-pro", "LC-3");
     let r = act(&server, &id, "refund", json!({"reason": "customer asked"})).expect(200);
     assert_eq!(r["license"]["status"], "refunded");
@@ -66,9 +66,9 @@ fn a_refunded_license_stays_closed() {
     act(&server, &id, "renew", json!({})).expect_problem(409, "invalid_transition");
 }
 
-#[test]
-fn renewal_moves_a_fixed_expiry_forward_and_a_perpetual_license_cannot_renew() {
-    let server = TestServer::start();
+both_engines!(renewal_moves_a_fixed_expiry_forward_and_a_perpetual_license_cannot_renew);
+fn renewal_moves_a_fixed_expiry_forward_and_a_perpetual_license_cannot_renew(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let body = server
         .mint(json!({"product": "font-pack", "order_id": "LC-4", "purchased_at": "2026-01-01T00:00:00Z"}))
         .expect(201);
@@ -97,9 +97,9 @@ fn a_lifecycle_call_without_a_body_is_accepted() {
     assert_eq!(r.status(), 200);
 }
 
-#[test]
-fn the_history_shows_every_change_with_its_actor() {
-    let server = TestServer::start();
+both_engines!(the_history_shows_every_change_with_its_actor);
+fn the_history_shows_every_change_with_its_actor(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let vendor = server.token("vendor");
     let id = server
         .post(

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use keyclerk::domain::time;
 use serde_json::json;
 
-use crate::helpers::TestServer;
+use crate::helpers::{both_engines, Engine, TestServer};
 
-#[test]
-fn a_mint_returns_201_with_the_license_and_a_key_that_verifies_offline() {
-    let server = TestServer::start();
+both_engines!(a_mint_returns_201_with_the_license_and_a_key_that_verifies_offline);
+fn a_mint_returns_201_with_the_license_and_a_key_that_verifies_offline(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let body = server
         .mint(
             json!({"product": "photo-pro", "order_id": "A-1", "customer_email": "Ann@Example.com"}),
@@ -34,9 +34,9 @@ fn a_mint_returns_201_with_the_license_and_a_key_that_verifies_offline() {
     assert_eq!(printed["claims"]["activate_by"], license["activate_by"]);
 }
 
-#[test]
-fn the_same_order_again_returns_200_the_same_license_and_the_same_key() {
-    let server = TestServer::start();
+both_engines!(the_same_order_again_returns_200_the_same_license_and_the_same_key);
+fn the_same_order_again_returns_200_the_same_license_and_the_same_key(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let req = json!({"product": "photo-pro", "order_id": "A-2", "seats": 2});
     let first = server.mint(req.clone()).expect(201);
     let again = server.mint(req).expect(200);
@@ -44,9 +44,9 @@ fn the_same_order_again_returns_200_the_same_license_and_the_same_key() {
     assert_eq!(first["key"], again["key"]);
 }
 
-#[test]
-fn the_same_order_with_other_fields_is_an_order_conflict() {
-    let server = TestServer::start();
+both_engines!(the_same_order_with_other_fields_is_an_order_conflict);
+fn the_same_order_with_other_fields_is_an_order_conflict(engine: Engine) {
+    let server = TestServer::start_on(engine);
     server
         .mint(json!({"product": "photo-pro", "order_id": "A-3"}))
         .expect(201);
@@ -58,9 +58,9 @@ fn the_same_order_with_other_fields_is_an_order_conflict() {
         .expect_problem(409, "order_conflict");
 }
 
-#[test]
-fn fifty_concurrent_identical_mints_make_one_license_and_fifty_identical_keys() {
-    let server = Arc::new(TestServer::start());
+both_engines!(fifty_concurrent_identical_mints_make_one_license_and_fifty_identical_keys);
+fn fifty_concurrent_identical_mints_make_one_license_and_fifty_identical_keys(engine: Engine) {
+    let server = Arc::new(TestServer::start_on(engine));
     let handles: Vec<_> = (0..50)
         .map(|_| {
             let s = Arc::clone(&server);
@@ -89,9 +89,9 @@ fn an_unknown_product_is_refused_with_unknown_product() {
         .expect_problem(422, "unknown_product");
 }
 
-#[test]
-fn a_purchase_in_the_past_is_accepted_and_in_the_future_refused() {
-    let server = TestServer::start();
+both_engines!(a_purchase_in_the_past_is_accepted_and_in_the_future_refused);
+fn a_purchase_in_the_past_is_accepted_and_in_the_future_refused(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let past = server
         .mint(json!({"product": "photo-pro", "order_id": "IMP-1", "purchased_at": "2025-01-01T00:00:00Z"}))
         .expect(201);
@@ -103,9 +103,9 @@ fn a_purchase_in_the_past_is_accepted_and_in_the_future_refused() {
         .expect_problem(422, "purchased_in_future");
 }
 
-#[test]
-fn a_yearly_license_from_purchase_expires_a_year_after_purchase() {
-    let server = TestServer::start();
+both_engines!(a_yearly_license_from_purchase_expires_a_year_after_purchase);
+fn a_yearly_license_from_purchase_expires_a_year_after_purchase(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let body = server
         .mint(json!({"product": "font-pack", "order_id": "F-0", "purchased_at": "2026-03-01T00:00:00Z"}))
         .expect(201);
@@ -117,9 +117,9 @@ fn a_yearly_license_from_purchase_expires_a_year_after_purchase() {
     assert!(perpetual["license"]["activate_by"].is_null());
 }
 
-#[test]
-fn a_short_product_gets_a_typeable_key_found_however_it_is_typed() {
-    let server = TestServer::start();
+both_engines!(a_short_product_gets_a_typeable_key_found_however_it_is_typed);
+fn a_short_product_gets_a_typeable_key_found_however_it_is_typed(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let body = server
         .mint(json!({"product": "font-pack", "order_id": "F-1"}))
         .expect(201);
@@ -140,9 +140,9 @@ fn a_short_product_gets_a_typeable_key_found_however_it_is_typed() {
     assert_eq!(again["key"], key, "the same short key again");
 }
 
-#[test]
-fn licenses_are_found_by_id_order_email_and_key() {
-    let server = TestServer::start();
+both_engines!(licenses_are_found_by_id_order_email_and_key);
+fn licenses_are_found_by_id_order_email_and_key(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let vendor = server.token("vendor");
     let support = server.token("support");
     let minted = server
@@ -182,9 +182,9 @@ fn licenses_are_found_by_id_order_email_and_key() {
         .expect_problem(404, "license_not_found");
 }
 
-#[test]
-fn the_unfiltered_list_is_paged_with_a_cursor_and_filters() {
-    let server = TestServer::start();
+both_engines!(the_unfiltered_list_is_paged_with_a_cursor_and_filters);
+fn the_unfiltered_list_is_paged_with_a_cursor_and_filters(engine: Engine) {
+    let server = TestServer::start_on(engine);
     for i in 0..5 {
         server
             .mint(json!({"product": "photo-pro", "order_id": format!("P-{i}")}))
@@ -223,9 +223,9 @@ fn the_unfiltered_list_is_paged_with_a_cursor_and_filters() {
         .expect_problem(400, "invalid_parameter");
 }
 
-#[test]
-fn a_batch_answers_each_item_and_one_bad_item_does_not_sink_the_others() {
-    let server = TestServer::start();
+both_engines!(a_batch_answers_each_item_and_one_bad_item_does_not_sink_the_others);
+fn a_batch_answers_each_item_and_one_bad_item_does_not_sink_the_others(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let body = server
         .post(
             "/v1/licenses/batch",
@@ -256,9 +256,9 @@ fn a_batch_answers_each_item_and_one_bad_item_does_not_sink_the_others() {
         .unwrap();
 }
 
-#[test]
-fn a_batch_of_a_thousand_is_accepted_and_empty_or_larger_batches_are_refused() {
-    let server = TestServer::start();
+both_engines!(a_batch_of_a_thousand_is_accepted_and_empty_or_larger_batches_are_refused);
+fn a_batch_of_a_thousand_is_accepted_and_empty_or_larger_batches_are_refused(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let items: Vec<_> = (0..1000)
         .map(|i| json!({"product": "photo-pro", "order_id": format!("K{i}")}))
         .collect();

@@ -75,7 +75,7 @@ fn template() -> &'static str {
     })
 }
 
-/// A fresh, migrated database, dropped with this guard.
+/// A fresh database, dropped with this guard.
 pub struct Database {
     /// Its name.
     pub name: String,
@@ -84,7 +84,7 @@ pub struct Database {
 }
 
 impl Database {
-    /// Copies the template into a new database.
+    /// A migrated database: a copy of the template.
     pub fn create() -> Self {
         let template = template();
         let name = random_name("kc");
@@ -102,6 +102,17 @@ impl Database {
                 Err(e) => panic!("creating a test database: {e}"),
             }
         }
+        Self::named(name)
+    }
+
+    /// A new database without keyclerk's schema (where a backup is restored).
+    pub fn empty() -> Self {
+        let name = random_name("kc_empty");
+        admin(&[format!("CREATE DATABASE {name}")]).unwrap();
+        Self::named(name)
+    }
+
+    fn named(name: String) -> Self {
         Self {
             url: url_of(&server_url(), &name),
             name,
@@ -119,6 +130,41 @@ impl Drop for Database {
             eprintln!("could not drop test database {}: {e}", self.name);
         }
     }
+}
+
+/// Runs one statement on a test database.
+pub fn execute(url: &str, sql: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(connection);
+        client.batch_execute(sql).await.unwrap();
+        drop(client);
+        let _ = driver.await;
+    });
+}
+
+/// The one number a query on a test database answers.
+pub fn query_i64(url: &str, sql: &str) -> i64 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(connection);
+        let n: i64 = client.query_one(sql, &[]).await.unwrap().get(0);
+        drop(client);
+        let _ = driver.await;
+        n
+    })
 }
 
 /// A PostgreSQL cluster of the test's own (for stopping and starting it), from the

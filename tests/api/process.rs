@@ -45,6 +45,9 @@ impl ServerProcess {
             .env("KEYCLERK_WORKERS", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(url) = dirs.database_url() {
+            cmd.env("KEYCLERK_DATABASE__URL", url);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::helpers::TestServer;
+use crate::helpers::{both_engines, Engine, TestServer};
 
 #[test]
 fn control_characters_and_invisible_format_characters_are_refused_where_text_is_kept() {
@@ -70,9 +70,9 @@ fn control_characters_and_invisible_format_characters_are_refused_where_text_is_
         .expect(201);
 }
 
-#[test]
-fn no_date_past_9999_is_accepted_or_produced_and_renewal_beyond_it_is_422() {
-    let server = TestServer::start();
+both_engines!(no_date_past_9999_is_accepted_or_produced_and_renewal_beyond_it_is_422);
+fn no_date_past_9999_is_accepted_or_produced_and_renewal_beyond_it_is_422(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let admin = Some(server.admin.as_str());
     // 9999-12-31T23:30:00-01:00 is 10000-01-01 in UTC.
     for field in ["purchased_at", "expires_at"] {

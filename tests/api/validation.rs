@@ -6,7 +6,7 @@ use keyclerk::domain::time;
 use keyclerk::token::{paserk, paseto};
 use serde_json::{json, Value};
 
-use crate::helpers::{flip_one_char, TestServer};
+use crate::helpers::{both_engines, flip_one_char, Engine, TestServer};
 
 fn minted(server: &TestServer, body: Value) -> (String, String) {
     let m = server.mint(body).expect(201);
@@ -33,9 +33,9 @@ fn days_ago(days: i64) -> String {
     time::format(time::now() - chrono::Duration::days(days))
 }
 
-#[test]
-fn every_state_of_a_key_answers_with_its_code() {
-    let server = TestServer::start();
+both_engines!(every_state_of_a_key_answers_with_its_code);
+fn every_state_of_a_key_answers_with_its_code(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let (_, fresh) = minted(&server, json!({"product": "photo-pro", "order_id": "V-1"}));
     let (_, late) = minted(
         &server,
@@ -152,9 +152,9 @@ fn a_nonce_gets_a_receipt_signed_over_the_nonce_the_code_and_the_time() {
     }
 }
 
-#[test]
-fn validations_record_the_first_presentation_once_and_do_not_grow_the_log() {
-    let server = TestServer::start();
+both_engines!(validations_record_the_first_presentation_once_and_do_not_grow_the_log);
+fn validations_record_the_first_presentation_once_and_do_not_grow_the_log(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let (id, key) = minted(&server, json!({"product": "photo-pro", "order_id": "V-L"}));
     validate(&server, json!({"license_key": key}));
     let after_first = events(&server, &id);

@@ -5,7 +5,7 @@
 use keyclerk::domain::time;
 use serde_json::{json, Value};
 
-use crate::helpers::{Dirs, TestServer};
+use crate::helpers::{both_engines, Dirs, Engine, TestServer};
 
 /// What a key holder must never see.
 const PRIVATE: [&str; 4] = ["customer_email", "order_id", "price", "metadata"];
@@ -167,9 +167,9 @@ fn a_claim_left_to_support_answers_the_key_holder_without_the_license() {
     assert_nothing_private("pending claim", &pending);
 }
 
-#[test]
-fn staff_tokens_see_the_whole_license_with_customer_order_price_and_metadata() {
-    let server = TestServer::start();
+both_engines!(staff_tokens_see_the_whole_license_with_customer_order_price_and_metadata);
+fn staff_tokens_see_the_whole_license_with_customer_order_price_and_metadata(engine: Engine) {
+    let server = TestServer::start_on(engine);
     let support = server.token("support");
     let vendor = server.token("vendor");
     let (id, key) = mint(&server, "VIEW-4", 1);
