@@ -15,6 +15,7 @@ mod crash;
 mod db_copy;
 mod desktop_app;
 mod errors;
+mod failover;
 mod file_modes;
 mod forwarded;
 mod grace;

@@ -37,20 +37,45 @@ pub fn url_of(url: &str, name: &str) -> String {
 
 /// Runs statements on the server's `postgres` database, on a runtime of its own.
 fn admin(statements: &[String]) -> Result<(), tokio_postgres::Error> {
+    execute_on(&server_url(), statements)
+}
+
+/// Runs statements on the database of `url`, each on its own (`CREATE DATABASE`
+/// refuses to share a query string with another statement).
+pub fn execute_on(url: &str, statements: &[String]) -> Result<(), tokio_postgres::Error> {
+    for s in statements {
+        simple_query(url, s)?;
+    }
+    Ok(())
+}
+
+/// The rows of `sql` (one or more statements) on the database of `url`, on a runtime
+/// of its own; every value as text, `None` for NULL.
+pub fn simple_query(
+    url: &str,
+    sql: &str,
+) -> Result<Vec<Vec<Option<String>>>, tokio_postgres::Error> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
-        let (client, connection) =
-            tokio_postgres::connect(&server_url(), tokio_postgres::NoTls).await?;
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
         let driver = tokio::spawn(connection);
-        for s in statements {
-            client.batch_execute(s).await?;
-        }
+        let messages = client.simple_query(sql).await;
         drop(client);
         let _ = driver.await;
-        Ok(())
+        Ok(messages?
+            .into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                    (0..row.len())
+                        .map(|i| row.get(i).map(str::to_owned))
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect())
     })
 }
 
@@ -176,35 +201,83 @@ pub struct Cluster {
     pub port: u16,
 }
 
+/// The PostgreSQL server binaries `scripts/test.sh` names; fails the test without them.
+pub fn server_bin() -> std::path::PathBuf {
+    std::env::var("KC_TEST_POSTGRES_BIN")
+        .unwrap_or_else(|_| {
+            panic!("KC_TEST_POSTGRES_BIN is not set: this test runs a PostgreSQL of its own from the binaries scripts/test.sh finds")
+        })
+        .into()
+}
+
+/// A directory for clusters of a test's own. As root the clusters belong to
+/// postgres, who must reach it: under /tmp (not a TMPDIR in root's home), owned by
+/// postgres.
+pub fn cluster_dir() -> tempfile::TempDir {
+    if !rustix::process::geteuid().is_root() {
+        return tempfile::tempdir().unwrap();
+    }
+    let dir = tempfile::Builder::new().tempdir_in("/tmp").unwrap();
+    let ok = std::process::Command::new("chown")
+        .args(["postgres:", &dir.path().display().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "chown of the cluster directory");
+    dir
+}
+
+/// Runs `program` of the server binaries `bin` (as postgres when the tests run as
+/// root) and asserts that it succeeds.
+pub fn run_server_program(bin: &std::path::Path, program: &str, args: &[&str]) {
+    let program = bin.join(program);
+    let mut cmd = if rustix::process::geteuid().is_root() {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(&program);
+        c
+    } else {
+        std::process::Command::new(&program)
+    };
+    let out = cmd.args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} {args:?}: {}{}",
+        program.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `pg_ctl -m immediate stop` of the cluster in `data`, as whoever owns it, for
+/// clean-up: errors (a server already gone) are ignored.
+pub fn stop_immediately(bin: &std::path::Path, data: &str) {
+    let _ = std::process::Command::new(bin.join("pg_ctl"))
+        .args(["-D", data, "-m", "immediate", "stop"])
+        .output();
+    if rustix::process::geteuid().is_root() {
+        let _ = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("pg_ctl"))
+            .args(["-D", data, "-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+/// A free port on 127.0.0.1 (free when asked: another process may take it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl Cluster {
     /// `initdb` and start; as the `postgres` user when the tests run as root.
     pub fn start() -> Self {
-        let bin = std::env::var("KC_TEST_POSTGRES_BIN").unwrap_or_else(|_| {
-            panic!("KC_TEST_POSTGRES_BIN is not set: this test runs a PostgreSQL of its own from the binaries scripts/test.sh finds")
-        });
-        // As root the cluster belongs to postgres, who must reach its directory:
-        // under /tmp, not a TMPDIR in root's home.
-        let dir = if rustix::process::geteuid().is_root() {
-            tempfile::Builder::new().tempdir_in("/tmp").unwrap()
-        } else {
-            tempfile::tempdir().unwrap()
-        };
-        if rustix::process::geteuid().is_root() {
-            let ok = std::process::Command::new("chown")
-                .args(["postgres:", &dir.path().display().to_string()])
-                .status()
-                .unwrap();
-            assert!(ok.success(), "chown of the cluster directory");
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let cluster = Self {
-            dir,
-            bin: bin.into(),
-            port,
+            dir: cluster_dir(),
+            bin: server_bin(),
+            port: free_port(),
         };
         let data = cluster.data();
         cluster.run("initdb", &["-D", &data, "-U", "postgres", "--auth=trust"]);
@@ -217,22 +290,7 @@ impl Cluster {
     }
 
     fn run(&self, program: &str, args: &[&str]) {
-        let program = self.bin.join(program);
-        let mut cmd = if rustix::process::geteuid().is_root() {
-            let mut c = std::process::Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&program);
-            c
-        } else {
-            std::process::Command::new(&program)
-        };
-        let out = cmd.args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{} {args:?}: {}{}",
-            program.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_server_program(&self.bin, program, args);
     }
 
     /// Starts the server and waits until it accepts connections.
@@ -264,17 +322,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let data = self.data();
-        let _ = std::process::Command::new(self.bin.join("pg_ctl"))
-            .args(["-D", &data, "-m", "immediate", "stop"])
-            .output();
-        if rustix::process::geteuid().is_root() {
-            let _ = std::process::Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(self.bin.join("pg_ctl"))
-                .args(["-D", &data, "-m", "immediate", "stop"])
-                .output();
-        }
+        stop_immediately(&self.bin, &self.data());
     }
 }
 

@@ -16,6 +16,7 @@
 //! there a retry on `40001` would be needed.)
 
 mod activations;
+mod connect;
 mod copy;
 mod grace;
 mod migrations;
@@ -28,7 +29,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 
 use crate::domain::audit::{
     verify_chain, Actor, ChainError, ClaimStatus, Event, EventRecord, NewEvent, PresentedBy,
@@ -59,9 +60,14 @@ pub use migrations::{MigrationError, CURRENT_VERSION};
 
 /// Connections in the pool of one instance.
 const POOL_SIZE: usize = 16;
-/// How long a request waits for a connection, or for a new one to open, before it
-/// is answered as unavailable.
+/// How long a request waits for an idle connection before it is answered as
+/// unavailable.
 const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one host of the URL may take to give a connection (TCP, start-up,
+/// login, the read-write check) before the next host is tried, unless the URL's
+/// `connect_timeout` says otherwise: a server on the network answers in
+/// milliseconds, and a primary that is gone must not hold up the standby behind it.
+const HOST_TIMEOUT: Duration = Duration::from_secs(3);
 /// The longest one operation may take, connection included: past it the caller
 /// hears "unavailable" rather than hang on a server that stopped answering (a
 /// write cut off here is rolled back, or committed and found again on a retry:
@@ -196,14 +202,22 @@ impl PostgresStore {
             })?;
         password::fill_in(&mut config);
         if config.get_connect_timeout().is_none() {
-            config.connect_timeout(POOL_TIMEOUT);
+            config.connect_timeout(HOST_TIMEOUT);
         }
         if config.get_application_name().is_none() {
             config.application_name("keyclerk");
         }
-        let manager = Manager::from_config(
+        let per_host = config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(HOST_TIMEOUT);
+        let connect = connect::HostByHost::new(&config, per_host);
+        let create_timeout = connect.create_timeout();
+        // Fast recycling: a connection whose server closed it is dropped; one that
+        // went silent is dropped by its lease when its operation is cut off.
+        let manager = Manager::from_connect(
             config,
-            NoTls,
+            connect,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -212,7 +226,7 @@ impl PostgresStore {
             .max_size(POOL_SIZE)
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .wait_timeout(Some(POOL_TIMEOUT))
-            .create_timeout(Some(POOL_TIMEOUT))
+            .create_timeout(Some(create_timeout))
             .recycle_timeout(Some(POOL_TIMEOUT))
             .build()
             .map_err(|e| OpenError::Connect(e.to_string()))?;
@@ -297,11 +311,16 @@ impl PostgresStore {
 macro_rules! write_tx {
     ($self:ident, |$w:ident| $body:expr) => {
         $self.run(move |pool| async move {
-            let mut client = pool.get().await.map_err(pool_error)?;
-            let mut $w = Write::begin(&mut client).await?;
-            let out = $body;
-            $w.commit().await?;
-            Ok(out)
+            let mut client = connect::Lease::get(&pool).await?;
+            let done: Result<_, StorageError> = async {
+                let mut $w = Write::begin(&mut client).await?;
+                let out = $body;
+                $w.commit().await?;
+                Ok(out)
+            }
+            .await;
+            client.release();
+            done
         })
     };
 }
@@ -310,9 +329,14 @@ macro_rules! write_tx {
 macro_rules! read {
     ($self:ident, |$c:ident| $body:expr) => {
         $self.run(move |pool| async move {
-            let $c = pool.get().await.map_err(pool_error)?;
-            let $c = &$c;
-            Ok($body)
+            let client = connect::Lease::get(&pool).await?;
+            let done: Result<_, StorageError> = async {
+                let $c: &deadpool_postgres::Object = &client;
+                Ok($body)
+            }
+            .await;
+            client.release();
+            done
         })
     };
 }
