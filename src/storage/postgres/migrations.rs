@@ -7,7 +7,8 @@ use tokio_postgres::Client;
 /// Migration `n` (1-based) is `MIGRATIONS[n - 1]`. Times are Unix seconds, as on
 /// SQLite; JSON is kept as the text that was hashed into the audit chain (never
 /// `jsonb`, which would reorder it).
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE licenses (
     id                  TEXT PRIMARY KEY,
     product             TEXT NOT NULL,
@@ -157,7 +158,20 @@ CREATE TABLE claims (
     resolved_at  BIGINT
 );
 CREATE INDEX claims_by_status ON claims (status, created_at);
-"#];
+"#,
+    r#"
+-- Rate-limit counters every instance sees (storage/postgres/limits.rs): a bucket's
+-- next-hit time in Unix ms, and the transaction that last changed it, which the
+-- instances' polls follow. UNLOGGED: a crash or a failover empties it.
+CREATE UNLOGGED TABLE rate_limit_counters (
+    bucket       TEXT PRIMARY KEY,
+    tat_ms       BIGINT NOT NULL,
+    changed_xid  BIGINT NOT NULL
+);
+CREATE INDEX rate_limit_counters_by_change ON rate_limit_counters (changed_xid, bucket);
+CREATE INDEX rate_limit_counters_by_tat ON rate_limit_counters (tat_ms);
+"#,
+];
 
 /// The schema version this binary writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
