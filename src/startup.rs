@@ -245,6 +245,12 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         LastSeen::start(Arc::clone(&store), LAST_SEEN_EVERY)
             .map_err(io(Path::new("last-seen thread")))?,
     );
+    let limits = Limits::new(
+        &settings.late_claims,
+        &settings.rate_limits,
+        store.shared_limits(),
+    )
+    .map_err(io(Path::new("rate-limit thread")))?;
     let state = web::Data::new(AppState {
         store,
         last_seen: Arc::clone(&last_seen),
@@ -257,7 +263,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
             policy: settings.late_claims.clone(),
             catalog: Arc::clone(&catalog),
         }),
-        limits: Limits::new(&settings.late_claims, &settings.rate_limits),
+        limits,
     });
     crate::service::keys::watch(Arc::clone(&state.keyring), Arc::clone(&state.store));
     let body_deadline = settings.server.body_deadline();

@@ -256,10 +256,9 @@ impl AppState {
             .map(|e| parse_email("email", e))
             .transpose()?;
         let message = long_text("message", body.message)?;
-        let hash = self
-            .admit(&body.license_key, client, now)
-            .await?
-            .ok_or_else(|| self.not_found(client, now))?;
+        let Some(hash) = self.admit(&body.license_key, client, now).await? else {
+            return Err(self.not_found(client, now).await);
+        };
         if self.limits.enabled {
             if let Err(secs) = self.limits.claims_per_key.hit(&key_tag(&hash), now) {
                 // Not looked up: the reserved failure stays counted, and stops
@@ -288,7 +287,7 @@ impl AppState {
             self.found(client, now);
         }
         Ok(match outcome {
-            ClaimOutcome::NotFound => return Err(self.not_found(client, now)),
+            ClaimOutcome::NotFound => return Err(self.not_found(client, now).await),
             ClaimOutcome::NotNeeded(l) => ClaimAnswer::NotNeeded(l),
             ClaimOutcome::Granted(d) => {
                 let (license, _) = self

@@ -5,14 +5,34 @@
 //! token bucket of `limit` tokens refilled over `window`, kept as the "theoretical
 //! arrival time" of the next hit (the generic cell rate algorithm). No window edge
 //! lets twice the limit through, and a quiet key costs nothing until swept.
+//!
+//! Several instances on one database (PostgreSQL) share the failed-look-up counts.
+//! The in-memory limiter stays the check before a look-up (a found key costs no
+//! round trip); a look-up that found nothing is then charged to the shared counter
+//! of its address and /48 ([`PublicLimits::not_found`]) with this limiter's
+//! arithmetic, in one atomic statement, and the shared count is merged into ours
+//! (ours = the later of the two, and no give-back goes below what was merged). A
+//! failure the shared counter refuses answers 429 instead of its 404. Each instance
+//! also polls the counters the others changed ([`super::limit_sync`]).
+//!
+//! What that bounds, across N instances: failures answered as not found, at most
+//! the limit in any order or concurrency (each was charged first). Look-ups made
+//! past the limit, whose answer a guesser learns for a genuine key: those already
+//! admitted on the other instances when the limit is reached (their in-flight
+//! look-ups, at most each one's own remaining count in a burst sent to all at
+//! once), and a genuine key asked of another instance before its next poll (200
+//! ms) or its next failure merges the block. Guesses sent one after another get
+//! past the limit on another instance only until their first failure there (429,
+//! and the block merged) or its next poll; on one instance, never.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::time::Timestamp;
+use crate::storage::shared_limits::{LimitChange, LimitCharge, SharedLimits};
 
 /// Counters the clean-up looks at per hit: a few, so that a hit costs the same with
 /// ten counters or a million, and always more than the one a hit may add, so that
@@ -33,7 +53,7 @@ pub struct Limiter {
 /// (a `HashMap` cannot be walked from where the last step stopped), with an index.
 #[derive(Debug, Default)]
 struct Counters {
-    slots: Vec<(String, i64)>,
+    slots: Vec<Slot>,
     index: HashMap<String, usize>,
     /// Where the clean-up goes on.
     cursor: usize,
@@ -41,9 +61,20 @@ struct Counters {
     examined: u64,
 }
 
+/// The counter of one key.
+#[derive(Debug)]
+struct Slot {
+    key: String,
+    /// The next-hit time (ms).
+    next: i64,
+    /// The latest next-hit time merged from the shared counters: hits counted
+    /// there, which no give-back of ours takes away (`floor <= next`).
+    floor: i64,
+}
+
 impl Counters {
     fn get(&self, key: &str) -> Option<i64> {
-        self.index.get(key).map(|&i| self.slots[i].1)
+        self.index.get(key).map(|&i| self.slots[i].next)
     }
 
     /// Looks at up to `steps` slots from the cursor on and drops those whose next-hit
@@ -57,31 +88,35 @@ impl Counters {
                 self.cursor = 0;
             }
             self.examined += 1;
-            if self.slots[self.cursor].1 > now {
+            if self.slots[self.cursor].next > now {
                 self.cursor += 1;
                 continue;
             }
-            let (gone, _) = self.slots.swap_remove(self.cursor);
-            self.index.remove(&gone);
-            if let Some((moved, _)) = self.slots.get(self.cursor) {
-                if let Some(i) = self.index.get_mut(moved) {
+            let gone = self.slots.swap_remove(self.cursor);
+            self.index.remove(&gone.key);
+            if let Some(moved) = self.slots.get(self.cursor) {
+                if let Some(i) = self.index.get_mut(&moved.key) {
                     *i = self.cursor;
                 }
             }
         }
     }
 
-    /// The next-hit time of `key`, made at `now` if it has none.
-    fn entry(&mut self, key: &str, now: i64) -> &mut i64 {
+    /// The counter of `key`, made at `now` if it has none.
+    fn entry(&mut self, key: &str, now: i64) -> &mut Slot {
         let i = match self.index.get(key) {
             Some(&i) => i,
             None => {
-                self.slots.push((key.to_owned(), now));
+                self.slots.push(Slot {
+                    key: key.to_owned(),
+                    next: now,
+                    floor: now,
+                });
                 self.index.insert(key.to_owned(), self.slots.len() - 1);
                 self.slots.len() - 1
             }
         };
-        &mut self.slots[i].1
+        &mut self.slots[i]
     }
 }
 
@@ -130,12 +165,12 @@ impl Limiter {
         let now = now.timestamp_millis();
         let mut counters = self.lock();
         counters.sweep(now, SWEEP_STEP);
-        let next = counters.entry(key, now);
-        let wait = self.wait_ms(*next, now);
+        let slot = counters.entry(key, now);
+        let wait = self.wait_ms(slot.next, now);
         if wait > 0 {
             return Err(Self::seconds(wait));
         }
-        *next = (*next).max(now) + self.cost_ms;
+        slot.next = slot.next.max(now) + self.cost_ms;
         Ok(())
     }
 
@@ -145,9 +180,36 @@ impl Limiter {
         let now = now.timestamp_millis();
         let mut counters = self.lock();
         if let Some(&i) = counters.index.get(key) {
-            let next = &mut counters.slots[i].1;
-            *next = (*next - self.cost_ms).max(now);
+            let slot = &mut counters.slots[i];
+            slot.next = (slot.next - self.cost_ms).max(now).max(slot.floor);
         }
+    }
+
+    /// A hit charged to the shared counter `bucket`, with this limiter's
+    /// arithmetic for the store to apply.
+    pub fn charge(&self, bucket: String) -> LimitCharge {
+        LimitCharge {
+            bucket,
+            cost_ms: self.cost_ms,
+            burst_ms: self.burst_ms,
+        }
+    }
+
+    /// Takes in the next-hit time another instance left for `key` (a shared
+    /// counter): the later of the two stands, so hits counted anywhere count here.
+    /// A time already past adds nothing; one further ahead than a full bucket (a
+    /// clock ahead of ours, an instance with a smaller limit) counts as a full one.
+    pub fn merge(&self, key: &str, tat_ms: i64, now: Timestamp) {
+        let now = now.timestamp_millis();
+        let tat_ms = tat_ms.min(now + self.burst_ms + self.cost_ms);
+        if tat_ms <= now {
+            return;
+        }
+        let mut counters = self.lock();
+        counters.sweep(now, SWEEP_STEP);
+        let slot = counters.entry(key, now);
+        slot.next = slot.next.max(tat_ms);
+        slot.floor = slot.floor.max(tat_ms);
     }
 
     /// How many keys have a counter now.
@@ -433,7 +495,18 @@ pub struct PublicLimits {
     in_flight: Mutex<HashMap<String, InFlight>>,
     /// Woken whenever a look-up in flight finishes.
     finished: tokio::sync::Notify,
+    /// The failed-look-up counters of every instance on the database, if it is
+    /// shared (PostgreSQL).
+    shared: Option<Arc<dyn SharedLimits>>,
 }
+
+/// Names of the shared counters of [`PublicLimits`]: the limiter, then the bucket.
+const SHARED_ADDRESS: &str = "failed_lookups/";
+const SHARED_48: &str = "failed_lookups_per_48/";
+
+/// How long a failed look-up waits for the shared counter before it is counted
+/// here only (a slow database must not hold up a 404).
+const SHARED_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The look-ups of one address between [`PublicLimits::admit`] and their end.
 #[derive(Debug, Clone, Copy)]
@@ -474,7 +547,19 @@ impl PublicLimits {
             forwarded_header: settings.forwarded_header,
             in_flight: Mutex::new(HashMap::new()),
             finished: tokio::sync::Notify::new(),
+            shared: None,
         }
+    }
+
+    /// These limits, with failed look-ups also counted in `shared` (the counters of
+    /// every instance on one database).
+    pub fn shared_with(self, shared: Option<Arc<dyn SharedLimits>>) -> Self {
+        Self { shared, ..self }
+    }
+
+    /// The shared counters, when failures are counted there too.
+    pub fn shared(&self) -> Option<&Arc<dyn SharedLimits>> {
+        self.shared.as_ref().filter(|_| self.enabled)
     }
 
     /// The trusted proxies.
@@ -590,11 +675,92 @@ impl PublicLimits {
         self.end(client);
     }
 
-    /// After a look-up that found nothing: the failure reserved by
-    /// [`PublicLimits::admit`] stands.
+    /// After a look-up that ended without an answer (the database failed, or it was
+    /// not made): the failure reserved by [`PublicLimits::admit`] stands, here only.
     pub fn failed(&self, client: &str, _now: Timestamp) {
         if self.enabled {
             self.end(client);
+        }
+    }
+
+    /// After a look-up that found nothing: the failure reserved by
+    /// [`PublicLimits::admit`] stands, and is counted in the shared counters too,
+    /// whose count comes back into ours. Refused (the seconds to wait) when the
+    /// shared counter was used up by other instances' failures: this request
+    /// answers 429 then, as it would have on one instance, and its failure is not
+    /// counted (a refused hit never is). When the shared counter cannot be reached,
+    /// the failure is counted here only.
+    pub async fn not_found(&self, client: &str, now: Timestamp) -> Result<(), u64> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let counted = match &self.shared {
+            Some(shared) => self.count_shared(&**shared, client, now).await,
+            None => Ok(()),
+        };
+        // Only now, so that a request waiting for this one sees the merged count.
+        self.end(client);
+        counted
+    }
+
+    async fn count_shared(
+        &self,
+        shared: &dyn SharedLimits,
+        client: &str,
+        now: Timestamp,
+    ) -> Result<(), u64> {
+        let network = network_bucket(client);
+        let mut levels = vec![(&self.failed_lookups, SHARED_ADDRESS, client)];
+        if let Some(network) = network.as_deref() {
+            levels.push((&self.failed_lookups_per_48, SHARED_48, network));
+        }
+        let charges = levels
+            .iter()
+            .map(|(limiter, prefix, key)| limiter.charge(format!("{prefix}{key}")))
+            .collect();
+        let charged = match actix_web::rt::time::timeout(
+            SHARED_DEADLINE,
+            shared.charge(charges, now),
+        )
+        .await
+        {
+            Ok(Ok(charged)) if charged.len() == levels.len() => charged,
+            Ok(Ok(_)) => {
+                log::warn!("the shared rate-limit counters answered for other buckets; a failed look-up was counted on this instance only");
+                return Ok(());
+            }
+            Ok(Err(e)) => {
+                log::warn!("a failed look-up was counted on this instance only: the shared rate-limit counters failed: {e}");
+                return Ok(());
+            }
+            Err(_) => {
+                log::warn!("a failed look-up was counted on this instance only: the shared rate-limit counters did not answer within {SHARED_DEADLINE:?}");
+                return Ok(());
+            }
+        };
+        let mut wait = None;
+        for ((limiter, _, key), charged) in levels.iter().zip(charged) {
+            if !charged.allowed {
+                limiter.give_back(key, now);
+            }
+            limiter.merge(key, charged.tat_ms, now);
+            if !charged.allowed {
+                let secs = limiter.blocked(key, now).unwrap_or(1);
+                wait = Some(wait.map_or(secs, |w: u64| w.max(secs)));
+            }
+        }
+        wait.map_or(Ok(()), Err)
+    }
+
+    /// Takes in counters other instances changed (as read from the shared
+    /// counters): each raises ours to its count, never lowers it.
+    pub fn merge(&self, changes: &[LimitChange], now: Timestamp) {
+        for change in changes {
+            if let Some(key) = change.bucket.strip_prefix(SHARED_ADDRESS) {
+                self.failed_lookups.merge(key, change.tat_ms, now);
+            } else if let Some(key) = change.bucket.strip_prefix(SHARED_48) {
+                self.failed_lookups_per_48.merge(key, change.tat_ms, now);
+            }
         }
     }
 
@@ -905,6 +1071,224 @@ mod tests {
             assert!(l.admit(&b, None, t).is_ok());
             l.found(&b, t);
         }
+    }
+
+    #[test]
+    fn a_count_merged_from_another_instance_raises_ours_and_never_lowers_it() {
+        // 4 an hour: each hit costs 900 s, a full bucket runs 3600 s ahead.
+        let l = Limiter::new(4, 3600);
+        let t = from_unix(1_000_000);
+        let ms = |s: i64| (1_000_000 + s) * 1000;
+        assert!(l.hit("a", t).is_ok());
+        // Another instance counted three: ours becomes theirs.
+        l.merge("a", ms(2700), t);
+        assert!(l.hit("a", t).is_ok(), "the fourth fits");
+        assert_eq!(l.hit("a", t), Err(900));
+        // An older count (theirs before our hits) lowers nothing.
+        l.merge("a", ms(900), t);
+        assert_eq!(l.blocked("a", t), Some(900));
+        // A reservation given back after a merge leaves the merged count: those
+        // hits were counted elsewhere.
+        let g = Limiter::new(4, 3600);
+        assert!(g.hit("g", t).is_ok());
+        g.merge("g", ms(3600), t);
+        g.give_back("g", t);
+        assert_eq!(g.blocked("g", t), Some(900));
+        // A count already past adds no counter; one beyond a full bucket is a full one.
+        l.merge("b", ms(-5), t);
+        assert_eq!(l.len(), 1);
+        l.merge("c", ms(1_000_000), t);
+        assert_eq!(l.blocked("c", t), Some(900));
+        assert_eq!(l.blocked("c", from_unix(1_000_000 + 900)), None);
+    }
+
+    /// The shared counters of a database, in memory: the arithmetic the engines
+    /// apply, a change number per write, and a switch that makes them fail.
+    #[derive(Default)]
+    struct FakeShared {
+        counters: Mutex<HashMap<String, (i64, i64)>>,
+        failing: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl SharedLimits for FakeShared {
+        async fn charge(
+            &self,
+            charges: Vec<LimitCharge>,
+            now: Timestamp,
+        ) -> Result<Vec<crate::storage::shared_limits::Charged>, crate::storage::StorageError>
+        {
+            if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(crate::storage::StorageError::Unavailable("test"));
+            }
+            let now = now.timestamp_millis();
+            let mut counters = self.counters.lock().unwrap();
+            let seq = counters.values().map(|(_, s)| *s).max().unwrap_or(0) + 1;
+            Ok(charges
+                .into_iter()
+                .map(|c| {
+                    let tat = counters.get(&c.bucket).map_or(now, |(t, _)| *t);
+                    let allowed = tat.max(now) <= now + c.burst_ms;
+                    if allowed {
+                        counters.insert(c.bucket, (tat.max(now) + c.cost_ms, seq));
+                    }
+                    crate::storage::shared_limits::Charged {
+                        tat_ms: if allowed {
+                            tat.max(now) + c.cost_ms
+                        } else {
+                            tat
+                        },
+                        allowed,
+                    }
+                })
+                .collect())
+        }
+
+        async fn changes(
+            &self,
+            since: crate::storage::shared_limits::ChangeCursor,
+            _now: Timestamp,
+            _max: u32,
+        ) -> Result<crate::storage::shared_limits::LimitChanges, crate::storage::StorageError>
+        {
+            let counters = self.counters.lock().unwrap();
+            Ok(crate::storage::shared_limits::LimitChanges {
+                counters: counters
+                    .iter()
+                    .filter(|(_, (_, seq))| *seq > since.from)
+                    .map(|(bucket, (tat_ms, _))| LimitChange {
+                        bucket: bucket.clone(),
+                        tat_ms: *tat_ms,
+                    })
+                    .collect(),
+                next: crate::storage::shared_limits::ChangeCursor {
+                    from: counters.values().map(|(_, s)| *s).max().unwrap_or(0),
+                    page: None,
+                },
+                more: false,
+            })
+        }
+
+        async fn forget_quiet(
+            &self,
+            _now: Timestamp,
+            _max: u32,
+        ) -> Result<u64, crate::storage::StorageError> {
+            Ok(0)
+        }
+    }
+
+    /// Two instances' limits on one set of shared counters.
+    fn two_instances(limit: u32) -> (Arc<FakeShared>, [PublicLimits; 2]) {
+        let shared = Arc::new(FakeShared::default());
+        let settings = RateLimitSettings {
+            failed_lookups_per_address_per_hour: limit,
+            ..RateLimitSettings::default()
+        };
+        let one = || {
+            PublicLimits::new(&settings)
+                .shared_with(Some(Arc::clone(&shared) as Arc<dyn SharedLimits>))
+        };
+        (Arc::clone(&shared), [one(), one()])
+    }
+
+    /// A look-up from `client` on `instance` that finds nothing: its answer (Ok is
+    /// the 404, Err the 429 and its seconds).
+    async fn guess(instance: &PublicLimits, client: &str, now: Timestamp) -> Result<(), u64> {
+        instance.admit(client, None, now)?;
+        instance.not_found(client, now).await
+    }
+
+    #[test]
+    fn failures_spread_over_two_instances_meet_the_limit_at_the_count_of_one() {
+        actix_web::rt::System::new().block_on(async {
+            let (shared, instances) = two_instances(5);
+            let t = from_unix(1_000_000);
+            let answers: Vec<Result<(), u64>> = {
+                let mut out = Vec::new();
+                for i in 0..8 {
+                    out.push(guess(&instances[i % 2], "192.0.2.7", t).await);
+                }
+                out
+            };
+            // No poll yet: the sixth, on an instance that counted only two of its
+            // own, is refused by the shared count (720 s: one failure's cost).
+            assert_eq!(
+                answers,
+                [
+                    Ok(()),
+                    Ok(()),
+                    Ok(()),
+                    Ok(()),
+                    Ok(()),
+                    Err(720),
+                    Err(720),
+                    Err(720)
+                ]
+            );
+            // Every instance knows the address is blocked: a genuine key waits too.
+            for instance in &instances {
+                assert_eq!(instance.admit("192.0.2.7", Some("k"), t), Err(720));
+            }
+            // A poll brings another instance's failures to one that saw none of them.
+            let third = PublicLimits::new(&RateLimitSettings {
+                failed_lookups_per_address_per_hour: 5,
+                ..RateLimitSettings::default()
+            });
+            assert!(third.admit("192.0.2.7", Some("k"), t).is_ok());
+            third.found("192.0.2.7", t);
+            let changes = shared
+                .changes(Default::default(), t, 100)
+                .await
+                .unwrap()
+                .counters;
+            third.merge(&changes, t);
+            assert_eq!(third.admit("192.0.2.7", Some("k"), t), Err(720));
+            // Another address is untouched.
+            assert!(guess(&instances[0], "192.0.2.8", t).await.is_ok());
+        });
+    }
+
+    #[test]
+    fn a_shared_counter_that_fails_leaves_the_404_and_the_count_here() {
+        actix_web::rt::System::new().block_on(async {
+            let (shared, instances) = two_instances(2);
+            shared
+                .failing
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            let t = from_unix(1_000_000);
+            assert!(guess(&instances[0], "192.0.2.7", t).await.is_ok());
+            assert!(guess(&instances[0], "192.0.2.7", t).await.is_ok());
+            assert_eq!(guess(&instances[0], "192.0.2.7", t).await, Err(1800));
+        });
+    }
+
+    #[test]
+    fn ipv6_failures_are_shared_per_64_and_per_48() {
+        actix_web::rt::System::new().block_on(async {
+            let shared = Arc::new(FakeShared::default());
+            let settings = RateLimitSettings {
+                failed_lookups_per_address_per_hour: 60,
+                failed_lookups_per_ipv6_48_per_hour: 3,
+                ..RateLimitSettings::default()
+            };
+            let [a, b] = [(); 2].map(|()| {
+                PublicLimits::new(&settings)
+                    .shared_with(Some(Arc::clone(&shared) as Arc<dyn SharedLimits>))
+            });
+            let t = from_unix(1_000_000);
+            let client = |i: u32| address_bucket(format!("2001:db8:7:{i}::1").parse().unwrap());
+            assert!(guess(&a, &client(1), t).await.is_ok());
+            assert!(guess(&b, &client(2), t).await.is_ok());
+            assert!(guess(&a, &client(3), t).await.is_ok());
+            // The /48 is used up across both: a fourth /64 of it is refused by b.
+            assert_eq!(guess(&b, &client(4), t).await, Err(1200));
+            assert!(shared
+                .counters
+                .lock()
+                .unwrap()
+                .contains_key("failed_lookups_per_48/2001:db8:7::/48"));
+        });
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod error;
 pub mod grace;
 pub mod keys;
+pub mod limit_sync;
 pub mod limits;
 pub mod queries;
 
@@ -25,6 +26,7 @@ use crate::storage::activation::{
     Activation, ActivationOutcome, Deactivation, DeactivationOutcome, Deactivator, NewActivation,
     Policies,
 };
+use crate::storage::shared_limits::SharedLimits;
 use crate::storage::{IssuedKey, MintOutcome, Storage, StorageError, StoredKey};
 use crate::token::claims::{
     self, ActivationClaims, ValidationReceipt, ACTIVATION_KIND, VALIDATION_KIND,
@@ -56,8 +58,8 @@ pub struct AppState {
     pub limits: Limits,
 }
 
-/// The rate limits keyclerk keeps in memory.
-#[derive(Debug)]
+/// The rate limits keyclerk keeps in memory (the failed look-ups also in the
+/// database, when instances share one: see [`limits`]).
 pub struct Limits {
     /// Whether any limit applies (`[rate_limits] enabled`).
     pub enabled: bool,
@@ -66,18 +68,35 @@ pub struct Limits {
     /// Claims per client address per hour.
     pub claims_per_address: Limiter,
     /// Failed look-ups per address and requests per key on the public endpoints.
-    pub public: PublicLimits,
+    pub public: Arc<PublicLimits>,
+    /// Brings other instances' failed look-ups into `public`, while it runs.
+    _sync: Option<limit_sync::LimitSync>,
 }
 
 impl Limits {
-    /// Counters for `policy` and `settings`.
-    pub fn new(policy: &ClaimPolicy, settings: &RateLimitSettings) -> Self {
-        Self {
+    /// Counters for `policy` and `settings`; failed look-ups counted in `shared`
+    /// too, and the other instances' read from it, when the database is shared.
+    pub fn new(
+        policy: &ClaimPolicy,
+        settings: &RateLimitSettings,
+        shared: Option<Arc<dyn SharedLimits>>,
+    ) -> std::io::Result<Self> {
+        let public = Arc::new(PublicLimits::new(settings).shared_with(shared));
+        let sync = match public.shared() {
+            Some(shared) => Some(limit_sync::LimitSync::start(
+                Arc::clone(shared),
+                Arc::clone(&public),
+                limit_sync::POLL_EVERY,
+            )?),
+            None => None,
+        };
+        Ok(Self {
             enabled: settings.enabled,
             claims_per_key: Limiter::new(policy.max_claims_per_key_per_day, 86_400),
             claims_per_address: Limiter::new(policy.max_claims_per_address_per_hour, 3600),
-            public: PublicLimits::new(settings),
-        }
+            public,
+            _sync: sync,
+        })
     }
 }
 
@@ -431,7 +450,7 @@ impl AppState {
         let platform = short_text("platform", req.platform)?;
         // Unknown, malformed and forged keys all end here, alike.
         let Some(key_hash) = self.admit(&req.license_key, client, now).await? else {
-            return Err(self.not_found(client, now));
+            return Err(self.not_found(client, now).await);
         };
         let outcome = self
             .store
@@ -452,7 +471,7 @@ impl AppState {
             self.found(client, now);
         }
         let (license, activation, created) = match outcome {
-            ActivationOutcome::NotFound => return Err(self.not_found(client, now)),
+            ActivationOutcome::NotFound => return Err(self.not_found(client, now).await),
             ActivationOutcome::Refused(r) => return Err(ServiceError::Refused(r)),
             ActivationOutcome::Granted {
                 license,
@@ -482,9 +501,11 @@ impl AppState {
         let reason = long_text("reason", req.reason)?;
         let customer = support.is_none();
         // A malformed key, or another license's, answers like an unknown activation.
-        let unknown = || {
+        let unknown = || async move {
             if customer {
-                self.limits.public.failed(client, now);
+                if let Err(e) = self.lookup_failed(client, now).await {
+                    return e;
+                }
             }
             ServiceError::ActivationNotFound
         };
@@ -492,12 +513,12 @@ impl AppState {
             (Some(actor), _) => Deactivator::Support(actor),
             (None, Some(key)) => match self.admit(&key, client, now).await? {
                 Some(hash) => Deactivator::Customer(hash),
-                None => return Err(unknown()),
+                None => return Err(unknown().await),
             },
             (None, None) => return Err(ServiceError::MissingField("license_key".into())),
         };
         if !is_id("act", activation_id) {
-            return Err(unknown());
+            return Err(unknown().await);
         }
         let outcome = self
             .store
@@ -520,7 +541,7 @@ impl AppState {
             self.found(client, now);
         }
         match outcome {
-            DeactivationOutcome::NotFound => Err(unknown()),
+            DeactivationOutcome::NotFound => Err(unknown().await),
             DeactivationOutcome::LimitReached(free_at) => {
                 Err(ServiceError::DeactivationLimitReached {
                     retry_after_secs: free_at
@@ -565,7 +586,7 @@ impl AppState {
         };
         let (code, license) = match facts {
             None => {
-                self.limits.public.failed(client, now);
+                self.lookup_failed(client, now).await?;
                 ("NOT_FOUND", None)
             }
             Some(facts) => {
@@ -652,10 +673,23 @@ impl AppState {
         })
     }
 
-    /// `license_not_found`, counted against `client`.
-    fn not_found(&self, client: &str, now: Timestamp) -> ServiceError {
-        self.limits.public.failed(client, now);
-        DomainError::LicenseNotFound.into()
+    /// `license_not_found`, counted against `client` (429 instead when the shared
+    /// count says other instances used the address's failures up).
+    pub(crate) async fn not_found(&self, client: &str, now: Timestamp) -> ServiceError {
+        match self.lookup_failed(client, now).await {
+            Ok(()) => DomainError::LicenseNotFound.into(),
+            Err(limited) => limited,
+        }
+    }
+
+    /// A look-up admitted by [`AppState::admit`] found nothing: its reserved failure
+    /// stands, on every instance; 429 when the shared count was used up meanwhile.
+    async fn lookup_failed(&self, client: &str, now: Timestamp) -> Result<(), ServiceError> {
+        self.limits
+            .public
+            .not_found(client, now)
+            .await
+            .map_err(rate_limited)
     }
 
     /// The look-up after [`AppState::admit`] found its key: the reserved failure goes back.

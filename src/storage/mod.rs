@@ -5,6 +5,7 @@ pub mod grace;
 pub mod last_seen;
 pub mod postgres;
 pub mod rows;
+pub mod shared_limits;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -362,6 +363,11 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Checks the audit chain from the first event; the count of events if intact.
     async fn verify_audit(&self) -> Result<Result<i64, ChainError>, StorageError>;
+
+    /// The rate-limit counters every instance on this database sees, when several
+    /// instances can share it (PostgreSQL); none when one process owns the database
+    /// (SQLite), whose in-memory counters are then the whole count.
+    fn shared_limits(&self) -> Option<std::sync::Arc<dyn shared_limits::SharedLimits>>;
 }
 
 #[cfg(test)]

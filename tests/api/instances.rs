@@ -21,9 +21,15 @@ struct TwoInstances {
 
 impl TwoInstances {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Two servers with extra environment variables.
+    fn start_with(extra: &[(&str, &str)]) -> Self {
         let db = Database::create();
         let dirs = Dirs::new();
-        let env = [("KEYCLERK_DATABASE__URL", db.url.as_str())];
+        let mut env = vec![("KEYCLERK_DATABASE__URL", db.url.as_str())];
+        env.extend_from_slice(extra);
         let first = ServerProcess::spawn(&dirs, &env);
         let second = ServerProcess::spawn(&dirs, &env);
         Self {
@@ -258,6 +264,162 @@ fn twenty_extensions_with_one_idempotency_key_across_two_instances_make_one_deci
         .all(|r| &r.body["decision"]["id"] == decision));
     assert_eq!(count_kind(&both.history(&id), "grace_decision"), 1);
     both.assert_chain_verifies();
+}
+
+/// Failed look-ups allowed per address in the rate-limit tests.
+const GUESS_LIMIT: usize = 6;
+
+/// A small failed-look-up limit, with the test client (127.0.0.1) as a trusted
+/// proxy, so that `X-Forwarded-For` names the client and one test has several; the
+/// per-key limit out of the way of a key asked again and again.
+const SMALL_LIMIT: [(&str, &str); 3] = [
+    (
+        "KEYCLERK_RATE_LIMITS__FAILED_LOOKUPS_PER_ADDRESS_PER_HOUR",
+        "6",
+    ),
+    ("KEYCLERK_RATE_LIMITS__TRUSTED_PROXIES", "[\"127.0.0.1\"]"),
+    (
+        "KEYCLERK_RATE_LIMITS__REQUESTS_PER_KEY_PER_MINUTE",
+        "100000",
+    ),
+];
+
+/// The block of an address that used up its failures: 429 until one more fits,
+/// an hour / `GUESS_LIMIT` after the last failure (never the per-key limit's
+/// seconds).
+#[track_caller]
+fn assert_blocked(r: &Resp) {
+    r.expect_problem(429, "rate_limited");
+    let after: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!(after > 500, "Retry-After: {after}");
+}
+
+/// A POST to the server at `url` from `client` (behind the trusted proxy).
+fn post_from(url: &str, path: &str, client: &str, body: &Value) -> Resp {
+    into_resp(
+        agent()
+            .post(&format!("{url}{path}"))
+            .set("X-Forwarded-For", client)
+            .send_json(body.clone()),
+    )
+}
+
+/// An activation with a key that matches no license.
+fn guess(url: &str, client: &str) -> u16 {
+    let key = format!(
+        "v4.public.{:032x}{:032x}",
+        rand::random::<u128>(),
+        rand::random::<u128>()
+    );
+    post_from(
+        url,
+        "/v1/activations",
+        client,
+        &json!({"license_key": key, "fingerprint": "fp-guess"}),
+    )
+    .status
+}
+
+/// The statuses of `n` guesses from `client`, one after the other, guess `i` sent
+/// to `urls[i % urls.len()]`.
+fn guesses(urls: &[String], client: &str, n: usize) -> Vec<u16> {
+    (0..n)
+        .map(|i| guess(&urls[i % urls.len()], client))
+        .collect()
+}
+
+/// How a genuine key from `client` is answered by the server at `url`, asked again
+/// until it is 429 (another instance's block reaches this one within a poll) or
+/// 10 s have passed.
+fn genuine_until_limited(url: &str, client: &str, key: &str) -> Resp {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = post_from(url, "/v1/validate", client, &json!({"license_key": key}));
+        if r.status == 429 || std::time::Instant::now() > deadline {
+            return r;
+        }
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn failed_look_ups_spread_over_two_instances_meet_429_at_the_count_of_one() {
+    // One instance alone: the count to match.
+    let db = Database::create();
+    let dirs = Dirs::new();
+    let mut env = vec![("KEYCLERK_DATABASE__URL", db.url.as_str())];
+    env.extend_from_slice(&SMALL_LIMIT);
+    let single = ServerProcess::spawn(&dirs, &env);
+    let alone = guesses(&[single.url()], "203.0.113.1", GUESS_LIMIT + 3);
+    let count_alone = alone.iter().take_while(|s| **s == 404).count();
+    assert_eq!(count_alone, GUESS_LIMIT, "{alone:?}");
+    assert!(alone[count_alone..].iter().all(|s| *s == 429), "{alone:?}");
+    drop(single);
+
+    let both = TwoInstances::start_with(&SMALL_LIMIT);
+    let (_, key) = mint(
+        &both,
+        0,
+        json!({"product": "photo-pro", "order_id": "PG-GUESS"}),
+    );
+    let urls = [both.servers[0].url(), both.servers[1].url()];
+    // Guesses alternating between the instances: the same count, then 429.
+    let spread = guesses(&urls, "203.0.113.2", GUESS_LIMIT + 3);
+    assert_eq!(
+        spread,
+        [vec![404; count_alone], vec![429; 3]].concat(),
+        "alternating between two instances"
+    );
+    // The genuine key too, on each instance (no oracle).
+    for url in &urls {
+        assert_blocked(&genuine_until_limited(url, "203.0.113.2", &key));
+    }
+    // Guesses all on the first instance: the block reaches the second by its poll.
+    let on_one = guesses(&urls[..1], "203.0.113.3", GUESS_LIMIT);
+    assert_eq!(on_one, vec![404; GUESS_LIMIT]);
+    assert_blocked(&genuine_until_limited(&urls[1], "203.0.113.3", &key));
+    assert_eq!(guess(&urls[1], "203.0.113.3"), 429);
+    // Other clients are untouched on both.
+    for url in &urls {
+        let r = post_from(
+            url,
+            "/v1/validate",
+            "203.0.113.4",
+            &json!({"license_key": key}),
+        );
+        assert_eq!(r.expect(200)["code"], "VALID");
+    }
+}
+
+#[test]
+fn concurrent_guesses_across_two_instances_pass_no_more_failures_than_the_limit() {
+    let both = Arc::new(TwoInstances::start_with(&[(
+        "KEYCLERK_RATE_LIMITS__FAILED_LOOKUPS_PER_ADDRESS_PER_HOUR",
+        "20",
+    )]));
+    let answers = both.race(200, |both, i| {
+        let key = format!("v4.public.{:032x}{:032x}", rand::random::<u128>(), i);
+        both.post(
+            i % 2,
+            "/v1/activations",
+            None,
+            &json!({"license_key": key, "fingerprint": "fp-guess"}),
+        )
+    });
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
+    // Every failure answered 404 was counted in the shared counter first, which
+    // allows 20 whichever instance asks; the look-ups in flight past it get 429.
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 404).count(),
+        20,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        180,
+        "{statuses:?}"
+    );
 }
 
 /// `keyclerk serve` with a database URL; its output, which must be a refusal.

@@ -159,6 +159,18 @@ CREATE TABLE claims (
 );
 CREATE INDEX claims_by_status ON claims (status, created_at);
 "#,
+    r#"
+-- Rate-limit counters every instance sees (storage/postgres/limits.rs): a bucket's
+-- next-hit time in Unix ms, and the transaction that last changed it, which the
+-- instances' polls follow. UNLOGGED: a crash or a failover empties it.
+CREATE UNLOGGED TABLE rate_limit_counters (
+    bucket       TEXT PRIMARY KEY,
+    tat_ms       BIGINT NOT NULL,
+    changed_xid  BIGINT NOT NULL
+);
+CREATE INDEX rate_limit_counters_by_change ON rate_limit_counters (changed_xid, bucket);
+CREATE INDEX rate_limit_counters_by_tat ON rate_limit_counters (tat_ms);
+"#,
     // Activation in constant time, however many machines a license holds: the live
     // seats are a count kept on the license (changed in the transaction that takes
     // or frees a seat), and the release of unseen machines reads only those unseen.

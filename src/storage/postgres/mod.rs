@@ -19,6 +19,7 @@ mod activations;
 mod connect;
 mod copy;
 mod grace;
+mod limits;
 mod migrations;
 mod password;
 
@@ -1264,6 +1265,10 @@ impl Storage for PostgresStore {
 
     async fn verify_audit(&self) -> Result<Result<i64, ChainError>, StorageError> {
         read!(self, |c| verify_audit_on(c).await?).await
+    }
+
+    fn shared_limits(&self) -> Option<Arc<dyn crate::storage::shared_limits::SharedLimits>> {
+        Some(Arc::new(self.clone()))
     }
 }
 

@@ -891,6 +891,14 @@ impl Storage for SqliteStore {
     async fn verify_audit(&self) -> Result<Result<i64, ChainError>, StorageError> {
         self.read(verify_audit_on).await
     }
+
+    /// None: one keyclerk process owns a SQLite file (more instances mean
+    /// PostgreSQL), so its in-memory counters already see every failed look-up. A
+    /// shared table here would count nothing more, and would put a synchronous
+    /// write (an fsync) on every guess an attacker sends.
+    fn shared_limits(&self) -> Option<Arc<dyn crate::storage::shared_limits::SharedLimits>> {
+        None
+    }
 }
 
 /// A fresh in-memory schema, for tests elsewhere in the crate.

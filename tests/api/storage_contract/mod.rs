@@ -10,6 +10,7 @@
 mod activations;
 mod grace;
 mod licenses;
+mod limits;
 mod races;
 mod tokens;
 
@@ -43,6 +44,10 @@ pub trait Engine {
     /// database to drop); dropped after the test.
     type Guard: 'static;
 
+    /// Whether instances share this engine's databases, and so its rate-limit
+    /// counters ([`Storage::shared_limits`]).
+    const SHARES_LIMITS: bool;
+
     /// A new, empty, migrated store of this engine.
     fn fresh() -> (Arc<dyn Storage>, Self::Guard);
 }
@@ -52,6 +57,7 @@ pub struct Sqlite;
 
 impl Engine for Sqlite {
     type Guard = tempfile::TempDir;
+    const SHARES_LIMITS: bool = false;
 
     fn fresh() -> (Arc<dyn Storage>, Self::Guard) {
         let dir = tempfile::tempdir().unwrap();
@@ -65,6 +71,7 @@ pub struct Postgres;
 
 impl Engine for Postgres {
     type Guard = crate::pg::Database;
+    const SHARES_LIMITS: bool = true;
 
     fn fresh() -> (Arc<dyn Storage>, Self::Guard) {
         let db = crate::pg::Database::create();
@@ -81,6 +88,8 @@ pub struct World {
     pub policies: Policies,
     /// The time the test starts at; every later time is counted from it.
     pub t0: Timestamp,
+    /// Whether the engine shares rate-limit counters between instances.
+    pub shares_limits: bool,
 }
 
 /// Runs one contract test on a fresh store of engine `E`, then checks the chain.
@@ -99,6 +108,7 @@ where
         policies: Arc::new(catalog.seat_policies()),
         catalog,
         t0: time::parse("2026-01-01T00:00:00Z").unwrap(),
+        shares_limits: E::SHARES_LIMITS,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -191,6 +201,10 @@ macro_rules! suite {
             races::concurrent_first_presentations_write_one_event,
             races::twenty_concurrent_redemptions_of_the_whole_balance_let_one_through,
             races::of_ten_concurrent_first_tokens_one_is_stored,
+            limits::a_shared_counter_charges_like_the_limiter_and_refuses_past_its_burst,
+            limits::every_change_to_a_shared_counter_reaches_a_later_poll,
+            limits::quiet_shared_counters_are_forgotten_in_bounded_steps,
+            limits::concurrent_charges_of_one_shared_counter_allow_exactly_its_burst,
         );
     };
     ($engine:ty) => {
@@ -204,6 +218,11 @@ mod sqlite {
 
 mod postgres {
     suite!(super::Postgres);
+
+    #[test]
+    fn a_poll_in_pages_goes_on_while_an_old_transaction_holds_the_horizon_back() {
+        super::limits::pages_go_on_behind_an_old_transaction();
+    }
 }
 
 /// A vendor's token, as the audit log names it.

@@ -19,7 +19,7 @@ use keyclerk::storage::{LicenseLookup, MintOutcome, StorageError};
 use super::{fake_key, request, vendor, World};
 
 /// Runs `f(0..n)` at once and collects the answers in order of `i`.
-fn at_once<T, F, Fut>(n: usize, f: F) -> Vec<T>
+pub(super) fn at_once<T, F, Fut>(n: usize, f: F) -> Vec<T>
 where
     F: Fn(usize) -> Fut + Sync,
     Fut: Future<Output = T>,
