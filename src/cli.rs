@@ -174,13 +174,9 @@ where
     }
 }
 
-fn init_logging(level: &str, serving: bool) {
-    let default = if serving { level } else { "warn" };
-    let logger = env_logger::Builder::new()
-        .parse_filters(default)
-        .format_target(false)
-        .build();
-    crate::logging::install(logger);
+fn init_logging(log: &crate::logging::LogSettings, serving: bool) {
+    let filter = if serving { log.level.as_str() } else { "warn" };
+    crate::logging::install(crate::logging::build(filter, log.format));
 }
 
 type CliResult = Result<ExitCode, String>;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::grace::ClaimPolicy;
 use crate::domain::product::{Catalog, Product, ProductId, ProductSpec};
+use crate::logging::LogSettings;
 use crate::server::ServerSettings;
 use crate::service::limits::RateLimitSettings;
 
@@ -33,9 +34,13 @@ pub struct Settings {
     /// The `iss` claim.
     #[serde(default = "default_issuer")]
     pub issuer: String,
-    /// Log level.
-    #[serde(default = "default_log")]
-    pub log: String,
+    /// The log: level and format. `log = "debug"` (a level alone) is read as
+    /// `[log] level = "debug"`.
+    #[serde(default)]
+    pub log: LogSettings,
+    /// `/metrics`: an address of its own, if any.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
     /// Limits of the HTTP server (body deadline, connections per address).
     #[serde(default)]
     pub server: ServerSettings,
@@ -54,6 +59,15 @@ pub struct Settings {
     /// The catalog.
     #[serde(default)]
     pub products: BTreeMap<String, ProductSpec>,
+}
+
+/// `[metrics]`: `GET /metrics` answers on `listen` to admin tokens, and, when
+/// `listen` is set here, on that address too, without a token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// `host:port` of a listener that serves only `/metrics`, to anyone who reaches it.
+    pub listen: Option<String>,
 }
 
 /// `[database]`: absent, or `url = "sqlite:"`, is the SQLite file in `data_dir`;
@@ -85,9 +99,6 @@ fn default_keys_dir() -> PathBuf {
 }
 fn default_issuer() -> String {
     "keyclerk".into()
-}
-fn default_log() -> String {
-    "info".into()
 }
 /// actix-web panics outside 1..=512 workers.
 const MAX_WORKERS: usize = 512;
@@ -147,6 +158,12 @@ impl Settings {
         let mut value: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             ConfigError(format!("{source}: {}", e.to_string().trim()))
         })?;
+        // `log = "debug"` is the level alone (as before `[log]` had a format).
+        if let Some(toml::Value::String(level)) = value.get("log").cloned() {
+            let mut section = toml::Table::new();
+            section.insert("level".into(), toml::Value::String(level));
+            value.insert("log".into(), toml::Value::Table(section));
+        }
         let mut warnings = Vec::new();
         let mut env: Vec<_> = env
             .into_iter()
@@ -154,6 +171,12 @@ impl Settings {
             .collect();
         env.sort();
         for (name, raw) in env {
+            // KEYCLERK_LOG stays the level, beside KEYCLERK_LOG__FORMAT.
+            let name = if name == "KEYCLERK_LOG" {
+                "KEYCLERK_LOG__LEVEL".to_owned()
+            } else {
+                name
+            };
             if !apply_env(&mut value, &name, &raw) {
                 warnings.push(format!(
                     "environment variable {name} matches no setting; ignored"
@@ -185,6 +208,16 @@ impl Settings {
         }
         if let Some((key, message)) = self.server.problem() {
             return Err(ConfigError(format!("{source}: server.{key}: {message}")));
+        }
+        if self
+            .metrics
+            .listen
+            .as_deref()
+            .is_some_and(|l| l.trim().is_empty())
+        {
+            return Err(ConfigError(format!(
+                "{source}: metrics.listen: an address (host:port), or leave it out"
+            )));
         }
         if !(1..=MAX_WORKERS).contains(&self.workers) {
             return Err(ConfigError(format!(
@@ -286,7 +319,8 @@ impl Settings {
             data_dir: default_data_dir(),
             keys_dir: default_keys_dir(),
             issuer: default_issuer(),
-            log: default_log(),
+            log: LogSettings::default(),
+            metrics: MetricsSettings::default(),
             server: ServerSettings::default(),
             workers: default_workers(),
             late_claims: ClaimPolicy::default(),
@@ -409,6 +443,40 @@ mod tests {
             let err = load(text, &[]).unwrap_err().0;
             assert!(err.contains(expected), "{case}: {err}");
         }
+    }
+
+    #[test]
+    fn the_log_is_a_level_alone_or_a_section_with_a_format() {
+        use crate::logging::LogFormat;
+        let shipped = load(EMBEDDED_CONFIG, &[]).unwrap().settings;
+        assert_eq!(shipped.log, LogSettings::default());
+        assert_eq!(shipped.metrics, MetricsSettings::default());
+        let alone = load("log = \"debug\"", &[]).unwrap().settings;
+        assert_eq!(alone.log.level, "debug");
+        assert_eq!(alone.log.format, LogFormat::Text);
+        let section = load("[log]\nlevel = \"warn\"\nformat = \"json\"", &[])
+            .unwrap()
+            .settings;
+        assert_eq!(
+            (section.log.level.as_str(), section.log.format),
+            ("warn", LogFormat::Json)
+        );
+        let env = load(
+            "log = \"info\"",
+            &[("KEYCLERK_LOG", "trace"), ("KEYCLERK_LOG__FORMAT", "json")],
+        )
+        .unwrap();
+        assert!(env.warnings.is_empty(), "{:?}", env.warnings);
+        assert_eq!(env.settings.log.level, "trace");
+        assert_eq!(env.settings.log.format, LogFormat::Json);
+        let bad = load("[log]\nformat = \"xml\"", &[]).unwrap_err();
+        assert!(bad.0.contains("log.format"), "{}", bad.0);
+        let metrics = load("", &[("KEYCLERK_METRICS__LISTEN", "127.0.0.1:9100")]).unwrap();
+        assert!(metrics.warnings.is_empty(), "{:?}", metrics.warnings);
+        assert_eq!(
+            metrics.settings.metrics.listen.as_deref(),
+            Some("127.0.0.1:9100")
+        );
     }
 
     #[test]

@@ -145,13 +145,13 @@ impl From<ServiceError> for ApiError {
 #[derive(Debug, Clone)]
 pub struct ErrorCause(pub String);
 
-/// The text the access log appends for a response: its cause, if it is a 500.
-pub fn logged_cause(res: &actix_web::dev::ServiceResponse) -> String {
-    res.response()
-        .extensions()
-        .get::<ErrorCause>()
-        .map(|c| format!(" cause=\"{}\"", c.0.escape_debug()))
-        .unwrap_or_default()
+/// The `code` of a problem answer, kept with the response for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProblemCode(pub &'static str);
+
+/// The cause of a response that is a 500, for its log line.
+pub fn cause_of<B>(res: &HttpResponse<B>) -> Option<String> {
+    res.extensions().get::<ErrorCause>().map(|c| c.0.clone())
 }
 
 impl ApiError {
@@ -334,6 +334,7 @@ impl ResponseError for ApiError {
         if let Self::Internal(cause) = self {
             res.extensions_mut().insert(ErrorCause(cause.clone()));
         }
+        res.extensions_mut().insert(ProblemCode(self.code()));
         self.transport_headers(&mut res);
         res.body(self.problem().to_string())
     }
@@ -380,15 +381,16 @@ mod tests {
         ))));
         let res = e.error_response();
         assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let srv = actix_web::test::TestRequest::default().to_srv_response(res);
         assert_eq!(
-            logged_cause(&srv),
-            " cause=\"storage: database: disk I/O error at page 7\""
+            cause_of(&res).as_deref(),
+            Some("storage: database: disk I/O error at page 7")
+        );
+        assert_eq!(
+            res.extensions().get::<ProblemCode>(),
+            Some(&ProblemCode("internal_error"))
         );
         assert!(!e.problem().to_string().contains("page 7"));
-        let fine =
-            actix_web::test::TestRequest::default().to_srv_response(HttpResponse::Ok().finish());
-        assert_eq!(logged_cause(&fine), "");
+        assert_eq!(cause_of(&HttpResponse::Ok().finish()), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod domain;
 pub mod error;
 pub mod files;
 pub mod logging;
+pub mod metrics;
 pub mod routes;
 pub mod server;
 pub mod service;

@@ -6,8 +6,8 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use actix_web::dev::Server;
-use actix_web::middleware::Logger;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 
 use crate::config::Settings;
@@ -16,6 +16,7 @@ use crate::domain::grace::ClaimRules;
 use crate::domain::time;
 use crate::domain::token::{NewApiToken, Role};
 use crate::error::ApiError;
+use crate::metrics::http::HttpMetrics;
 use crate::routes;
 use crate::server::ConnectionCap;
 use crate::service::keys::Keys;
@@ -80,6 +81,7 @@ pub struct ServeOptions {
 pub struct Application {
     server: Server,
     port: u16,
+    metrics: Option<(ServerHandle, u16)>,
     last_seen: Arc<LastSeen>,
 }
 
@@ -87,6 +89,11 @@ impl Application {
     /// The port actually bound (useful with port 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the `[metrics] listen` address, when one is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, port)| *port)
     }
 
     /// A handle that stops the server.
@@ -97,6 +104,9 @@ impl Application {
     /// Runs until the server is stopped (SIGINT/SIGTERM).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let done = self.server.await;
+        if let Some((metrics, _)) = &self.metrics {
+            metrics.stop(true).await;
+        }
         // Last-seen times noted since the last flush go to disk before the process ends.
         if let Err(e) = self.last_seen.flush().await {
             log::warn!("could not write the last-seen times: {e}");
@@ -207,6 +217,56 @@ async fn bootstrap_admin(
     Ok(())
 }
 
+/// The request metrics laid out on the route table.
+fn http_metrics() -> HttpMetrics {
+    let routes: Vec<_> = routes::ROUTES.iter().map(|r| (r.method, r.path)).collect();
+    HttpMetrics::new(
+        &routes,
+        routes::PATTERNS,
+        routes::route_index("POST", "/v1/activations"),
+    )
+}
+
+/// Binds `addr` for a server, with the address in the error.
+fn bind(addr: &str) -> Result<(std::net::TcpListener, u16), StartError> {
+    let bind_error = |source| StartError::Bind {
+        addr: addr.to_owned(),
+        source,
+    };
+    let listener = crate::server::listen(addr).map_err(bind_error)?;
+    let port = listener.local_addr().map_err(bind_error)?.port();
+    Ok((listener, port))
+}
+
+/// The `[metrics] listen` server: `/metrics` without a token, one worker, stopped
+/// with the API's server (it takes no signals of its own).
+fn metrics_server(
+    addr: &str,
+    state: web::Data<AppState>,
+    metrics: web::Data<HttpMetrics>,
+) -> Result<(ServerHandle, u16), StartError> {
+    let (listener, port) = bind(addr)?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(routes::observe::observe))
+            .app_data(state.clone())
+            .app_data(metrics.clone())
+            .configure(routes::metrics::configure_listener)
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .map_err(|source| StartError::Bind {
+        addr: addr.to_owned(),
+        source,
+    })?
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    log::info!("/metrics answers without a token on port {port}");
+    Ok((handle, port))
+}
+
 /// Prepares keys, database and listener; call from inside an actix system.
 pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Application, StartError> {
     ensure_data_dir(&settings.data_dir)?;
@@ -231,14 +291,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
             paserk::public_of(active.public.as_bytes())
         );
     }
-    let listener = crate::server::listen(&settings.listen).map_err(|source| StartError::Bind {
-        addr: settings.listen.clone(),
-        source,
-    })?;
-    let port = listener
-        .local_addr()
-        .map_err(io(Path::new(&settings.listen)))?
-        .port();
+    let (listener, port) = bind(&settings.listen)?;
     let catalog = Arc::new(settings.catalog());
     let policies = catalog.seat_policies();
     let last_seen = Arc::new(
@@ -266,19 +319,22 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         limits,
     });
     crate::service::keys::watch(Arc::clone(&state.keyring), Arc::clone(&state.store));
+    let http_metrics = web::Data::new(http_metrics());
+    let metrics = match &settings.metrics.listen {
+        Some(addr) => Some(metrics_server(addr, state.clone(), http_metrics.clone())?),
+        None => None,
+    };
     let body_deadline = settings.server.body_deadline();
     let connection_cap = Arc::new(ConnectionCap::from_settings(settings));
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(actix_web::middleware::from_fn(routes::enforce_access))
-            .wrap(actix_web::middleware::from_fn(routes::hygiene::hygiene))
-            // %U is the path without the query string: keys in `?key=` never reach the log.
-            .wrap(
-                Logger::new("%a \"%{METHOD}xi %U\" %s %b %Dms%{CAUSE}xo")
-                    .custom_request_replace("METHOD", |req| req.method().to_string())
-                    .custom_response_replace("CAUSE", crate::error::logged_cause),
-            )
+            .wrap(from_fn(routes::enforce_access))
+            .wrap(from_fn(routes::hygiene::hygiene))
+            // Outermost: the request id, the route match the layers below read, the
+            // access line (without the query string) and the metrics.
+            .wrap(from_fn(routes::observe::observe))
             .app_data(state.clone())
+            .app_data(http_metrics.clone())
             .app_data(body_deadline)
             .app_data(
                 web::PathConfig::default()
@@ -303,6 +359,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
     Ok(Application {
         server,
         port,
+        metrics,
         last_seen,
     })
 }

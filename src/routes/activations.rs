@@ -8,6 +8,7 @@ use crate::domain::time;
 use crate::error::ApiError;
 use crate::routes::auth::Caller;
 use crate::routes::extract::{ClientAddr, JsonBody, OptionalJsonBody};
+use crate::routes::observe::Verdict;
 use crate::routes::views::{ActivationReply, DeactivationReply, Validated};
 use crate::service::{ActivationRequest, AppState, DeactivationRequest, ValidationRequest};
 
@@ -91,5 +92,7 @@ pub async fn validate(
     JsonBody(req): JsonBody<ValidationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let v = state.validate(req, &client, time::now()).await?;
-    Ok(HttpResponse::Ok().json(Validated::try_from(&v)?))
+    let mut res = HttpResponse::Ok().json(Validated::try_from(&v)?);
+    res.extensions_mut().insert(Verdict(v.code));
+    Ok(res)
 }

@@ -9,12 +9,14 @@ pub mod health;
 pub mod hygiene;
 pub mod keys;
 pub mod licenses;
+pub mod metrics;
+pub mod observe;
 pub mod openapi;
 pub mod products;
 pub mod tokens;
 pub mod views;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
@@ -22,6 +24,7 @@ use actix_web::{guard, web, HttpMessage, HttpResponse, ResponseError};
 
 use crate::domain::token::Role;
 use crate::error::ApiError;
+use crate::metrics::http::Slot;
 use auth::Caller;
 
 /// Who may call a route. Admin tokens may call every route that takes a token.
@@ -56,6 +59,9 @@ const STAFF: Access = Access::Roles(&[Role::Vendor, Role::Support]);
 /// Builds [`ROUTES`] and [`configure`] from one list, so they cannot disagree.
 macro_rules! route_table {
     ($( $path:literal { $( $method:ident => $handler:path, $access:expr; )+ } )+) => {
+        /// Every path pattern, in registration order.
+        pub const PATTERNS: &[&str] = &[$( $path, )+];
+
         /// Every route, in registration order (the first match wins).
         pub const ROUTES: &[Route] = &[
             $( $( Route {
@@ -90,6 +96,7 @@ route_table! {
     "/healthz" { get => health::healthz, Access::Anyone; }
     "/readyz" { get => health::readyz, Access::Anyone; }
     "/openapi.json" { get => openapi::document, Access::Anyone; }
+    "/metrics" { get => metrics::scrape, ADMIN; }
     "/v1/keys" { get => keys::list, Access::Anyone; }
     "/v1/keys/reload" { post => keys::reload, ADMIN; }
     "/v1/activations" { post => activations::activate, Access::LicenseKey; }
@@ -125,26 +132,73 @@ route_table! {
 
 /// The access of the route a request matched, if any.
 pub fn access_of(method: &str, pattern: &str) -> Option<Access> {
+    route_index(method, pattern).map(|i| ROUTES[i].access)
+}
+
+/// The index in [`ROUTES`] of `method` on `pattern` (HEAD as GET).
+pub fn route_index(method: &str, pattern: &str) -> Option<usize> {
+    let method = if method == "HEAD" { "GET" } else { method };
     ROUTES
         .iter()
-        .find(|r| r.path == pattern && r.method == method)
-        .map(|r| r.access)
+        .position(|r| r.path == pattern && r.method == method)
+}
+
+/// Where a request lands in the route table, worked out once per request (by
+/// [`observe::observe`]) and read by the access check, the headers and the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteMatch {
+    /// The index in [`PATTERNS`] of the pattern its path matches.
+    pub pattern: Option<usize>,
+    /// The index in [`ROUTES`] of its route (pattern and method).
+    pub route: Option<usize>,
+}
+
+impl RouteMatch {
+    /// Matches `req`'s path and method against the table.
+    pub fn of(req: &ServiceRequest) -> Self {
+        let Some(pattern) = req.match_pattern() else {
+            return Self {
+                pattern: None,
+                route: None,
+            };
+        };
+        Self {
+            pattern: PATTERNS.iter().position(|p| *p == pattern),
+            route: route_index(req.method().as_str(), &pattern),
+        }
+    }
+
+    /// The match [`observe::observe`] left in `req`, or a new one.
+    pub fn cached(req: &ServiceRequest) -> Self {
+        let cached = req.extensions().get::<Self>().copied();
+        cached.unwrap_or_else(|| Self::of(req))
+    }
+
+    /// The access of its route.
+    pub fn access(self) -> Option<Access> {
+        self.route.and_then(|i| ROUTES.get(i)).map(|r| r.access)
+    }
+
+    /// Its slot in the request metrics.
+    pub fn slot(self) -> Slot {
+        match (self.route, self.pattern) {
+            (Some(r), _) => Slot::Route(r),
+            (None, Some(p)) => Slot::Pattern(p),
+            (None, None) => Slot::Unmatched,
+        }
+    }
 }
 
 /// Checks the table's access before any handler or body parser runs: 401 for a
 /// missing, malformed, unknown or revoked token, 403 for a role the route does not
-/// take. The authenticated caller is left in the request for the handler.
-pub async fn enforce_access(
+/// take. The authenticated caller is left in the request for the handler. A refusal
+/// is an answer, not an error, so that the layers around see its status and code.
+pub async fn enforce_access<B: MessageBody>(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    // HEAD is GET without the body: the same access.
-    let method = if req.method() == actix_web::http::Method::HEAD {
-        "GET"
-    } else {
-        req.method().as_str()
-    };
-    let access = req.match_pattern().and_then(|p| access_of(method, &p));
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    // HEAD is GET without the body: the same access (`route_index` sees to it).
+    let access = RouteMatch::cached(&req).access();
     let roles = match access {
         Some(Access::Roles(roles)) => Some(roles),
         Some(Access::KeyOrRoles(roles)) if req.headers().contains_key(header::AUTHORIZATION) => {
@@ -153,11 +207,21 @@ pub async fn enforce_access(
         _ => None,
     };
     if let Some(roles) = roles {
-        let caller = Caller::authenticate(req.request()).await?;
-        caller.require(roles)?;
-        req.extensions_mut().insert(caller);
+        let checked = match Caller::authenticate(req.request()).await {
+            Ok(caller) => caller.require(roles).map(|_| caller),
+            Err(e) => Err(e),
+        };
+        match checked {
+            Ok(caller) => {
+                log::debug!("caller: token {} ({})", caller.0.id, caller.0.role.as_str());
+                req.extensions_mut().insert(caller);
+            }
+            Err(e) => return Ok(req.error_response(e).map_into_right_body()),
+        }
     }
-    next.call(req).await
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 /// The route of a table entry's method: a GET route answers HEAD too (actix sends
@@ -236,5 +300,20 @@ mod tests {
                 "{route:?}"
             );
         }
+        assert_eq!(every_verb::PATTERNS, ["/x"]);
+    }
+
+    #[test]
+    fn every_pattern_of_the_table_is_listed_once_and_every_route_has_its_pattern() {
+        for (i, p) in PATTERNS.iter().enumerate() {
+            assert_eq!(PATTERNS.iter().position(|q| q == p), Some(i), "{p} twice");
+        }
+        for route in ROUTES {
+            assert!(PATTERNS.contains(&route.path), "{route:?}");
+        }
+        assert_eq!(
+            route_index("HEAD", "/healthz"),
+            route_index("GET", "/healthz")
+        );
     }
 }

@@ -219,6 +219,7 @@ impl Modify for FromRouteTable {
         super::health::healthz,
         super::health::readyz,
         document,
+        super::metrics::scrape,
         super::keys::list,
         super::keys::reload,
         super::activations::activate,
@@ -250,7 +251,7 @@ impl Modify for FromRouteTable {
         (name = "vendor", description = "The shop: minting and the license lifecycle"),
         (name = "support", description = "Support: look-ups, history, grace decisions, claims"),
         (name = "admin", description = "Tokens and the catalog"),
-        (name = "operations", description = "Health, public keys, this document"),
+        (name = "operations", description = "Health, metrics, public keys, this document"),
     )
 )]
 pub struct ApiDoc;

@@ -87,6 +87,12 @@ impl LastSeen {
         p.note(license_id, activation_id, now);
     }
 
+    /// Licenses and machines noted and not written yet.
+    pub fn pending(&self) -> usize {
+        let p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.licenses.len() + p.activations.len()
+    }
+
     /// Writes everything noted so far, now.
     pub async fn flush(&self) -> Result<(), StorageError> {
         let seen = take(&self.pending);

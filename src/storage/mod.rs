@@ -15,6 +15,7 @@ use crate::domain::license::{Action, License, LicenseStatus, NewLicense};
 use crate::domain::time::Timestamp;
 use crate::domain::token::{ApiToken, NewApiToken};
 use crate::domain::DomainError;
+use crate::metrics::HistogramSnapshot;
 use crate::storage::activation::{
     Activation, ActivationOutcome, Deactivation, DeactivationOutcome, KeyFacts, NewActivation,
 };
@@ -194,11 +195,57 @@ where
     Ok(out)
 }
 
+/// What an engine can tell of its load, cheap to read (for `/metrics`): its write
+/// queue and group commits where it has them, and its connection pools.
+#[derive(Debug, Clone, Default)]
+pub struct StorageStats {
+    /// `sqlite` or `postgres`.
+    pub engine: &'static str,
+    /// Writes waiting for the one writer (SQLite).
+    pub write_queue: Option<QueueStats>,
+    /// Writes committed together, per group commit (SQLite).
+    pub write_batch_size: Option<HistogramSnapshot>,
+    /// Time of one group commit's transaction, first statement to `COMMIT` (SQLite),
+    /// in microseconds.
+    pub batch_micros: Option<HistogramSnapshot>,
+    /// Time of one `COMMIT` (with `synchronous = FULL`, the fsync), in microseconds.
+    pub commit_micros: Option<HistogramSnapshot>,
+    /// The engine's connection pools.
+    pub pools: Vec<PoolStats>,
+}
+
+/// A bounded queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Items waiting now.
+    pub depth: usize,
+    /// Items it holds at most.
+    pub capacity: usize,
+}
+
+/// A connection pool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Which pool (`sqlite_read`, `postgres`).
+    pub name: &'static str,
+    /// Connections it may open.
+    pub max: usize,
+    /// Connections open now.
+    pub open: usize,
+    /// Open connections nobody holds.
+    pub idle: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
+}
+
 /// The domain operations keyclerk needs from a database.
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
     /// Answers when the database answers (`/readyz`).
     async fn ready(&self) -> Result<(), StorageError>;
+
+    /// The engine's load now: queues and pools (no database round trip).
+    fn stats(&self) -> StorageStats;
 
     /// Stores a license, or finds the one minted before for the same order.
     async fn mint(

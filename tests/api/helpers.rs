@@ -13,6 +13,8 @@ use tempfile::TempDir;
 /// A running server and the directories it owns.
 pub struct TestServer {
     pub port: u16,
+    /// The `[metrics] listen` port, when the settings set one.
+    pub metrics_port: Option<u16>,
     pub admin: String,
     dirs: Option<Dirs>,
     stop: actix_web::dev::ServerHandle,
@@ -181,18 +183,18 @@ pub fn test_log() -> Option<String> {
     })
 }
 
+/// A server started by [`try_start`]: its port, its metrics port, its stop handle.
+pub type Started = (u16, Option<u16>, actix_web::dev::ServerHandle);
+
 /// Starts a server on `dirs` with `settings`; returns the error text if start-up fails.
-pub fn try_start(
-    settings: Settings,
-    force: bool,
-) -> Result<(u16, actix_web::dev::ServerHandle), String> {
+pub fn try_start(settings: Settings, force: bool) -> Result<Started, String> {
     init_test_log();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             match startup::build(&settings, ServeOptions { force }).await {
                 Ok(app) => {
-                    let _ = tx.send(Ok((app.port(), app.handle())));
+                    let _ = tx.send(Ok((app.port(), app.metrics_port(), app.handle())));
                     let _ = app.run_until_stopped().await;
                 }
                 Err(e) => {
@@ -221,13 +223,14 @@ impl TestServer {
     pub fn start_with(dirs: Dirs, change: impl FnOnce(&mut Settings)) -> Self {
         let mut settings = dirs.settings();
         change(&mut settings);
-        let (port, stop) = try_start(settings, false).unwrap();
+        let (port, metrics_port, stop) = try_start(settings, false).unwrap();
         let admin = std::fs::read_to_string(dirs.data().join(ADMIN_TOKEN_FILE))
             .unwrap()
             .trim()
             .to_owned();
         Self {
             port,
+            metrics_port,
             admin,
             dirs: Some(dirs),
             stop,

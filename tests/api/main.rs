@@ -26,6 +26,8 @@ mod interop;
 mod keys;
 mod lifecycle;
 mod limits;
+mod logs;
+mod metrics;
 mod mint;
 mod openapi;
 mod outage;

@@ -72,8 +72,10 @@ impl ServerProcess {
                 );
             };
             keep(&log, &line);
+            // The digits after the words, in a text or a JSON line alike.
             if let Some(p) = line.split("listening on port ").nth(1) {
-                break p.trim().parse::<u16>().unwrap();
+                let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
+                break digits.parse::<u16>().unwrap();
             }
         };
         // Keep draining the log so the server never blocks on a full pipe.

@@ -1,6 +1,6 @@
-//! Secrets stay secret: a whole session's logs, at the most verbose level, hold no
-//! token, no license key, no certificate and no private key; no response carries the
-//! private key.
+//! Secrets stay secret: a whole session's logs, at the most verbose level and in
+//! both formats (text and JSON), hold no token, no license key, no certificate and no
+//! private key; no response carries the private key.
 
 use serde_json::{json, Value};
 
@@ -56,8 +56,54 @@ fn s(v: &Value) -> String {
 
 #[test]
 fn a_whole_sessions_logs_and_responses_hold_no_secret() {
+    whole_session_without_secrets(&[]);
+}
+
+#[test]
+fn a_whole_sessions_json_logs_hold_no_secret_either() {
+    let (log, secrets) = whole_session_without_secrets(&[("KEYCLERK_LOG__FORMAT", "json")]);
+    // Every line is JSON; what its strings say, once unescaped, holds no secret.
+    let mut said = String::new();
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        strings_of(&v, &mut said);
+    }
+    assert!(said.contains("POST /v1/activations"), "{said}");
+    for secret in &secrets {
+        assert!(
+            !said.contains(secret.as_str()),
+            "a JSON line holds a secret ({secret:.24}…)"
+        );
+    }
+}
+
+/// Every string in `v` (keys too), one a line.
+fn strings_of(v: &Value, out: &mut String) {
+    match v {
+        Value::String(s) => {
+            out.push_str(s);
+            out.push('\n');
+        }
+        Value::Array(items) => items.iter().for_each(|i| strings_of(i, out)),
+        Value::Object(map) => {
+            for (k, v) in map {
+                out.push_str(k);
+                out.push('\n');
+                strings_of(v, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Runs the session with `env` beside log level trace, checks its log and answers,
+/// and returns the log and the secrets looked for.
+fn whole_session_without_secrets(env: &[(&str, &str)]) -> (String, Vec<String>) {
     let dirs = Dirs::new();
-    let server = ServerProcess::spawn(&dirs, &[("KEYCLERK_LOG", "trace")]);
+    let mut env = env.to_vec();
+    env.push(("KEYCLERK_LOG", "trace"));
+    let server = ServerProcess::spawn(&dirs, &env);
     let admin = admin_token(&dirs);
     let mut x = Session {
         url: server.url(),
@@ -251,4 +297,6 @@ fn a_whole_sessions_logs_and_responses_hold_no_secret() {
             );
         }
     }
+    secrets.extend(private);
+    (log, secrets)
 }

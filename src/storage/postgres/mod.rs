@@ -858,6 +858,21 @@ impl Storage for PostgresStore {
         read!(self, |c| one(c, "SELECT 1", &[]).await.map(|_| ())?).await
     }
 
+    fn stats(&self) -> crate::storage::StorageStats {
+        let s = self.pool.status();
+        crate::storage::StorageStats {
+            engine: "postgres",
+            pools: vec![crate::storage::PoolStats {
+                name: "postgres",
+                max: s.max_size,
+                open: s.size,
+                idle: s.available,
+                waiting: s.waiting,
+            }],
+            ..Default::default()
+        }
+    }
+
     async fn mint(
         &self,
         new: NewLicense,

@@ -629,6 +629,18 @@ impl Storage for SqliteStore {
             .map(|_| ())
     }
 
+    fn stats(&self) -> crate::storage::StorageStats {
+        let w = self.writer.stats();
+        crate::storage::StorageStats {
+            engine: "sqlite",
+            write_queue: Some(w.queue()),
+            write_batch_size: Some(w.batch_size.snapshot()),
+            batch_micros: Some(w.batch_micros.snapshot()),
+            commit_micros: Some(w.commit_micros.snapshot()),
+            pools: vec![self.readers.stats()],
+        }
+    }
+
     async fn mint(
         &self,
         new: NewLicense,

@@ -1,6 +1,7 @@
 //! A small pool of read-only connections.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
@@ -12,6 +13,9 @@ const READER_CACHE_KIB: i64 = 8 * 1024;
 pub struct ReadPool {
     idle: Mutex<Vec<Connection>>,
     available: Condvar,
+    size: usize,
+    /// Callers blocked in [`ReadPool::get`].
+    waiting: AtomicUsize,
 }
 
 /// A connection borrowed from the pool; returned when dropped.
@@ -56,6 +60,8 @@ impl ReadPool {
         Ok(Self {
             idle: Mutex::new(idle),
             available: Condvar::new(),
+            size,
+            waiting: AtomicUsize::new(0),
         })
     }
 
@@ -78,7 +84,22 @@ impl ReadPool {
                     conn: Some(conn),
                 });
             }
-            idle = self.available.wait(idle).ok()?;
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+            let woken = self.available.wait(idle);
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            idle = woken.ok()?;
+        }
+    }
+
+    /// Its load now: connections, idle ones, callers waiting.
+    pub fn stats(&self) -> crate::storage::PoolStats {
+        let idle = self.idle.lock().map_or(0, |i| i.len());
+        crate::storage::PoolStats {
+            name: "sqlite_read",
+            max: self.size,
+            open: self.size,
+            idle,
+            waiting: self.waiting.load(Ordering::Relaxed),
         }
     }
 }

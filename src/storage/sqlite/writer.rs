@@ -6,13 +6,16 @@
 //! With `synchronous = FULL` that is one fsync per batch instead of per request.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread;
+use std::time::Instant;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::domain::audit::NewEvent;
-use crate::storage::StorageError;
+use crate::metrics::Histogram;
+use crate::storage::{QueueStats, StorageError};
 
 /// Most jobs committed together.
 pub const MAX_BATCH: usize = 512;
@@ -88,6 +91,44 @@ type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (bool, Deliver) + Send>;
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::SyncSender<Job>,
+    stats: Arc<WriterStats>,
+}
+
+/// Bounds of the batch-size histogram: powers of two up to [`MAX_BATCH`].
+const BATCH_BOUNDS: &[u64] = &[1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
+
+/// What the writer has done, kept with atomics (read by `/metrics`).
+#[derive(Debug)]
+pub struct WriterStats {
+    /// Jobs queued and not yet taken by the writer.
+    queued: AtomicUsize,
+    capacity: usize,
+    /// Jobs per group commit.
+    pub batch_size: Histogram,
+    /// Microseconds from `BEGIN` to the end of `COMMIT`.
+    pub batch_micros: Histogram,
+    /// Microseconds of `COMMIT` alone.
+    pub commit_micros: Histogram,
+}
+
+impl WriterStats {
+    fn new(capacity: usize) -> Self {
+        Self {
+            queued: AtomicUsize::new(0),
+            capacity,
+            batch_size: Histogram::new(BATCH_BOUNDS, 1.0),
+            batch_micros: Histogram::latency(),
+            commit_micros: Histogram::latency(),
+        }
+    }
+
+    /// The queue now.
+    pub fn queue(&self) -> QueueStats {
+        QueueStats {
+            depth: self.queued.load(Ordering::Relaxed),
+            capacity: self.capacity,
+        }
+    }
 }
 
 /// Jobs that may wait for the writer; past this a write is refused as unavailable
@@ -103,10 +144,26 @@ impl Writer {
     /// Starts the writer thread with room for `capacity` waiting jobs.
     fn start_with_capacity(conn: Connection, capacity: usize) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::sync_channel::<Job>(capacity);
+        let stats = Arc::new(WriterStats::new(capacity));
+        let thread_stats = Arc::clone(&stats);
         thread::Builder::new()
             .name("keyclerk-writer".into())
-            .spawn(move || run(conn, rx))?;
-        Ok(Self { jobs: tx })
+            .spawn(move || run(conn, rx, &thread_stats))?;
+        Ok(Self { jobs: tx, stats })
+    }
+
+    /// What the writer has done.
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// Queues `job`, counted until the writer takes it.
+    fn enqueue(&self, job: Job) -> Result<(), mpsc::TrySendError<Job>> {
+        // Counted before it is sent: the writer may take it (and count it out) at once.
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        self.jobs.try_send(job).inspect_err(|_| {
+            self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+        })
     }
 
     /// Runs `f` in the next group commit; answers after the commit that holds it.
@@ -132,7 +189,7 @@ impl Writer {
             });
             (ok, deliver)
         });
-        self.jobs.try_send(job).map_err(|e| match e {
+        self.enqueue(job).map_err(|e| match e {
             mpsc::TrySendError::Full(_) => StorageError::Unavailable("the write queue is full"),
             mpsc::TrySendError::Disconnected(_) => StorageError::Unavailable("writer stopped"),
         })?;
@@ -165,13 +222,15 @@ impl Writer {
             }
             (ok, Box::new(|_| {}) as Deliver)
         });
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
         if self.jobs.send(job).is_err() {
+            self.stats.queued.fetch_sub(1, Ordering::Relaxed);
             log::warn!("background write dropped: the writer stopped");
         }
     }
 }
 
-fn run(mut conn: Connection, rx: mpsc::Receiver<Job>) {
+fn run(mut conn: Connection, rx: mpsc::Receiver<Job>, stats: &WriterStats) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -180,8 +239,14 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        run_batch(&mut conn, batch);
+        stats.queued.fetch_sub(batch.len(), Ordering::Relaxed);
+        stats.batch_size.observe(batch.len() as u64);
+        run_batch(&mut conn, batch, stats);
     }
+}
+
+fn micros_since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 fn read_head(conn: &Connection) -> rusqlite::Result<(i64, [u8; 32])> {
@@ -196,7 +261,8 @@ fn read_head(conn: &Connection) -> rusqlite::Result<(i64, [u8; 32])> {
     })
 }
 
-fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
+fn run_batch(conn: &mut Connection, batch: Vec<Job>, stats: &WriterStats) {
+    let started = Instant::now();
     let begun = conn
         .prepare_cached("BEGIN IMMEDIATE")
         .and_then(|mut s| s.execute([]))
@@ -256,7 +322,11 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>) {
     let committed = if broken {
         Err(StorageError::Unavailable("transaction aborted"))
     } else {
-        exec(ctx.conn, "COMMIT").map_err(StorageError::from)
+        let commit = Instant::now();
+        let done = exec(ctx.conn, "COMMIT").map_err(StorageError::from);
+        stats.commit_micros.observe(micros_since(commit));
+        stats.batch_micros.observe(micros_since(started));
+        done
     };
     let committed = match committed {
         Ok(()) => Ok(()),
@@ -350,6 +420,14 @@ mod tests {
             matches!(refused, Err(StorageError::Unavailable(m)) if m.contains("full")),
             "{refused:?}"
         );
+        assert_eq!(
+            writer.stats().queue(),
+            QueueStats {
+                depth: 2,
+                capacity: 2
+            },
+            "the two waiting, not the one running nor the one refused"
+        );
         release.send(()).unwrap();
         for w in waiting {
             assert!(
@@ -357,6 +435,10 @@ mod tests {
                 "the queued ones still run"
             );
         }
+        assert_eq!(writer.stats().queue().depth, 0);
+        let batches = writer.stats().batch_size.snapshot();
+        assert_eq!(batches.sum, 3, "three jobs committed: {batches:?}");
+        assert!(writer.stats().commit_micros.snapshot().count() >= 2);
     }
 
     /// Jobs queued while the writer is busy share one transaction; the ones that
