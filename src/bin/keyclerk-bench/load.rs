@@ -60,9 +60,10 @@ struct Tally {
     first_failure: Option<String>,
 }
 
-/// Runs the load on `connections` connections to `127.0.0.1:port`.
+/// Runs the load on `connections` connections, connection `c` to
+/// `127.0.0.1:ports[c % ports.len()]` (several servers share the load evenly).
 pub fn run(
-    port: u16,
+    ports: &[u16],
     connections: usize,
     span: Span,
     make: Arc<Make>,
@@ -79,8 +80,12 @@ pub fn run(
             Span::Timed { warmup, measure } => (start + warmup, Some(start + warmup + measure)),
             Span::Requests(_) => (start, None),
         };
+        if ports.is_empty() {
+            return Err(io::Error::other("no server to load"));
+        }
         let mut tasks = Vec::with_capacity(connections);
-        for _ in 0..connections {
+        for c in 0..connections {
+            let port = ports[c % ports.len()];
             let (next, tally, make, check) = (
                 Arc::clone(&next),
                 Arc::clone(&tally),

@@ -2,11 +2,14 @@
 //! HTTP and prints throughput and latency beside the machine's ceilings (raw
 //! Ed25519, an actix-web hello-world over the same client).
 //!
-//! Run with `cargo run --release --bin keyclerk-bench` (`--help` for the knobs).
+//! Run with `cargo run --release --bin keyclerk-bench` (`--help` for the knobs);
+//! `--engine postgres` compares the PostgreSQL engine with SQLite instead.
 
+mod engines;
 mod http;
 mod load;
 mod offline;
+mod postgres;
 mod server;
 
 use std::ffi::OsString;
@@ -56,6 +59,31 @@ struct Args {
     /// The servers' log level (the shipped default is "info": a line per request).
     #[arg(long, default_value = "info")]
     log: String,
+    /// `postgres`: measure mint, activate and validate on SQLite and on PostgreSQL
+    /// with one and with two keyclerk instances, and print the ratios (on a
+    /// throwaway PostgreSQL the benchmark starts, fsync and synchronous_commit on,
+    /// unless --database-url names a server).
+    #[arg(long, value_enum, default_value_t = Engine::Sqlite)]
+    engine: Engine,
+    /// With `--engine postgres`: the server to use instead of a throwaway one (its
+    /// user must be allowed to create databases; the benchmark makes one per setup
+    /// beside the URL's database and drops them at the end).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// With `--engine postgres`: sample what the server's backends wait for during
+    /// each load and list the statements run (pg_stat_statements, which the
+    /// throwaway server then loads). For profiling: the sampling costs a little.
+    #[arg(long)]
+    postgres_stats: bool,
+}
+
+/// The engine(s) `keyclerk-bench` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Engine {
+    /// SQLite alone: the whole benchmark.
+    Sqlite,
+    /// SQLite and PostgreSQL side by side: mint, activate, validate.
+    Postgres,
 }
 
 impl Args {
@@ -152,7 +180,10 @@ fn run(args: &Args) -> Result<(), String> {
         .unwrap_or_else(std::env::temp_dir)
         .join(format!("keyclerk-bench-{}", std::process::id()));
     std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
-    let outcome = bench(args, &base);
+    let outcome = match args.engine {
+        Engine::Sqlite => bench(args, &base),
+        Engine::Postgres => engines::compare(args, &base),
+    };
     if !args.keep {
         let _ = std::fs::remove_dir_all(&base);
     }
@@ -209,7 +240,7 @@ fn bench(args: &Args, base: &Path) -> Result<(), String> {
         let body = r#"{"license_key":"v4.public.eyJ4IjoxfQ","fingerprint":"bench-00000001"}"#;
         let request = http::post("/hello", None, body);
         let stats = load::run(
-            hello.port,
+            &[hello.port],
             conns,
             timed,
             Arc::new(move |_| request.clone()),
@@ -236,22 +267,22 @@ fn bench(args: &Args, base: &Path) -> Result<(), String> {
     let keys_document = fetch(server.port, "/v1/keys")?;
     let mut certificates = Vec::new();
     if args.wants("activate") || args.wants("validate") || args.wants("offline") {
-        let (stats, activated, certs) = activate(server.port, conns, timed, Arc::clone(&keys))?;
+        let (stats, activated, certs) = activate(&[server.port], conns, timed, Arc::clone(&keys))?;
         certificates = certs;
         let name = format!("activate, new seat ({} licenses)", args.small);
         rows.push(Row::http(&name, stats, "req/s", 1.0, ceiling));
         if args.wants("validate") {
-            let stats = validate(server.port, conns, timed, &keys, &activated)?;
+            let stats = validate(&[server.port], conns, timed, &keys, &activated)?;
             let name = format!("validate ({} licenses)", args.small);
             rows.push(Row::http(&name, stats, "req/s", 1.0, ceiling));
         }
     }
     if args.wants("mint") {
-        let stats = mint(server.port, &token, conns, timed, 1)?;
+        let stats = mint(&[server.port], &token, conns, timed, 1)?;
         rows.push(Row::http("mint, single", stats, "req/s", 1.0, ceiling));
     }
     if args.wants("batch") {
-        let stats = mint(server.port, &token, conns, timed, 100)?;
+        let stats = mint(&[server.port], &token, conns, timed, 100)?;
         let mut row = Row::http("mint, batches of 100", stats, "keys/s", 100.0, None);
         row.ratio = Some((
             row.rate / (raw.sign * cores() as f64),
@@ -296,8 +327,8 @@ fn bench(args: &Args, base: &Path) -> Result<(), String> {
         let server = Server::keyclerk(&large.config()).map_err(err("keyclerk (large, restart)"))?;
         let startup = server.startup;
         let (activate_large, activated, _) =
-            activate(server.port, conns, timed, Arc::clone(&sample))?;
-        let validate_large = validate(server.port, conns, timed, &sample, &activated)?;
+            activate(&[server.port], conns, timed, Arc::clone(&sample))?;
+        let validate_large = validate(&[server.port], conns, timed, &sample, &activated)?;
         let peak = server.peak_memory().map_err(err("peak memory"))?;
         let resident = server.resident().map_err(err("resident memory"))?;
         server.stop().map_err(err("stopping keyclerk"))?;
@@ -495,7 +526,7 @@ fn fetch(port: u16, path: &str) -> Result<String, String> {
     let out = Arc::clone(&body);
     let request = http::get(path);
     load::run(
-        port,
+        &[port],
         1,
         Span::Requests(1),
         Arc::new(move |_| request.clone()),
@@ -513,7 +544,7 @@ fn fetch(port: u16, path: &str) -> Result<String, String> {
 
 /// Mints `count` licenses in batches of 1000 on 4 connections; keeps every
 /// `every`-th key. Returns the keys and the rate in keys per second.
-fn seed(
+pub(crate) fn seed(
     port: u16,
     token: &str,
     tag: &str,
@@ -558,7 +589,7 @@ fn seed(
         out.lock().map(|mut o| o.extend(mine)).is_ok() && status == 200
     };
     let stats = load::run(
-        port,
+        &[port],
         4,
         Span::Requests(batches),
         Arc::new(make),
@@ -587,8 +618,8 @@ fn fingerprint(i: u64) -> String {
 
 /// Activations of new machines, `i`-th on key `i mod n`. Returns the stats, the
 /// request numbers that got a seat, and a few certificates with their fingerprints.
-fn activate(
-    port: u16,
+pub(crate) fn activate(
+    ports: &[u16],
     conns: usize,
     span: Span,
     keys: Arc<Vec<String>>,
@@ -625,7 +656,7 @@ fn activate(
         }
         true
     };
-    let stats = load::run(port, conns, span, Arc::new(make), Arc::new(check))
+    let stats = load::run(ports, conns, span, Arc::new(make), Arc::new(check))
         .map_err(|e| format!("activate: {e}"))?;
     let (activated, certificates) = std::mem::take(&mut *granted.lock().map_err(|_| "poisoned")?);
     if activated.is_empty() || certificates.is_empty() {
@@ -638,8 +669,8 @@ fn activate(
 }
 
 /// Validations of activated machines (key and fingerprint), as an app's start does.
-fn validate(
-    port: u16,
+pub(crate) fn validate(
+    ports: &[u16],
     conns: usize,
     span: Span,
     keys: &Arc<Vec<String>>,
@@ -664,13 +695,13 @@ fn validate(
     let make = move |i: u64| pairs[(i.wrapping_mul(7919) % pairs.len() as u64) as usize].clone();
     let check =
         |_: u64, status: u16, body: &[u8]| status == 200 && count(body, br#""code":"VALID""#) == 1;
-    load::run(port, conns, span, Arc::new(make), Arc::new(check))
+    load::run(ports, conns, span, Arc::new(make), Arc::new(check))
         .map_err(|e| format!("validate: {e}"))
 }
 
 /// Mints with new order ids, one license per request or `per_request` in a batch.
-fn mint(
-    port: u16,
+pub(crate) fn mint(
+    ports: &[u16],
     token: &str,
     conns: usize,
     span: Span,
@@ -703,7 +734,7 @@ fn mint(
             status == 200 && count(body, br#""status":201"#) as u64 == per_request
         }
     };
-    load::run(port, conns, span, Arc::new(make), Arc::new(check)).map_err(|e| format!("mint: {e}"))
+    load::run(ports, conns, span, Arc::new(make), Arc::new(check)).map_err(|e| format!("mint: {e}"))
 }
 
 /// How often `needle` occurs in `haystack`.

@@ -23,7 +23,16 @@ pub struct Server {
 impl Server {
     /// Starts `keyclerk serve` with the configuration file `config`.
     pub fn keyclerk(config: &Path) -> io::Result<Self> {
+        Self::keyclerk_on(config, None)
+    }
+
+    /// Starts `keyclerk serve` with the configuration file `config`, on the
+    /// PostgreSQL database `database_url` if one is given (else on its SQLite file).
+    pub fn keyclerk_on(config: &Path, database_url: Option<&str>) -> io::Result<Self> {
         let mut command = Command::new(std::env::current_exe()?);
+        if let Some(url) = database_url {
+            command.env("KEYCLERK_DATABASE__URL", url);
+        }
         command
             .arg(AS_SERVER)
             .arg("--config")
