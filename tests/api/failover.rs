@@ -684,6 +684,20 @@ fn failover(death: Death) {
         Duration::from_secs(30),
         &clients,
     );
+    // Every client, too, is served again before the traffic stops: one may still be
+    // waiting out the request deadline on a connection to the hung server when the
+    // others have made the writes above (a slow machine), which is no failure.
+    let every_client_served = || {
+        let seen = traffic.seen.lock().unwrap();
+        (0..MINTERS + ACTIVATORS).all(|id| {
+            seen.iter()
+                .any(|s| s.client == id && s.sent > promoted && matches!(s.status, 200 | 201))
+        })
+    };
+    let deadline = Instant::now() + RECOVERY;
+    while !every_client_served() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     traffic.stop.store(true, Ordering::SeqCst);
     for c in clients {
         if let Err(panic) = c.join() {
