@@ -157,8 +157,8 @@ impl Drop for Database {
     }
 }
 
-/// Runs one statement on a test database.
-pub fn execute(url: &str, sql: &str) {
+/// Runs `f` with a client of `url`, on a runtime of its own.
+fn with_client<R>(url: &str, f: impl AsyncFnOnce(&tokio_postgres::Client) -> R) -> R {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -168,28 +168,21 @@ pub fn execute(url: &str, sql: &str) {
             .await
             .unwrap();
         let driver = tokio::spawn(connection);
-        client.batch_execute(sql).await.unwrap();
+        let out = f(&client).await;
         drop(client);
         let _ = driver.await;
-    });
+        out
+    })
+}
+
+/// Runs one statement on a test database.
+pub fn execute(url: &str, sql: &str) {
+    with_client(url, async |c| c.batch_execute(sql).await.unwrap());
 }
 
 /// The one number a query on a test database answers.
 pub fn query_i64(url: &str, sql: &str) -> i64 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        let driver = tokio::spawn(connection);
-        let n: i64 = client.query_one(sql, &[]).await.unwrap().get(0);
-        drop(client);
-        let _ = driver.await;
-        n
-    })
+    with_client(url, async |c| c.query_one(sql, &[]).await.unwrap().get(0))
 }
 
 /// A PostgreSQL cluster of the test's own (for stopping and starting it), from the
