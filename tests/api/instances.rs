@@ -447,7 +447,11 @@ fn instances_starting_at_once_on_a_new_database_make_one_first_admin_token() {
         .iter()
         .filter(|d| d.data().join(token_file).exists())
         .collect();
-    assert_eq!(holders.len(), 1, "exactly one instance wrote the token file");
+    assert_eq!(
+        holders.len(),
+        1,
+        "exactly one instance wrote the token file"
+    );
     for d in &dirs {
         let left: Vec<_> = std::fs::read_dir(d.data())
             .unwrap()
