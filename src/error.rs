@@ -21,6 +21,11 @@ pub enum ApiError {
     /// No `Authorization: Bearer` header.
     #[error("this endpoint needs an API token (Authorization: Bearer kc_...)")]
     MissingToken,
+    /// Neither the license key nor a token, where either would do.
+    #[error(
+        "send the license key (`license_key`), or a support token (Authorization: Bearer kc_...)"
+    )]
+    MissingCredentials,
     /// The token is malformed or unknown.
     #[error("the API token is not valid")]
     InvalidToken,
@@ -53,6 +58,9 @@ pub enum ApiError {
     /// A query parameter or path segment is malformed.
     #[error("{0}")]
     InvalidQuery(String),
+    /// Query parameters that do not go together.
+    #[error("{0}")]
+    ConflictingParameters(String),
     /// The body is larger than allowed.
     #[error("the body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -122,6 +130,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Refused(r) => Self::Refused(r),
             ServiceError::InvalidParameter(m) => Self::InvalidQuery(m),
             ServiceError::MissingField(f) => Self::MissingField(f),
+            ServiceError::MissingCredentials => Self::MissingCredentials,
             ServiceError::ActivationNotFound => Self::ActivationNotFound,
             ServiceError::DeactivationLimitReached { retry_after_secs } => {
                 Self::DeactivationLimitReached { retry_after_secs }
@@ -183,6 +192,7 @@ impl ApiError {
             },
             Self::Refused(r) => r.code(),
             Self::MissingToken => "missing_token",
+            Self::MissingCredentials => "missing_credentials",
             Self::InvalidToken => "invalid_token",
             Self::TokenRevoked => "token_revoked",
             Self::Forbidden(_) => "forbidden",
@@ -192,6 +202,7 @@ impl ApiError {
             Self::MissingField(_) => "missing_field",
             Self::BadField { .. } => "invalid_field",
             Self::InvalidQuery(_) => "invalid_parameter",
+            Self::ConflictingParameters(_) => "conflicting_parameters",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::BodyTimeout(_) => "body_timeout",
@@ -279,9 +290,10 @@ impl ResponseError for ApiError {
             },
             Self::Refused(Refusal::SeatLimitReached) => StatusCode::CONFLICT,
             Self::Refused(_) => StatusCode::FORBIDDEN,
-            Self::MissingToken | Self::InvalidToken | Self::TokenRevoked => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::MissingToken
+            | Self::MissingCredentials
+            | Self::InvalidToken
+            | Self::TokenRevoked => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -289,6 +301,7 @@ impl ResponseError for ApiError {
             | Self::MissingField(_)
             | Self::BadField { .. }
             | Self::InvalidQuery(_)
+            | Self::ConflictingParameters(_)
             | Self::EmptyBatch
             | Self::BatchTooLarge(_)
             | Self::DuplicateAuthorization => StatusCode::BAD_REQUEST,
@@ -313,7 +326,7 @@ impl ResponseError for ApiError {
         res.insert_header((header::CONTENT_TYPE, "application/problem+json"));
         if matches!(
             self,
-            Self::MissingToken | Self::InvalidToken | Self::TokenRevoked
+            Self::MissingToken | Self::MissingCredentials | Self::InvalidToken | Self::TokenRevoked
         ) {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }

@@ -8,23 +8,48 @@ use serde::Serialize;
 use crate::domain::audit::{Actor, AuditEvent, DeactivatedBy, PresentedBy};
 use crate::domain::license::{License, LicenseStatus};
 use crate::domain::product::DurationFrom;
+use crate::domain::text::{Chars, TextRule};
 use crate::domain::time::{self, plus_days, Timestamp};
 
 /// Longest fingerprint accepted (the app should send a hash of its machine id).
 pub const MAX_FINGERPRINT_CHARS: usize = 256;
 
-/// An app's machine fingerprint: 1 to 256 characters, no control characters.
+/// What a fingerprint may be, as sent.
+pub const FINGERPRINT: TextRule = TextRule {
+    chars: Chars::Text,
+    max_chars: MAX_FINGERPRINT_CHARS,
+    required: true,
+};
+
+/// Longest name or platform an app may give a machine.
+pub const MAX_MACHINE_LABEL_CHARS: usize = 100;
+
+/// A machine's name or platform, as the app reports it.
+pub const MACHINE_LABEL: TextRule = TextRule {
+    chars: Chars::Text,
+    max_chars: MAX_MACHINE_LABEL_CHARS,
+    required: false,
+};
+
+/// Longest nonce an app may send with a validation.
+pub const MAX_NONCE_CHARS: usize = 128;
+
+/// A validation's nonce: it travels in the signed receipt.
+pub const NONCE: TextRule = TextRule {
+    chars: Chars::AsciiGraphic,
+    max_chars: MAX_NONCE_CHARS,
+    required: true,
+};
+
+/// An app's machine fingerprint: [`FINGERPRINT`], without surrounding white space.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Fingerprint(String);
 
 impl Fingerprint {
-    /// Reads a fingerprint (trimmed); `None` when empty, too long or with control characters.
+    /// Reads a fingerprint; `None` when it breaks [`FINGERPRINT`].
     pub fn parse(s: &str) -> Option<Self> {
-        let s = s.trim();
-        let n = s.chars().count();
-        ((1..=MAX_FINGERPRINT_CHARS).contains(&n) && !s.chars().any(char::is_control))
-            .then(|| Self(s.to_owned()))
+        FINGERPRINT.allows(s).then(|| Self(s.trim().to_owned()))
     }
 
     /// The fingerprint text.
@@ -642,9 +667,12 @@ mod tests {
             ("too long", &"a".repeat(257), false),
             ("longest", &"a".repeat(256), true),
             ("control", "ab\u{0}c", false),
+            ("a trailing newline is a control character", "fp\n", false),
+            ("padded with spaces", " fp ", true),
         ] {
             assert_eq!(Fingerprint::parse(s).is_some(), ok, "{case}");
         }
+        assert_eq!(Fingerprint::parse(" fp ").unwrap().as_str(), "fp");
     }
 
     #[test]

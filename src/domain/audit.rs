@@ -14,6 +14,9 @@ use crate::domain::time::{self, Timestamp};
 /// The hash that comes before the first event.
 pub const GENESIS: [u8; 32] = [0u8; 32];
 
+/// Most events on one page of a license's history (and the default).
+pub const MAX_HISTORY_PAGE: u32 = 1000;
+
 /// Who did something.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]

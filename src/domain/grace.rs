@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::audit::{AuditEvent, ClaimStatus, CreditMove, Repeats};
 use crate::domain::license::{License, LicenseStatus, NewLicense};
 use crate::domain::product::{Catalog, Price};
+use crate::domain::text::{Chars, TextRule};
 use crate::domain::time::{self, plus_days, Timestamp};
 use crate::domain::DomainError;
 
@@ -42,11 +43,91 @@ impl Remedy {
         }
     }
 
-    /// Whether the remedy mints a license for another product.
+    /// Whether the remedy mints a license for another product (and so takes, and
+    /// needs, `product`).
     pub fn mints(self) -> bool {
         matches!(self, Self::Substitute | Self::Upgrade)
     }
+
+    /// Whether the remedy takes `days`: the length of the window it opens.
+    pub fn takes_days(self) -> bool {
+        self == Self::Extend
+    }
+
+    /// Whether the remedy takes `email`: the ledger the credit goes to.
+    pub fn takes_email(self) -> bool {
+        self == Self::Credit
+    }
+
+    /// Every remedy.
+    pub const ALL: [Self; 6] = [
+        Self::Extend,
+        Self::Substitute,
+        Self::Upgrade,
+        Self::Credit,
+        Self::Refund,
+        Self::Decline,
+    ];
 }
+
+/// A field of a decision that only some remedies take.
+#[derive(Debug, Clone, Copy)]
+pub struct RemedyField {
+    /// Its name in the request.
+    pub name: &'static str,
+    /// Whether a remedy takes it.
+    pub takes: fn(Remedy) -> bool,
+    /// Whether the remedies that take it need it too (`product_required`).
+    pub needed: bool,
+}
+
+/// The fields of a decision that only some remedies take: another remedy given
+/// one is refused, not silently ignored.
+pub const REMEDY_FIELDS: [RemedyField; 3] = [
+    RemedyField {
+        name: "days",
+        takes: Remedy::takes_days,
+        needed: false,
+    },
+    RemedyField {
+        name: "product",
+        takes: Remedy::mints,
+        needed: true,
+    },
+    RemedyField {
+        name: "email",
+        takes: Remedy::takes_email,
+        needed: false,
+    },
+];
+
+/// Refuses a field `remedy` does not take; `given` names the fields sent.
+pub fn check_remedy_fields(remedy: Remedy, given: &[&str]) -> Result<(), DomainError> {
+    for field in REMEDY_FIELDS {
+        if given.contains(&field.name) && !(field.takes)(remedy) {
+            let takers: Vec<&str> = Remedy::ALL
+                .into_iter()
+                .filter(|r| (field.takes)(*r))
+                .map(Remedy::as_str)
+                .collect();
+            return Err(DomainError::field(
+                field.name,
+                format!("only {} takes {}", takers.join(" and "), field.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
+
+/// What an `Idempotency-Key` may be.
+pub const IDEMPOTENCY_KEY: TextRule = TextRule {
+    chars: Chars::AsciiGraphic,
+    max_chars: MAX_IDEMPOTENCY_KEY_CHARS,
+    required: true,
+};
 
 /// An audit event of the license, as the evidence reads it.
 #[derive(Debug, Clone)]

@@ -36,16 +36,19 @@ pub fn new_id(prefix: &str, now: Timestamp) -> String {
     id
 }
 
+/// Characters after the prefix and `_` of an id.
+pub const ID_BODY_CHARS: usize = 26;
+
+/// Whether `c` is a character of lowercase Crockford base32 (no `i`, `l`, `o`, `u`).
+pub fn is_id_char(c: char) -> bool {
+    c.is_ascii_digit() || (c.is_ascii_lowercase() && !"ilou".contains(c))
+}
+
 /// Whether `s` has the shape of an id made by [`new_id`] with this prefix.
 pub fn is_id(prefix: &str, s: &str) -> bool {
     s.strip_prefix(prefix)
         .and_then(|rest| rest.strip_prefix('_'))
-        .is_some_and(|body| {
-            body.len() == 26
-                && body.bytes().all(|b| {
-                    b.is_ascii_digit() || (b.is_ascii_lowercase() && !b"ilou".contains(&b))
-                })
-        })
+        .is_some_and(|body| body.len() == ID_BODY_CHARS && body.chars().all(is_id_char))
 }
 
 #[cfg(test)]

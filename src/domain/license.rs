@@ -6,7 +6,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::domain::audit::{AuditEvent, StatusChange};
-use crate::domain::product::{is_entitlement, DurationFrom, KeyFormat, Price, Product, MAX_SEATS};
+use crate::domain::product::{
+    is_entitlement, DurationFrom, KeyFormat, Price, Product, MAX_ENTITLEMENTS,
+    MAX_ENTITLEMENT_CHARS, MAX_SEATS,
+};
+use crate::domain::text::{self, Chars, TextRule};
 use crate::domain::time::{self, plus_days, Timestamp};
 use crate::domain::DomainError;
 
@@ -15,6 +19,14 @@ use crate::domain::DomainError;
 pub const PURCHASE_CLOCK_SKEW_SECS: i64 = 300;
 /// Largest `metadata` object, serialized.
 pub const MAX_METADATA_BYTES: usize = 4096;
+/// Most days one renewal adds.
+pub const MAX_RENEWAL_DAYS: u32 = 36_500;
+/// Most licenses one batch mints.
+pub const MAX_BATCH: usize = 1000;
+/// Most licenses on one page of the list.
+pub const MAX_LICENSE_PAGE: u32 = 100;
+/// Licenses on a page of the list unless the caller says.
+pub const DEFAULT_LICENSE_PAGE: u32 = 50;
 
 /// Where a license stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -122,28 +134,39 @@ pub struct License {
 /// A mint request as the shop sends it.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"product": "photo-pro", "order_id": "order-1001", "customer_email": "ann@example.com"}))]
 pub struct MintRequest {
-    /// Product slug.
+    /// Product slug, of the catalog (`unknown_product` otherwise).
+    #[schema(value_type = crate::domain::product::ProductId)]
     pub product: String,
     /// The shop's order id; minting is idempotent on it.
+    #[schema(value_type = crate::domain::schema::OrderId)]
     pub order_id: String,
     /// Customer email (optional).
     #[serde(default)]
+    #[schema(value_type = Option<crate::domain::schema::EmailAddress>)]
     pub customer_email: Option<String>,
-    /// RFC 3339; defaults to now; may lie in the past (imports).
+    /// Defaults to now; may lie in the past (imports), not ahead of the server's
+    /// clock by more than its skew (`purchased_in_future`).
     #[serde(default)]
+    #[schema(value_type = Option<crate::domain::schema::PointInTime>)]
     pub purchased_at: Option<String>,
     /// Overrides the product's seats.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::whole::option")]
+    #[schema(value_type = Option<crate::domain::schema::Seats>)]
     pub seats: Option<u32>,
     /// Overrides the product's entitlements.
     #[serde(default)]
+    #[schema(value_type = Option<crate::domain::schema::Entitlements>)]
     pub entitlements: Option<Vec<String>>,
-    /// A fixed expiry (RFC 3339), overriding the product's duration.
+    /// A fixed expiry, after `purchased_at` (`invalid_expiry`), overriding the
+    /// product's duration.
     #[serde(default)]
+    #[schema(value_type = Option<crate::domain::schema::PointInTime>)]
     pub expires_at: Option<String>,
     /// Free-form object kept with the license.
     #[serde(default)]
+    #[schema(value_type = Option<crate::domain::schema::Metadata>)]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -157,23 +180,66 @@ pub struct NewLicense {
 }
 
 fn parse_time(field: &str, s: &str) -> Result<Timestamp, DomainError> {
-    time::parse(s).ok_or_else(|| DomainError::field(field, "must be an RFC 3339 time"))
+    time::parse_rfc3339(s).map_err(|e| match e {
+        time::TimeError::Malformed => DomainError::field(field, "must be an RFC 3339 time"),
+        time::TimeError::OutOfRange => DomainError::DateOutOfRange,
+    })
 }
 
-/// A customer's email: trimmed, lower-cased, one `@` with text on both sides.
+/// Longest email address (RFC 5321's path, less its angle brackets).
+pub const MAX_EMAIL_CHARS: usize = 254;
+/// Longest part before the `@` (RFC 5321).
+pub const MAX_EMAIL_LOCAL_CHARS: usize = 64;
+/// Longest label of a domain name (RFC 1035).
+pub const MAX_DOMAIN_LABEL_CHARS: usize = 63;
+
+/// Whether `c` may be in an atom of the part before the `@`: a letter, a digit
+/// or one of ``!#$%&'*+-/=?^_`{|}~`` (RFC 5322 `atext`).
+pub fn is_atext(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c)
+}
+
+/// Whether `c` may be inside a label of the domain (letters, digits, `-`); a
+/// label starts and ends with a letter or digit.
+pub fn is_label_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-'
+}
+
+fn is_label(label: &str) -> bool {
+    (1..=MAX_DOMAIN_LABEL_CHARS).contains(&label.len())
+        && label.chars().all(is_label_char)
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+}
+
+/// A customer's email, lower-cased: dot-separated atoms of [`is_atext`], `@`, a
+/// domain of dot-separated labels (the common form of RFC 5321's mailbox: no
+/// quoted local parts, no address literals, ASCII), at most [`MAX_EMAIL_CHARS`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
 impl Email {
-    /// Reads an email; `None` when it is not one. The error names no field: the
-    /// caller knows which field it read (`customer_email`, `email`).
+    /// Reads an email as sent; `None` when it is not one. The error names no
+    /// field: the caller knows which field it read (`customer_email`, `email`).
     pub fn parse(s: &str) -> Option<Self> {
-        let s = s.trim();
-        let valid = s.len() <= 254
-            && s.split('@').count() == 2
-            && s.split('@').all(|part| !part.is_empty())
-            && !s.chars().any(|c| c.is_whitespace() || c.is_control());
-        valid.then(|| Self(s.to_lowercase()))
+        let (local, domain) = s.split_once('@')?;
+        let valid = s.chars().count() <= MAX_EMAIL_CHARS
+            && local.chars().count() <= MAX_EMAIL_LOCAL_CHARS
+            && local
+                .split('.')
+                .all(|atom| !atom.is_empty() && atom.chars().all(is_atext))
+            && domain.split('.').all(is_label);
+        valid.then(|| Self(s.to_ascii_lowercase()))
+    }
+
+    /// The shape [`Email::parse`] reads, as a regular expression; the lengths of
+    /// the whole and of the local part are left to `maxLength` and `format: email`.
+    pub fn pattern() -> String {
+        let atom = format!("{}+", text::class(is_atext));
+        let end = text::class(|c| is_label_char(c) && c != '-');
+        let inner = text::class(is_label_char);
+        let label = format!("{end}(?:{inner}{{0,{}}}{end})?", MAX_DOMAIN_LABEL_CHARS - 2);
+        format!("^{atom}(?:\\.{atom})*@{label}(?:\\.{label})*$")
     }
 
     /// The normalized address.
@@ -190,21 +256,23 @@ pub fn parse_email(field: &str, s: &str) -> Result<String, DomainError> {
         .ok_or_else(|| DomainError::field(field, "is not an email address"))
 }
 
-/// Checks an order id: 1 to 200 characters, no control or invisible format
-/// characters (`U+200B`, `U+202E`: look-alike ids); trimmed.
+/// Longest order id.
+pub const MAX_ORDER_ID_CHARS: usize = 200;
+
+/// What an order id may be, as sent: no control or invisible format characters
+/// (`U+200B`, `U+202E`: look-alike ids).
+pub const ORDER_ID: TextRule = TextRule {
+    chars: Chars::Identifier,
+    max_chars: MAX_ORDER_ID_CHARS,
+    required: true,
+};
+
+/// Checks an order id against [`ORDER_ID`]; kept without surrounding white space.
 pub fn parse_order_id(s: &str) -> Result<String, DomainError> {
-    let s = s.trim();
-    if s.is_empty()
-        || s.chars().count() > 200
-        || s.chars()
-            .any(|c| c.is_control() || crate::domain::text::is_format(c))
-    {
-        return Err(DomainError::field(
-            "order_id",
-            "must be 1 to 200 characters without control or invisible format characters",
-        ));
+    if !ORDER_ID.allows(s) {
+        return Err(DomainError::field("order_id", ORDER_ID.describe()));
     }
-    Ok(s.to_owned())
+    Ok(s.trim().to_owned())
 }
 
 impl MintRequest {
@@ -241,13 +309,16 @@ impl MintRequest {
         }
         let entitlements = match &self.entitlements {
             Some(list) => {
-                if list.len() > 64 {
-                    return Err(DomainError::field("entitlements", "at most 64 entries"));
+                if list.len() > MAX_ENTITLEMENTS {
+                    return Err(DomainError::field(
+                        "entitlements",
+                        format!("at most {MAX_ENTITLEMENTS} entries"),
+                    ));
                 }
                 if let Some(bad) = list.iter().find(|e| !is_entitlement(e)) {
                     return Err(DomainError::field(
                         "entitlements",
-                        format!("`{bad}` is not 1-64 characters of letters, digits, - _ . :"),
+                        format!("`{bad}` is not 1-{MAX_ENTITLEMENT_CHARS} characters of letters, digits, - _ . :"),
                     ));
                 }
                 let mut out: Vec<String> = Vec::with_capacity(list.len());
@@ -429,8 +500,11 @@ impl License {
         let days = days
             .or(self.duration_days)
             .ok_or(DomainError::DaysRequired)?;
-        if !(1..=36_500).contains(&days) {
-            return Err(DomainError::field("days", "must be between 1 and 36500"));
+        if !(1..=MAX_RENEWAL_DAYS).contains(&days) {
+            return Err(DomainError::field(
+                "days",
+                format!("must be between 1 and {MAX_RENEWAL_DAYS}"),
+            ));
         }
         if let Some(current) = self.expires_at {
             if !time::fits_days(current.max(now), days) {
@@ -570,7 +644,7 @@ mod tests {
         MintRequest {
             product: "photo-pro".into(),
             order_id: order.into(),
-            customer_email: Some(" Ann@Example.COM ".into()),
+            customer_email: Some("Ann@Example.COM".into()),
             purchased_at: None,
             seats: None,
             entitlements: None,

@@ -10,10 +10,12 @@ pub mod ids;
 pub mod key;
 pub mod license;
 pub mod product;
+pub mod schema;
 pub mod short_key;
 pub mod text;
 pub mod time;
 pub mod token;
+pub mod whole;
 
 use crate::domain::license::LicenseStatus;
 

@@ -5,18 +5,30 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// Longest product slug.
+pub const MAX_PRODUCT_ID_CHARS: usize = 64;
+
+/// Whether `c` may be in a product slug: `a-z`, `0-9` and `-`.
+pub fn is_slug_char(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+}
+
+/// Whether `c` may start a product slug: a letter or digit.
+pub fn is_slug_start(c: char) -> bool {
+    is_slug_char(c) && c != '-'
+}
+
 /// A product's slug: 1 to 64 of `a-z`, `0-9` and `-`, starting with a letter or digit.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct ProductId(String);
 
 impl ProductId {
     /// Reads a slug; `None` if it does not have the allowed shape.
     pub fn parse(s: &str) -> Option<Self> {
-        let ok = (1..=64).contains(&s.len())
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !s.starts_with('-');
+        let ok = s.chars().count() <= MAX_PRODUCT_ID_CHARS
+            && s.chars().next().is_some_and(is_slug_start)
+            && s.chars().all(is_slug_char);
         ok.then(|| Self(s.to_owned()))
     }
 
@@ -163,11 +175,28 @@ pub struct ProductSpec {
 /// Upper bound on seats of one license, to keep counting and requests sane.
 pub const MAX_SEATS: u32 = 100_000;
 
+/// Longest entitlement name.
+pub const MAX_ENTITLEMENT_CHARS: usize = 64;
+
+/// Most entitlements one license carries.
+pub const MAX_ENTITLEMENTS: usize = 64;
+
+/// Whether `c` may be in an entitlement name: letters, digits, `-`, `_`, `.`, `:`.
+pub fn is_entitlement_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-_.:".contains(c)
+}
+
 /// Whether `s` is an acceptable entitlement name.
 pub fn is_entitlement(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    (1..=MAX_ENTITLEMENT_CHARS).contains(&s.chars().count()) && s.chars().all(is_entitlement_char)
+}
+
+/// Letters in an ISO 4217 currency code.
+pub const CURRENCY_LETTERS: usize = 3;
+
+/// Whether `s` has the shape of an ISO 4217 code: three upper-case letters.
+pub fn is_currency(s: &str) -> bool {
+    s.chars().count() == CURRENCY_LETTERS && s.chars().all(|c| c.is_ascii_uppercase())
 }
 
 impl ProductSpec {
@@ -178,7 +207,7 @@ impl ProductSpec {
             out.push(("name", "must not be empty".to_owned()));
         }
         let c = &self.price.currency;
-        if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+        if !is_currency(c) {
             out.push((
                 "price.currency",
                 format!("`{c}` is not an ISO 4217 code (three upper-case letters)"),
@@ -208,7 +237,7 @@ impl ProductSpec {
         if let Some(bad) = self.entitlements.iter().find(|e| !is_entitlement(e)) {
             out.push((
                 "entitlements",
-                format!("`{bad}` is not 1-64 characters of letters, digits, - _ . :"),
+                format!("`{bad}` is not 1-{MAX_ENTITLEMENT_CHARS} characters of letters, digits, - _ . :"),
             ));
         }
         out

@@ -1,6 +1,6 @@
 //! Timestamps: whole seconds, UTC, written as RFC 3339.
 
-use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, SecondsFormat, TimeZone, Timelike, Utc};
 
 /// A point in time with one-second precision, UTC.
 pub type Timestamp = DateTime<Utc>;
@@ -25,14 +25,85 @@ pub fn format(t: Timestamp) -> String {
 /// Unix seconds of 9999-12-31T23:59:59Z, the last second RFC 3339 can write.
 pub const LATEST_UNIX: i64 = 253_402_300_799;
 
-/// Parses RFC 3339 (any offset) into UTC, dropping fractions of a second; a time
-/// past 9999-12-31 in UTC (`9999-12-31T23:30:00-01:00`) is refused.
+/// Why a text is not a timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeError {
+    /// Not an RFC 3339 date-time.
+    Malformed,
+    /// A date-time past 9999-12-31T23:59:59Z, which RFC 3339 cannot write in UTC.
+    OutOfRange,
+}
+
+/// Parses an RFC 3339 date-time as JSON Schema's `date-time` reads it (RFC 3339
+/// §5.6): `YYYY-MM-DD`, `T`, `HH:MM:SS`, an optional fraction, then `Z` or an
+/// offset `±HH:MM`; `T` and `Z` in either case; second 60 only at 23:59 UTC (a
+/// leap second, read as the second before). Into UTC, without the fraction.
+pub fn parse_rfc3339(s: &str) -> Result<Timestamp, TimeError> {
+    let b = s.as_bytes();
+    let digits = |range: std::ops::Range<usize>| {
+        b.get(range.clone())
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    };
+    let shaped = digits(0..4)
+        && b.get(4) == Some(&b'-')
+        && digits(5..7)
+        && b.get(7) == Some(&b'-')
+        && digits(8..10)
+        && matches!(b.get(10), Some(b'T' | b't'))
+        && digits(11..13)
+        && b.get(13) == Some(&b':')
+        && digits(14..16)
+        && b.get(16) == Some(&b':')
+        && digits(17..19);
+    if !shaped {
+        return Err(TimeError::Malformed);
+    }
+    let mut rest = &b[19..];
+    if let Some(fraction) = rest.strip_prefix(b".") {
+        let n = fraction.iter().take_while(|d| d.is_ascii_digit()).count();
+        if n == 0 {
+            return Err(TimeError::Malformed);
+        }
+        rest = &fraction[n..];
+    }
+    let offset_minutes: i64 = match rest {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2]
+            if [h1, h2, m1, m2].iter().all(|d| d.is_ascii_digit()) =>
+        {
+            let number = |x: &u8, y: &u8| i64::from(x - b'0') * 10 + i64::from(y - b'0');
+            let (hours, minutes) = (number(h1, h2), number(m1, m2));
+            if hours > 23 || minutes > 59 {
+                return Err(TimeError::Malformed);
+            }
+            let minutes = hours * 60 + minutes;
+            if *sign == b'-' {
+                -minutes
+            } else {
+                minutes
+            }
+        }
+        _ => return Err(TimeError::Malformed),
+    };
+    let t = DateTime::parse_from_rfc3339(s).map_err(|_| TimeError::Malformed)?;
+    if &s[17..19] == "60" {
+        // Hours and minutes of the time in UTC: a leap second ends a UTC day.
+        let local = i64::from(t.hour()) * 60 + i64::from(t.minute());
+        if (local - offset_minutes).rem_euclid(24 * 60) != 23 * 60 + 59 {
+            return Err(TimeError::Malformed);
+        }
+    }
+    let secs = t.with_timezone(&Utc).timestamp();
+    if secs > LATEST_UNIX {
+        return Err(TimeError::OutOfRange);
+    }
+    Ok(from_unix(secs))
+}
+
+/// [`parse_rfc3339`], for callers that need no reason: a time past 9999-12-31 in
+/// UTC (`9999-12-31T23:30:00-01:00`) is refused too.
 pub fn parse(s: &str) -> Option<Timestamp> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc).timestamp())
-        .filter(|&secs| secs <= LATEST_UNIX)
-        .map(from_unix)
+    parse_rfc3339(s).ok()
 }
 
 /// `t` moved forward by whole days, at most to 9999-12-31T23:59:59Z (a later time
@@ -129,5 +200,49 @@ mod tests {
     fn garbage_is_not_a_time() {
         assert_eq!(parse("yesterday"), None);
         assert_eq!(parse(""), None);
+    }
+
+    #[test]
+    fn date_times_are_read_as_json_schema_reads_them() {
+        for (case, s, ok) in [
+            ("utc", "2020-01-01T00:00:00Z", true),
+            ("lower-case t and z", "2020-01-01t00:00:00z", true),
+            ("an offset", "2020-01-01T00:00:00+23:59", true),
+            ("negative zero offset", "2020-01-01T00:00:00-00:00", true),
+            ("a long fraction", "2020-01-01T00:00:00.123456789123Z", true),
+            ("year zero", "0000-01-01T00:00:00Z", true),
+            ("a leap second", "2016-12-31T23:59:60Z", true),
+            (
+                "a leap second at 23:59 UTC",
+                "2017-01-01T00:59:60+01:00",
+                true,
+            ),
+            ("a space for T", "2020-01-01 00:00:00Z", false),
+            (
+                "second 60 not at 23:59 UTC",
+                "2020-01-01T23:59:60+01:00",
+                false,
+            ),
+            ("second 60 mid-day", "2020-01-01T00:00:60Z", false),
+            ("hour 24 offset", "2020-01-01T00:00:00+24:00", false),
+            ("no offset", "2020-01-01T00:00:00", false),
+            ("offset without colon", "2020-01-01T00:00:00+0100", false),
+            ("empty fraction", "2020-01-01T00:00:00.Z", false),
+            ("hour 24", "2020-01-01T24:00:00Z", false),
+            ("no seconds", "2020-01-01T00:00Z", false),
+            ("february 30", "2020-02-30T00:00:00Z", false),
+            ("trailing text", "2020-01-01T00:00:00Zx", false),
+            ("leading space", " 2020-01-01T00:00:00Z", false),
+        ] {
+            assert_eq!(parse_rfc3339(s).is_ok(), ok, "{case}: {s}");
+        }
+        assert_eq!(
+            parse_rfc3339("9999-12-31T23:30:00-01:00"),
+            Err(TimeError::OutOfRange)
+        );
+        assert_eq!(
+            parse("2016-12-31T23:59:60Z").map(format).as_deref(),
+            Some("2016-12-31T23:59:59Z")
+        );
     }
 }

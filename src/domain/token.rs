@@ -9,6 +9,7 @@ use subtle::ConstantTimeEq;
 
 use crate::domain::audit::AuditEvent;
 use crate::domain::short_key::crockford_encode;
+use crate::domain::text::{Chars, TextRule};
 use crate::domain::time::Timestamp;
 use crate::domain::DomainError;
 
@@ -47,6 +48,9 @@ impl Role {
 /// Length of the visible prefix kept beside the hash, for telling tokens apart.
 pub const PREFIX_LEN: usize = 10;
 
+/// What every token secret starts with.
+pub const TOKEN_PREFIX: &str = "kc_";
+
 /// A token secret: `kc_` and 52 base32 characters (256 random bits). `Debug` hides it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TokenSecret(String);
@@ -57,7 +61,7 @@ impl TokenSecret {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         Self(format!(
-            "kc_{}",
+            "{TOKEN_PREFIX}{}",
             crockford_encode(&bytes, 52).to_ascii_lowercase()
         ))
     }
@@ -193,11 +197,19 @@ pub fn the_named_token(mut matches: Vec<ApiToken>) -> Result<ApiToken, DomainErr
     }
 }
 
-/// Checks a token name: 1 to 100 printable characters.
+/// Longest token name.
+pub const MAX_TOKEN_NAME_CHARS: usize = 100;
+
+/// What a token's name may be, as sent.
+pub const TOKEN_NAME: TextRule = TextRule {
+    chars: Chars::Text,
+    max_chars: MAX_TOKEN_NAME_CHARS,
+    required: true,
+};
+
+/// Checks a token name against [`TOKEN_NAME`]; kept without surrounding white space.
 pub fn parse_token_name(s: &str) -> Option<String> {
-    let s = s.trim();
-    ((1..=100).contains(&s.chars().count()) && !s.chars().any(char::is_control))
-        .then(|| s.to_owned())
+    TOKEN_NAME.allows(s).then(|| s.trim().to_owned())
 }
 
 #[cfg(test)]

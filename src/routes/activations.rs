@@ -50,10 +50,11 @@ pub async fn activate(
     post,
     path = "/v1/activations/{id}/deactivate",
     tag = "apps",
-    params(("id" = String, Path, description = "The activation")),
+    params(("id" = crate::domain::schema::ActivationId, Path, description = "The activation")),
     request_body = Option<crate::service::DeactivationRequest>,
     responses(
         (status = 200, description = "The seat is free (`already_deactivated`: it was before; safe to retry)", body = crate::routes::views::DeactivationReply),
+        (status = 401, description = "`missing_credentials`: neither `license_key` nor a token; `invalid_token`, `token_revoked` (when a token is sent)"),
         (status = 404, description = "`activation_not_found`: no such activation on the license of the key given"),
         (status = 422, description = "`invalid_field`"),
         (status = 429, description = "`deactivation_limit_reached`: the license freed its limit of seats in the last 30 days; `rate_limited`: too many failed look-ups or requests for the key. `Retry-After` says when")

@@ -54,7 +54,10 @@ fn bearer(req: &HttpRequest) -> Result<TokenSecret, ApiError> {
     let value = value.to_str().map_err(|_| ApiError::InvalidToken)?;
     let (scheme, secret) = value.split_once(' ').ok_or(ApiError::InvalidToken)?;
     let secret = secret.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || !secret.starts_with("kc_") || secret.len() > 200 {
+    if !scheme.eq_ignore_ascii_case("bearer")
+        || !secret.starts_with(crate::domain::token::TOKEN_PREFIX)
+        || secret.len() > 200
+    {
         return Err(ApiError::InvalidToken);
     }
     Ok(TokenSecret::from_presented(secret))

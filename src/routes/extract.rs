@@ -19,12 +19,38 @@ pub const MAX_BATCH_BODY_BYTES: usize = 2 * 1024 * 1024;
 #[derive(Debug)]
 pub struct JsonBody<T, const LIMIT: usize = MAX_BODY_BYTES>(pub T);
 
-/// Like [`JsonBody`], but an empty body without a content type gives `T::default()`.
+/// Like [`JsonBody`], but an empty body without a content type, or the JSON `null`,
+/// gives `T::default()`.
 #[derive(Debug)]
 pub struct OptionalJsonBody<T>(pub T);
 
-/// Parses JSON bytes into `T`, mapping serde's errors to stable codes.
+/// A body that is not a JSON object: serde would read a struct from an array of
+/// its fields' values (`["key", "fingerprint"]`), which no client means.
+fn not_an_object() -> ApiError {
+    ApiError::BadField {
+        field: "body".into(),
+        message: "expected a JSON object".into(),
+    }
+}
+
+/// Whether the JSON text opens with an object (a cheap look before parsing).
+fn opens_an_object(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_none_or(|b| *b == b'{')
+}
+
+/// Parses JSON bytes into `T`, mapping serde's errors to stable codes. Every body
+/// is an object (`null` too where `T` is an `Option`).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let null = bytes.trim_ascii() == b"null";
+    if !opens_an_object(bytes)
+        && !null
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+    {
+        return Err(not_an_object());
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
     de.end()
@@ -32,8 +58,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-/// Deserializes one already-parsed JSON value (a batch item).
+/// Deserializes one already-parsed JSON value (a batch item), which must be an object.
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(not_an_object());
+    }
     serde_path_to_error::deserialize(value).map_err(json_error)
 }
 
@@ -202,7 +231,8 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJsonBody<T
             let body = read_body(&req, payload, MAX_BODY_BYTES).await?;
             match json {
                 None if body.is_empty() => Ok(OptionalJsonBody(T::default())),
-                Some(true) => parse_json(&body).map(OptionalJsonBody),
+                Some(true) => parse_json::<Option<T>>(&body)
+                    .map(|body| OptionalJsonBody(body.unwrap_or_default())),
                 _ => Err(ApiError::UnsupportedMediaType),
             }
         })
@@ -269,6 +299,13 @@ mod tests {
                 Some("inner.x"),
             ),
             ("not an object", r#""text""#, "invalid_field", Some("body")),
+            (
+                "an array of the fields",
+                r#"["a", 1]"#,
+                "invalid_field",
+                Some("body"),
+            ),
+            ("an empty array", "[]", "invalid_field", Some("body")),
         ] {
             let err = parse_json::<Req>(body.as_bytes()).unwrap_err();
             assert_eq!(err.code(), code, "{case}: {err}");

@@ -39,14 +39,14 @@ fn granted(g: Granted) -> HttpResponse {
     post,
     path = "/v1/licenses/{id}/grace-extension",
     tag = "support",
-    params(("id" = String, Path, description = "License id (lic_…)"), ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 printable ASCII characters; a retry with the same key and body answers the first decision (200, replayed)")),
+    params(("id" = crate::domain::schema::LicenseId, Path, description = "License id (lic_…)"), ("Idempotency-Key" = Option<crate::domain::schema::IdempotencyKey>, Header, description = "A retry with the same key and body answers the first decision (200, replayed)")),
     request_body = crate::service::grace::GraceBody,
     responses(
         (status = 201, description = "The decision with its evidence and what it produced", body = crate::routes::views::GraceDecision),
         (status = 200, description = "A retry with the same Idempotency-Key: the first decision", body = crate::routes::views::GraceDecision),
         (status = 404, description = "`license_not_found`"),
         (status = 409, description = "`idempotency_key_reused`: the key came with another request; `invalid_transition`"),
-        (status = 422, description = "`substitute_too_expensive` (with `price`, `ceiling`, `suggested_remedy`), `upgrade_not_dearer`, `currency_mismatch`, `product_required`, `email_required`, `price_unknown`, `unknown_product`, `invalid_field`")
+        (status = 422, description = "`substitute_too_expensive` (with `price`, `ceiling`, `suggested_remedy`), `upgrade_not_dearer`, `currency_mismatch`, `product_required`, `email_required`, `price_unknown`, `unknown_product`, `days_required`, `invalid_field`")
     )
 )]
 pub async fn grace_extension(
@@ -68,7 +68,7 @@ pub async fn grace_extension(
     post,
     path = "/v1/licenses/{id}/confirm-payment",
     tag = "vendor",
-    params(("id" = String, Path, description = "License id (lic_…)")),
+    params(("id" = crate::domain::schema::LicenseId, Path, description = "License id (lic_…)")),
     responses(
         (status = 200, description = "The upgrade is paid: the license is active", body = crate::routes::views::LicenseBody),
         (status = 404, description = "`license_not_found`"),
@@ -90,6 +90,7 @@ pub async fn confirm_payment(
 #[utoipa::path(
     post,
     path = "/v1/claims",
+    operation_id = "file_claim",
     tag = "apps",
     request_body = crate::service::grace::ClaimBody,
     responses(
@@ -118,6 +119,8 @@ pub async fn file(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimsQuery {
+    /// Only claims that stand so (default: `pending`).
+    #[param(value_type = Option<crate::domain::audit::ClaimStatus>)]
     status: Option<String>,
 }
 
@@ -125,6 +128,7 @@ pub struct ClaimsQuery {
 #[utoipa::path(
     get,
     path = "/v1/claims",
+    operation_id = "list_claims",
     tag = "support",
     params(crate::routes::grace::ClaimsQuery),
     responses(
@@ -147,15 +151,16 @@ pub async fn list(
 #[utoipa::path(
     post,
     path = "/v1/claims/{id}/resolve",
+    operation_id = "resolve_claim",
     tag = "support",
-    params(("id" = String, Path, description = "Claim id (clm_…)"), ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 printable ASCII characters; a retry with the same key and body answers the first decision (200, replayed)")),
+    params(("id" = crate::domain::schema::ClaimId, Path, description = "Claim id (clm_…)"), ("Idempotency-Key" = Option<crate::domain::schema::IdempotencyKey>, Header, description = "A retry with the same key and body answers the first decision (200, replayed)")),
     request_body = crate::service::grace::GraceBody,
     responses(
         (status = 201, description = "The decision that closes the claim", body = crate::routes::views::GraceDecision),
         (status = 200, description = "A retry with the same Idempotency-Key: the first decision", body = crate::routes::views::GraceDecision),
         (status = 404, description = "`claim_not_found`"),
         (status = 409, description = "`claim_resolved`, `idempotency_key_reused`, `invalid_transition`"),
-        (status = 422, description = "`substitute_too_expensive`, `upgrade_not_dearer`, `currency_mismatch`, `product_required`, `email_required`, `price_unknown`, `unknown_product`, `invalid_field`")
+        (status = 422, description = "`substitute_too_expensive`, `upgrade_not_dearer`, `currency_mismatch`, `product_required`, `email_required`, `price_unknown`, `unknown_product`, `days_required`, `invalid_field`")
     )
 )]
 pub async fn resolve(
@@ -177,6 +182,8 @@ pub async fn resolve(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CreditsQuery {
+    /// The customer.
+    #[param(value_type = crate::domain::schema::EmailAddress)]
     email: String,
 }
 

@@ -12,6 +12,7 @@ use crate::service::AppState;
 #[utoipa::path(
     get,
     path = "/v1/keys",
+    operation_id = "list_keys",
     tag = "operations",
     responses(
         (status = 200, description = "The public keys (PASERK k4.public) with their ids (k4.pid)", body = crate::routes::views::KeyList)

@@ -127,7 +127,11 @@ route_table! {
     "/v1/credits/redeem" { post => grace::redeem, VENDOR; }
     "/v1/licenses/{id}/activations" { get => licenses::activations, STAFF; }
     "/v1/licenses/{id}/history" { get => licenses::history, STAFF; }
-    "/v1/licenses/{id}/{action}" { post => licenses::act, VENDOR; }
+    "/v1/licenses/{id}/suspend" { post => licenses::suspend, VENDOR; }
+    "/v1/licenses/{id}/reinstate" { post => licenses::reinstate, VENDOR; }
+    "/v1/licenses/{id}/revoke" { post => licenses::revoke, VENDOR; }
+    "/v1/licenses/{id}/refund" { post => licenses::refund, VENDOR; }
+    "/v1/licenses/{id}/renew" { post => licenses::renew, VENDOR; }
 }
 
 /// The access of the route a request matched, if any.

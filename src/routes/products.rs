@@ -9,6 +9,7 @@ use crate::service::AppState;
 #[utoipa::path(
     get,
     path = "/v1/products",
+    operation_id = "list_products",
     tag = "admin",
     responses(
         (status = 200, description = "The catalog", body = crate::routes::views::ProductList)

@@ -15,7 +15,10 @@ use crate::service::AppState;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
+    /// What it may do.
     role: Role,
+    /// Who it is for.
+    #[schema(value_type = crate::domain::schema::TokenName)]
     name: String,
 }
 
@@ -23,6 +26,7 @@ pub struct CreateToken {
 #[utoipa::path(
     post,
     path = "/v1/tokens",
+    operation_id = "create_token",
     tag = "admin",
     request_body = crate::routes::tokens::CreateToken,
     responses(
@@ -48,6 +52,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/v1/tokens",
+    operation_id = "list_tokens",
     tag = "admin",
     responses(
         (status = 200, description = "Every token, without secrets", body = crate::routes::views::TokenList)
@@ -62,8 +67,9 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
 #[utoipa::path(
     post,
     path = "/v1/tokens/{id}/revoke",
+    operation_id = "revoke_token",
     tag = "admin",
-    params(("id" = String, Path, description = "Token id (tok_…) or visible prefix (kc_…)")),
+    params(("id" = crate::domain::schema::TokenRef, Path, description = "Token id (tok_…) or visible prefix (kc_…)")),
     responses(
         (status = 200, description = "Revoked", body = crate::routes::views::TokenBody),
         (status = 404, description = "`token_not_found`")

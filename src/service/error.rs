@@ -20,6 +20,9 @@ pub enum ServiceError {
     /// A required field is missing.
     #[error("missing field `{0}`")]
     MissingField(String),
+    /// Neither a license key nor a token came with a request that takes either.
+    #[error("no credentials")]
+    MissingCredentials,
     /// No activation with that id on the license of the presented key.
     #[error("activation not found")]
     ActivationNotFound,

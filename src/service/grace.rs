@@ -4,14 +4,17 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::domain::audit::Actor;
-use crate::domain::grace::{extension_deadline, DecisionTerms, Remedy};
+use crate::domain::grace::{
+    check_remedy_fields, extension_deadline, DecisionTerms, Remedy, IDEMPOTENCY_KEY,
+};
 use crate::domain::ids::new_id;
 use crate::domain::license::{parse_email, parse_order_id, License, MintRequest};
-use crate::domain::product::Price;
+use crate::domain::product::{is_currency, Price};
+use crate::domain::text::REASON;
 use crate::domain::time::Timestamp;
 use crate::domain::DomainError;
 use crate::service::error::ServiceError;
-use crate::service::{key_tag, long_text, rate_limited, AppState};
+use crate::service::{key_tag, note, rate_limited, text, AppState};
 use crate::storage::grace::{
     Claim, ClaimOutcome, CreditEntry, Decision, DecisionOutcome, GraceRequest, Idempotency,
     NewClaim, Redemption, Target,
@@ -19,21 +22,28 @@ use crate::storage::grace::{
 use crate::storage::StorageError;
 
 /// Body of `POST /v1/licenses/{id}/grace-extension` and `POST /v1/claims/{id}/resolve`.
+/// `days`, `product` and `email` are each taken by some remedies only; another
+/// remedy given one is refused.
 #[derive(Debug, Clone, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"remedy": "extend", "reason": "bought in time, came back late", "days": 30}))]
 pub struct GraceBody {
     /// `extend`, `substitute`, `upgrade`, `credit`, `refund` or `decline`.
     pub remedy: Remedy,
     /// Why; always required.
+    #[schema(value_type = crate::domain::schema::Reason)]
     pub reason: String,
-    /// `extend`: the window's length (default: the product's window).
-    #[serde(default)]
+    /// `extend` only: the window's length (default: the product's window).
+    #[serde(default, deserialize_with = "crate::domain::whole::option")]
+    #[schema(value_type = Option<crate::domain::schema::ExtensionDays>)]
     pub days: Option<u32>,
-    /// `substitute`/`upgrade`: the other product.
+    /// `substitute` and `upgrade` only, and required: the other product.
     #[serde(default)]
+    #[schema(value_type = Option<crate::domain::product::ProductId>)]
     pub product: Option<String>,
-    /// `credit`: the ledger's email when the license has none.
+    /// `credit` only: the ledger's email when the license has none.
     #[serde(default)]
+    #[schema(value_type = Option<crate::domain::schema::EmailAddress>)]
     pub email: Option<String>,
 }
 
@@ -56,13 +66,15 @@ pub struct Granted {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimBody {
-    /// The customer's key.
+    /// The customer's key (any other text is an unknown key).
     pub license_key: String,
     /// An email to reach the customer.
     #[serde(default)]
+    #[schema(value_type = Option<crate::domain::schema::EmailAddress>)]
     pub email: Option<String>,
     /// What the customer wants to say.
     #[serde(default)]
+    #[schema(value_type = Option<crate::domain::schema::Note>)]
     pub message: Option<String>,
 }
 
@@ -80,30 +92,35 @@ pub enum ClaimAnswer {
 /// Body of `POST /v1/credits/redeem`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ann@example.com", "order_id": "order-1002", "amount": 500, "currency": "EUR"}))]
 pub struct RedeemBody {
     /// The customer.
+    #[schema(value_type = crate::domain::schema::EmailAddress)]
     pub email: String,
-    /// The shop's order paid with the credit.
+    /// The shop's order paid with the credit; redeeming is idempotent on it.
+    #[schema(value_type = crate::domain::schema::OrderId)]
     pub order_id: String,
-    /// Minor units.
+    /// What is spent, in minor units.
+    #[serde(deserialize_with = "crate::domain::whole::deserialize")]
+    #[schema(value_type = crate::domain::schema::CreditAmount)]
     pub amount: u64,
-    /// ISO 4217.
+    /// The ledger's currency.
+    #[schema(value_type = crate::domain::schema::Currency)]
     pub currency: String,
 }
 
 fn parse_idempotency_key(value: Option<String>) -> Result<Option<String>, ServiceError> {
     match value {
-        Some(v) if v.is_empty() || v.len() > 200 || !v.bytes().all(|b| b.is_ascii_graphic()) => {
-            Err(ServiceError::InvalidParameter(
-                "Idempotency-Key: 1 to 200 printable ASCII characters".into(),
-            ))
-        }
+        Some(v) if !IDEMPOTENCY_KEY.allows(&v) => Err(ServiceError::InvalidParameter(format!(
+            "Idempotency-Key: {}",
+            IDEMPOTENCY_KEY.describe()
+        ))),
         other => Ok(other),
     }
 }
 
 fn parse_currency(s: &str) -> Result<String, ServiceError> {
-    if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) {
+    if is_currency(s) {
         Ok(s.to_owned())
     } else {
         Err(DomainError::field("currency", "three upper-case letters (ISO 4217)").into())
@@ -122,10 +139,17 @@ impl AppState {
         now: Timestamp,
     ) -> Result<Granted, ServiceError> {
         let idempotency = parse_idempotency_key(idempotency)?;
-        let reason = long_text("reason", Some(body.reason.trim().to_owned()))?.unwrap_or_default();
-        if reason.is_empty() {
-            return Err(DomainError::field("reason", "say why").into());
-        }
+        let reason = text("reason", &REASON, Some(body.reason.clone()))?
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        let given = [
+            ("days", body.days.is_some()),
+            ("product", body.product.is_some()),
+            ("email", body.email.is_some()),
+        ];
+        let given: Vec<&str> = given.iter().filter(|g| g.1).map(|g| g.0).collect();
+        check_remedy_fields(body.remedy, &given)?;
         let email = body
             .email
             .as_deref()
@@ -255,7 +279,7 @@ impl AppState {
             .as_deref()
             .map(|e| parse_email("email", e))
             .transpose()?;
-        let message = long_text("message", body.message)?;
+        let message = note("message", body.message)?;
         let Some(hash) = self.admit(&body.license_key, client, now).await? else {
             return Err(self.not_found(client, now).await);
         };

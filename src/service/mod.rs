@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::domain::activation::{certificate_expiry, Fingerprint};
+use crate::domain::activation::{
+    certificate_expiry, Fingerprint, FINGERPRINT, MACHINE_LABEL, NONCE,
+};
 use crate::domain::audit::Actor;
 use crate::domain::grace::ClaimPolicy;
 use crate::domain::ids::is_id;
@@ -19,6 +21,7 @@ use crate::domain::ids::new_id;
 use crate::domain::key::LicenseKey;
 use crate::domain::license::{License, MintRequest};
 use crate::domain::product::{Catalog, KeyFormat};
+use crate::domain::text::{TextRule, NOTE};
 use crate::domain::time;
 use crate::domain::time::Timestamp;
 use crate::domain::DomainError;
@@ -124,15 +127,18 @@ const FALLBACK_GRACE_DAYS: u32 = crate::domain::product::DEFAULT_OFFLINE_GRACE_D
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActivationRequest {
-    /// The license key as the customer has it.
+    /// The license key as the customer has it (any other text is an unknown key).
     pub license_key: String,
     /// The machine's fingerprint (a hash of its machine id).
+    #[schema(value_type = crate::domain::schema::Fingerprint)]
     pub fingerprint: String,
     /// A name for the machine.
     #[serde(default)]
+    #[schema(value_type = Option<crate::domain::schema::MachineLabel>)]
     pub name: Option<String>,
     /// The platform (`windows`, `macos`, ...).
     #[serde(default)]
+    #[schema(value_type = Option<crate::domain::schema::MachineLabel>)]
     pub platform: Option<String>,
 }
 
@@ -149,11 +155,14 @@ pub struct Activated {
     pub license: License,
 }
 
-fn short_text(field: &str, value: Option<String>) -> Result<Option<String>, ServiceError> {
+/// `value` if it follows `rule`, or an error naming `field`.
+pub fn text(
+    field: &str,
+    rule: &TextRule,
+    value: Option<String>,
+) -> Result<Option<String>, ServiceError> {
     match value {
-        Some(v) if v.chars().count() > 100 || v.chars().any(char::is_control) => {
-            Err(DomainError::field(field, "at most 100 characters, no control characters").into())
-        }
+        Some(v) if !rule.allows(&v) => Err(DomainError::field(field, rule.describe()).into()),
         other => Ok(other),
     }
 }
@@ -162,11 +171,13 @@ fn short_text(field: &str, value: Option<String>) -> Result<Option<String>, Serv
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeactivationRequest {
-    /// The license key (the customer's app proves itself with it).
+    /// The license key: how the customer's app proves itself. Without it the
+    /// request needs a support token (401 `missing_credentials` otherwise).
     #[serde(default)]
     pub license_key: Option<String>,
-    /// Why (support's note; at most 1,000 characters).
+    /// Why (support's note).
     #[serde(default)]
+    #[schema(value_type = Option<crate::domain::schema::Note>)]
     pub reason: Option<String>,
 }
 
@@ -183,13 +194,15 @@ pub struct Deactivated {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValidationRequest {
-    /// The license key.
+    /// The license key (any other text is an unknown key: `NOT_FOUND`).
     pub license_key: String,
     /// The machine; without it only the license is checked.
     #[serde(default)]
+    #[schema(value_type = Option<crate::domain::schema::Fingerprint>)]
     pub fingerprint: Option<String>,
     /// A fresh random value from the app; the answer then carries a signed receipt.
     #[serde(default)]
+    #[schema(value_type = Option<crate::domain::schema::Nonce>)]
     pub nonce: Option<String>,
 }
 
@@ -204,59 +217,17 @@ pub struct Validation {
     pub receipt: Option<String>,
 }
 
-/// Longest nonce accepted by `POST /v1/validate`.
-pub const MAX_NONCE_CHARS: usize = 128;
-
-fn parse_nonce(nonce: Option<String>) -> Result<Option<String>, ServiceError> {
-    match nonce {
-        Some(n)
-            if n.is_empty()
-                || n.len() > MAX_NONCE_CHARS
-                || !n.bytes().all(|b| b.is_ascii_graphic()) =>
-        {
-            Err(DomainError::field(
-                "nonce",
-                format!("1 to {MAX_NONCE_CHARS} printable ASCII characters"),
-            )
-            .into())
-        }
-        other => Ok(other),
-    }
-}
-
 fn parse_fingerprint(s: &str) -> Result<Fingerprint, ServiceError> {
-    Fingerprint::parse(s).ok_or_else(|| {
-        DomainError::field(
-            "fingerprint",
-            "1 to 256 characters without control characters",
-        )
-        .into()
-    })
+    Fingerprint::parse(s)
+        .ok_or_else(|| DomainError::field("fingerprint", FINGERPRINT.describe()).into())
 }
 
-/// Longest free-text reason accepted.
-pub const MAX_REASON_CHARS: usize = 1000;
-
-/// A free-text field of at most [`MAX_REASON_CHARS`] characters, without control
-/// characters but newline and tab.
-pub fn long_text(field: &str, value: Option<String>) -> Result<Option<String>, ServiceError> {
-    match value {
-        Some(v)
-            if v.chars().count() > MAX_REASON_CHARS
-                || crate::domain::text::has_control(&v) =>
-        {
-            Err(DomainError::field(
-                field,
-                format!("at most {MAX_REASON_CHARS} characters, no control characters but newline and tab"),
-            )
-            .into())
-        }
-        other => Ok(other),
-    }
+/// A free-text note of the request field `field`, as [`NOTE`] allows.
+pub fn note(field: &str, value: Option<String>) -> Result<Option<String>, ServiceError> {
+    text(field, &NOTE, value)
 }
 
-/// Largest batch of `POST /v1/licenses/batch`.
-pub const MAX_BATCH: usize = 1000;
+pub use crate::domain::license::MAX_BATCH;
 
 /// A minted (or found again) license with its key.
 #[derive(Debug)]
@@ -446,8 +417,8 @@ impl AppState {
         now: Timestamp,
     ) -> Result<Activated, ServiceError> {
         let fingerprint = parse_fingerprint(&req.fingerprint)?;
-        let name = short_text("name", req.name)?;
-        let platform = short_text("platform", req.platform)?;
+        let name = text("name", &MACHINE_LABEL, req.name)?;
+        let platform = text("platform", &MACHINE_LABEL, req.platform)?;
         // Unknown, malformed and forged keys all end here, alike.
         let Some(key_hash) = self.admit(&req.license_key, client, now).await? else {
             return Err(self.not_found(client, now).await);
@@ -498,7 +469,7 @@ impl AppState {
         client: &str,
         now: Timestamp,
     ) -> Result<Deactivated, ServiceError> {
-        let reason = long_text("reason", req.reason)?;
+        let reason = note("reason", req.reason)?;
         let customer = support.is_none();
         // A malformed key, or another license's, answers like an unknown activation.
         let unknown = || async move {
@@ -515,7 +486,7 @@ impl AppState {
                 Some(hash) => Deactivator::Customer(hash),
                 None => return Err(unknown().await),
             },
-            (None, None) => return Err(ServiceError::MissingField("license_key".into())),
+            (None, None) => return Err(ServiceError::MissingCredentials),
         };
         if !is_id("act", activation_id) {
             return Err(unknown().await);
@@ -568,7 +539,7 @@ impl AppState {
         client: &str,
         now: Timestamp,
     ) -> Result<Validation, ServiceError> {
-        let nonce = parse_nonce(req.nonce)?;
+        let nonce = text("nonce", &NONCE, req.nonce)?;
         let fingerprint = req
             .fingerprint
             .as_deref()

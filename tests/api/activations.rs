@@ -335,7 +335,8 @@ fn another_licenses_key_or_a_bad_id_cannot_deactivate(engine: Engine) {
         assert_eq!(r.status, 404, "{case}");
         assert_eq!(r.code(), "activation_not_found", "{case}");
     }
-    deactivate(&server, &act, None, &json!({})).expect_problem(400, "missing_field");
+    // Neither the key nor a token: no credentials at all.
+    deactivate(&server, &act, None, &json!({})).expect_problem(401, "missing_credentials");
     let vendor = server.token("vendor");
     deactivate(&server, &act, Some(&vendor), &json!({})).expect_problem(403, "forbidden");
     deactivate(&server, &act, Some("kc_nope"), &json!({"license_key": key}))

@@ -176,7 +176,7 @@ fn a_lifecycle_body_with_days_on_a_non_renewal_is_refused() {
             Some(&server.admin),
             &json!({"days": 3}),
         )
-        .expect_problem(422, "invalid_field");
+        .expect_problem(400, "invalid_field");
     server
         .post(
             &format!("/v1/licenses/{id}/renew"),

@@ -11,6 +11,7 @@ mod authz;
 mod backup;
 mod cli;
 mod concurrent_guesses;
+mod contract;
 mod crash;
 mod db_copy;
 mod desktop_app;

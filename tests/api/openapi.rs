@@ -88,3 +88,79 @@ fn every_route_is_documented_with_its_errors_as_problems() {
     }
     assert_eq!(documented, ROUTES.len(), "a route is not documented");
 }
+
+#[test]
+fn every_link_leads_to_an_operation_and_names_only_what_it_takes() {
+    let doc: Value = serde_json::from_str(keyclerk::routes::openapi::document_json()).unwrap();
+    let mut operations = std::collections::HashMap::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            let id = op["operationId"].as_str().unwrap();
+            assert!(
+                operations.insert(id.to_owned(), op).is_none(),
+                "operationId {id} is not unique"
+            );
+        }
+    }
+    let schemas = &doc["components"]["schemas"];
+    let mut links = 0;
+    for (from, op) in &operations {
+        for (status, response) in op["responses"].as_object().unwrap() {
+            let Some(found) = response["links"].as_object() else {
+                continue;
+            };
+            for (name, link) in found {
+                links += 1;
+                let to = link["operationId"].as_str().unwrap();
+                let target = operations
+                    .get(to)
+                    .unwrap_or_else(|| panic!("{from} {status} {name}: no operation {to}"));
+                let params: Vec<&str> = target["parameters"]
+                    .as_array()
+                    .map(|p| p.iter().map(|p| p["name"].as_str().unwrap()).collect())
+                    .unwrap_or_default();
+                for param in link["parameters"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| p.0)
+                {
+                    assert!(
+                        params.contains(&param.as_str()),
+                        "{from} -> {to}: no parameter {param}"
+                    );
+                }
+                if let Some(body) = link["requestBody"].as_object() {
+                    let schema = &target["requestBody"]["content"]["application/json"]["schema"];
+                    // An optional body is "null or the body".
+                    let reference = std::iter::once(schema)
+                        .chain(schema["oneOf"].as_array().into_iter().flatten())
+                        .find_map(|s| s["$ref"].as_str())
+                        .unwrap_or_default();
+                    let name = reference.rsplit('/').next().unwrap_or_default();
+                    let properties = &schemas[name]["properties"];
+                    for field in body.keys() {
+                        assert!(
+                            properties[field].is_object(),
+                            "{from} -> {to}: no field {field}"
+                        );
+                    }
+                }
+                for expression in link["parameters"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .chain(link["requestBody"].as_object().into_iter().flatten())
+                    .map(|(_, v)| v.as_str().unwrap())
+                {
+                    assert!(
+                        expression.starts_with("$response.body#/")
+                            || expression.starts_with("$request."),
+                        "{from} -> {to}: {expression}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(links >= 40, "only {links} links");
+}
