@@ -12,6 +12,13 @@ use crate::http::Conn;
 pub enum Span {
     /// Warm up, then count what completes within the measured time.
     Timed { warmup: Duration, measure: Duration },
+    /// As `Timed`, but no more than `most` requests in all (warm-up included); the
+    /// measured time ends with the last answer if they run out first.
+    Capped {
+        warmup: Duration,
+        measure: Duration,
+        most: u64,
+    },
     /// Exactly this many requests, all counted.
     Requests(u64),
 }
@@ -76,34 +83,42 @@ pub fn run(
         let next = Arc::new(AtomicU64::new(0));
         let tally = Arc::new(Mutex::new(Tally::default()));
         let start = Instant::now();
-        let (from, to) = match span {
-            Span::Timed { warmup, measure } => (start + warmup, Some(start + warmup + measure)),
-            Span::Requests(_) => (start, None),
+        let (from, to, most) = match span {
+            Span::Timed { warmup, measure } => {
+                (start + warmup, Some(start + warmup + measure), None)
+            }
+            Span::Capped {
+                warmup,
+                measure,
+                most,
+            } => (start + warmup, Some(start + warmup + measure), Some(most)),
+            Span::Requests(n) => (start, None, Some(n)),
         };
+        let last_answer = Arc::new(Mutex::new(from));
         if ports.is_empty() {
             return Err(io::Error::other("no server to load"));
         }
         let mut tasks = Vec::with_capacity(connections);
         for c in 0..connections {
             let port = ports[c % ports.len()];
-            let (next, tally, make, check) = (
+            let (next, tally, last_answer, make, check) = (
                 Arc::clone(&next),
                 Arc::clone(&tally),
+                Arc::clone(&last_answer),
                 Arc::clone(&make),
                 Arc::clone(&check),
             );
             tasks.push(tokio::spawn(async move {
                 let mut mine = Tally::default();
+                let mut last = from;
                 let mut conn = Conn::connect(port).await?;
                 loop {
                     if to.is_some_and(|to| Instant::now() >= to) {
                         break;
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if let Span::Requests(n) = span {
-                        if i >= n {
-                            break;
-                        }
+                    if most.is_some_and(|n| i >= n) {
+                        break;
                     }
                     let request = make(i);
                     let t0 = Instant::now();
@@ -125,6 +140,7 @@ pub fn run(
                     if !counted {
                         continue;
                     }
+                    last = last.max(t1);
                     match failure {
                         None => mine.ok += 1,
                         Some(f) => {
@@ -134,6 +150,9 @@ pub fn run(
                     }
                     let us = u32::try_from((t1 - t0).as_micros()).unwrap_or(u32::MAX);
                     mine.latencies_us.push(us);
+                }
+                if let Ok(mut l) = last_answer.lock() {
+                    *l = (*l).max(last);
                 }
                 let mut all = tally
                     .lock()
@@ -150,7 +169,14 @@ pub fn run(
         for task in tasks {
             task.await.map_err(io::Error::other)??;
         }
+        let ran_out = most.is_some_and(|n| next.load(Ordering::Relaxed) >= n);
         let elapsed = match to {
+            Some(to) if ran_out => {
+                let last = *last_answer
+                    .lock()
+                    .map_err(|_| io::Error::other("last answer poisoned"))?;
+                last.min(to) - from
+            }
             Some(to) => to - from,
             None => start.elapsed(),
         };

@@ -11,6 +11,28 @@ pub const AS_SERVER: &str = "--as-keyclerk";
 /// First argument that makes this binary run the hello-world server.
 pub const AS_HELLO: &str = "--as-hello-world";
 
+/// The rate limits a keyclerk server runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limits {
+    /// `[rate_limits] enabled = false`: the server alone.
+    Off,
+    /// On, as shipped.
+    Shipped,
+    /// On, with this many requests per key per minute (one license taking
+    /// thousands of activations a second would be refused at the shipped 120).
+    PerKeyPerMinute(u32),
+}
+
+impl Limits {
+    /// `off` or `on`, for the report.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Shipped | Self::PerKeyPerMinute(_) => "on",
+        }
+    }
+}
+
 /// A server process on a free port.
 pub struct Server {
     child: Child,
@@ -26,20 +48,46 @@ impl Server {
         Self::keyclerk_on(config, None)
     }
 
-    /// Starts `keyclerk serve` with the configuration file `config`, on the
-    /// PostgreSQL database `database_url` if one is given (else on its SQLite file).
-    pub fn keyclerk_on(config: &Path, database_url: Option<&str>) -> io::Result<Self> {
-        let mut command = Command::new(std::env::current_exe()?);
-        if let Some(url) = database_url {
-            command.env("KEYCLERK_DATABASE__URL", url);
+    /// Starts `keyclerk serve` on its SQLite file with the rate limits `limits`.
+    pub fn keyclerk_with(config: &Path, limits: Limits) -> io::Result<Self> {
+        let mut command = Self::serve(config)?;
+        match limits {
+            Limits::Off => {
+                command.env("KEYCLERK_RATE_LIMITS__ENABLED", "false");
+            }
+            Limits::Shipped => {
+                command.env("KEYCLERK_RATE_LIMITS__ENABLED", "true");
+            }
+            Limits::PerKeyPerMinute(n) => {
+                command.env("KEYCLERK_RATE_LIMITS__ENABLED", "true").env(
+                    "KEYCLERK_RATE_LIMITS__REQUESTS_PER_KEY_PER_MINUTE",
+                    n.to_string(),
+                );
+            }
         }
+        Self::spawn(command)
+    }
+
+    /// `keyclerk serve` as this binary run again.
+    fn serve(config: &Path) -> io::Result<Command> {
+        let mut command = Command::new(std::env::current_exe()?);
         command
             .arg(AS_SERVER)
             .arg("--config")
             .arg(config)
-            .arg("serve")
-            // The benchmark measures the server, not the limits that stop brute force.
-            .env("KEYCLERK_RATE_LIMITS__ENABLED", "false");
+            .arg("serve");
+        Ok(command)
+    }
+
+    /// Starts `keyclerk serve` with the configuration file `config`, on the
+    /// PostgreSQL database `database_url` if one is given (else on its SQLite file).
+    pub fn keyclerk_on(config: &Path, database_url: Option<&str>) -> io::Result<Self> {
+        let mut command = Self::serve(config)?;
+        if let Some(url) = database_url {
+            command.env("KEYCLERK_DATABASE__URL", url);
+        }
+        // The benchmark measures the server, not the limits that stop brute force.
+        command.env("KEYCLERK_RATE_LIMITS__ENABLED", "false");
         Self::spawn(command)
     }
 
@@ -165,6 +213,9 @@ pub fn hello_world_main() -> std::process::ExitCode {
     }
 }
 
+/// Seats of the `site` product: the most a license may have.
+pub const SITE_SEATS: u32 = 100_000;
+
 /// A fresh directory for one server: its config, data and keys.
 pub struct Workspace {
     /// The directory.
@@ -194,7 +245,16 @@ seats = 1000
 lease_days = 30
 key_format = "signed"
 entitlements = ["pro"]
+
+[products.site]
+name = "Bench Site License"
+price = {{ amount = 100000, currency = "EUR" }}
+seats = {site_seats}
+lease_days = 30
+key_format = "signed"
+entitlements = ["pro"]
 "#,
+            site_seats = SITE_SEATS,
             data = dir.join("data").display(),
             keys = dir.join("keys").display(),
         );
