@@ -380,8 +380,14 @@ pub(super) fn key_facts(
 
 /// Every activation of a license, newest first.
 pub(super) fn list(conn: &Connection, license_id: &str) -> Result<Vec<Activation>, StorageError> {
+    // Live and freed machines are indexed apart (`activations_live` and
+    // `activations_unseen`, `activations_freed`): one branch each.
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {ACTIVATION_COLUMNS} FROM activations WHERE license_id = ?1
+        "SELECT {ACTIVATION_COLUMNS} FROM activations
+         WHERE license_id = ?1 AND deactivated_at IS NULL
+         UNION ALL
+         SELECT {ACTIVATION_COLUMNS} FROM activations
+         WHERE license_id = ?1 AND deactivated_at IS NOT NULL
          ORDER BY activated_at DESC, id DESC"
     ))?;
     let rows = stmt.query_map([license_id], activation_from_row)?;
@@ -408,6 +414,65 @@ pub(super) fn record_last_seen(ctx: &WriteCtx<'_>, p: &SeenTimes) -> Result<(), 
 
 #[cfg(test)]
 mod tests {
+    use rusqlite::Connection;
+
+    /// The plan SQLite picks for `sql`, one line per step.
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        // The parameters stay unbound: the plan does not depend on them.
+        let mut rows = stmt.raw_query();
+        let mut steps = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            steps.push(row.get::<_, String>(3).unwrap());
+        }
+        steps.join("\n")
+    }
+
+    /// What an activation, a refresh, a deactivation, a release and a validation
+    /// read goes through an index keyed by the license: never a scan of its machines.
+    #[test]
+    fn every_read_of_a_license_s_machines_goes_through_an_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrate_for_tests(&mut conn);
+        let cases = [
+            (
+                "SELECT id FROM activations
+                 WHERE license_id = ?1 AND fingerprint = ?2 AND deactivated_at IS NULL",
+                "activations_live",
+            ),
+            (
+                "UPDATE activations SET deactivated_at = ?2, deactivated_by = ?4
+                 WHERE license_id = ?1 AND deactivated_at IS NULL AND last_seen <= ?3",
+                "activations_unseen",
+            ),
+            (
+                "SELECT deactivated_at FROM activations
+                 WHERE license_id = ?1 AND deactivated_by = ?3 AND deactivated_at > ?2
+                 ORDER BY deactivated_at",
+                "activations_freed",
+            ),
+        ];
+        for (sql, index) in cases {
+            let plan = plan(&conn, sql);
+            assert!(
+                plan.contains(&format!("USING INDEX {index}")),
+                "{sql}: {plan}"
+            );
+        }
+        let listed = plan(
+            &conn,
+            &format!(
+                "SELECT {cols} FROM activations WHERE license_id = ?1 AND deactivated_at IS NULL
+                 UNION ALL SELECT {cols} FROM activations
+                 WHERE license_id = ?1 AND deactivated_at IS NOT NULL",
+                cols = super::ACTIVATION_COLUMNS
+            ),
+        );
+        // The live branch may take either index of live machines.
+        assert!(listed.contains("activations_freed"), "{listed}");
+        assert!(!listed.contains("SCAN activations"), "{listed}");
+    }
+
     #[test]
     fn the_column_count_is_the_count_of_license_columns() {
         assert_eq!(

@@ -194,6 +194,13 @@ UPDATE licenses SET seats_used = (
 CREATE INDEX activations_unseen ON activations (license_id, last_seen)
     WHERE deactivated_at IS NULL;
 "#,
+    // A new seat writes only the index entries a live machine needs: the freed
+    // seats are indexed apart (the churn limit and the list of machines read them).
+    r#"
+DROP INDEX activations_by_license;
+CREATE INDEX activations_freed ON activations (license_id, deactivated_at)
+    WHERE deactivated_at IS NOT NULL;
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -20,7 +20,8 @@ use crate::storage::{QueueStats, StorageError};
 /// Most jobs committed together.
 pub const MAX_BATCH: usize = 512;
 
-/// The connection of the current transaction and the head of the audit chain.
+/// The connection of the current transaction and the head of the audit chain (kept
+/// here while the batch runs and written to `audit_head` once, before its commit).
 pub struct WriteCtx<'c> {
     /// The write connection, inside the batch's transaction.
     pub conn: &'c Connection,
@@ -67,9 +68,6 @@ impl WriteCtx<'_> {
                 record.data,
                 &hash[..]
             ])?;
-        self.conn
-            .prepare_cached("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")?
-            .execute(params![record.seq, &hash[..]])?;
         if let Some((license, window)) = window {
             self.conn
                 .prepare_cached(
@@ -318,6 +316,16 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, stats: &WriterStats) {
             broken = true;
         }
         delivers.push(deliver);
+    }
+    if !broken && (ctx.head_seq, ctx.head_hash) != (head_seq, head_hash) {
+        let written = ctx
+            .conn
+            .prepare_cached("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")
+            .and_then(|mut s| s.execute(params![ctx.head_seq, &ctx.head_hash[..]]));
+        if let Err(e) = written {
+            log::error!("writer could not write the audit head: {e}");
+            broken = true;
+        }
     }
     let committed = if broken {
         Err(StorageError::Unavailable("transaction aborted"))
