@@ -356,7 +356,7 @@ impl Sampler {
             .thread
             .join()
             .map_err(|_| "the sampler panicked".to_owned())??;
-        counts.sort_by(|a, b| b.1.cmp(&a.1));
+        counts.sort_by_key(|c| std::cmp::Reverse(c.1));
         let total: u64 = counts.iter().map(|(_, n)| n).sum();
         Ok(counts
             .into_iter()

@@ -188,6 +188,9 @@ macro_rules! suite {
             races::concurrent_activations_of_one_machine_take_one_seat,
             races::concurrent_first_presentations_write_one_event,
             races::twenty_concurrent_redemptions_of_the_whole_balance_let_one_through,
+            races::concurrent_deactivations_of_one_machine_free_it_once,
+            races::concurrent_redemptions_of_one_order_for_two_customers_spend_it_once,
+            grace::concurrent_resolutions_of_one_claim_decide_once,
         );
     };
     ($engine:ty) => {
