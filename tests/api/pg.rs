@@ -128,11 +128,25 @@ pub struct Cluster {
     bin: std::path::PathBuf,
     /// Its port on 127.0.0.1.
     pub port: u16,
+    /// Flushes its WAL (fsync and synchronous_commit on, as a deployment would).
+    durable: bool,
 }
 
 impl Cluster {
     /// `initdb` and start; as the `postgres` user when the tests run as root.
+    /// `fsync` is off: the test stops the server, the machine never crashes.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// As [`Cluster::start`], with `fsync` and `synchronous_commit` on, the WAL
+    /// writer's own flushes rare (every 10 s) and no autovacuum, so that a test can
+    /// tell whether a write waited for its flush.
+    pub fn start_durable() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Self {
         let bin = std::env::var("KC_TEST_POSTGRES_BIN").unwrap_or_else(|_| {
             panic!("KC_TEST_POSTGRES_BIN is not set: this test runs a PostgreSQL of its own from the binaries scripts/test.sh finds")
         });
@@ -159,6 +173,7 @@ impl Cluster {
             dir,
             bin: bin.into(),
             port,
+            durable,
         };
         let data = cluster.data();
         cluster.run("initdb", &["-D", &data, "-U", "postgres", "--auth=trust"]);
@@ -191,8 +206,13 @@ impl Cluster {
 
     /// Starts the server and waits until it accepts connections.
     pub fn pg_ctl_start(&self) {
+        let flushes = if self.durable {
+            "-c fsync=on -c synchronous_commit=on -c wal_writer_delay=10000 -c autovacuum=off"
+        } else {
+            "-c fsync=off"
+        };
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off",
+            "-c listen_addresses=127.0.0.1 -p {} -k {} {flushes}",
             self.port,
             self.dir.path().display()
         );

@@ -790,14 +790,16 @@ impl<'a> Write<'a> {
 /// waits for its WAL flush, and for a synchronous standby, before it lets go of its
 /// locks: the head's lock would be held across every flush, one at a time, and no
 /// two writes could share one. So this transaction commits without waiting
-/// (`SET LOCAL synchronous_commit = off`: its locks go at once), and a second,
-/// empty transaction on the same connection then commits with the server's own
-/// setting: its xid (`pg_current_xact_id()`) gives it a commit record, later in the
-/// WAL than this one's, and its commit waits until the WAL is durable up to that
-/// record (locally, and on the synchronous standby when there is one), so up to
-/// this one's too. The two go in one message and the answer comes after the wait.
-/// Concurrent waits share their flushes (PostgreSQL's group commit), as the SQLite
-/// writer's batches share one fsync.
+/// (`SET LOCAL synchronous_commit = off`: its locks go at once), and then a second
+/// transaction on the same connection waits for it: it writes one WAL record of its
+/// own (an empty transactional logical message, which any role may write at any
+/// `wal_level`; a transaction that only took an xid would write no WAL before its
+/// commit record and not wait) and commits with the server's own setting, so its
+/// commit waits until the WAL is durable up to its commit record, later in the WAL
+/// than this one's (locally, and on the synchronous standby when there is one).
+/// The two go in one message; the answer comes after the wait. Concurrent waits
+/// share their flushes (PostgreSQL's group commit), as the SQLite writer's batches
+/// share one fsync.
 ///
 /// What this changes: another transaction may read this one's rows during the wait
 /// (as a read on a primary may while a synchronous commit waits for its standby).
@@ -806,13 +808,14 @@ impl<'a> Write<'a> {
 /// (a validation, a look-up) may. A connection lost during the wait answers
 /// "unavailable" for a write that may have committed: every write is idempotent
 /// or refused twice the same way, and the client's retry finds it.
-const COMMIT_AND_WAIT: &str =
-    "SET LOCAL synchronous_commit = off; COMMIT; BEGIN; SELECT pg_current_xact_id(); COMMIT";
+const COMMIT_AND_WAIT: &str = "SET LOCAL synchronous_commit = off; COMMIT; \
+     BEGIN; SELECT pg_logical_emit_message(true, 'keyclerk', ''); COMMIT";
 
-/// The end of a write transaction that took no head: with an xid, so that it
-/// waits for the WAL flush even when it wrote nothing (a mint found again may have
-/// read a license whose own wait is still under way: see [`COMMIT_AND_WAIT`]).
-const COMMIT_DURABLY: &str = "SELECT pg_current_xact_id(); COMMIT";
+/// The end of a write transaction that took no head: with a WAL record of its own,
+/// so that its commit waits for the WAL flush even when it wrote nothing (a mint
+/// found again may have read a license whose own wait is still under way: see
+/// [`COMMIT_AND_WAIT`]).
+const COMMIT_DURABLY: &str = "SELECT pg_logical_emit_message(true, 'keyclerk', ''); COMMIT";
 
 /// A repeatable event's license and window.
 fn repeat_key(e: &NewEvent) -> Option<(String, String)> {

@@ -8,6 +8,7 @@
 //! audit chain is intact.
 
 mod activations;
+mod durability;
 mod grace;
 mod licenses;
 mod races;
@@ -45,6 +46,11 @@ pub trait Engine {
 
     /// A new, empty, migrated store of this engine.
     fn fresh() -> (Arc<dyn Storage>, Self::Guard);
+
+    /// The PostgreSQL database behind the store, if it is one.
+    fn database_url(_guard: &Self::Guard) -> Option<String> {
+        None
+    }
 }
 
 /// The embedded SQLite engine, in a temporary data directory.
@@ -71,6 +77,29 @@ impl Engine for Postgres {
         let store = keyclerk::storage::open(Some(&db.url), std::path::Path::new("unused")).unwrap();
         (store, db)
     }
+
+    fn database_url(guard: &Self::Guard) -> Option<String> {
+        Some(guard.url.clone())
+    }
+}
+
+/// PostgreSQL on a cluster of its own that flushes its WAL (fsync and
+/// synchronous_commit on), for the tests that count the flushes.
+pub struct DurablePostgres;
+
+impl Engine for DurablePostgres {
+    type Guard = crate::pg::Cluster;
+
+    fn fresh() -> (Arc<dyn Storage>, Self::Guard) {
+        let cluster = crate::pg::Cluster::start_durable();
+        let store =
+            keyclerk::storage::open(Some(&cluster.url()), std::path::Path::new("unused")).unwrap();
+        (store, cluster)
+    }
+
+    fn database_url(guard: &Self::Guard) -> Option<String> {
+        Some(guard.url())
+    }
 }
 
 /// A fresh store with the demo catalog, and helpers that build requests the way
@@ -81,6 +110,8 @@ pub struct World {
     pub policies: Policies,
     /// The time the test starts at; every later time is counted from it.
     pub t0: Timestamp,
+    /// The PostgreSQL database behind the store, if it is one.
+    pub database_url: Option<String>,
 }
 
 /// Runs one contract test on a fresh store of engine `E`, then checks the chain.
@@ -95,6 +126,7 @@ where
         .settings;
     let catalog = Arc::new(settings.catalog());
     let world = World {
+        database_url: E::database_url(&guard),
         store: Arc::clone(&store),
         policies: Arc::new(catalog.seat_policies()),
         catalog,
@@ -204,6 +236,13 @@ mod sqlite {
 
 mod postgres {
     suite!(super::Postgres);
+
+    #[test]
+    fn every_acknowledged_write_waited_for_its_wal_flush() {
+        crate::storage_contract::run::<super::DurablePostgres, _, _>(
+            crate::storage_contract::durability::every_acknowledged_write_waited_for_its_wal_flush,
+        );
+    }
 }
 
 /// A vendor's token, as the audit log names it.
