@@ -495,10 +495,24 @@ fn put(buf: &mut Vec<u8>, field: &[u8]) {
 }
 
 impl EventRecord {
-    /// The chained hash of this record after `prev`.
+    /// The chained hash of this record after `prev`: SHA-256 of `prev`, then each
+    /// field as its length (8 bytes, big-endian) and its bytes, the sequence number
+    /// and the time in decimal.
     pub fn chain_hash(&self, prev: &[u8; 32]) -> [u8; 32] {
-        let mut buf = Vec::with_capacity(128 + self.actor.len() + self.data.len());
+        let mut buf = Vec::with_capacity(16);
         put(&mut buf, self.seq.to_string().as_bytes());
+        let mut h = Sha256::new();
+        h.update(prev);
+        h.update(&buf);
+        h.update(self.hashed_after_seq());
+        h.finalize().into()
+    }
+
+    /// What [`EventRecord::chain_hash`] hashes after `prev` and the sequence
+    /// number: for an engine that numbers and hashes the event where the head is
+    /// (PostgreSQL does, in the statement that appends it).
+    pub fn hashed_after_seq(&self) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(112 + self.actor.len() + self.data.len());
         put(&mut buf, self.at.to_string().as_bytes());
         put(&mut buf, self.actor.as_bytes());
         put(&mut buf, self.kind.as_bytes());
@@ -507,10 +521,7 @@ impl EventRecord {
             self.license_id.as_deref().unwrap_or("").as_bytes(),
         );
         put(&mut buf, self.data.as_bytes());
-        let mut h = Sha256::new();
-        h.update(prev);
-        h.update(&buf);
-        h.finalize().into()
+        buf
     }
 }
 

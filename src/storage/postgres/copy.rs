@@ -233,7 +233,16 @@ async fn copy(
     };
     let mut client = pool.get().await.map_err(super::pool_error)?;
     let tx = client.transaction().await.map_err(StorageError::from)?;
-    // Locked first, as every write does: no instance writes while the copy runs.
+    // Every table locked against writes first (a write of an instance that started
+    // before waits for the copy, or the copy for it), then the head: no instance
+    // writes while the copy runs.
+    let names: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+    tx.batch_execute(&format!(
+        "LOCK TABLE {}, audit_head IN EXCLUSIVE MODE",
+        names.join(", ")
+    ))
+    .await
+    .map_err(StorageError::from)?;
     let head = one(
         &tx,
         "SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE",

@@ -73,8 +73,8 @@ CREATE TABLE event_repeats (
     UNIQUE (license_id, repeat_window)
 );
 
--- The head of the chain: every write transaction locks this one row first, so the
--- chain is appended in commit order whichever instance writes.
+-- The head of the chain: every write transaction with events locks this one row
+-- as it commits, so the chain is appended in commit order whichever instance writes.
 CREATE TABLE audit_head (
     id    INTEGER PRIMARY KEY CHECK (id = 1),
     seq   BIGINT NOT NULL,
