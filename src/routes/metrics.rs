@@ -93,7 +93,7 @@ fn storage(e: &mut Encoder, stats: &StorageStats) {
         e.family(
             "keyclerk_db_write_batch_duration_seconds",
             "histogram",
-            "Time of one group commit's transaction, BEGIN to the end of COMMIT.",
+            "Time of one write transaction, BEGIN to the end of COMMIT (SQLite: one group commit of many writes).",
         );
         e.histogram("keyclerk_db_write_batch_duration_seconds", &[], h);
     }
@@ -101,7 +101,7 @@ fn storage(e: &mut Encoder, stats: &StorageStats) {
         e.family(
             "keyclerk_db_commit_duration_seconds",
             "histogram",
-            "Time of one COMMIT (with synchronous = FULL, the fsync of the WAL).",
+            "Time of one COMMIT until it is on disk (SQLite: the fsync; PostgreSQL: the chain's append, COMMIT and the WAL flush).",
         );
         e.histogram("keyclerk_db_commit_duration_seconds", &[], h);
     }

@@ -205,10 +205,12 @@ pub struct StorageStats {
     pub write_queue: Option<QueueStats>,
     /// Writes committed together, per group commit (SQLite).
     pub write_batch_size: Option<HistogramSnapshot>,
-    /// Time of one group commit's transaction, first statement to `COMMIT` (SQLite),
-    /// in microseconds.
+    /// Time of one write transaction, first statement to the end of `COMMIT` (on
+    /// SQLite one group commit of many writes), in microseconds.
     pub batch_micros: Option<HistogramSnapshot>,
-    /// Time of one `COMMIT` (with `synchronous = FULL`, the fsync), in microseconds.
+    /// Time of one commit until it is on disk (SQLite with `synchronous = FULL`: the
+    /// fsync; PostgreSQL: the chain's head locked, the events appended, `COMMIT`
+    /// and the wait for the WAL's flush), in microseconds.
     pub commit_micros: Option<HistogramSnapshot>,
     /// The engine's connection pools.
     pub pools: Vec<PoolStats>,

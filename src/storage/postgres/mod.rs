@@ -187,7 +187,21 @@ pub fn backup_advice(url: &str, dest: &std::path::Path) -> String {
 pub struct PostgresStore {
     pool: Pool,
     runtime: tokio::runtime::Handle,
+    timing: Arc<WriteTiming>,
     _background: Arc<Background>,
+}
+
+/// How long this instance's write transactions take, for `/metrics`.
+struct WriteTiming {
+    /// `BEGIN` to the end of the commit, in microseconds.
+    transaction_micros: crate::metrics::Histogram,
+    /// The commit: the chain's head locked, the events appended, `COMMIT`, and the
+    /// wait for the WAL's flush, in microseconds.
+    commit_micros: crate::metrics::Histogram,
+}
+
+fn micros_since(start: std::time::Instant) -> u64 {
+    u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Ends the engine's runtime (and its connections) when the last copy of the store
@@ -271,6 +285,10 @@ impl PostgresStore {
         Ok(Self {
             pool,
             runtime: handle,
+            timing: Arc::new(WriteTiming {
+                transaction_micros: crate::metrics::Histogram::latency(),
+                commit_micros: crate::metrics::Histogram::latency(),
+            }),
             _background: Arc::new(Background { _stop: stop }),
         })
     }
@@ -316,16 +334,21 @@ impl PostgresStore {
 /// winner's rows); a second failure of that kind answers "unavailable", never a
 /// database error.
 macro_rules! write_tx {
-    ($self:ident, |$w:ident| $body:expr) => {
+    ($self:ident, |$w:ident| $body:expr) => {{
+        let timing = Arc::clone(&$self.timing);
         $self.run(move |pool| async move {
             let mut client = connect::Lease::get(&pool).await?;
             let mut tries = 0;
             let done = loop {
                 tries += 1;
                 let done: Result<_, StorageError> = async {
+                    let started = std::time::Instant::now();
                     let mut $w = Write::begin(&mut client).await?;
                     let out = $body;
+                    let committing = std::time::Instant::now();
                     $w.commit().await?;
+                    timing.commit_micros.observe(micros_since(committing));
+                    timing.transaction_micros.observe(micros_since(started));
                     Ok(out)
                 }
                 .await;
@@ -339,7 +362,7 @@ macro_rules! write_tx {
             client.release();
             done
         })
-    };
+    }};
 }
 
 /// Runs `$body` with a pooled connection `$c` on the engine's runtime.
@@ -1361,6 +1384,8 @@ impl Storage for PostgresStore {
                 idle: s.available,
                 waiting: s.waiting,
             }],
+            batch_micros: Some(self.timing.transaction_micros.snapshot()),
+            commit_micros: Some(self.timing.commit_micros.snapshot()),
             ..Default::default()
         }
     }
