@@ -550,6 +550,13 @@ mod tests {
         );
         assert_eq!(providers[&Provider::Paddle].tolerance_secs(), Some(30));
         assert!(!format!("{:?}", env.settings).contains("whsec_a"));
+        let env_alone = load(
+            "",
+            &[("KEYCLERK_PAYMENTS__STRIPE__WEBHOOK_SECRETS", "whsec_x")],
+        )
+        .unwrap();
+        assert!(env_alone.warnings.is_empty(), "{:?}", env_alone.warnings);
+        assert_eq!(env_alone.settings.payment_providers().len(), 1);
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod activations;
 mod grace;
 mod licenses;
 mod limits;
+mod payments;
 mod races;
 mod tokens;
 
@@ -205,6 +206,8 @@ macro_rules! suite {
             limits::every_change_to_a_shared_counter_reaches_a_later_poll,
             limits::quiet_shared_counters_are_forgotten_in_bounded_steps,
             limits::concurrent_charges_of_one_shared_counter_allow_exactly_its_burst,
+            payments::twenty_concurrent_deliveries_of_one_payment_event_mint_once,
+            payments::a_payment_finds_its_license_by_reference_and_acts_as_its_provider,
         );
     };
     ($engine:ty) => {
