@@ -75,7 +75,7 @@ pub struct PaymentEvents {
     params(("provider" = crate::domain::payments::Provider, Path, description = "The payment provider")),
     request_body(content = String, description = "The provider's webhook exactly as it sends it: JSON (Stripe, Paddle, Lemon Squeezy, FastSpring) or a form (PayPro Global), signed as the provider signs (`Stripe-Signature`, `Paddle-Signature`, `X-Signature`, `X-FS-Signature`, or PayPro's `SIGNATURE` field)", content_type = "application/json"),
     responses(
-        (status = 200, description = "Verified and stored: each event with its outcome (`applied`, `duplicate`, `unmapped` or `failed`). A delivery seen before answers the same and changes nothing. For PayPro Global's `LicenseRequested`, the license key as `text/plain`", body = crate::routes::payments::PaymentEvents),
+        (status = 200, description = "Verified and stored: each event with its outcome (`applied`, `duplicate`, `unmapped` or `failed`). A delivery seen before answers the same and changes nothing. For PayPro Global's `LicenseRequested`, the license key as `text/plain`", content((crate::routes::payments::PaymentEvents = "application/json"), (String = "text/plain"))),
         (status = 400, description = "`invalid_signature`: the signature is missing, stale or matches no configured secret (nothing is stored); `invalid_payload`: a verified body that is not the provider's (recorded as `failed`)"),
         (status = 404, description = "`payment_provider_not_found`: no such provider is configured")
     )

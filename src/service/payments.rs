@@ -123,13 +123,15 @@ impl AppState {
         }
     }
 
-    /// What `event` does under the mapping in force.
+    /// What `event` does under the mapping in force; an error only for a failure
+    /// on our side (a key that cannot be signed), which the provider's retry may
+    /// get past.
     fn prepare_event(
         &self,
         config: &ProviderConfig,
         event: &ProviderEvent,
         now: Timestamp,
-    ) -> Prepared {
+    ) -> Result<Prepared, ServiceError> {
         let record = |outcome, reason: String| Prepared {
             effect: PaymentEffect::Record {
                 outcome,
@@ -144,7 +146,7 @@ impl AppState {
             },
             keys: BTreeMap::new(),
         };
-        match &event.intent {
+        Ok(match &event.intent {
             Intent::Purchase(purchase) => {
                 let requests = match payments::mint_requests(
                     config.provider,
@@ -154,7 +156,7 @@ impl AppState {
                     &self.catalog,
                 ) {
                     Ok(r) => r,
-                    Err(why) => return record(Outcome::Unmapped, why),
+                    Err(why) => return Ok(record(Outcome::Unmapped, why)),
                 };
                 let mut licenses = Vec::with_capacity(requests.len());
                 let mut keys = BTreeMap::new();
@@ -165,9 +167,9 @@ impl AppState {
                             licenses.push((new, issued));
                         }
                         Err(ServiceError::Domain(e)) => {
-                            return record(Outcome::Failed, e.to_string())
+                            return Ok(record(Outcome::Failed, e.to_string()))
                         }
-                        Err(e) => return record(Outcome::Failed, format!("{e}")),
+                        Err(e) => return Err(e),
                     }
                 }
                 Prepared {
@@ -205,7 +207,7 @@ impl AppState {
                 keys: BTreeMap::new(),
             },
             Intent::Ignore(why) => record(Outcome::Applied, format!("nothing to do: {why}")),
-        }
+        })
     }
 
     async fn apply_event(
@@ -216,7 +218,7 @@ impl AppState {
         again: Option<String>,
         now: Timestamp,
     ) -> Result<(PaymentResult, BTreeMap<String, String>), ServiceError> {
-        let prepared = self.prepare_event(config, event, now);
+        let prepared = self.prepare_event(config, event, now)?;
         let result = self
             .store
             .apply_payment(PaymentRequest {

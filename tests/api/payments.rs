@@ -747,7 +747,9 @@ fn missing_stale_and_wrong_signatures_are_refused_and_nothing_is_stored() {
     let stripe = stripe_checkout("sig");
     let paddle = paddle_transaction("sig", "pri_fonts");
     let tampered = stripe.replace("Ann@Example.com", "Eve@Example.com");
-    let cases: Vec<(&str, &str, Vec<(&str, String)>, String)> = vec![
+    // (case, provider, headers, body)
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, String)>, String);
+    let cases: Vec<Case> = vec![
         ("stripe without a header", "stripe", vec![], stripe.clone()),
         (
             "stripe signed 301 s ago",

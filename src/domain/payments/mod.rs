@@ -760,7 +760,7 @@ pub fn same(expected: &[u8], given: &[u8]) -> bool {
 /// Lower- or upper-case hex, decoded; `None` for anything else.
 pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -93,7 +93,7 @@ pub async fn a_payment_finds_its_license_by_reference_and_acts_as_its_provider(w
     };
     let refunded = w.store.apply_payment(refund).await.unwrap();
     assert_eq!(refunded.event.outcome, Outcome::Applied);
-    assert_eq!(refunded.event.licenses, [license.clone()]);
+    assert_eq!(refunded.event.licenses, std::slice::from_ref(&license));
     let (stored, _) = w.store.license(&license).await.unwrap().unwrap();
     assert_eq!(stored.status, LicenseStatus::Refunded);
     let history = w.events_by(&license).await;
@@ -119,7 +119,7 @@ pub async fn a_payment_finds_its_license_by_reference_and_acts_as_its_provider(w
         .payment_events(all(Some(Outcome::Unmapped)))
         .await
         .unwrap();
-    assert_eq!(listed, [unmapped.event.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&unmapped.event));
 
     // Applied again (after a mapping was fixed): the stored row changes, once.
     let mut again = mint(&w, "evt_3", "cs_3");
