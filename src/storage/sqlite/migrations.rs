@@ -212,7 +212,6 @@ CREATE TABLE payment_events (
     UNIQUE (provider, event_id)
 ) STRICT;
 CREATE INDEX payment_events_by_outcome ON payment_events (outcome, id);
-CREATE INDEX payment_events_by_provider ON payment_events (provider, id);
 
 CREATE TABLE payment_links (
     provider    TEXT NOT NULL,
