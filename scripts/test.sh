@@ -2,7 +2,8 @@
 # The whole test suite, on a fresh machine: installs the PASETO libraries the interop
 # tests drive (Python pyseto in a venv under the target directory, Node paseto with
 # npm ci), the Prometheus parser the metrics tests read /metrics with
-# (prometheus_client, same venv) and schemathesis (same venv), then runs every Rust
+# (prometheus_client, same venv), Stripe's SDK that signs the payment tests' events
+# (stripe, same venv) and schemathesis (same venv), then runs every Rust
 # test (unit, integration, doc; the schemathesis runs against a live server are
 # integration tests), with a throwaway PostgreSQL of its own (scripts/postgres.sh) for
 # the tests on that engine. The tests that need Python, Node or PostgreSQL fail
@@ -13,8 +14,8 @@ cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$target"
 venv="$(cd "$target" && pwd)/interop-venv"
-if ! "$venv/bin/python" -c "import pyseto, schemathesis, prometheus_client" 2>/dev/null; then
-  echo "installing pyseto, prometheus_client and schemathesis into $venv" >&2
+if ! "$venv/bin/python" -c "import pyseto, schemathesis, prometheus_client, stripe" 2>/dev/null; then
+  echo "installing pyseto, prometheus_client, stripe and schemathesis into $venv" >&2
   python3 -m venv "$venv"
   # `python -m pip`, not bin/pip: a venv copied elsewhere keeps bin/pip's old path.
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \

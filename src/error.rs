@@ -112,6 +112,16 @@ pub enum ApiError {
     /// file): the keys in use stay.
     #[error("{0}")]
     KeysNotReloaded(String),
+    /// No payment provider of that name is configured.
+    #[error("no payment provider of that name is configured")]
+    PaymentProviderNotFound,
+    /// A provider's webhook whose signature is missing, stale or wrong (which, is
+    /// not told).
+    #[error("the webhook's signature is missing, stale or does not match a configured secret")]
+    InvalidSignature,
+    /// A verified webhook body that is not what the provider sends.
+    #[error("the webhook's body cannot be read: {0}")]
+    InvalidPayload(String),
 }
 
 /// The `Retry-After` of a 503 `database_unavailable`, in seconds.
@@ -146,6 +156,9 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Internal(cause) => Self::Internal(cause),
             ServiceError::KeysNotReloaded(why) => Self::KeysNotReloaded(why),
+            ServiceError::PaymentProviderNotFound => Self::PaymentProviderNotFound,
+            ServiceError::InvalidSignature => Self::InvalidSignature,
+            ServiceError::InvalidPayload(why) => Self::InvalidPayload(why),
         }
     }
 }
@@ -189,6 +202,8 @@ impl ApiError {
                 DomainError::ClaimNotFound => "claim_not_found",
                 DomainError::ClaimResolved => "claim_resolved",
                 DomainError::DateOutOfRange => "date_out_of_range",
+                DomainError::PaymentEventNotFound => "payment_event_not_found",
+                DomainError::PaymentEventSettled(_) => "payment_event_settled",
             },
             Self::Refused(r) => r.code(),
             Self::MissingToken => "missing_token",
@@ -217,6 +232,9 @@ impl ApiError {
             Self::Internal(_) => "internal_error",
             Self::KeysNotReloaded(_) => "keys_not_reloaded",
             Self::Unavailable => "database_unavailable",
+            Self::PaymentProviderNotFound => "payment_provider_not_found",
+            Self::InvalidSignature => "invalid_signature",
+            Self::InvalidPayload(_) => "invalid_payload",
         }
     }
 
@@ -283,10 +301,12 @@ impl ResponseError for ApiError {
                 | DomainError::InvalidTransition { .. }
                 | DomainError::InsufficientCredit { .. }
                 | DomainError::IdempotencyKeyReused
-                | DomainError::ClaimResolved => StatusCode::CONFLICT,
+                | DomainError::ClaimResolved
+                | DomainError::PaymentEventSettled(_) => StatusCode::CONFLICT,
                 DomainError::LicenseNotFound
                 | DomainError::TokenNotFound
-                | DomainError::ClaimNotFound => StatusCode::NOT_FOUND,
+                | DomainError::ClaimNotFound
+                | DomainError::PaymentEventNotFound => StatusCode::NOT_FOUND,
             },
             Self::Refused(Refusal::SeatLimitReached) => StatusCode::CONFLICT,
             Self::Refused(_) => StatusCode::FORBIDDEN,
@@ -318,6 +338,8 @@ impl ResponseError for ApiError {
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::KeysNotReloaded(_) => StatusCode::CONFLICT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::PaymentProviderNotFound => StatusCode::NOT_FOUND,
+            Self::InvalidSignature | Self::InvalidPayload(_) => StatusCode::BAD_REQUEST,
         }
     }
 

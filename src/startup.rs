@@ -317,6 +317,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
             catalog: Arc::clone(&catalog),
         }),
         limits,
+        payments: Arc::new(settings.payment_providers()),
     });
     crate::service::keys::watch(Arc::clone(&state.keyring), Arc::clone(&state.store));
     let http_metrics = web::Data::new(http_metrics());

@@ -36,12 +36,29 @@ pub enum Actor {
     LicenseKey,
     /// The server itself (start-up, policy).
     System,
+    /// A payment provider's verified webhook (see [`crate::domain::payments`]).
+    Payment {
+        /// `stripe`, `paddle`, `lemonsqueezy`, `paypro` or `fastspring`.
+        provider: String,
+    },
 }
 
 impl Actor {
     /// The JSON stored in the log.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    /// The actor in one word, for people and logs: `token:tok_…`, `cli`,
+    /// `license_key`, `system`, `payment:stripe`.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Token { id, .. } => format!("token:{id}"),
+            Self::Cli => "cli".into(),
+            Self::LicenseKey => "license_key".into(),
+            Self::System => "system".into(),
+            Self::Payment { provider } => format!("payment:{provider}"),
+        }
     }
 }
 
@@ -249,6 +266,14 @@ pub enum AuditEvent {
     PaymentConfirmed {
         /// What was due.
         amount: Option<Price>,
+    },
+    /// A subscription ended at the payment provider: no further renewals; the
+    /// license runs to its expiry.
+    SubscriptionEnded {
+        /// The provider.
+        provider: String,
+        /// The provider's subscription id.
+        subscription: String,
     },
     /// A customer filed a claim.
     ClaimFiled {
@@ -607,6 +632,13 @@ mod tests {
                 (r, prev)
             })
             .collect()
+    }
+
+    #[test]
+    fn a_payment_provider_acts_as_payment_and_its_name() {
+        let actor = crate::domain::payments::Provider::Stripe.actor();
+        assert_eq!(actor.to_json(), r#"{"type":"payment","provider":"stripe"}"#);
+        assert_eq!(actor.label(), "payment:stripe");
     }
 
     #[test]

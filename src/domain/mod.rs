@@ -9,6 +9,7 @@ pub mod grace;
 pub mod ids;
 pub mod key;
 pub mod license;
+pub mod payments;
 pub mod product;
 pub mod schema;
 pub mod short_key;
@@ -99,6 +100,12 @@ pub enum DomainError {
     /// The claim was decided already.
     #[error("the claim was already resolved")]
     ClaimResolved,
+    /// No payment event with that id.
+    #[error("payment event not found")]
+    PaymentEventNotFound,
+    /// A payment event that was applied (or found a duplicate) is not applied again.
+    #[error("the payment event is {0}; only an unmapped or failed one is applied again")]
+    PaymentEventSettled(&'static str),
     /// The result would lie past 9999-12-31, which RFC 3339 cannot write.
     #[error("the new date would lie past 9999-12-31")]
     DateOutOfRange,

@@ -223,6 +223,10 @@ shape! {
     HistoryPageLimit => whole(1, u64::from(MAX_HISTORY_PAGE), "Events on the page");
     /// A position in a license's history.
     EventCursor => whole(0, i64::MAX.unsigned_abs(), "Only events after this sequence number");
+    /// A payment event id.
+    PaymentEventId => id("pay", "A payment event id");
+    /// How many payment events a page holds.
+    PaymentPageLimit => whole(1, u64::from(crate::domain::payments::MAX_PAYMENT_PAGE), "Payment events on the page");
 }
 
 impl PartialSchema for ProductId {

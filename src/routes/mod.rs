@@ -12,6 +12,7 @@ pub mod licenses;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
+pub mod payments;
 pub mod products;
 pub mod tokens;
 pub mod views;
@@ -38,6 +39,8 @@ pub enum Access {
     Roles(&'static [Role]),
     /// The license key, or else (when `Authorization` is sent) a token of these roles.
     KeyOrRoles(&'static [Role]),
+    /// A payment provider's signature over the body; tokens are not looked at.
+    ProviderSignature,
 }
 
 /// One route: method, path pattern as registered, and its access.
@@ -132,6 +135,9 @@ route_table! {
     "/v1/licenses/{id}/revoke" { post => licenses::revoke, VENDOR; }
     "/v1/licenses/{id}/refund" { post => licenses::refund, VENDOR; }
     "/v1/licenses/{id}/renew" { post => licenses::renew, VENDOR; }
+    "/v1/payments/events" { get => payments::list, ADMIN; }
+    "/v1/payments/events/{id}/apply" { post => payments::apply, ADMIN; }
+    "/v1/payments/{provider}" { post => payments::receive, Access::ProviderSignature; }
 }
 
 /// The access of the route a request matched, if any.

@@ -5,6 +5,7 @@ pub mod grace;
 pub mod keys;
 pub mod limit_sync;
 pub mod limits;
+pub mod payments;
 pub mod queries;
 
 use std::sync::Arc;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub claim_rules: Arc<crate::domain::grace::ClaimRules>,
     /// Request counters of the public endpoints.
     pub limits: Limits,
+    /// The payment providers whose webhooks are taken (`[payments.<provider>]`).
+    pub payments: Arc<payments::PaymentProviders>,
 }
 
 /// The rate limits keyclerk keeps in memory (the failed look-ups also in the

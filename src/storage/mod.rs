@@ -3,6 +3,7 @@
 pub mod activation;
 pub mod grace;
 pub mod last_seen;
+pub mod payments;
 pub mod postgres;
 pub mod rows;
 pub mod shared_limits;
@@ -412,6 +413,25 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Checks the audit chain from the first event; the count of events if intact.
     async fn verify_audit(&self) -> Result<Result<i64, ChainError>, StorageError>;
+
+    /// Applies a verified payment event once: stored with its outcome in the same
+    /// transaction as its effect; the same provider event id again changes nothing.
+    async fn apply_payment(
+        &self,
+        req: payments::PaymentRequest,
+    ) -> Result<payments::PaymentResult, StorageError>;
+
+    /// A page of stored payment events, in the order they arrived.
+    async fn payment_events(
+        &self,
+        filter: payments::PaymentFilter,
+    ) -> Result<Vec<crate::domain::payments::PaymentEvent>, StorageError>;
+
+    /// One stored payment event.
+    async fn payment_event(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::domain::payments::PaymentEvent>, StorageError>;
 
     /// The rate-limit counters every instance on this database sees, when several
     /// instances can share it (PostgreSQL); none when one process owns the database

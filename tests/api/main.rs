@@ -33,6 +33,7 @@ mod mint;
 mod openapi;
 mod outage;
 mod parsers;
+mod payments;
 mod pg;
 mod process;
 mod schemathesis;

@@ -53,7 +53,7 @@ struct Args {
     #[arg(long)]
     keep: bool,
     /// Run only these parts, comma-separated (for profiling one load): hello, mint,
-    /// batch, activate, validate, offline, large. Seeding always runs.
+    /// payments, batch, activate, validate, offline, large. Seeding always runs.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The servers' log level (the shipped default is "info": a line per request).
@@ -281,6 +281,23 @@ fn bench(args: &Args, base: &Path) -> Result<(), String> {
         let stats = mint(&[server.port], &token, conns, timed, 1)?;
         rows.push(Row::http("mint, single", stats, "req/s", 1.0, ceiling));
     }
+    if args.wants("payments") {
+        let stats = payments(&[server.port], conns, timed)?;
+        let mut row = Row::http(
+            "payments, Stripe checkout.session.completed",
+            stats,
+            "req/s",
+            1.0,
+            ceiling,
+        );
+        if let Some(plain) = rows
+            .iter()
+            .find(|r: &&Row| r.name.starts_with("mint, single"))
+        {
+            row.ratio = Some((row.rate / plain.rate, "mint, single"));
+        }
+        rows.push(row);
+    }
     if args.wants("batch") {
         let stats = mint(&[server.port], &token, conns, timed, 100)?;
         let mut row = Row::http("mint, batches of 100", stats, "keys/s", 100.0, None);
@@ -436,6 +453,16 @@ fn bench(args: &Args, base: &Path) -> Result<(), String> {
         targets.push(target(
             format!("mint single >= 8,000/s: {:.0}/s", r.rate),
             r.rate >= 8_000.0,
+        ));
+    }
+    if let (Some(p), Some(m)) = (find("payments"), find("mint, single")) {
+        targets.push(target(
+            format!(
+                "payments >= 0.7 x mint single: {:.0}/s, {:.2} x",
+                p.rate,
+                p.rate / m.rate
+            ),
+            p.rate >= 0.7 * m.rate,
         ));
     }
     if let Some(r) = find("mint, batches") {
@@ -735,6 +762,35 @@ pub(crate) fn mint(
         }
     };
     load::run(ports, conns, span, Arc::new(make), Arc::new(check)).map_err(|e| format!("mint: {e}"))
+}
+
+/// The Stripe webhook secret of the benchmark's server.
+pub(crate) const STRIPE_SECRET: &str = "whsec_keyclerk_bench";
+
+/// Verified Stripe-shaped `checkout.session.completed` events, each a new order
+/// (its product named by `metadata.keyclerk_product`), signed as Stripe signs.
+pub(crate) fn payments(ports: &[u16], conns: usize, span: Span) -> Result<Stats, String> {
+    use keyclerk::domain::payments::{hex, hmac_sha256};
+    let make = move |i: u64| {
+        let t = keyclerk::domain::time::now().timestamp().to_string();
+        let body = format!(
+            r#"{{"id":"evt_bench_{i}","object":"event","type":"checkout.session.completed","created":{t},"data":{{"object":{{"id":"cs_bench_{i}","object":"checkout.session","mode":"payment","payment_status":"paid","customer_details":{{"email":"buyer@example.com"}},"metadata":{{"keyclerk_product":"bench"}},"payment_intent":"pi_bench_{i}"}}}}}}"#
+        );
+        let mac = hmac_sha256(
+            STRIPE_SECRET.as_bytes(),
+            &[t.as_bytes(), b".", body.as_bytes()],
+        );
+        http::post_with(
+            "/v1/payments/stripe",
+            &[("Stripe-Signature", format!("t={t},v1={}", hex(&mac)))],
+            &body,
+        )
+    };
+    let check = |_: u64, status: u16, body: &[u8]| {
+        status == 200 && count(body, br#""outcome":"applied""#) == 1
+    };
+    load::run(ports, conns, span, Arc::new(make), Arc::new(check))
+        .map_err(|e| format!("payments: {e}"))
 }
 
 /// How often `needle` occurs in `haystack`.

@@ -194,9 +194,13 @@ seats = 1000
 lease_days = 30
 key_format = "signed"
 entitlements = ["pro"]
+
+[payments.stripe]
+webhook_secrets = ["{stripe_secret}"]
 "#,
             data = dir.join("data").display(),
             keys = dir.join("keys").display(),
+            stripe_secret = crate::STRIPE_SECRET,
         );
         std::fs::write(dir.join("config.toml"), config)?;
         Ok(Self { dir })

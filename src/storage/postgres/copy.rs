@@ -115,6 +115,19 @@ const TABLES: &[Table] = &[
             "note": Text, "decision_id": Text, "created_at": Int, "resolved_at": Int,
         ],
     },
+    Table {
+        name: "payment_events",
+        columns: same![
+            "id": Text, "provider": Text, "event_id": Text, "kind": Text, "received_at": Int,
+            "outcome": Text, "reason": Text, "licenses": Text, "decided_at": Int, "body": Text,
+        ],
+    },
+    Table {
+        name: "payment_links",
+        columns: same![
+            "provider": Text, "reference": Text, "license_id": Text, "ended_at": Int,
+        ],
+    },
 ];
 
 /// Rows read from SQLite at a time.

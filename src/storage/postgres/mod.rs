@@ -27,6 +27,7 @@ mod grace;
 mod limits;
 mod migrations;
 mod password;
+mod payments;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -1791,6 +1792,28 @@ impl Storage for PostgresStore {
 
     async fn verify_audit(&self) -> Result<Result<i64, ChainError>, StorageError> {
         read!(self, |c| verify_audit_on(c).await?).await
+    }
+
+    async fn apply_payment(
+        &self,
+        req: crate::storage::payments::PaymentRequest,
+    ) -> Result<crate::storage::payments::PaymentResult, StorageError> {
+        write_tx!(self, |w| payments::apply(&mut w, &req).await?).await
+    }
+
+    async fn payment_events(
+        &self,
+        filter: crate::storage::payments::PaymentFilter,
+    ) -> Result<Vec<crate::domain::payments::PaymentEvent>, StorageError> {
+        read!(self, |c| payments::events(c, &filter).await?).await
+    }
+
+    async fn payment_event(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::domain::payments::PaymentEvent>, StorageError> {
+        let id = id.to_owned();
+        read!(self, |c| payments::event(c, &id).await?).await
     }
 
     fn shared_limits(&self) -> Option<Arc<dyn crate::storage::shared_limits::SharedLimits>> {

@@ -194,6 +194,33 @@ UPDATE licenses SET seats_used = (
 CREATE INDEX activations_unseen ON activations (license_id, last_seen)
     WHERE deactivated_at IS NULL;
 "#,
+    // Payments in: every verified provider event once (its effect commits with it),
+    // and the references (order, payment, subscription) later events find a
+    // license by.
+    r#"
+CREATE TABLE payment_events (
+    id           TEXT PRIMARY KEY,
+    provider     TEXT NOT NULL,
+    event_id     TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    received_at  INTEGER NOT NULL,
+    outcome      TEXT NOT NULL,
+    reason       TEXT,
+    licenses     TEXT NOT NULL,
+    decided_at   INTEGER NOT NULL,
+    body         TEXT NOT NULL,
+    UNIQUE (provider, event_id)
+) STRICT;
+CREATE INDEX payment_events_by_outcome ON payment_events (outcome, id);
+
+CREATE TABLE payment_links (
+    provider    TEXT NOT NULL,
+    reference   TEXT NOT NULL,
+    license_id  TEXT NOT NULL REFERENCES licenses (id),
+    ended_at    INTEGER,
+    PRIMARY KEY (provider, reference, license_id)
+) STRICT;
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -12,6 +12,7 @@ mod durability;
 mod grace;
 mod licenses;
 mod limits;
+mod payments;
 mod races;
 mod tokens;
 
@@ -241,6 +242,8 @@ macro_rules! suite {
             races::concurrent_deactivations_of_one_machine_free_it_once,
             races::concurrent_redemptions_of_one_order_for_two_customers_spend_it_once,
             grace::concurrent_resolutions_of_one_claim_decide_once,
+            payments::twenty_concurrent_deliveries_of_one_payment_event_mint_once,
+            payments::a_payment_finds_its_license_by_reference_and_acts_as_its_provider,
         );
     };
     ($engine:ty) => {
