@@ -6,6 +6,7 @@ pub mod keys;
 pub mod limit_sync;
 pub mod limits;
 pub mod queries;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -59,6 +60,8 @@ pub struct AppState {
     pub claim_rules: Arc<crate::domain::grace::ClaimRules>,
     /// Request counters of the public endpoints.
     pub limits: Limits,
+    /// `[webhooks]`: which addresses endpoints may reach, the rotation overlap.
+    pub webhooks: crate::outbox::WebhookSettings,
 }
 
 /// The rate limits keyclerk keeps in memory (the failed look-ups also in the

@@ -342,6 +342,9 @@ macro_rules! read {
     };
 }
 
+// Declared after the macros above, which it uses.
+mod webhooks;
+
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 /// Rows of a statement (prepared once per connection).
@@ -390,6 +393,9 @@ pub(super) struct Write<'a> {
     pub tx: deadpool_postgres::Transaction<'a>,
     head_seq: i64,
     head_hash: [u8; 32],
+    /// Enabled webhook endpoints (read with the head): none, and an event costs no
+    /// outbox statement.
+    webhook_endpoints: i64,
 }
 
 impl<'a> Write<'a> {
@@ -397,7 +403,7 @@ impl<'a> Write<'a> {
         let tx = client.transaction().await?;
         let head = one(
             &tx,
-            "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
+            "SELECT seq, hash, webhook_endpoints FROM audit_head WHERE id = 1 FOR UPDATE",
             &[],
         )
         .await?;
@@ -409,6 +415,7 @@ impl<'a> Write<'a> {
         Ok(Self {
             head_seq: head.try_get(0)?,
             head_hash,
+            webhook_endpoints: head.try_get(2)?,
             tx,
         })
     }
@@ -470,9 +477,43 @@ impl<'a> Write<'a> {
             )
             .await?;
         }
+        if self.webhook_endpoints > 0 {
+            for m in crate::storage::webhooks::messages_of(&record, event.at) {
+                exec(
+                    &self.tx,
+                    "INSERT INTO outbox (message_id, channel, target, kind, payload,
+                                         created_at, status, next_at_ms)
+                     SELECT $1, $2, id, $3, $4, $5, 'pending', $6 FROM webhook_endpoints
+                     WHERE enabled AND (events = ' * ' OR strpos(events, ' ' || $3 || ' ') > 0)",
+                    &[
+                        &m.message_id,
+                        &crate::domain::webhook::WEBHOOK_CHANNEL,
+                        &m.kind,
+                        &m.payload,
+                        &record.at,
+                        &event.at.timestamp_millis(),
+                    ],
+                )
+                .await?;
+            }
+        }
         self.head_seq = record.seq;
         self.head_hash = hash;
         Ok(record.seq)
+    }
+
+    /// Counts the enabled webhook endpoints again (after this write changed them).
+    pub async fn recount_webhook_endpoints(&mut self) -> Result<(), StorageError> {
+        self.webhook_endpoints = one(
+            &self.tx,
+            "UPDATE audit_head SET webhook_endpoints =
+                 (SELECT count(*) FROM webhook_endpoints WHERE enabled)
+             WHERE id = 1 RETURNING webhook_endpoints",
+            &[],
+        )
+        .await?
+        .try_get(0)?;
+        Ok(())
     }
 }
 

@@ -5,6 +5,7 @@ mod backup;
 mod grace;
 mod migrations;
 mod pool;
+mod webhooks;
 mod writer;
 
 use std::path::{Path, PathBuf};
