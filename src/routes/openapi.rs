@@ -288,6 +288,7 @@ const LINKS: &[LinkSpec] = {
     const MINTED: &[&str] = &["201", "200"];
     const OK: &[&str] = &["200"];
     const LICENSE: &[(&str, &str)] = &[("id", "$response.body#/license/id")];
+    const ENDPOINT: &[(&str, &str)] = &[("id", "$response.body#/endpoint/id")];
     const SAME_LICENSE: &[(&str, &str)] = &[("id", "$request.path.id")];
     const KEY: &[(&str, &str)] = &[("license_key", "$response.body#/key")];
     const NONE: &[(&str, &str)] = &[];
@@ -446,6 +447,48 @@ const LINKS: &[LinkSpec] = {
             MINTED,
             "credits",
             &[("email", "$request.body#/email")],
+            NONE,
+        ),
+        link(
+            "create_webhook_endpoint",
+            &["201"],
+            "get_webhook_endpoint",
+            ENDPOINT,
+            NONE,
+        ),
+        link(
+            "create_webhook_endpoint",
+            &["201"],
+            "list_webhook_deliveries",
+            ENDPOINT,
+            NONE,
+        ),
+        link(
+            "create_webhook_endpoint",
+            &["201"],
+            "disable_webhook_endpoint",
+            ENDPOINT,
+            NONE,
+        ),
+        link(
+            "create_webhook_endpoint",
+            &["201"],
+            "rotate_webhook_secret",
+            ENDPOINT,
+            NONE,
+        ),
+        link(
+            "create_webhook_endpoint",
+            &["201"],
+            "remove_webhook_endpoint",
+            ENDPOINT,
+            NONE,
+        ),
+        link(
+            "disable_webhook_endpoint",
+            OK,
+            "enable_webhook_endpoint",
+            ENDPOINT,
             NONE,
         ),
         link(

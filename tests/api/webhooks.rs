@@ -617,3 +617,40 @@ fn two_instances_on_postgresql_deliver_each_message_once() {
     assert_eq!(ids.len(), N, "each message delivered once");
     let _unused: PathBuf = dirs.data();
 }
+
+/// The text from the line starting with `from` to the first line after it equal to
+/// `to`, both included.
+fn snippet(text: &str, from: &str, to: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with(from))
+        .unwrap_or_else(|| panic!("no line starts with {from:?}"));
+    let end = start
+        + lines[start..]
+            .iter()
+            .position(|l| l.trim_end() == to)
+            .unwrap_or_else(|| panic!("nothing ends {from:?} with {to:?}"));
+    lines[start..=end].join("\n")
+}
+
+#[test]
+fn the_readme_shows_the_verification_code_the_receivers_run() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let python = std::fs::read_to_string(repo().join("tests/interop/webhook_receiver.py")).unwrap();
+    let node =
+        std::fs::read_to_string(repo().join("tests/interop/node/webhook_verify.js")).unwrap();
+    for code in [
+        snippet(
+            &python,
+            "def verify_delivery(",
+            "    return Webhook(secret).verify(body, headers)",
+        ),
+        snippet(&node, "function verifyDelivery(", "}"),
+    ] {
+        assert!(
+            readme.contains(&code),
+            "README.md does not show the code the tests run:\n{code}"
+        );
+    }
+}

@@ -214,7 +214,7 @@ CREATE TABLE webhook_endpoints (
 ) STRICT;
 
 CREATE TABLE outbox (
-    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    id            INTEGER PRIMARY KEY,
     message_id    TEXT NOT NULL,
     channel       TEXT NOT NULL,
     target        TEXT NOT NULL,
