@@ -44,6 +44,9 @@ pub struct WebhookSettings {
     pub poll_interval_ms: u64,
     /// How long the old secret keeps signing after a rotation, in hours.
     pub rotation_overlap_hours: u32,
+    /// Delivered and failed messages are kept this many days (listed; a failed
+    /// one can be sent again), then deleted.
+    pub keep_days: f64,
 }
 
 impl Default for WebhookSettings {
@@ -57,6 +60,7 @@ impl Default for WebhookSettings {
             concurrency: 64,
             poll_interval_ms: 200,
             rotation_overlap_hours: DEFAULT_ROTATION_OVERLAP_HOURS,
+            keep_days: 30.0,
         }
     }
 }
@@ -79,6 +83,9 @@ impl WebhookSettings {
         }
         if !(1..=1024).contains(&self.concurrency) {
             return Some(("concurrency", "between 1 and 1024".into()));
+        }
+        if !(self.keep_days.is_finite() && (0.0..=3650.0).contains(&self.keep_days)) {
+            return Some(("keep_days", "between 0 and 3650".into()));
         }
         if !(1..=60_000).contains(&self.poll_interval_ms) {
             return Some(("poll_interval_ms", "between 1 and 60000".into()));
@@ -110,6 +117,10 @@ impl WebhookSettings {
 
 /// Results recorded together at most.
 const RECORD_BATCH: usize = 512;
+/// How often messages past `keep_days` are deleted (and once at start).
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Messages deleted by one statement at most (so that the writer is held briefly).
+const PRUNE_BATCH: u32 = 5000;
 
 /// The running worker; dropping it stops it (attempts in flight are abandoned, and
 /// sent again when their leases run out).
@@ -161,6 +172,27 @@ async fn run(store: Arc<dyn Storage>, settings: WebhookSettings) {
             }
         }
     });
+    let prune_store = Arc::clone(&store);
+    let keep = chrono::Duration::seconds((settings.keep_days * 86_400.0) as i64);
+    tokio::spawn(async move {
+        loop {
+            let before = time::now() - keep;
+            loop {
+                match prune_store
+                    .prune_outbox(crate::domain::webhook::WEBHOOK_CHANNEL, before, PRUNE_BATCH)
+                    .await
+                {
+                    Ok(n) if u64::from(PRUNE_BATCH) == n => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        log::warn!("webhooks: could not delete old messages: {e}");
+                        break;
+                    }
+                }
+            }
+            tokio::time::sleep(PRUNE_EVERY).await;
+        }
+    });
     loop {
         let free = permits.available_permits();
         if free == 0 {
@@ -170,7 +202,7 @@ async fn run(store: Arc<dyn Storage>, settings: WebhookSettings) {
             }
             continue;
         }
-        let now_ms = time::now().timestamp_millis();
+        let now_ms = now_ms();
         let leased = match store
             .lease_webhooks(
                 owner.clone(),
@@ -206,6 +238,12 @@ async fn run(store: Arc<dyn Storage>, settings: WebhookSettings) {
             });
         }
     }
+}
+
+/// The clock in milliseconds ([`time::now`] keeps whole seconds, which would
+/// shorten a wait by up to one).
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// The headers of one attempt: content type, the three Standard Webhooks headers.
@@ -260,8 +298,7 @@ async fn attempt(
             let unit: f64 = rand::thread_rng().gen();
             match schedule.after(attempts, asked, unit) {
                 Some(wait) => AttemptOutcome::Retry {
-                    next_at_ms: time::now().timestamp_millis()
-                        + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 4),
+                    next_at_ms: now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 4),
                 },
                 None => AttemptOutcome::Failed,
             }

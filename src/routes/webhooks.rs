@@ -34,7 +34,7 @@ pub struct CreateEndpoint {
 pub struct RotateBody {
     /// How long the old secret keeps signing beside the new one (default:
     /// `[webhooks] rotation_overlap_hours`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::whole::option")]
     #[schema(value_type = Option<crate::domain::schema::OverlapHours>)]
     overlap_hours: Option<u32>,
 }

@@ -303,6 +303,15 @@ pub trait WebhookStore: Send + Sync {
         now: Timestamp,
     ) -> Result<Delivery, StorageError>;
 
+    /// Deletes up to `limit` messages of `channel` delivered or failed before
+    /// `done_before`; how many it deleted.
+    async fn prune_outbox(
+        &self,
+        channel: &'static str,
+        done_before: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StorageError>;
+
     /// Messages of `channel` waiting to be delivered (pending).
     async fn outbox_pending(&self, channel: &'static str) -> Result<i64, StorageError>;
 }

@@ -413,6 +413,93 @@ fn a_failed_delivery_is_listed_and_sent_again_on_request_with_its_webhook_id() {
 }
 
 #[test]
+fn a_retry_after_of_a_throttling_receiver_is_honoured() {
+    let server = TestServer::start_with(Dirs::new(), fast);
+    let receiver = Receiver::start(&["--fail-first", "1", "--retry-after", "2"]);
+    let (endpoint, secret) = add_endpoint(&server, &receiver.url(), &["license.created"]);
+    receiver.trust(&[&secret]);
+    mint(&server, "hook-throttled-1");
+    let records = receiver.wait_for("the second attempt", |r| r.len() >= 2);
+    assert_eq!(records[0]["answered"], 429);
+    assert_eq!(records[1]["answered"], 204);
+    let waited =
+        records[1]["received_at"].as_f64().unwrap() - records[0]["received_at"].as_f64().unwrap();
+    assert!(
+        waited >= 1.9,
+        "the schedule's 0.2 s gave way to Retry-After: 2 (waited {waited:.2} s)"
+    );
+    wait_for_delivery(&server, &endpoint, "delivered");
+}
+
+#[test]
+fn a_redirect_is_a_failed_attempt_and_never_followed() {
+    let server = TestServer::start_with(Dirs::new(), |s| {
+        fast(s);
+        s.webhooks.retry_schedule_seconds = vec![0.05];
+    });
+    let receiver = Receiver::start(&["--status", "302"]);
+    let (endpoint, secret) = add_endpoint(&server, &receiver.url(), &["license.created"]);
+    receiver.trust(&[&secret]);
+    mint(&server, "hook-redirect-1");
+    let failed = wait_for_delivery(&server, &endpoint, "failed");
+    assert_eq!(failed["last_status"], 302);
+    let records = receiver.records();
+    assert_eq!(records.len(), 2, "two attempts, each answered 302");
+    assert!(
+        records.iter().all(|r| r["path"] == "/hooks/keyclerk"),
+        "the Location was never asked for: {records:#?}"
+    );
+}
+
+both_engines!(with_no_endpoint_a_change_writes_no_outbox_row);
+fn with_no_endpoint_a_change_writes_no_outbox_row(engine: Engine) {
+    let server = TestServer::start_with(Dirs::on(engine), fast);
+    mint(&server, "hook-none-1");
+    assert_eq!(server.dirs().query_i64("SELECT count(*) FROM outbox"), 0);
+    let receiver = Receiver::start(&[]);
+    let (endpoint, secret) = add_endpoint(&server, &receiver.url(), &["license.created"]);
+    receiver.trust(&[&secret]);
+    mint(&server, "hook-none-2");
+    wait_for_delivery(&server, &endpoint, "delivered");
+    server
+        .post(
+            &format!("/v1/webhook-endpoints/{endpoint}/disable"),
+            Some(&server.admin),
+            &json!({}),
+        )
+        .expect(200);
+    mint(&server, "hook-none-3");
+    assert_eq!(
+        server.dirs().query_i64("SELECT count(*) FROM outbox"),
+        1,
+        "one message, while the endpoint was enabled"
+    );
+}
+
+#[test]
+fn delivered_messages_past_keep_days_are_deleted() {
+    let keep_none = |s: &mut Settings| {
+        fast(s);
+        s.webhooks.keep_days = 0.0;
+    };
+    let server = TestServer::start_with(Dirs::new(), keep_none);
+    let receiver = Receiver::start(&[]);
+    let (endpoint, secret) = add_endpoint(&server, &receiver.url(), &["license.created"]);
+    receiver.trust(&[&secret]);
+    mint(&server, "hook-keep-1");
+    wait_for_delivery(&server, &endpoint, "delivered");
+    let dirs = server.stop();
+    // Done more than a second ago: the restart's first clean-up takes it.
+    std::thread::sleep(Duration::from_millis(1100));
+    let server = TestServer::start_with(dirs, keep_none);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.dirs().query_i64("SELECT count(*) FROM outbox") > 0 {
+        assert!(Instant::now() < deadline, "the delivered message was kept");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+#[test]
 fn loopback_private_and_link_local_addresses_are_refused_unless_allowed() {
     let server = TestServer::start();
     for url in [
@@ -555,10 +642,16 @@ fn add_endpoint_on(url: &str, token: &str, receiver: &Receiver) -> String {
     secret
 }
 
-#[test]
-fn messages_not_yet_delivered_when_keyclerk_is_sigkilled_are_all_delivered_after_the_restart() {
+both_engines!(
+    messages_not_yet_delivered_when_keyclerk_is_sigkilled_are_all_delivered_after_the_restart
+);
+/// On PostgreSQL a message leased by the killed process waits for its lease to run
+/// out (the attempt's timeout and 15 s); on SQLite the restart frees it at once.
+fn messages_not_yet_delivered_when_keyclerk_is_sigkilled_are_all_delivered_after_the_restart(
+    engine: Engine,
+) {
     const N: usize = 20;
-    let dirs = Dirs::new();
+    let dirs = Dirs::on(engine);
     let receiver = Receiver::refusing(&[]);
     let first = ServerProcess::spawn(&dirs, FAST_ENV);
     let admin = admin_token(&dirs);

@@ -8,6 +8,10 @@ line in --log, and answered as the test asks.
   --fail-first N    answer 500 to the first N deliveries
   --status CODE     answer CODE to every delivery (410 to have the endpoint disabled)
   --accept-file F   answer 503 until F exists
+  --retry-after S   answer the --fail-first deliveries 429 with `Retry-After: S`
+                    instead of 500
+(a --status of 3xx comes with a `Location` back to this receiver, which keyclerk
+must not follow)
 Prints `PORT <n>` once listening on 127.0.0.1 (a port the system picks)."""
 
 import argparse
@@ -15,6 +19,7 @@ import json
 import os
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -34,6 +39,7 @@ def main() -> None:
     parser.add_argument("--fail-first", type=int, default=0)
     parser.add_argument("--status", type=int, default=None)
     parser.add_argument("--accept-file", default=None)
+    parser.add_argument("--retry-after", default=None)
     args = parser.parse_args()
     lock = threading.Lock()
     seen = {"n": 0}
@@ -68,7 +74,7 @@ def main() -> None:
                 elif args.status is not None:
                     status = args.status
                 elif n <= args.fail_first:
-                    status = 500
+                    status = 429 if args.retry_after else 500
                 elif args.accept_file and not os.path.exists(args.accept_file):
                     status = 503
                 else:
@@ -83,10 +89,16 @@ def main() -> None:
                     "error": error,
                     "type": event.get("type") if isinstance(event, dict) else None,
                     "answered": status,
+                    "path": self.path,
+                    "received_at": time.time(),
                 }
                 with open(args.log, "a") as log:
                     log.write(json.dumps(record) + "\n")
             self.send_response(status)
+            if status == 429:
+                self.send_header("retry-after", args.retry_after)
+            if 300 <= status < 400:
+                self.send_header("location", "/redirected")
             self.send_header("content-length", "0")
             self.end_headers()
 

@@ -223,6 +223,7 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox (channel, next_at_ms) WHERE status = 'pending';
 CREATE INDEX outbox_by_target ON outbox (channel, target, status, id);
+CREATE INDEX outbox_done ON outbox (channel, done_at) WHERE status <> 'pending';
 
 ALTER TABLE audit_head ADD COLUMN webhook_endpoints BIGINT NOT NULL DEFAULT 0;
 "#,

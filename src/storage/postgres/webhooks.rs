@@ -422,6 +422,26 @@ impl WebhookStore for PostgresStore {
         .await
     }
 
+    async fn prune_outbox(
+        &self,
+        channel: &'static str,
+        done_before: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StorageError> {
+        read!(self, |c| {
+            exec(
+                c,
+                "DELETE FROM outbox WHERE id IN (
+                     SELECT id FROM outbox
+                     WHERE channel = $1 AND status <> 'pending' AND done_at < $2
+                     LIMIT $3)",
+                &[&channel, &done_before.timestamp(), &i64::from(limit)],
+            )
+            .await?
+        })
+        .await
+    }
+
     async fn outbox_pending(&self, channel: &'static str) -> Result<i64, StorageError> {
         read!(self, |c| {
             one(

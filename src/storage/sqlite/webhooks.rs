@@ -386,6 +386,26 @@ impl WebhookStore for SqliteStore {
             .await
     }
 
+    async fn prune_outbox(
+        &self,
+        channel: &'static str,
+        done_before: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StorageError> {
+        self.writer
+            .write(move |ctx| {
+                let deleted = ctx.conn.execute(
+                    "DELETE FROM outbox WHERE id IN (
+                         SELECT id FROM outbox
+                         WHERE channel = ?1 AND status <> 'pending' AND done_at < ?2
+                         LIMIT ?3)",
+                    params![channel, done_before.timestamp(), limit],
+                )?;
+                Ok(deleted as u64)
+            })
+            .await
+    }
+
     async fn outbox_pending(&self, channel: &'static str) -> Result<i64, StorageError> {
         self.read(move |c| {
             Ok(c.prepare_cached(
