@@ -67,6 +67,51 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Manage the endpoints of keyclerk's own webhooks.
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhooksCommand {
+    /// Add an endpoint; prints its signing secret alone on stdout, once.
+    Add {
+        /// Where keyclerk POSTs the messages (http or https).
+        url: String,
+        /// Event types, comma-separated, or `*` for all.
+        #[arg(long, value_delimiter = ',', required = true)]
+        events: Vec<String>,
+        /// For people.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List endpoints (never their secrets).
+    List,
+    /// Stop making and sending messages for an endpoint.
+    Disable {
+        /// Endpoint id (whe_…).
+        id: String,
+    },
+    /// Make and send messages for an endpoint again.
+    Enable {
+        /// Endpoint id (whe_…).
+        id: String,
+    },
+    /// A new signing secret (printed alone on stdout); the old one signs too for a while.
+    RotateSecret {
+        /// Endpoint id (whe_…).
+        id: String,
+        /// Hours the old secret keeps signing (default: [webhooks] rotation_overlap_hours).
+        #[arg(long)]
+        overlap_hours: Option<u32>,
+    },
+    /// Remove an endpoint and its messages.
+    Remove {
+        /// Endpoint id (whe_…).
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,6 +209,7 @@ where
         Command::Audit {
             command: AuditCommand::Verify,
         } => audit_verify(&settings),
+        Command::Webhooks { command } => webhooks(&settings, command),
     };
     match result {
         Ok(code) => code,
@@ -287,6 +333,88 @@ fn tokens(settings: &Settings, command: TokensCommand) -> CliResult {
             })?;
             println!("revoked {} ({})", token.id, token.name);
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn webhooks(settings: &Settings, command: WebhooksCommand) -> CliResult {
+    use crate::service::webhooks as hooks;
+    use crate::storage::webhooks::EndpointChange;
+    let message = |e: crate::service::ServiceError| crate::error::ApiError::from(e).to_string();
+    let line = |e: &crate::storage::webhooks::Endpoint| {
+        format!(
+            "{}\t{}\t{}\t{}",
+            e.id,
+            if e.enabled { "enabled" } else { "disabled" },
+            e.events.join(","),
+            e.url
+        )
+    };
+    let now = time::now();
+    let change = |id: String, change: EndpointChange| -> Result<(), String> {
+        let what = change.as_str();
+        let endpoint = with_store(settings, async |s| {
+            hooks::change(s, &id, change, Actor::Cli, now)
+                .await
+                .map_err(message)
+        })?;
+        println!("{what} {}", line(&endpoint));
+        Ok(())
+    };
+    match command {
+        WebhooksCommand::Add {
+            url,
+            events,
+            description,
+        } => {
+            let (endpoint, secret) = with_store(settings, async |s| {
+                hooks::add_endpoint(
+                    s,
+                    &settings.webhooks,
+                    hooks::EndpointRequest {
+                        url,
+                        events,
+                        description,
+                    },
+                    Actor::Cli,
+                    now,
+                )
+                .await
+                .map_err(message)
+            })?;
+            println!("{}", secret.expose());
+            eprintln!(
+                "added {}; the secret above is shown only once",
+                line(&endpoint)
+            );
+        }
+        WebhooksCommand::List => {
+            let endpoints = with_store(settings, async |s| {
+                s.webhook_endpoints().await.map_err(|e| e.to_string())
+            })?;
+            for e in &endpoints {
+                println!("{}", line(e));
+            }
+        }
+        WebhooksCommand::RotateSecret { id, overlap_hours } => {
+            let (endpoint, secret) = with_store(settings, async |s| {
+                hooks::rotate_secret(s, &settings.webhooks, &id, overlap_hours, Actor::Cli, now)
+                    .await
+                    .map_err(message)
+            })?;
+            println!("{}", secret.expose());
+            eprintln!(
+                "new secret for {}; the old one signs too until {}",
+                endpoint.id,
+                endpoint
+                    .previous_secret
+                    .as_ref()
+                    .map_or_else(|| "now".to_owned(), |(_, until)| time::format(*until))
+            );
+        }
+        WebhooksCommand::Disable { id } => change(id, EndpointChange::Disable)?,
+        WebhooksCommand::Enable { id } => change(id, EndpointChange::Enable)?,
+        WebhooksCommand::Remove { id } => change(id, EndpointChange::Remove)?,
     }
     Ok(ExitCode::SUCCESS)
 }

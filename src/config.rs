@@ -57,6 +57,9 @@ pub struct Settings {
     /// Which database: the embedded SQLite file, or PostgreSQL.
     #[serde(default)]
     pub database: DatabaseSettings,
+    /// Outgoing webhooks: delivery, retries, which addresses endpoints may reach.
+    #[serde(default)]
+    pub webhooks: crate::outbox::WebhookSettings,
     /// The catalog.
     #[serde(default)]
     pub products: BTreeMap<String, ProductSpec>,
@@ -233,6 +236,9 @@ impl Settings {
                 "{source}: rate_limits.{key}: {message}"
             )));
         }
+        if let Some((key, message)) = self.webhooks.problem() {
+            return Err(ConfigError(format!("{source}: webhooks.{key}: {message}")));
+        }
         for (id, spec) in &self.products {
             if ProductId::parse(id).is_none() {
                 return Err(ConfigError(format!(
@@ -362,6 +368,7 @@ impl Settings {
             late_claims: ClaimPolicy::default(),
             rate_limits: RateLimitSettings::default(),
             database: DatabaseSettings::default(),
+            webhooks: crate::outbox::WebhookSettings::default(),
             products: BTreeMap::new(),
             payments: BTreeMap::new(),
         }

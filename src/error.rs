@@ -38,6 +38,9 @@ pub enum ApiError {
     /// No such route.
     #[error("no such endpoint")]
     NotFound,
+    /// A webhook endpoint URL the URL parser refuses (beyond what its pattern says).
+    #[error("url: {0}")]
+    InvalidUrl(String),
     /// The route exists but not with this method.
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
@@ -140,6 +143,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Refused(r) => Self::Refused(r),
             ServiceError::InvalidParameter(m) => Self::InvalidQuery(m),
             ServiceError::MissingField(f) => Self::MissingField(f),
+            ServiceError::InvalidUrl(m) => Self::InvalidUrl(m),
             ServiceError::MissingCredentials => Self::MissingCredentials,
             ServiceError::ActivationNotFound => Self::ActivationNotFound,
             ServiceError::DeactivationLimitReached { retry_after_secs } => {
@@ -200,6 +204,10 @@ impl ApiError {
                 DomainError::InsufficientCredit { .. } => "insufficient_credit",
                 DomainError::IdempotencyKeyReused => "idempotency_key_reused",
                 DomainError::ClaimNotFound => "claim_not_found",
+                DomainError::WebhookEndpointNotFound => "webhook_endpoint_not_found",
+                DomainError::DeliveryNotFound => "delivery_not_found",
+                DomainError::DeliveryNotFailed(_) => "delivery_not_failed",
+                DomainError::AddressNotAllowed(_) => "address_not_allowed",
                 DomainError::ClaimResolved => "claim_resolved",
                 DomainError::DateOutOfRange => "date_out_of_range",
                 DomainError::PaymentEventNotFound => "payment_event_not_found",
@@ -212,6 +220,7 @@ impl ApiError {
             Self::TokenRevoked => "token_revoked",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound => "not_found",
+            Self::InvalidUrl(_) => "invalid_url",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::InvalidJson(_) => "invalid_json",
             Self::MissingField(_) => "missing_field",
@@ -296,16 +305,20 @@ impl ResponseError for ApiError {
                 | DomainError::SubstituteTooExpensive { .. }
                 | DomainError::UpgradeNotDearer
                 | DomainError::EmailRequired
+                | DomainError::AddressNotAllowed(_)
                 | DomainError::DateOutOfRange => StatusCode::UNPROCESSABLE_ENTITY,
                 DomainError::OrderConflict(_)
                 | DomainError::InvalidTransition { .. }
                 | DomainError::InsufficientCredit { .. }
                 | DomainError::IdempotencyKeyReused
+                | DomainError::DeliveryNotFailed(_)
                 | DomainError::ClaimResolved
                 | DomainError::PaymentEventSettled(_) => StatusCode::CONFLICT,
                 DomainError::LicenseNotFound
                 | DomainError::TokenNotFound
                 | DomainError::ClaimNotFound
+                | DomainError::WebhookEndpointNotFound
+                | DomainError::DeliveryNotFound
                 | DomainError::PaymentEventNotFound => StatusCode::NOT_FOUND,
             },
             Self::Refused(Refusal::SeatLimitReached) => StatusCode::CONFLICT,
@@ -316,6 +329,7 @@ impl ResponseError for ApiError {
             | Self::TokenRevoked => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::InvalidUrl(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::InvalidJson(_)
             | Self::MissingField(_)

@@ -7,6 +7,7 @@ pub mod error;
 pub mod files;
 pub mod logging;
 pub mod metrics;
+pub mod outbox;
 pub mod routes;
 pub mod server;
 pub mod service;

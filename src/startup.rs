@@ -83,6 +83,8 @@ pub struct Application {
     port: u16,
     metrics: Option<(ServerHandle, u16)>,
     last_seen: Arc<LastSeen>,
+    /// Sends the outbox's webhooks while the server runs.
+    _webhooks: Option<crate::outbox::WebhookWorker>,
 }
 
 impl Application {
@@ -318,7 +320,20 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         }),
         limits,
         payments: Arc::new(settings.payment_providers()),
+        webhooks: settings.webhooks.clone(),
     });
+    let webhooks = if settings.webhooks.deliver {
+        Some(
+            crate::outbox::WebhookWorker::start(
+                Arc::clone(&state.store),
+                settings.webhooks.clone(),
+            )
+            .map_err(io(Path::new("webhook thread")))?,
+        )
+    } else {
+        log::info!("webhooks: this instance delivers none ([webhooks] deliver = false)");
+        None
+    };
     crate::service::keys::watch(Arc::clone(&state.keyring), Arc::clone(&state.store));
     let http_metrics = web::Data::new(http_metrics());
     let metrics = match &settings.metrics.listen {
@@ -362,5 +377,6 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         port,
         metrics,
         last_seen,
+        _webhooks: webhooks,
     })
 }

@@ -288,6 +288,16 @@ pub enum AuditEvent {
         /// The email given.
         email: Option<String>,
     },
+    /// An outgoing webhook endpoint was added, changed or removed.
+    WebhookEndpointChanged {
+        /// The endpoint.
+        endpoint: String,
+        /// `created`, `disabled`, `enabled`, `secret_rotated`, `removed`, or
+        /// `disabled_gone` (its receiver answered 410).
+        action: String,
+        /// Where it sends.
+        url: String,
+    },
 }
 
 /// A lifecycle transition.

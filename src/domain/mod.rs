@@ -16,6 +16,7 @@ pub mod short_key;
 pub mod text;
 pub mod time;
 pub mod token;
+pub mod webhook;
 pub mod whole;
 
 use crate::domain::license::LicenseStatus;
@@ -97,6 +98,18 @@ pub enum DomainError {
     /// No claim with that id.
     #[error("claim not found")]
     ClaimNotFound,
+    /// No webhook endpoint with that id.
+    #[error("webhook endpoint not found")]
+    WebhookEndpointNotFound,
+    /// No delivery with that id to that endpoint.
+    #[error("delivery not found")]
+    DeliveryNotFound,
+    /// Only a failed delivery can be sent again.
+    #[error("only a failed delivery can be sent again; this one is {0}")]
+    DeliveryNotFailed(&'static str),
+    /// The endpoint's address is loopback, private or link-local.
+    #[error("{0}")]
+    AddressNotAllowed(String),
     /// The claim was decided already.
     #[error("the claim was already resolved")]
     ClaimResolved,

@@ -16,6 +16,7 @@ pub mod payments;
 pub mod products;
 pub mod tokens;
 pub mod views;
+pub mod webhooks;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -138,6 +139,21 @@ route_table! {
     "/v1/payments/events" { get => payments::list, ADMIN; }
     "/v1/payments/events/{id}/apply" { post => payments::apply, ADMIN; }
     "/v1/payments/{provider}" { post => payments::receive, Access::ProviderSignature; }
+    "/v1/webhook-endpoints" {
+        get => webhooks::list, ADMIN;
+        post => webhooks::create, ADMIN;
+    }
+    "/v1/webhook-endpoints/{id}" {
+        get => webhooks::get, ADMIN;
+        delete => webhooks::remove, ADMIN;
+    }
+    "/v1/webhook-endpoints/{id}/disable" { post => webhooks::disable, ADMIN; }
+    "/v1/webhook-endpoints/{id}/enable" { post => webhooks::enable, ADMIN; }
+    "/v1/webhook-endpoints/{id}/rotate-secret" { post => webhooks::rotate_secret, ADMIN; }
+    "/v1/webhook-endpoints/{id}/deliveries" { get => webhooks::deliveries, ADMIN; }
+    "/v1/webhook-endpoints/{id}/deliveries/{delivery}/resend" {
+        post => webhooks::resend, ADMIN;
+    }
 }
 
 /// The access of the route a request matched, if any.
@@ -239,6 +255,7 @@ pub async fn enforce_access<B: MessageBody>(
 fn method_route(method: &str) -> actix_web::Route {
     match method {
         "get" => web::route().guard(guard::Any(guard::Get()).or(guard::Head())),
+        "delete" => web::delete(),
         _ => web::post(),
     }
 }

@@ -304,6 +304,7 @@ const LINKS: &[LinkSpec] = {
     const MINTED: &[&str] = &["201", "200"];
     const OK: &[&str] = &["200"];
     const LICENSE: &[(&str, &str)] = &[("id", "$response.body#/license/id")];
+    const ENDPOINT: &[(&str, &str)] = &[("id", "$response.body#/endpoint/id")];
     const SAME_LICENSE: &[(&str, &str)] = &[("id", "$request.path.id")];
     const KEY: &[(&str, &str)] = &[("license_key", "$response.body#/key")];
     const NONE: &[(&str, &str)] = &[];
@@ -465,6 +466,48 @@ const LINKS: &[LinkSpec] = {
             NONE,
         ),
         link(
+            "create_webhook_endpoint",
+            &["201"],
+            "get_webhook_endpoint",
+            ENDPOINT,
+            NONE,
+        ),
+        link(
+            "create_webhook_endpoint",
+            &["201"],
+            "list_webhook_deliveries",
+            ENDPOINT,
+            NONE,
+        ),
+        link(
+            "create_webhook_endpoint",
+            &["201"],
+            "disable_webhook_endpoint",
+            ENDPOINT,
+            NONE,
+        ),
+        link(
+            "create_webhook_endpoint",
+            &["201"],
+            "rotate_webhook_secret",
+            ENDPOINT,
+            NONE,
+        ),
+        link(
+            "create_webhook_endpoint",
+            &["201"],
+            "remove_webhook_endpoint",
+            ENDPOINT,
+            NONE,
+        ),
+        link(
+            "disable_webhook_endpoint",
+            OK,
+            "enable_webhook_endpoint",
+            ENDPOINT,
+            NONE,
+        ),
+        link(
             "create_token",
             &["201"],
             "revoke_token",
@@ -571,6 +614,15 @@ fn add_links(openapi: &mut utoipa::openapi::OpenApi) {
         super::payments::receive,
         super::payments::list,
         super::payments::apply,
+        super::webhooks::create,
+        super::webhooks::list,
+        super::webhooks::get,
+        super::webhooks::remove,
+        super::webhooks::disable,
+        super::webhooks::enable,
+        super::webhooks::rotate_secret,
+        super::webhooks::deliveries,
+        super::webhooks::resend,
     ),
     components(schemas(Problem)),
     modifiers(&FromRouteTable),
@@ -578,7 +630,7 @@ fn add_links(openapi: &mut utoipa::openapi::OpenApi) {
         (name = "apps", description = "Called by desktop apps with the license key"),
         (name = "vendor", description = "The shop: minting and the license lifecycle"),
         (name = "support", description = "Support: look-ups, history, grace decisions, claims"),
-        (name = "admin", description = "Tokens and the catalog"),
+        (name = "admin", description = "Tokens, the catalog and webhook endpoints"),
         (name = "payments", description = "The payment providers' webhooks (signed by the provider, no token), and the events they sent (admin)"),
         (name = "operations", description = "Health, metrics, public keys, this document"),
     )

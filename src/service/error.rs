@@ -17,6 +17,9 @@ pub enum ServiceError {
     /// A parameter of the request is malformed.
     #[error("{0}")]
     InvalidParameter(String),
+    /// An endpoint URL that is not an http or https URL with a host.
+    #[error("url: {0}")]
+    InvalidUrl(String),
     /// A required field is missing.
     #[error("missing field `{0}`")]
     MissingField(String),

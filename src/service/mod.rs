@@ -7,6 +7,7 @@ pub mod limit_sync;
 pub mod limits;
 pub mod payments;
 pub mod queries;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -62,6 +63,8 @@ pub struct AppState {
     pub limits: Limits,
     /// The payment providers whose webhooks are taken (`[payments.<provider>]`).
     pub payments: Arc<payments::PaymentProviders>,
+    /// `[webhooks]`: which addresses endpoints may reach, the rotation overlap.
+    pub webhooks: crate::outbox::WebhookSettings,
 }
 
 /// The rate limits keyclerk keeps in memory (the failed look-ups also in the

@@ -8,6 +8,7 @@ pub mod postgres;
 pub mod rows;
 pub mod shared_limits;
 pub mod sqlite;
+pub mod webhooks;
 
 use async_trait::async_trait;
 
@@ -243,7 +244,7 @@ pub struct PoolStats {
 
 /// The domain operations keyclerk needs from a database.
 #[async_trait]
-pub trait Storage: Send + Sync + 'static {
+pub trait Storage: webhooks::WebhookStore + Send + Sync + 'static {
     /// Answers when the database answers (`/readyz`).
     async fn ready(&self) -> Result<(), StorageError>;
 

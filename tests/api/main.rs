@@ -44,3 +44,4 @@ mod text_and_dates;
 mod validation;
 mod vectors;
 mod views;
+mod webhooks;

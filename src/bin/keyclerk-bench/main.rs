@@ -11,6 +11,7 @@ mod load;
 mod offline;
 mod postgres;
 mod server;
+mod webhooks;
 
 use std::ffi::OsString;
 use std::io;
@@ -53,9 +54,12 @@ struct Args {
     #[arg(long)]
     keep: bool,
     /// Run only these parts, comma-separated (for profiling one load): hello, mint,
-    /// payments, batch, activate, validate, offline, large. Seeding always runs.
+    /// payments, batch, activate, validate, offline, large, webhooks. Seeding always runs.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Events per second of the webhook delivery load (mints, each one message).
+    #[arg(long, default_value_t = 1000.0)]
+    webhook_rate: f64,
     /// The servers' log level (the shipped default is "info": a line per request).
     #[arg(long, default_value = "info")]
     log: String,
@@ -312,6 +316,18 @@ fn bench(args: &Args, base: &Path) -> Result<(), String> {
     server.stop().map_err(err("stopping keyclerk"))?;
     eprintln!("small database measured");
 
+    // Webhook delivery at a steady event rate.
+    let mut webhook_figures = None;
+    if args.wants("webhooks") {
+        webhook_figures = Some(webhooks::run(
+            base,
+            &args.log,
+            args.webhook_rate,
+            args.seconds.max(10.0),
+        )?);
+        eprintln!("webhook delivery measured");
+    }
+
     // Offline checks, with the machine quiet again.
     let mut offline_ratios = Vec::new();
     if args.wants("offline") {
@@ -425,6 +441,19 @@ fn bench(args: &Args, base: &Path) -> Result<(), String> {
         small_resident.0 as f64 / 1e6,
         small_resident.1 as f64 / 1e6
     );
+
+    if let Some(w) = &webhook_figures {
+        println!(
+            "Webhook delivery to a local receiver: {} mints asked at {:.0}/s, {:.0}/s answered ({} licenses), one message each; pending messages at most {} in the first half of the run and {} in the second; the outbox empty {:.2} s after the last mint.",
+            (w.target_rate * args.seconds.max(10.0)) as u64,
+            w.target_rate,
+            w.minted_rate,
+            w.minted,
+            w.max_pending.0,
+            w.max_pending.1,
+            w.drain.as_secs_f64()
+        );
+    }
 
     let find = |prefix: &str| rows.iter().find(|r| r.name.starts_with(prefix));
     let stat = |prefix: &str| find(prefix).and_then(|r| r.stats.as_ref());

@@ -128,6 +128,23 @@ const TABLES: &[Table] = &[
             "provider": Text, "reference": Text, "license_id": Text, "ended_at": Int,
         ],
     },
+    Table {
+        name: "webhook_endpoints",
+        columns: same![
+            "id": Text, "url": Text, "events": Text, "description": Text, "enabled": Bool,
+            "disabled_reason": Text, "secret": Text, "previous_secret": Text,
+            "previous_secret_until": Int, "created_at": Int, "updated_at": Int,
+        ],
+    },
+    Table {
+        name: "outbox",
+        columns: same![
+            "id": Int, "message_id": Text, "channel": Text, "target": Text, "kind": Text,
+            "payload": Text, "created_at": Int, "status": Text, "attempts": Int,
+            "next_at_ms": Int, "lease_owner": Text, "lease_until_ms": Int, "last_status": Int,
+            "last_error": Text, "last_attempt_at": Int, "done_at": Int,
+        ],
+    },
 ];
 
 /// Rows read from SQLite at a time.
@@ -333,8 +350,18 @@ async fn copy(
     conn.execute_batch("COMMIT").map_err(src)?;
     exec(
         &tx,
-        "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1",
+        "UPDATE audit_head SET seq = $1, hash = $2,
+             webhook_endpoints = (SELECT count(*) FROM webhook_endpoints WHERE enabled)
+         WHERE id = 1",
         &[&seq, &hash],
+    )
+    .await?;
+    // The outbox's ids were copied as they were: new rows take the next ones.
+    exec(
+        &tx,
+        "SELECT setval(pg_get_serial_sequence('outbox', 'id'), coalesce(max(id), 0) + 1, false)
+         FROM outbox",
+        &[],
     )
     .await?;
     let events = verify_audit_on(&tx).await?.map_err(CopyError::Chain)?;

@@ -336,28 +336,32 @@ impl PostgresStore {
 /// database error.
 macro_rules! write_tx {
     ($self:ident, |$w:ident| $body:expr) => {{
-        let timing = Arc::clone(&$self.timing);
+        let timing = std::sync::Arc::clone(&$self.timing);
         $self.run(move |pool| async move {
-            let mut client = connect::Lease::get(&pool).await?;
+            let mut client = crate::storage::postgres::connect::Lease::get(&pool).await?;
             let mut tries = 0;
             let done = loop {
                 tries += 1;
                 let done: Result<_, StorageError> = async {
                     let started = std::time::Instant::now();
-                    let mut $w = Write::begin(&mut client).await?;
+                    let mut $w = crate::storage::postgres::Write::begin(&mut client).await?;
                     let out = $body;
                     let committing = std::time::Instant::now();
                     $w.commit().await?;
-                    timing.commit_micros.observe(micros_since(committing));
-                    timing.transaction_micros.observe(micros_since(started));
+                    timing
+                        .commit_micros
+                        .observe(crate::storage::postgres::micros_since(committing));
+                    timing
+                        .transaction_micros
+                        .observe(crate::storage::postgres::micros_since(started));
                     Ok(out)
                 }
                 .await;
                 match done {
-                    Err(e) if tries < 2 && lost_a_race(&e) => {
+                    Err(e) if tries < 2 && crate::storage::postgres::lost_a_race(&e) => {
                         log::debug!("a PostgreSQL write lost a race and runs again: {e:?}");
                     }
-                    other => break other.map_err(after_retry),
+                    other => break other.map_err(crate::storage::postgres::after_retry),
                 }
             };
             client.release();
@@ -420,6 +424,9 @@ fn after_retry(e: StorageError) -> StorageError {
         _ => e,
     }
 }
+
+// Declared after the macros above, which it uses.
+mod webhooks;
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
@@ -662,7 +669,47 @@ impl<'a> Write<'a> {
     /// or refresh already chained in its window is counted beside that event
     /// instead (see [`crate::domain::audit::AuditEvent::repeat_window`]).
     pub fn append(&mut self, event: NewEvent) {
+        self.queue_messages(&event);
         self.events.push(event);
+    }
+
+    /// The webhook messages `event` makes (none for a kind no webhook reports),
+    /// one outbox row per enabled endpoint subscribed to its type, sent with the
+    /// commit: the head is not read before then, so the statement runs whether or
+    /// not an endpoint exists (one pipelined statement, no round trip of its own).
+    fn queue_messages(&mut self, event: &NewEvent) {
+        // The place in the chain is given at the commit; messages do not carry it.
+        for m in crate::storage::webhooks::messages_of(&event.record(0), event.at) {
+            self.later(
+                "INSERT INTO outbox (message_id, channel, target, kind, payload,
+                                     created_at, status, next_at_ms)
+                 SELECT $1, $2, id, $3, $4, $5, 'pending', $6 FROM webhook_endpoints
+                 WHERE enabled AND (events = ' * ' OR strpos(events, ' ' || $3 || ' ') > 0)",
+                vec![
+                    Box::new(m.message_id),
+                    Box::new(crate::domain::webhook::WEBHOOK_CHANNEL),
+                    Box::new(m.kind),
+                    Box::new(m.payload),
+                    Box::new(event.at.timestamp()),
+                    Box::new(event.at.timestamp_millis()),
+                ],
+            );
+        }
+    }
+
+    /// Counts the enabled webhook endpoints again (after this write changed them)
+    /// into `audit_head.webhook_endpoints`, which SQLite reads with its head (and a
+    /// copy of this database takes along).
+    pub async fn recount_webhook_endpoints(&mut self) -> Result<(), StorageError> {
+        exec(
+            self,
+            "UPDATE audit_head SET webhook_endpoints =
+                 (SELECT count(*) FROM webhook_endpoints WHERE enabled)
+             WHERE id = 1",
+            &[],
+        )
+        .await?;
+        Ok(())
     }
 
     /// The events appended so far about `license_id`, oldest first: what the log

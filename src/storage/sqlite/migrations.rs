@@ -221,6 +221,50 @@ CREATE TABLE payment_links (
     PRIMARY KEY (provider, reference, license_id)
 ) STRICT;
 "#,
+    // Outgoing messages (webhooks now, mail later): a row per message and target,
+    // written in the transaction of the change it reports, leased by the delivery
+    // worker. `audit_head.webhook_endpoints` counts the enabled endpoints, read with
+    // the head by every write, so that with none a write costs nothing more.
+    r#"
+CREATE TABLE webhook_endpoints (
+    id                     TEXT PRIMARY KEY,
+    url                    TEXT NOT NULL,
+    events                 TEXT NOT NULL,
+    description            TEXT,
+    enabled                INTEGER NOT NULL,
+    disabled_reason        TEXT,
+    secret                 TEXT NOT NULL,
+    previous_secret        TEXT,
+    previous_secret_until  INTEGER,
+    created_at             INTEGER NOT NULL,
+    updated_at             INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE outbox (
+    id            INTEGER PRIMARY KEY,
+    message_id    TEXT NOT NULL,
+    channel       TEXT NOT NULL,
+    target        TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    payload       TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    status        TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    next_at_ms    INTEGER NOT NULL,
+    lease_owner   TEXT,
+    lease_until_ms INTEGER,
+    last_status   INTEGER,
+    last_error    TEXT,
+    last_attempt_at INTEGER,
+    done_at       INTEGER,
+    UNIQUE (message_id, channel, target)
+) STRICT;
+CREATE INDEX outbox_due ON outbox (channel, next_at_ms) WHERE status = 'pending';
+CREATE INDEX outbox_by_target ON outbox (channel, target, status, id);
+CREATE INDEX outbox_done ON outbox (channel, done_at) WHERE status <> 'pending';
+
+ALTER TABLE audit_head ADD COLUMN webhook_endpoints INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -6,6 +6,7 @@ mod grace;
 mod migrations;
 mod payments;
 mod pool;
+mod webhooks;
 mod writer;
 
 use std::path::{Path, PathBuf};
