@@ -56,6 +56,9 @@ pub struct Settings {
     /// Which database: the embedded SQLite file, or PostgreSQL.
     #[serde(default)]
     pub database: DatabaseSettings,
+    /// The support console: sessions, sign-in limits, TOTP.
+    #[serde(default)]
+    pub console: crate::web::ConsoleSettings,
     /// The catalog.
     #[serde(default)]
     pub products: BTreeMap<String, ProductSpec>,
@@ -229,6 +232,9 @@ impl Settings {
                 "{source}: rate_limits.{key}: {message}"
             )));
         }
+        if let Some((key, message)) = self.console.problem() {
+            return Err(ConfigError(format!("{source}: console.{key}: {message}")));
+        }
         for (id, spec) in &self.products {
             if ProductId::parse(id).is_none() {
                 return Err(ConfigError(format!(
@@ -326,6 +332,7 @@ impl Settings {
             late_claims: ClaimPolicy::default(),
             rate_limits: RateLimitSettings::default(),
             database: DatabaseSettings::default(),
+            console: crate::web::ConsoleSettings::default(),
             products: BTreeMap::new(),
         }
     }

@@ -36,9 +36,25 @@ pub enum Actor {
     LicenseKey,
     /// The server itself (start-up, policy).
     System,
+    /// A staff member signed in to the console.
+    User {
+        /// The account's email.
+        email: String,
+    },
 }
 
 impl Actor {
+    /// A short name for people: `user:ann@example.com`, `token:shop`, `cli`.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Token { name, .. } => format!("token:{name}"),
+            Self::Cli => "cli".to_owned(),
+            Self::LicenseKey => "license key".to_owned(),
+            Self::System => "keyclerk".to_owned(),
+            Self::User { email } => format!("user:{email}"),
+        }
+    }
+
     /// The JSON stored in the log.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
@@ -144,6 +160,36 @@ pub enum AuditEvent {
         role: String,
         /// Its name.
         name: String,
+    },
+    /// A staff account of the console was made.
+    StaffUserCreated {
+        /// Its id.
+        user: String,
+        /// Its email.
+        email: String,
+        /// Its role.
+        role: String,
+    },
+    /// A staff account was disabled (its sessions ended).
+    StaffUserDisabled {
+        /// Its id.
+        user: String,
+        /// Its email.
+        email: String,
+    },
+    /// A staff account got a new setup link (its password and sessions ended).
+    StaffUserReset {
+        /// Its id.
+        user: String,
+        /// Its email.
+        email: String,
+    },
+    /// A staff member set a password (and TOTP) through a setup link.
+    StaffUserSetUp {
+        /// Its id.
+        user: String,
+        /// Whether TOTP was set up.
+        totp: bool,
     },
     /// An API token was revoked.
     TokenRevoked {

@@ -12,6 +12,7 @@ pub mod license;
 pub mod product;
 pub mod schema;
 pub mod short_key;
+pub mod staff;
 pub mod text;
 pub mod time;
 pub mod token;

@@ -6,6 +6,7 @@ pub mod keys;
 pub mod limit_sync;
 pub mod limits;
 pub mod queries;
+pub mod staff;
 
 use std::sync::Arc;
 

@@ -342,6 +342,8 @@ macro_rules! read {
     };
 }
 
+mod staff;
+
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 /// Rows of a statement (prepared once per connection).
@@ -1280,6 +1282,10 @@ impl Storage for PostgresStore {
 
     async fn verify_audit(&self) -> Result<Result<i64, ChainError>, StorageError> {
         read!(self, |c| verify_audit_on(c).await?).await
+    }
+
+    fn staff_store(&self) -> &dyn crate::storage::staff::StaffStore {
+        self
     }
 
     fn shared_limits(&self) -> Option<Arc<dyn crate::storage::shared_limits::SharedLimits>> {

@@ -194,6 +194,33 @@ UPDATE licenses SET seats_used = (
 CREATE INDEX activations_unseen ON activations (license_id, last_seen)
     WHERE deactivated_at IS NULL;
 "#,
+    // The support console's staff accounts and their server-side sessions (kept by
+    // the hash of the cookie's value).
+    r#"
+CREATE TABLE staff_users (
+    id                TEXT PRIMARY KEY,
+    email             TEXT NOT NULL UNIQUE,
+    role              TEXT NOT NULL,
+    password_hash     TEXT,
+    totp_secret       BLOB,
+    totp_last_step    INTEGER,
+    setup_hash        BLOB UNIQUE,
+    setup_expires_at  INTEGER,
+    created_at        INTEGER NOT NULL,
+    disabled_at       INTEGER,
+    last_sign_in_at   INTEGER
+) STRICT;
+
+CREATE TABLE staff_sessions (
+    id_hash       BLOB PRIMARY KEY,
+    user_id       TEXT NOT NULL REFERENCES staff_users (id),
+    csrf_token    TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    last_seen_at  INTEGER NOT NULL,
+    reauth_at     INTEGER
+) STRICT;
+CREATE INDEX staff_sessions_by_user ON staff_sessions (user_id);
+"#,
 ];
 
 /// The schema version this binary writes.

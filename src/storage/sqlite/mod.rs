@@ -5,6 +5,7 @@ mod backup;
 mod grace;
 mod migrations;
 mod pool;
+mod staff;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -908,6 +909,10 @@ impl Storage for SqliteStore {
     /// PostgreSQL), so its in-memory counters already see every failed look-up. A
     /// shared table here would count nothing more, and would put a synchronous
     /// write (an fsync) on every guess an attacker sends.
+    fn staff_store(&self) -> &dyn crate::storage::staff::StaffStore {
+        self
+    }
+
     fn shared_limits(&self) -> Option<Arc<dyn crate::storage::shared_limits::SharedLimits>> {
         None
     }
