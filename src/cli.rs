@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
 use crate::domain::audit::Actor;
+use crate::domain::staff::StaffRole;
 use crate::domain::time;
 use crate::domain::token::{parse_token_name, NewApiToken, Role};
 use crate::startup::{self, ServeOptions};
@@ -72,6 +73,11 @@ enum Command {
         #[command(subcommand)]
         command: WebhooksCommand,
     },
+    /// Staff accounts of the support console.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +117,35 @@ enum WebhooksCommand {
     Remove {
         /// Endpoint id (whe_…).
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Make an account; prints a one-time setup link (valid 24 h), or with
+    /// --password-stdin sets the password read from standard input.
+    Create {
+        /// The staff member's email (the name to sign in with).
+        #[arg(long)]
+        email: String,
+        /// support or admin.
+        #[arg(long, value_enum)]
+        role: StaffRole,
+        /// Read the password from standard input (one line) instead of printing a link.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts.
+    List,
+    /// Disable an account; its sessions end at once.
+    Disable {
+        /// The account's email.
+        email: String,
+    },
+    /// Print a new setup link; the password, TOTP and sessions of the account end.
+    Reset {
+        /// The account's email.
+        email: String,
     },
 }
 
@@ -210,6 +245,7 @@ where
             command: AuditCommand::Verify,
         } => audit_verify(&settings),
         Command::Webhooks { command } => webhooks(&settings, command),
+        Command::Users { command } => users(&settings, command),
     };
     match result {
         Ok(code) => code,
@@ -415,6 +451,102 @@ fn webhooks(settings: &Settings, command: WebhooksCommand) -> CliResult {
         WebhooksCommand::Disable { id } => change(id, EndpointChange::Disable)?,
         WebhooksCommand::Enable { id } => change(id, EndpointChange::Enable)?,
         WebhooksCommand::Remove { id } => change(id, EndpointChange::Remove)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn users(settings: &Settings, command: UsersCommand) -> CliResult {
+    use crate::service::staff;
+    let now = time::now();
+    let link = |secret: &crate::domain::staff::StaffSecret| {
+        format!(
+            "{}{}",
+            settings.console.base_url(&settings.listen),
+            staff::setup_path(secret)
+        )
+    };
+    match command {
+        UsersCommand::Create {
+            email,
+            role,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|e| format!("standard input: {e}"))?;
+                Some(line.trim_end_matches(['\r', '\n']).to_owned())
+            } else {
+                None
+            };
+            let (user, secret) = with_store(settings, async |s| {
+                staff::create(s.staff_store(), &email, role, password, Actor::Cli, now)
+                    .await
+                    .map_err(|e| e.to_string())
+            })?;
+            match secret {
+                Some(secret) => {
+                    println!("{}", link(&secret));
+                    eprintln!(
+                        "created {} ({}); the setup link above works once, for {} hours",
+                        user.email,
+                        user.role.as_str(),
+                        crate::domain::staff::SETUP_VALID_HOURS
+                    );
+                }
+                None => eprintln!(
+                    "created {} ({}) with the password given",
+                    user.email,
+                    user.role.as_str()
+                ),
+            }
+        }
+        UsersCommand::List => {
+            let users = with_store(settings, async |s| {
+                s.staff_store().staff().await.map_err(|e| e.to_string())
+            })?;
+            for u in users {
+                let state = match (u.disabled_at, u.has_password) {
+                    (Some(at), _) => format!("disabled {}", time::format(at)),
+                    (None, false) => "awaiting setup".to_owned(),
+                    (None, true) => "active".to_owned(),
+                };
+                let last = u.last_sign_in_at.map_or("never signed in".to_owned(), |t| {
+                    format!("last sign-in {}", time::format(t))
+                });
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    u.email,
+                    u.role.as_str(),
+                    state,
+                    if u.has_totp { "totp" } else { "no totp" },
+                    last
+                );
+            }
+        }
+        UsersCommand::Disable { email } => {
+            let user = with_store(settings, async |s| {
+                staff::disable(s.staff_store(), &email, Actor::Cli, now)
+                    .await
+                    .map_err(|e| e.to_string())
+            })?;
+            println!("disabled {}; its sessions have ended", user.email);
+        }
+        UsersCommand::Reset { email } => {
+            let (user, secret) = with_store(settings, async |s| {
+                staff::reset(s.staff_store(), &email, Actor::Cli, now)
+                    .await
+                    .map_err(|e| e.to_string())
+            })?;
+            println!("{}", link(&secret));
+            eprintln!(
+                "reset {}: its password, TOTP and sessions have ended; the setup link above \
+                 works once, for {} hours",
+                user.email,
+                crate::domain::staff::SETUP_VALID_HOURS
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

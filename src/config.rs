@@ -60,6 +60,9 @@ pub struct Settings {
     /// Outgoing webhooks: delivery, retries, which addresses endpoints may reach.
     #[serde(default)]
     pub webhooks: crate::outbox::WebhookSettings,
+    /// The support console: sessions, sign-in limits, TOTP.
+    #[serde(default)]
+    pub console: crate::web::ConsoleSettings,
     /// The catalog.
     #[serde(default)]
     pub products: BTreeMap<String, ProductSpec>,
@@ -239,6 +242,9 @@ impl Settings {
         if let Some((key, message)) = self.webhooks.problem() {
             return Err(ConfigError(format!("{source}: webhooks.{key}: {message}")));
         }
+        if let Some((key, message)) = self.console.problem() {
+            return Err(ConfigError(format!("{source}: console.{key}: {message}")));
+        }
         for (id, spec) in &self.products {
             if ProductId::parse(id).is_none() {
                 return Err(ConfigError(format!(
@@ -369,6 +375,7 @@ impl Settings {
             rate_limits: RateLimitSettings::default(),
             database: DatabaseSettings::default(),
             webhooks: crate::outbox::WebhookSettings::default(),
+            console: crate::web::ConsoleSettings::default(),
             products: BTreeMap::new(),
             payments: BTreeMap::new(),
         }

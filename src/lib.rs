@@ -14,3 +14,4 @@ pub mod service;
 pub mod startup;
 pub mod storage;
 pub mod token;
+pub mod web;

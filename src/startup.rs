@@ -340,6 +340,10 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         Some(addr) => Some(metrics_server(addr, state.clone(), http_metrics.clone())?),
         None => None,
     };
+    let console = Arc::new(crate::web::ConsoleState::new(
+        &settings.console,
+        &settings.issuer,
+    ));
     let body_deadline = settings.server.body_deadline();
     let connection_cap = Arc::new(ConnectionCap::from_settings(settings));
     let server = HttpServer::new(move || {
@@ -361,6 +365,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
                     .error_handler(|e, _| ApiError::InvalidQuery(e.to_string()).into()),
             )
             .configure(routes::configure)
+            .configure(crate::web::configure(Arc::clone(&console)))
             .default_service(web::to(routes::not_found))
     })
     .workers(settings.workers)

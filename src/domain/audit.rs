@@ -41,6 +41,11 @@ pub enum Actor {
         /// `stripe`, `paddle`, `lemonsqueezy`, `paypro` or `fastspring`.
         provider: String,
     },
+    /// A staff member signed in to the console.
+    User {
+        /// The account's email.
+        email: String,
+    },
 }
 
 impl Actor {
@@ -50,7 +55,7 @@ impl Actor {
     }
 
     /// The actor in one word, for people and logs: `token:tok_…`, `cli`,
-    /// `license_key`, `system`, `payment:stripe`.
+    /// `license_key`, `system`, `payment:stripe`, `user:ann@example.com`.
     pub fn label(&self) -> String {
         match self {
             Self::Token { id, .. } => format!("token:{id}"),
@@ -58,6 +63,7 @@ impl Actor {
             Self::LicenseKey => "license_key".into(),
             Self::System => "system".into(),
             Self::Payment { provider } => format!("payment:{provider}"),
+            Self::User { email } => format!("user:{email}"),
         }
     }
 }
@@ -161,6 +167,36 @@ pub enum AuditEvent {
         role: String,
         /// Its name.
         name: String,
+    },
+    /// A staff account of the console was made.
+    StaffUserCreated {
+        /// Its id.
+        user: String,
+        /// Its email.
+        email: String,
+        /// Its role.
+        role: String,
+    },
+    /// A staff account was disabled (its sessions ended).
+    StaffUserDisabled {
+        /// Its id.
+        user: String,
+        /// Its email.
+        email: String,
+    },
+    /// A staff account got a new setup link (its password and sessions ended).
+    StaffUserReset {
+        /// Its id.
+        user: String,
+        /// Its email.
+        email: String,
+    },
+    /// A staff member set a password (and TOTP) through a setup link.
+    StaffUserSetUp {
+        /// Its id.
+        user: String,
+        /// Whether TOTP was set up.
+        totp: bool,
     },
     /// An API token was revoked.
     TokenRevoked {

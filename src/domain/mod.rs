@@ -13,6 +13,7 @@ pub mod payments;
 pub mod product;
 pub mod schema;
 pub mod short_key;
+pub mod staff;
 pub mod text;
 pub mod time;
 pub mod token;

@@ -7,6 +7,7 @@ pub mod limit_sync;
 pub mod limits;
 pub mod payments;
 pub mod queries;
+pub mod staff;
 pub mod webhooks;
 
 use std::sync::Arc;

@@ -8,6 +8,7 @@ pub mod postgres;
 pub mod rows;
 pub mod shared_limits;
 pub mod sqlite;
+pub mod staff;
 pub mod webhooks;
 
 use async_trait::async_trait;
@@ -438,6 +439,9 @@ pub trait Storage: webhooks::WebhookStore + Send + Sync + 'static {
     /// instances can share it (PostgreSQL); none when one process owns the database
     /// (SQLite), whose in-memory counters are then the whole count.
     fn shared_limits(&self) -> Option<std::sync::Arc<dyn shared_limits::SharedLimits>>;
+
+    /// The console's staff accounts and sessions.
+    fn staff_store(&self) -> &dyn staff::StaffStore;
 }
 
 #[cfg(test)]

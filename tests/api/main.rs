@@ -11,6 +11,7 @@ mod authz;
 mod backup;
 mod cli;
 mod concurrent_guesses;
+mod console;
 mod contract;
 mod crash;
 mod db_copy;

@@ -145,6 +145,21 @@ const TABLES: &[Table] = &[
             "last_error": Text, "last_attempt_at": Int, "done_at": Int,
         ],
     },
+    Table {
+        name: "staff_users",
+        columns: same![
+            "id": Text, "email": Text, "role": Text, "password_hash": Text, "totp_secret": Blob,
+            "totp_last_step": Int, "setup_hash": Blob, "setup_expires_at": Int,
+            "created_at": Int, "disabled_at": Int, "last_sign_in_at": Int,
+        ],
+    },
+    Table {
+        name: "staff_sessions",
+        columns: same![
+            "id_hash": Blob, "user_id": Text, "csrf_token": Text, "created_at": Int,
+            "last_seen_at": Int, "reauth_at": Int,
+        ],
+    },
 ];
 
 /// Rows read from SQLite at a time.

@@ -254,6 +254,33 @@ CREATE INDEX outbox_done ON outbox (channel, done_at) WHERE status <> 'pending';
 
 ALTER TABLE audit_head ADD COLUMN webhook_endpoints BIGINT NOT NULL DEFAULT 0;
 "#,
+    // The support console's staff accounts and their server-side sessions (kept by
+    // the hash of the cookie's value).
+    r#"
+CREATE TABLE staff_users (
+    id                TEXT PRIMARY KEY,
+    email             TEXT NOT NULL UNIQUE,
+    role              TEXT NOT NULL,
+    password_hash     TEXT,
+    totp_secret       BYTEA,
+    totp_last_step    BIGINT,
+    setup_hash        BYTEA UNIQUE,
+    setup_expires_at  BIGINT,
+    created_at        BIGINT NOT NULL,
+    disabled_at       BIGINT,
+    last_sign_in_at   BIGINT
+);
+
+CREATE TABLE staff_sessions (
+    id_hash       BYTEA PRIMARY KEY,
+    user_id       TEXT NOT NULL REFERENCES staff_users (id),
+    csrf_token    TEXT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    last_seen_at  BIGINT NOT NULL,
+    reauth_at     BIGINT
+);
+CREATE INDEX staff_sessions_by_user ON staff_sessions (user_id);
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -426,6 +426,7 @@ fn after_retry(e: StorageError) -> StorageError {
 }
 
 // Declared after the macros above, which it uses.
+mod staff;
 mod webhooks;
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -1861,6 +1862,10 @@ impl Storage for PostgresStore {
     ) -> Result<Option<crate::domain::payments::PaymentEvent>, StorageError> {
         let id = id.to_owned();
         read!(self, |c| payments::event(c, &id).await?).await
+    }
+
+    fn staff_store(&self) -> &dyn crate::storage::staff::StaffStore {
+        self
     }
 
     fn shared_limits(&self) -> Option<Arc<dyn crate::storage::shared_limits::SharedLimits>> {

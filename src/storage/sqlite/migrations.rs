@@ -265,6 +265,33 @@ CREATE INDEX outbox_done ON outbox (channel, done_at) WHERE status <> 'pending';
 
 ALTER TABLE audit_head ADD COLUMN webhook_endpoints INTEGER NOT NULL DEFAULT 0;
 "#,
+    // The support console's staff accounts and their server-side sessions (kept by
+    // the hash of the cookie's value).
+    r#"
+CREATE TABLE staff_users (
+    id                TEXT PRIMARY KEY,
+    email             TEXT NOT NULL UNIQUE,
+    role              TEXT NOT NULL,
+    password_hash     TEXT,
+    totp_secret       BLOB,
+    totp_last_step    INTEGER,
+    setup_hash        BLOB UNIQUE,
+    setup_expires_at  INTEGER,
+    created_at        INTEGER NOT NULL,
+    disabled_at       INTEGER,
+    last_sign_in_at   INTEGER
+) STRICT;
+
+CREATE TABLE staff_sessions (
+    id_hash       BLOB PRIMARY KEY,
+    user_id       TEXT NOT NULL REFERENCES staff_users (id),
+    csrf_token    TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    last_seen_at  INTEGER NOT NULL,
+    reauth_at     INTEGER
+) STRICT;
+CREATE INDEX staff_sessions_by_user ON staff_sessions (user_id);
+"#,
 ];
 
 /// The schema version this binary writes.

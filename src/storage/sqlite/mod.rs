@@ -6,6 +6,7 @@ mod grace;
 mod migrations;
 mod payments;
 mod pool;
+mod staff;
 mod webhooks;
 mod writer;
 
@@ -928,6 +929,10 @@ impl Storage for SqliteStore {
     ) -> Result<Option<crate::domain::payments::PaymentEvent>, StorageError> {
         let id = id.to_owned();
         self.read(move |c| payments::event(c, &id)).await
+    }
+
+    fn staff_store(&self) -> &dyn crate::storage::staff::StaffStore {
+        self
     }
 
     /// None: one keyclerk process owns a SQLite file (more instances mean
