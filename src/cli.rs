@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
 use crate::domain::audit::Actor;
+use crate::domain::staff::StaffRole;
 use crate::domain::time;
 use crate::domain::token::{parse_token_name, NewApiToken, Role};
 use crate::startup::{self, ServeOptions};
@@ -66,6 +67,85 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Manage the endpoints of keyclerk's own webhooks.
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
+    },
+    /// Staff accounts of the support console.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhooksCommand {
+    /// Add an endpoint; prints its signing secret alone on stdout, once.
+    Add {
+        /// Where keyclerk POSTs the messages (http or https).
+        url: String,
+        /// Event types, comma-separated, or `*` for all.
+        #[arg(long, value_delimiter = ',', required = true)]
+        events: Vec<String>,
+        /// For people.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List endpoints (never their secrets).
+    List,
+    /// Stop making and sending messages for an endpoint.
+    Disable {
+        /// Endpoint id (whe_…).
+        id: String,
+    },
+    /// Make and send messages for an endpoint again.
+    Enable {
+        /// Endpoint id (whe_…).
+        id: String,
+    },
+    /// A new signing secret (printed alone on stdout); the old one signs too for a while.
+    RotateSecret {
+        /// Endpoint id (whe_…).
+        id: String,
+        /// Hours the old secret keeps signing (default: [webhooks] rotation_overlap_hours).
+        #[arg(long)]
+        overlap_hours: Option<u32>,
+    },
+    /// Remove an endpoint and its messages.
+    Remove {
+        /// Endpoint id (whe_…).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Make an account; prints a one-time setup link (valid 24 h), or with
+    /// --password-stdin sets the password read from standard input.
+    Create {
+        /// The staff member's email (the name to sign in with).
+        #[arg(long)]
+        email: String,
+        /// support or admin.
+        #[arg(long, value_enum)]
+        role: StaffRole,
+        /// Read the password from standard input (one line) instead of printing a link.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts.
+    List,
+    /// Disable an account; its sessions end at once.
+    Disable {
+        /// The account's email.
+        email: String,
+    },
+    /// Print a new setup link; the password, TOTP and sessions of the account end.
+    Reset {
+        /// The account's email.
+        email: String,
     },
 }
 
@@ -164,6 +244,8 @@ where
         Command::Audit {
             command: AuditCommand::Verify,
         } => audit_verify(&settings),
+        Command::Webhooks { command } => webhooks(&settings, command),
+        Command::Users { command } => users(&settings, command),
     };
     match result {
         Ok(code) => code,
@@ -286,6 +368,184 @@ fn tokens(settings: &Settings, command: TokensCommand) -> CliResult {
                     .map_err(|e| e.to_string())
             })?;
             println!("revoked {} ({})", token.id, token.name);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn webhooks(settings: &Settings, command: WebhooksCommand) -> CliResult {
+    use crate::service::webhooks as hooks;
+    use crate::storage::webhooks::EndpointChange;
+    let message = |e: crate::service::ServiceError| crate::error::ApiError::from(e).to_string();
+    let line = |e: &crate::storage::webhooks::Endpoint| {
+        format!(
+            "{}\t{}\t{}\t{}",
+            e.id,
+            if e.enabled { "enabled" } else { "disabled" },
+            e.events.join(","),
+            e.url
+        )
+    };
+    let now = time::now();
+    let change = |id: String, change: EndpointChange| -> Result<(), String> {
+        let what = change.as_str();
+        let endpoint = with_store(settings, async |s| {
+            hooks::change(s, &id, change, Actor::Cli, now)
+                .await
+                .map_err(message)
+        })?;
+        println!("{what} {}", line(&endpoint));
+        Ok(())
+    };
+    match command {
+        WebhooksCommand::Add {
+            url,
+            events,
+            description,
+        } => {
+            let (endpoint, secret) = with_store(settings, async |s| {
+                hooks::add_endpoint(
+                    s,
+                    &settings.webhooks,
+                    hooks::EndpointRequest {
+                        url,
+                        events,
+                        description,
+                    },
+                    Actor::Cli,
+                    now,
+                )
+                .await
+                .map_err(message)
+            })?;
+            println!("{}", secret.expose());
+            eprintln!(
+                "added {}; the secret above is shown only once",
+                line(&endpoint)
+            );
+        }
+        WebhooksCommand::List => {
+            let endpoints = with_store(settings, async |s| {
+                s.webhook_endpoints().await.map_err(|e| e.to_string())
+            })?;
+            for e in &endpoints {
+                println!("{}", line(e));
+            }
+        }
+        WebhooksCommand::RotateSecret { id, overlap_hours } => {
+            let (endpoint, secret) = with_store(settings, async |s| {
+                hooks::rotate_secret(s, &settings.webhooks, &id, overlap_hours, Actor::Cli, now)
+                    .await
+                    .map_err(message)
+            })?;
+            println!("{}", secret.expose());
+            eprintln!(
+                "new secret for {}; the old one signs too until {}",
+                endpoint.id,
+                endpoint
+                    .previous_secret
+                    .as_ref()
+                    .map_or_else(|| "now".to_owned(), |(_, until)| time::format(*until))
+            );
+        }
+        WebhooksCommand::Disable { id } => change(id, EndpointChange::Disable)?,
+        WebhooksCommand::Enable { id } => change(id, EndpointChange::Enable)?,
+        WebhooksCommand::Remove { id } => change(id, EndpointChange::Remove)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn users(settings: &Settings, command: UsersCommand) -> CliResult {
+    use crate::service::staff;
+    let now = time::now();
+    let link = |secret: &crate::domain::staff::StaffSecret| {
+        format!(
+            "{}{}",
+            settings.console.base_url(&settings.listen),
+            staff::setup_path(secret)
+        )
+    };
+    match command {
+        UsersCommand::Create {
+            email,
+            role,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|e| format!("standard input: {e}"))?;
+                Some(line.trim_end_matches(['\r', '\n']).to_owned())
+            } else {
+                None
+            };
+            let (user, secret) = with_store(settings, async |s| {
+                staff::create(s.staff_store(), &email, role, password, Actor::Cli, now)
+                    .await
+                    .map_err(|e| e.to_string())
+            })?;
+            match secret {
+                Some(secret) => {
+                    println!("{}", link(&secret));
+                    eprintln!(
+                        "created {} ({}); the setup link above works once, for {} hours",
+                        user.email,
+                        user.role.as_str(),
+                        crate::domain::staff::SETUP_VALID_HOURS
+                    );
+                }
+                None => eprintln!(
+                    "created {} ({}) with the password given",
+                    user.email,
+                    user.role.as_str()
+                ),
+            }
+        }
+        UsersCommand::List => {
+            let users = with_store(settings, async |s| {
+                s.staff_store().staff().await.map_err(|e| e.to_string())
+            })?;
+            for u in users {
+                let state = match (u.disabled_at, u.has_password) {
+                    (Some(at), _) => format!("disabled {}", time::format(at)),
+                    (None, false) => "awaiting setup".to_owned(),
+                    (None, true) => "active".to_owned(),
+                };
+                let last = u.last_sign_in_at.map_or("never signed in".to_owned(), |t| {
+                    format!("last sign-in {}", time::format(t))
+                });
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    u.email,
+                    u.role.as_str(),
+                    state,
+                    if u.has_totp { "totp" } else { "no totp" },
+                    last
+                );
+            }
+        }
+        UsersCommand::Disable { email } => {
+            let user = with_store(settings, async |s| {
+                staff::disable(s.staff_store(), &email, Actor::Cli, now)
+                    .await
+                    .map_err(|e| e.to_string())
+            })?;
+            println!("disabled {}; its sessions have ended", user.email);
+        }
+        UsersCommand::Reset { email } => {
+            let (user, secret) = with_store(settings, async |s| {
+                staff::reset(s.staff_store(), &email, Actor::Cli, now)
+                    .await
+                    .map_err(|e| e.to_string())
+            })?;
+            println!("{}", link(&secret));
+            eprintln!(
+                "reset {}: its password, TOTP and sessions have ended; the setup link above \
+                 works once, for {} hours",
+                user.email,
+                crate::domain::staff::SETUP_VALID_HOURS
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

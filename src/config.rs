@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::grace::ClaimPolicy;
+use crate::domain::payments::{Provider, ProviderConfig, ProviderSettings};
 use crate::domain::product::{Catalog, Product, ProductId, ProductSpec};
 use crate::logging::LogSettings;
 use crate::server::ServerSettings;
@@ -56,9 +57,18 @@ pub struct Settings {
     /// Which database: the embedded SQLite file, or PostgreSQL.
     #[serde(default)]
     pub database: DatabaseSettings,
+    /// Outgoing webhooks: delivery, retries, which addresses endpoints may reach.
+    #[serde(default)]
+    pub webhooks: crate::outbox::WebhookSettings,
+    /// The support console: sessions, sign-in limits, TOTP.
+    #[serde(default)]
+    pub console: crate::web::ConsoleSettings,
     /// The catalog.
     #[serde(default)]
     pub products: BTreeMap<String, ProductSpec>,
+    /// `[payments.<provider>]`: the payment providers whose webhooks keyclerk takes.
+    #[serde(default)]
+    pub payments: BTreeMap<String, ProviderSettings>,
 }
 
 /// `[metrics]`: `GET /metrics` answers on `listen` to admin tokens, and, when
@@ -229,6 +239,12 @@ impl Settings {
                 "{source}: rate_limits.{key}: {message}"
             )));
         }
+        if let Some((key, message)) = self.webhooks.problem() {
+            return Err(ConfigError(format!("{source}: webhooks.{key}: {message}")));
+        }
+        if let Some((key, message)) = self.console.problem() {
+            return Err(ConfigError(format!("{source}: console.{key}: {message}")));
+        }
         for (id, spec) in &self.products {
             if ProductId::parse(id).is_none() {
                 return Err(ConfigError(format!(
@@ -241,7 +257,39 @@ impl Settings {
                 )));
             }
         }
+        for (name, provider) in &self.payments {
+            if Provider::parse(name).is_none() {
+                let known: Vec<_> = Provider::ALL.iter().map(|p| p.as_str()).collect();
+                return Err(ConfigError(format!(
+                    "{source}: payments.{name}: no such payment provider; one of {}",
+                    known.join(", ")
+                )));
+            }
+            let known = |p: &str| self.products.contains_key(p);
+            if let Some((key, message)) = provider.problem(&known) {
+                return Err(ConfigError(format!(
+                    "{source}: payments.{name}.{key}: {message}"
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// The payment providers configured, by provider.
+    pub fn payment_providers(&self) -> BTreeMap<Provider, ProviderConfig> {
+        self.payments
+            .iter()
+            .filter_map(|(name, settings)| {
+                let provider = Provider::parse(name)?;
+                Some((
+                    provider,
+                    ProviderConfig {
+                        provider,
+                        settings: settings.clone(),
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// The catalog of products.
@@ -326,7 +374,10 @@ impl Settings {
             late_claims: ClaimPolicy::default(),
             rate_limits: RateLimitSettings::default(),
             database: DatabaseSettings::default(),
+            webhooks: crate::outbox::WebhookSettings::default(),
+            console: crate::web::ConsoleSettings::default(),
             products: BTreeMap::new(),
+            payments: BTreeMap::new(),
         }
     }
 }
@@ -476,6 +527,75 @@ mod tests {
         assert_eq!(
             metrics.settings.metrics.listen.as_deref(),
             Some("127.0.0.1:9100")
+        );
+    }
+
+    #[test]
+    fn payment_providers_come_from_the_file_with_their_secrets_from_the_environment() {
+        let file = "[products.a]\nname = \"A\"\nprice = { amount = 1, currency = \"EUR\" }\n\
+            [payments.stripe]\nwebhook_secrets = [\"whsec_file\"]\n\
+            [payments.stripe.products]\n\"price_1\" = \"a\"\n\"price_team\" = { product = \"a\", seats = 5 }\n";
+        let loaded = load(file, &[]).unwrap().settings;
+        let stripe = &loaded.payment_providers()[&Provider::Stripe];
+        assert_eq!(stripe.settings.webhook_secrets[0].expose(), "whsec_file");
+        assert_eq!(stripe.tolerance_secs(), Some(300));
+        assert_eq!(stripe.settings.products["price_team"].seats(), Some(5));
+        let env = load(
+            file,
+            &[
+                (
+                    "KEYCLERK_PAYMENTS__STRIPE__WEBHOOK_SECRETS",
+                    r#"["whsec_a","whsec_b"]"#,
+                ),
+                ("KEYCLERK_PAYMENTS__PADDLE__WEBHOOK_SECRETS", "pdl_ntfset_x"),
+                ("KEYCLERK_PAYMENTS__PADDLE__TOLERANCE_SECONDS", "30"),
+            ],
+        )
+        .unwrap();
+        assert!(env.warnings.is_empty(), "{:?}", env.warnings);
+        let providers = env.settings.payment_providers();
+        assert_eq!(
+            providers[&Provider::Stripe].settings.webhook_secrets.len(),
+            2
+        );
+        assert_eq!(
+            providers[&Provider::Paddle].settings.webhook_secrets[0].expose(),
+            "pdl_ntfset_x"
+        );
+        assert_eq!(providers[&Provider::Paddle].tolerance_secs(), Some(30));
+        assert!(!format!("{:?}", env.settings).contains("whsec_a"));
+        let env_alone = load(
+            "",
+            &[("KEYCLERK_PAYMENTS__STRIPE__WEBHOOK_SECRETS", "whsec_x")],
+        )
+        .unwrap();
+        assert!(env_alone.warnings.is_empty(), "{:?}", env_alone.warnings);
+        assert_eq!(env_alone.settings.payment_providers().len(), 1);
+    }
+
+    #[test]
+    fn a_payment_mapping_to_an_unknown_product_stops_start_up_naming_its_key() {
+        let err = load(
+            "[payments.stripe]\nwebhook_secrets = \"whsec_x\"\n[payments.stripe.products]\n\"price_9\" = \"nope\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .0;
+        assert!(
+            err.contains("payments.stripe.products.\"price_9\": no product `nope`"),
+            "{err}"
+        );
+        let unknown = load("[payments.paypal]\nwebhook_secrets = \"x\"\n", &[])
+            .unwrap_err()
+            .0;
+        assert!(
+            unknown.contains("payments.paypal: no such payment provider"),
+            "{unknown}"
+        );
+        let no_secret = load("[payments.paddle]\n", &[]).unwrap_err().0;
+        assert!(
+            no_secret.contains("payments.paddle.webhook_secrets"),
+            "{no_secret}"
         );
     }
 

@@ -38,6 +38,9 @@ pub enum ApiError {
     /// No such route.
     #[error("no such endpoint")]
     NotFound,
+    /// A webhook endpoint URL the URL parser refuses (beyond what its pattern says).
+    #[error("url: {0}")]
+    InvalidUrl(String),
     /// The route exists but not with this method.
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
@@ -112,6 +115,16 @@ pub enum ApiError {
     /// file): the keys in use stay.
     #[error("{0}")]
     KeysNotReloaded(String),
+    /// No payment provider of that name is configured.
+    #[error("no payment provider of that name is configured")]
+    PaymentProviderNotFound,
+    /// A provider's webhook whose signature is missing, stale or wrong (which, is
+    /// not told).
+    #[error("the webhook's signature is missing, stale or does not match a configured secret")]
+    InvalidSignature,
+    /// A verified webhook body that is not what the provider sends.
+    #[error("the webhook's body cannot be read: {0}")]
+    InvalidPayload(String),
 }
 
 /// The `Retry-After` of a 503 `database_unavailable`, in seconds.
@@ -130,6 +143,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Refused(r) => Self::Refused(r),
             ServiceError::InvalidParameter(m) => Self::InvalidQuery(m),
             ServiceError::MissingField(f) => Self::MissingField(f),
+            ServiceError::InvalidUrl(m) => Self::InvalidUrl(m),
             ServiceError::MissingCredentials => Self::MissingCredentials,
             ServiceError::ActivationNotFound => Self::ActivationNotFound,
             ServiceError::DeactivationLimitReached { retry_after_secs } => {
@@ -146,6 +160,9 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Internal(cause) => Self::Internal(cause),
             ServiceError::KeysNotReloaded(why) => Self::KeysNotReloaded(why),
+            ServiceError::PaymentProviderNotFound => Self::PaymentProviderNotFound,
+            ServiceError::InvalidSignature => Self::InvalidSignature,
+            ServiceError::InvalidPayload(why) => Self::InvalidPayload(why),
         }
     }
 }
@@ -187,8 +204,14 @@ impl ApiError {
                 DomainError::InsufficientCredit { .. } => "insufficient_credit",
                 DomainError::IdempotencyKeyReused => "idempotency_key_reused",
                 DomainError::ClaimNotFound => "claim_not_found",
+                DomainError::WebhookEndpointNotFound => "webhook_endpoint_not_found",
+                DomainError::DeliveryNotFound => "delivery_not_found",
+                DomainError::DeliveryNotFailed(_) => "delivery_not_failed",
+                DomainError::AddressNotAllowed(_) => "address_not_allowed",
                 DomainError::ClaimResolved => "claim_resolved",
                 DomainError::DateOutOfRange => "date_out_of_range",
+                DomainError::PaymentEventNotFound => "payment_event_not_found",
+                DomainError::PaymentEventSettled(_) => "payment_event_settled",
             },
             Self::Refused(r) => r.code(),
             Self::MissingToken => "missing_token",
@@ -197,6 +220,7 @@ impl ApiError {
             Self::TokenRevoked => "token_revoked",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound => "not_found",
+            Self::InvalidUrl(_) => "invalid_url",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::InvalidJson(_) => "invalid_json",
             Self::MissingField(_) => "missing_field",
@@ -217,6 +241,9 @@ impl ApiError {
             Self::Internal(_) => "internal_error",
             Self::KeysNotReloaded(_) => "keys_not_reloaded",
             Self::Unavailable => "database_unavailable",
+            Self::PaymentProviderNotFound => "payment_provider_not_found",
+            Self::InvalidSignature => "invalid_signature",
+            Self::InvalidPayload(_) => "invalid_payload",
         }
     }
 
@@ -278,15 +305,21 @@ impl ResponseError for ApiError {
                 | DomainError::SubstituteTooExpensive { .. }
                 | DomainError::UpgradeNotDearer
                 | DomainError::EmailRequired
+                | DomainError::AddressNotAllowed(_)
                 | DomainError::DateOutOfRange => StatusCode::UNPROCESSABLE_ENTITY,
                 DomainError::OrderConflict(_)
                 | DomainError::InvalidTransition { .. }
                 | DomainError::InsufficientCredit { .. }
                 | DomainError::IdempotencyKeyReused
-                | DomainError::ClaimResolved => StatusCode::CONFLICT,
+                | DomainError::DeliveryNotFailed(_)
+                | DomainError::ClaimResolved
+                | DomainError::PaymentEventSettled(_) => StatusCode::CONFLICT,
                 DomainError::LicenseNotFound
                 | DomainError::TokenNotFound
-                | DomainError::ClaimNotFound => StatusCode::NOT_FOUND,
+                | DomainError::ClaimNotFound
+                | DomainError::WebhookEndpointNotFound
+                | DomainError::DeliveryNotFound
+                | DomainError::PaymentEventNotFound => StatusCode::NOT_FOUND,
             },
             Self::Refused(Refusal::SeatLimitReached) => StatusCode::CONFLICT,
             Self::Refused(_) => StatusCode::FORBIDDEN,
@@ -296,6 +329,7 @@ impl ResponseError for ApiError {
             | Self::TokenRevoked => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::InvalidUrl(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::InvalidJson(_)
             | Self::MissingField(_)
@@ -318,6 +352,8 @@ impl ResponseError for ApiError {
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::KeysNotReloaded(_) => StatusCode::CONFLICT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::PaymentProviderNotFound => StatusCode::NOT_FOUND,
+            Self::InvalidSignature | Self::InvalidPayload(_) => StatusCode::BAD_REQUEST,
         }
     }
 

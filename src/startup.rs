@@ -83,6 +83,8 @@ pub struct Application {
     port: u16,
     metrics: Option<(ServerHandle, u16)>,
     last_seen: Arc<LastSeen>,
+    /// Sends the outbox's webhooks while the server runs.
+    _webhooks: Option<crate::outbox::WebhookWorker>,
 }
 
 impl Application {
@@ -317,13 +319,31 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
             catalog: Arc::clone(&catalog),
         }),
         limits,
+        payments: Arc::new(settings.payment_providers()),
+        webhooks: settings.webhooks.clone(),
     });
+    let webhooks = if settings.webhooks.deliver {
+        Some(
+            crate::outbox::WebhookWorker::start(
+                Arc::clone(&state.store),
+                settings.webhooks.clone(),
+            )
+            .map_err(io(Path::new("webhook thread")))?,
+        )
+    } else {
+        log::info!("webhooks: this instance delivers none ([webhooks] deliver = false)");
+        None
+    };
     crate::service::keys::watch(Arc::clone(&state.keyring), Arc::clone(&state.store));
     let http_metrics = web::Data::new(http_metrics());
     let metrics = match &settings.metrics.listen {
         Some(addr) => Some(metrics_server(addr, state.clone(), http_metrics.clone())?),
         None => None,
     };
+    let console = Arc::new(crate::web::ConsoleState::new(
+        &settings.console,
+        &settings.issuer,
+    ));
     let body_deadline = settings.server.body_deadline();
     let connection_cap = Arc::new(ConnectionCap::from_settings(settings));
     let server = HttpServer::new(move || {
@@ -345,6 +365,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
                     .error_handler(|e, _| ApiError::InvalidQuery(e.to_string()).into()),
             )
             .configure(routes::configure)
+            .configure(crate::web::configure(Arc::clone(&console)))
             .default_service(web::to(routes::not_found))
     })
     .workers(settings.workers)
@@ -361,5 +382,6 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         port,
         metrics,
         last_seen,
+        _webhooks: webhooks,
     })
 }

@@ -36,12 +36,35 @@ pub enum Actor {
     LicenseKey,
     /// The server itself (start-up, policy).
     System,
+    /// A payment provider's verified webhook (see [`crate::domain::payments`]).
+    Payment {
+        /// `stripe`, `paddle`, `lemonsqueezy`, `paypro` or `fastspring`.
+        provider: String,
+    },
+    /// A staff member signed in to the console.
+    User {
+        /// The account's email.
+        email: String,
+    },
 }
 
 impl Actor {
     /// The JSON stored in the log.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    /// The actor in one word, for people and logs: `token:tok_…`, `cli`,
+    /// `license_key`, `system`, `payment:stripe`, `user:ann@example.com`.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Token { id, .. } => format!("token:{id}"),
+            Self::Cli => "cli".into(),
+            Self::LicenseKey => "license_key".into(),
+            Self::System => "system".into(),
+            Self::Payment { provider } => format!("payment:{provider}"),
+            Self::User { email } => format!("user:{email}"),
+        }
     }
 }
 
@@ -144,6 +167,36 @@ pub enum AuditEvent {
         role: String,
         /// Its name.
         name: String,
+    },
+    /// A staff account of the console was made.
+    StaffUserCreated {
+        /// Its id.
+        user: String,
+        /// Its email.
+        email: String,
+        /// Its role.
+        role: String,
+    },
+    /// A staff account was disabled (its sessions ended).
+    StaffUserDisabled {
+        /// Its id.
+        user: String,
+        /// Its email.
+        email: String,
+    },
+    /// A staff account got a new setup link (its password and sessions ended).
+    StaffUserReset {
+        /// Its id.
+        user: String,
+        /// Its email.
+        email: String,
+    },
+    /// A staff member set a password (and TOTP) through a setup link.
+    StaffUserSetUp {
+        /// Its id.
+        user: String,
+        /// Whether TOTP was set up.
+        totp: bool,
     },
     /// An API token was revoked.
     TokenRevoked {
@@ -250,6 +303,14 @@ pub enum AuditEvent {
         /// What was due.
         amount: Option<Price>,
     },
+    /// A subscription ended at the payment provider: no further renewals; the
+    /// license runs to its expiry.
+    SubscriptionEnded {
+        /// The provider.
+        provider: String,
+        /// The provider's subscription id.
+        subscription: String,
+    },
     /// A customer filed a claim.
     ClaimFiled {
         /// The claim.
@@ -262,6 +323,16 @@ pub enum AuditEvent {
         decision: Option<String>,
         /// The email given.
         email: Option<String>,
+    },
+    /// An outgoing webhook endpoint was added, changed or removed.
+    WebhookEndpointChanged {
+        /// The endpoint.
+        endpoint: String,
+        /// `created`, `disabled`, `enabled`, `secret_rotated`, `removed`, or
+        /// `disabled_gone` (its receiver answered 410).
+        action: String,
+        /// Where it sends.
+        url: String,
     },
 }
 
@@ -495,10 +566,24 @@ fn put(buf: &mut Vec<u8>, field: &[u8]) {
 }
 
 impl EventRecord {
-    /// The chained hash of this record after `prev`.
+    /// The chained hash of this record after `prev`: SHA-256 of `prev`, then each
+    /// field as its length (8 bytes, big-endian) and its bytes, the sequence number
+    /// and the time in decimal.
     pub fn chain_hash(&self, prev: &[u8; 32]) -> [u8; 32] {
-        let mut buf = Vec::with_capacity(128 + self.actor.len() + self.data.len());
+        let mut buf = Vec::with_capacity(16);
         put(&mut buf, self.seq.to_string().as_bytes());
+        let mut h = Sha256::new();
+        h.update(prev);
+        h.update(&buf);
+        h.update(self.hashed_after_seq());
+        h.finalize().into()
+    }
+
+    /// What [`EventRecord::chain_hash`] hashes after `prev` and the sequence
+    /// number: for an engine that numbers and hashes the event where the head is
+    /// (PostgreSQL does, in the statement that appends it).
+    pub fn hashed_after_seq(&self) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(112 + self.actor.len() + self.data.len());
         put(&mut buf, self.at.to_string().as_bytes());
         put(&mut buf, self.actor.as_bytes());
         put(&mut buf, self.kind.as_bytes());
@@ -507,10 +592,7 @@ impl EventRecord {
             self.license_id.as_deref().unwrap_or("").as_bytes(),
         );
         put(&mut buf, self.data.as_bytes());
-        let mut h = Sha256::new();
-        h.update(prev);
-        h.update(&buf);
-        h.finalize().into()
+        buf
     }
 }
 
@@ -596,6 +678,13 @@ mod tests {
                 (r, prev)
             })
             .collect()
+    }
+
+    #[test]
+    fn a_payment_provider_acts_as_payment_and_its_name() {
+        let actor = crate::domain::payments::Provider::Stripe.actor();
+        assert_eq!(actor.to_json(), r#"{"type":"payment","provider":"stripe"}"#);
+        assert_eq!(actor.label(), "payment:stripe");
     }
 
     #[test]

@@ -9,12 +9,15 @@ pub mod grace;
 pub mod ids;
 pub mod key;
 pub mod license;
+pub mod payments;
 pub mod product;
 pub mod schema;
 pub mod short_key;
+pub mod staff;
 pub mod text;
 pub mod time;
 pub mod token;
+pub mod webhook;
 pub mod whole;
 
 use crate::domain::license::LicenseStatus;
@@ -96,9 +99,27 @@ pub enum DomainError {
     /// No claim with that id.
     #[error("claim not found")]
     ClaimNotFound,
+    /// No webhook endpoint with that id.
+    #[error("webhook endpoint not found")]
+    WebhookEndpointNotFound,
+    /// No delivery with that id to that endpoint.
+    #[error("delivery not found")]
+    DeliveryNotFound,
+    /// Only a failed delivery can be sent again.
+    #[error("only a failed delivery can be sent again; this one is {0}")]
+    DeliveryNotFailed(&'static str),
+    /// The endpoint's address is loopback, private or link-local.
+    #[error("{0}")]
+    AddressNotAllowed(String),
     /// The claim was decided already.
     #[error("the claim was already resolved")]
     ClaimResolved,
+    /// No payment event with that id.
+    #[error("payment event not found")]
+    PaymentEventNotFound,
+    /// A payment event that was applied (or found a duplicate) is not applied again.
+    #[error("the payment event is {0}; only an unmapped or failed one is applied again")]
+    PaymentEventSettled(&'static str),
     /// The result would lie past 9999-12-31, which RFC 3339 cannot write.
     #[error("the new date would lie past 9999-12-31")]
     DateOutOfRange,

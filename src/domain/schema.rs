@@ -25,6 +25,9 @@ use crate::domain::product::{
 use crate::domain::text::{class, Chars, TextRule, NOTE, REASON};
 use crate::domain::time::LATEST_UNIX;
 use crate::domain::token::{PREFIX_LEN, TOKEN_NAME, TOKEN_PREFIX};
+use crate::domain::webhook::{
+    event_types, ALL_EVENTS, MAX_DELIVERY_PAGE, MAX_OVERLAP_HOURS, MAX_URL_CHARS,
+};
 
 /// Declares a schema-only type (named as the type) with the schema `$schema`.
 macro_rules! shape {
@@ -223,6 +226,35 @@ shape! {
     HistoryPageLimit => whole(1, u64::from(MAX_HISTORY_PAGE), "Events on the page");
     /// A position in a license's history.
     EventCursor => whole(0, i64::MAX.unsigned_abs(), "Only events after this sequence number");
+    /// A payment event id.
+    PaymentEventId => id("pay", "A payment event id");
+    /// How many payment events a page holds.
+    PaymentPageLimit => whole(1, u64::from(crate::domain::payments::MAX_PAYMENT_PAGE), "Payment events on the page");
+    /// Where an endpoint receives webhooks.
+    WebhookUrl => string()
+        .format(Some(SchemaFormat::Custom("uri".into())))
+        .max_length(Some(MAX_URL_CHARS))
+        .pattern(Some("^[Hh][Tt][Tt][Pp][Ss]?://[^@#]+$".to_owned()))
+        .description(Some(format!(
+            "An `http` or `https` URL with a host, without credentials or fragment, at most {MAX_URL_CHARS} characters. A host that is (or resolves to) a loopback, private or link-local address is refused with `address_not_allowed` unless `[webhooks] allow_private_addresses = true`."
+        )));
+    /// An event type, or `*` for all.
+    EventType => string()
+        .enum_values(Some(event_types().into_iter().chain([ALL_EVENTS])))
+        .description(Some("A webhook event type, or `*` for every type."));
+    /// The event types an endpoint takes.
+    EventTypes => ArrayBuilder::new()
+        .items(RefOr::Ref(Ref::from_schema_name("EventType")))
+        .min_items(Some(1))
+        .description(Some("At least one event type (repeats count once), or `*`."));
+    /// A webhook endpoint id.
+    WebhookEndpointId => id("whe", "A webhook endpoint id");
+    /// A delivery (one message to one endpoint).
+    DeliveryId => whole(1, i64::MAX.unsigned_abs(), "A delivery id");
+    /// How many deliveries a page holds.
+    DeliveryPageLimit => whole(1, u64::from(MAX_DELIVERY_PAGE), "Deliveries on the page");
+    /// How long the old secret keeps signing after a rotation.
+    OverlapHours => whole(0, u64::from(MAX_OVERLAP_HOURS), "Hours the old secret keeps signing beside the new one");
 }
 
 impl PartialSchema for ProductId {

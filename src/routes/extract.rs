@@ -14,6 +14,14 @@ use crate::server::BodyDeadline;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Largest batch body: a thousand licenses with emails and metadata do not fit in 64 KiB.
 pub const MAX_BATCH_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// Largest payment provider webhook: a Stripe event with its object expanded can
+/// pass 64 KiB.
+pub const MAX_PAYMENT_BODY_BYTES: usize = 1024 * 1024;
+
+/// A body as raw bytes, of any content type (a payment provider's webhook, whose
+/// signature covers the bytes exactly as sent), at most [`MAX_PAYMENT_BODY_BYTES`].
+#[derive(Debug)]
+pub struct RawBody(pub Vec<u8>);
 
 /// A JSON body of at most `LIMIT` bytes parsed into `T`; errors name the offending field.
 #[derive(Debug)]
@@ -214,6 +222,22 @@ impl<T: DeserializeOwned + 'static, const LIMIT: usize> FromRequest for JsonBody
             check_encoding(&req)?;
             let body = read_body(&req, payload, LIMIT).await?;
             parse_json(&body).map(JsonBody)
+        })
+    }
+}
+
+impl FromRequest for RawBody {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = payload.take();
+        Box::pin(async move {
+            check_encoding(&req)?;
+            read_body(&req, payload, MAX_PAYMENT_BODY_BYTES)
+                .await
+                .map(RawBody)
         })
     }
 }

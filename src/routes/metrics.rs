@@ -15,16 +15,23 @@ use crate::storage::StorageStats;
     path = "/metrics",
     tag = "operations",
     responses(
-        (status = 200, description = "Metrics in the Prometheus text format (version 0.0.4): requests by route, method and status, latencies, refusals by code, activations, validations, the write queue and group commits, connection pools", content_type = "text/plain", body = String)
+        (status = 200, description = "Metrics in the Prometheus text format (version 0.0.4): requests by route, method and status, latencies, refusals by code, activations, validations, the write queue and group commits, connection pools, the webhook outbox", content_type = "text/plain", body = String)
     )
 )]
 pub async fn scrape(
     state: web::Data<AppState>,
     http: web::Data<HttpMetrics>,
 ) -> Result<HttpResponse, ApiError> {
+    // One count of the outbox (an index range of its pending rows); a database that
+    // does not answer leaves the gauge out rather than fail the scrape.
+    let outbox = state
+        .store
+        .outbox_pending(crate::domain::webhook::WEBHOOK_CHANNEL)
+        .await
+        .ok();
     Ok(HttpResponse::Ok()
         .content_type(CONTENT_TYPE)
-        .body(exposition(&state, &http)))
+        .body(exposition(&state, &http, outbox)))
 }
 
 /// The routes of the `[metrics] listen` address: `/metrics` without a token, and
@@ -35,7 +42,7 @@ pub fn configure_listener(cfg: &mut web::ServiceConfig) {
 }
 
 /// The whole exposition: the requests, then storage and the in-memory queues.
-pub fn exposition(state: &AppState, http: &HttpMetrics) -> String {
+pub fn exposition(state: &AppState, http: &HttpMetrics, webhook_outbox: Option<i64>) -> String {
     let mut e = Encoder::new();
     e.family(
         "keyclerk_build_info",
@@ -63,6 +70,18 @@ pub fn exposition(state: &AppState, http: &HttpMetrics) -> String {
         &[],
         state.last_seen.pending() as f64,
     );
+    if let Some(pending) = webhook_outbox {
+        e.family(
+            "keyclerk_outbox_pending",
+            "gauge",
+            "Messages of the durable outbox not delivered yet (waiting for an attempt or a retry), by channel.",
+        );
+        e.sample(
+            "keyclerk_outbox_pending",
+            &[("channel", crate::domain::webhook::WEBHOOK_CHANNEL)],
+            pending as f64,
+        );
+    }
     e.finish()
 }
 
@@ -93,7 +112,7 @@ fn storage(e: &mut Encoder, stats: &StorageStats) {
         e.family(
             "keyclerk_db_write_batch_duration_seconds",
             "histogram",
-            "Time of one group commit's transaction, BEGIN to the end of COMMIT.",
+            "Time of one write transaction, BEGIN to the end of COMMIT (SQLite: one group commit of many writes).",
         );
         e.histogram("keyclerk_db_write_batch_duration_seconds", &[], h);
     }
@@ -101,7 +120,7 @@ fn storage(e: &mut Encoder, stats: &StorageStats) {
         e.family(
             "keyclerk_db_commit_duration_seconds",
             "histogram",
-            "Time of one COMMIT (with synchronous = FULL, the fsync of the WAL).",
+            "Time of one COMMIT until it is on disk (SQLite: the fsync; PostgreSQL: the chain's append, COMMIT and the WAL flush).",
         );
         e.histogram("keyclerk_db_commit_duration_seconds", &[], h);
     }

@@ -12,9 +12,11 @@ pub mod licenses;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
+pub mod payments;
 pub mod products;
 pub mod tokens;
 pub mod views;
+pub mod webhooks;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -38,6 +40,8 @@ pub enum Access {
     Roles(&'static [Role]),
     /// The license key, or else (when `Authorization` is sent) a token of these roles.
     KeyOrRoles(&'static [Role]),
+    /// A payment provider's signature over the body; tokens are not looked at.
+    ProviderSignature,
 }
 
 /// One route: method, path pattern as registered, and its access.
@@ -132,6 +136,24 @@ route_table! {
     "/v1/licenses/{id}/revoke" { post => licenses::revoke, VENDOR; }
     "/v1/licenses/{id}/refund" { post => licenses::refund, VENDOR; }
     "/v1/licenses/{id}/renew" { post => licenses::renew, VENDOR; }
+    "/v1/payments/events" { get => payments::list, ADMIN; }
+    "/v1/payments/events/{id}/apply" { post => payments::apply, ADMIN; }
+    "/v1/payments/{provider}" { post => payments::receive, Access::ProviderSignature; }
+    "/v1/webhook-endpoints" {
+        get => webhooks::list, ADMIN;
+        post => webhooks::create, ADMIN;
+    }
+    "/v1/webhook-endpoints/{id}" {
+        get => webhooks::get, ADMIN;
+        delete => webhooks::remove, ADMIN;
+    }
+    "/v1/webhook-endpoints/{id}/disable" { post => webhooks::disable, ADMIN; }
+    "/v1/webhook-endpoints/{id}/enable" { post => webhooks::enable, ADMIN; }
+    "/v1/webhook-endpoints/{id}/rotate-secret" { post => webhooks::rotate_secret, ADMIN; }
+    "/v1/webhook-endpoints/{id}/deliveries" { get => webhooks::deliveries, ADMIN; }
+    "/v1/webhook-endpoints/{id}/deliveries/{delivery}/resend" {
+        post => webhooks::resend, ADMIN;
+    }
 }
 
 /// The access of the route a request matched, if any.
@@ -233,6 +255,7 @@ pub async fn enforce_access<B: MessageBody>(
 fn method_route(method: &str) -> actix_web::Route {
     match method {
         "get" => web::route().guard(guard::Any(guard::Get()).or(guard::Head())),
+        "delete" => web::delete(),
         _ => web::post(),
     }
 }

@@ -53,7 +53,23 @@ fn common_errors(method: &str, access: Access) -> Vec<(u16, String)> {
             "`invalid_parameter`: a query parameter is wrong; `duplicate_authorization`: more than one `Authorization` header".into(),
         ));
     }
-    if matches!(method, "POST" | "PUT" | "PATCH") {
+    if access == Access::ProviderSignature {
+        errors.push((
+            413,
+            format!(
+                "`payload_too_large`: a body over {} KiB",
+                crate::routes::extract::MAX_PAYMENT_BODY_BYTES / 1024
+            ),
+        ));
+        errors.push((
+            408,
+            "`body_timeout`: the body did not arrive within the server's deadline; the connection is closed".into(),
+        ));
+        errors.push((
+            415,
+            "`unsupported_content_encoding`: a compressed body (nothing is decoded; `Accept-Encoding: identity`); `unsupported_charset`: a charset other than UTF-8".into(),
+        ));
+    } else if matches!(method, "POST" | "PUT" | "PATCH") {
         errors.push((
             400,
             "`invalid_json`, `missing_field`, `invalid_field`, `invalid_parameter`: the body's shape is wrong (unknown fields too)".into(),
@@ -95,7 +111,7 @@ fn common_errors(method: &str, access: Access) -> Vec<(u16, String)> {
             ));
             errors.push((403, "`forbidden`: the token's role may not do this".into()));
         }
-        Access::Anyone | Access::LicenseKey => {}
+        Access::Anyone | Access::LicenseKey | Access::ProviderSignature => {}
     }
     if matches!(access, Access::LicenseKey | Access::KeyOrRoles(_)) {
         errors.push((
@@ -205,7 +221,7 @@ impl Modify for FromRouteTable {
                         SecurityRequirement::new("token", Vec::<String>::new()),
                     ]);
                 }
-                Access::Anyone | Access::LicenseKey => {
+                Access::Anyone | Access::LicenseKey | Access::ProviderSignature => {
                     op.security = Some(vec![SecurityRequirement::default()]);
                 }
             }
@@ -288,6 +304,7 @@ const LINKS: &[LinkSpec] = {
     const MINTED: &[&str] = &["201", "200"];
     const OK: &[&str] = &["200"];
     const LICENSE: &[(&str, &str)] = &[("id", "$response.body#/license/id")];
+    const ENDPOINT: &[(&str, &str)] = &[("id", "$response.body#/endpoint/id")];
     const SAME_LICENSE: &[(&str, &str)] = &[("id", "$request.path.id")];
     const KEY: &[(&str, &str)] = &[("license_key", "$response.body#/key")];
     const NONE: &[(&str, &str)] = &[];
@@ -449,6 +466,48 @@ const LINKS: &[LinkSpec] = {
             NONE,
         ),
         link(
+            "create_webhook_endpoint",
+            &["201"],
+            "get_webhook_endpoint",
+            ENDPOINT,
+            NONE,
+        ),
+        link(
+            "create_webhook_endpoint",
+            &["201"],
+            "list_webhook_deliveries",
+            ENDPOINT,
+            NONE,
+        ),
+        link(
+            "create_webhook_endpoint",
+            &["201"],
+            "disable_webhook_endpoint",
+            ENDPOINT,
+            NONE,
+        ),
+        link(
+            "create_webhook_endpoint",
+            &["201"],
+            "rotate_webhook_secret",
+            ENDPOINT,
+            NONE,
+        ),
+        link(
+            "create_webhook_endpoint",
+            &["201"],
+            "remove_webhook_endpoint",
+            ENDPOINT,
+            NONE,
+        ),
+        link(
+            "disable_webhook_endpoint",
+            OK,
+            "enable_webhook_endpoint",
+            ENDPOINT,
+            NONE,
+        ),
+        link(
             "create_token",
             &["201"],
             "revoke_token",
@@ -552,6 +611,18 @@ fn add_links(openapi: &mut utoipa::openapi::OpenApi) {
         super::licenses::revoke,
         super::licenses::refund,
         super::licenses::renew,
+        super::payments::receive,
+        super::payments::list,
+        super::payments::apply,
+        super::webhooks::create,
+        super::webhooks::list,
+        super::webhooks::get,
+        super::webhooks::remove,
+        super::webhooks::disable,
+        super::webhooks::enable,
+        super::webhooks::rotate_secret,
+        super::webhooks::deliveries,
+        super::webhooks::resend,
     ),
     components(schemas(Problem)),
     modifiers(&FromRouteTable),
@@ -559,7 +630,8 @@ fn add_links(openapi: &mut utoipa::openapi::OpenApi) {
         (name = "apps", description = "Called by desktop apps with the license key"),
         (name = "vendor", description = "The shop: minting and the license lifecycle"),
         (name = "support", description = "Support: look-ups, history, grace decisions, claims"),
-        (name = "admin", description = "Tokens and the catalog"),
+        (name = "admin", description = "Tokens, the catalog and webhook endpoints"),
+        (name = "payments", description = "The payment providers' webhooks (signed by the provider, no token), and the events they sent (admin)"),
         (name = "operations", description = "Health, metrics, public keys, this document"),
     )
 )]

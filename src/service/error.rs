@@ -17,6 +17,9 @@ pub enum ServiceError {
     /// A parameter of the request is malformed.
     #[error("{0}")]
     InvalidParameter(String),
+    /// An endpoint URL that is not an http or https URL with a host.
+    #[error("url: {0}")]
+    InvalidUrl(String),
     /// A required field is missing.
     #[error("missing field `{0}`")]
     MissingField(String),
@@ -44,6 +47,15 @@ pub enum ServiceError {
     /// The presented API token was revoked.
     #[error("the API token was revoked")]
     TokenRevoked,
+    /// No payment provider of that name is configured.
+    #[error("no such payment provider is configured")]
+    PaymentProviderNotFound,
+    /// A provider's webhook whose signature is missing, stale or wrong.
+    #[error("invalid signature")]
+    InvalidSignature,
+    /// A verified webhook body that is not what the provider sends.
+    #[error("invalid payload: {0}")]
+    InvalidPayload(String),
     /// The database cannot be reached or is shutting down; retrying may help.
     #[error("unavailable: {0}")]
     Unavailable(String),

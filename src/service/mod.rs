@@ -5,7 +5,10 @@ pub mod grace;
 pub mod keys;
 pub mod limit_sync;
 pub mod limits;
+pub mod payments;
 pub mod queries;
+pub mod staff;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -59,6 +62,10 @@ pub struct AppState {
     pub claim_rules: Arc<crate::domain::grace::ClaimRules>,
     /// Request counters of the public endpoints.
     pub limits: Limits,
+    /// The payment providers whose webhooks are taken (`[payments.<provider>]`).
+    pub payments: Arc<payments::PaymentProviders>,
+    /// `[webhooks]`: which addresses endpoints may reach, the rotation overlap.
+    pub webhooks: crate::outbox::WebhookSettings,
 }
 
 /// The rate limits keyclerk keeps in memory (the failed look-ups also in the

@@ -3,10 +3,13 @@
 pub mod activation;
 pub mod grace;
 pub mod last_seen;
+pub mod payments;
 pub mod postgres;
 pub mod rows;
 pub mod shared_limits;
 pub mod sqlite;
+pub mod staff;
+pub mod webhooks;
 
 use async_trait::async_trait;
 
@@ -205,10 +208,12 @@ pub struct StorageStats {
     pub write_queue: Option<QueueStats>,
     /// Writes committed together, per group commit (SQLite).
     pub write_batch_size: Option<HistogramSnapshot>,
-    /// Time of one group commit's transaction, first statement to `COMMIT` (SQLite),
-    /// in microseconds.
+    /// Time of one write transaction, first statement to the end of `COMMIT` (on
+    /// SQLite one group commit of many writes), in microseconds.
     pub batch_micros: Option<HistogramSnapshot>,
-    /// Time of one `COMMIT` (with `synchronous = FULL`, the fsync), in microseconds.
+    /// Time of one commit until it is on disk (SQLite with `synchronous = FULL`: the
+    /// fsync; PostgreSQL: the chain's head locked, the events appended, `COMMIT`
+    /// and the wait for the WAL's flush), in microseconds.
     pub commit_micros: Option<HistogramSnapshot>,
     /// The engine's connection pools.
     pub pools: Vec<PoolStats>,
@@ -240,7 +245,7 @@ pub struct PoolStats {
 
 /// The domain operations keyclerk needs from a database.
 #[async_trait]
-pub trait Storage: Send + Sync + 'static {
+pub trait Storage: webhooks::WebhookStore + Send + Sync + 'static {
     /// Answers when the database answers (`/readyz`).
     async fn ready(&self) -> Result<(), StorageError>;
 
@@ -411,10 +416,32 @@ pub trait Storage: Send + Sync + 'static {
     /// Checks the audit chain from the first event; the count of events if intact.
     async fn verify_audit(&self) -> Result<Result<i64, ChainError>, StorageError>;
 
+    /// Applies a verified payment event once: stored with its outcome in the same
+    /// transaction as its effect; the same provider event id again changes nothing.
+    async fn apply_payment(
+        &self,
+        req: payments::PaymentRequest,
+    ) -> Result<payments::PaymentResult, StorageError>;
+
+    /// A page of stored payment events, in the order they arrived.
+    async fn payment_events(
+        &self,
+        filter: payments::PaymentFilter,
+    ) -> Result<Vec<crate::domain::payments::PaymentEvent>, StorageError>;
+
+    /// One stored payment event.
+    async fn payment_event(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::domain::payments::PaymentEvent>, StorageError>;
+
     /// The rate-limit counters every instance on this database sees, when several
     /// instances can share it (PostgreSQL); none when one process owns the database
     /// (SQLite), whose in-memory counters are then the whole count.
     fn shared_limits(&self) -> Option<std::sync::Arc<dyn shared_limits::SharedLimits>>;
+
+    /// The console's staff accounts and sessions.
+    fn staff_store(&self) -> &dyn staff::StaffStore;
 }
 
 #[cfg(test)]

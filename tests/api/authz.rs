@@ -85,7 +85,7 @@ fn every_route_answers_each_credential_as_its_access_says(engine: Engine) {
             );
             assert!(r.status < 500, "{what}");
             let expected: Option<(u16, &str)> = match (route.access, cred) {
-                (Access::Anyone | Access::LicenseKey, _) => None,
+                (Access::Anyone | Access::LicenseKey | Access::ProviderSignature, _) => None,
                 // No license key in the body either: no credentials at all.
                 (Access::KeyOrRoles(_), Cred::None) => Some((401, "missing_credentials")),
                 (_, Cred::None) => Some((401, "missing_token")),

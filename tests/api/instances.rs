@@ -228,6 +228,48 @@ fn fifty_identical_mints_across_two_instances_make_one_license_and_fifty_identic
 }
 
 #[test]
+fn one_payment_event_delivered_twenty_times_across_two_instances_mints_once() {
+    // The secret from the environment, as an operator may give it.
+    let both = Arc::new(TwoInstances::start_with(&[(
+        "KEYCLERK_PAYMENTS__STRIPE__WEBHOOK_SECRETS",
+        crate::payments::STRIPE_SECRET,
+    )]));
+    let body = crate::payments::stripe_checkout("two-instances");
+    let header = crate::payments::stripe_header(
+        &body,
+        crate::payments::STRIPE_SECRET,
+        keyclerk::domain::time::now().timestamp(),
+    );
+    let answers = both.race(20, move |both, i| {
+        into_resp(
+            agent()
+                .post(&format!("{}/v1/payments/stripe", both.servers[i % 2].url()))
+                .set("Content-Type", "application/json")
+                .set("Stripe-Signature", &header)
+                .send_string(&body),
+        )
+    });
+    let ids: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 200, "{}", r.body);
+            assert_eq!(r.body["events"][0]["outcome"], "applied", "{}", r.body);
+            r.body["events"][0]["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "one stored event: {ids:?}");
+    let license = answers[0].body["events"][0]["licenses"][0]
+        .as_str()
+        .unwrap();
+    assert_eq!(count_kind(&both.history(license), "license_minted"), 1);
+    assert_eq!(
+        query_i64(&both._db.url, "SELECT count(*) FROM payment_events"),
+        1
+    );
+    both.assert_chain_verifies();
+}
+
+#[test]
 fn twenty_extensions_with_one_idempotency_key_across_two_instances_make_one_decision() {
     let both = Arc::new(TwoInstances::start());
     let (id, _) = mint(

@@ -387,7 +387,7 @@ fn the_metrics_address_answers_without_a_token_and_serves_nothing_else() {
 }
 
 #[test]
-fn on_postgresql_the_metrics_show_its_pool_and_no_writer_queue() {
+fn on_postgresql_the_metrics_show_its_pool_its_commit_times_and_no_writer_queue() {
     let db = crate::pg::Database::create();
     let url = db.url.clone();
     let server = TestServer::start_with(Dirs::new(), move |s| s.database.url = Some(url));
@@ -411,7 +411,16 @@ fn on_postgresql_the_metrics_show_its_pool_and_no_writer_queue() {
     );
     assert!(open >= 1.0 && open <= max, "{text}");
     assert!(s.has("keyclerk_db_pool_waiting"));
-    // One transaction per write, no group commits: no writer's queue to show.
+    // One transaction per write, no group commits: no writer's queue to show, but
+    // the time of each write transaction and of its commit.
     assert!(!s.has("keyclerk_db_write_queue_depth"), "{text}");
+    let commits = s.value("keyclerk_db_commit_duration_seconds_count", &[]);
+    assert!(commits >= 1.0, "the mint's commit: {text}");
+    assert_eq!(
+        s.value("keyclerk_db_write_batch_duration_seconds_count", &[]),
+        commits,
+        "one transaction per commit"
+    );
+    assert!(s.value("keyclerk_db_commit_duration_seconds_sum", &[]) > 0.0);
     drop(server);
 }

@@ -192,6 +192,8 @@ pub struct Cluster {
     bin: std::path::PathBuf,
     /// Its port on 127.0.0.1.
     pub port: u16,
+    /// Flushes its WAL (fsync and synchronous_commit on, as a deployment would).
+    durable: bool,
 }
 
 /// The PostgreSQL server binaries `scripts/test.sh` names; fails the test without them.
@@ -266,11 +268,24 @@ pub fn free_port() -> u16 {
 
 impl Cluster {
     /// `initdb` and start; as the `postgres` user when the tests run as root.
+    /// `fsync` is off: the test stops the server, the machine never crashes.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// As [`Cluster::start`], with `fsync` and `synchronous_commit` on, the WAL
+    /// writer's own flushes rare (every 10 s) and no autovacuum, so that a test can
+    /// tell whether a write waited for its flush.
+    pub fn start_durable() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Self {
         let cluster = Self {
             dir: cluster_dir(),
             bin: server_bin(),
             port: free_port(),
+            durable,
         };
         let data = cluster.data();
         cluster.run("initdb", &["-D", &data, "-U", "postgres", "--auth=trust"]);
@@ -288,8 +303,13 @@ impl Cluster {
 
     /// Starts the server and waits until it accepts connections.
     pub fn pg_ctl_start(&self) {
+        let flushes = if self.durable {
+            "-c fsync=on -c synchronous_commit=on -c wal_writer_delay=10000 -c autovacuum=off"
+        } else {
+            "-c fsync=off"
+        };
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off",
+            "-c listen_addresses=127.0.0.1 -p {} -k {} {flushes}",
             self.port,
             self.dir.path().display()
         );

@@ -101,6 +101,20 @@ pub fn post(path: &str, token: Option<&str>, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A `POST` of a JSON body with extra headers (`name: value`, no token).
+pub fn post_with(path: &str, headers: &[(&str, String)], body: &str) -> Vec<u8> {
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n{extra}\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// A `GET`.
 pub fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").into_bytes()

@@ -12,6 +12,7 @@ mod offline;
 mod postgres;
 mod server;
 mod single;
+mod webhooks;
 mod wrk;
 
 use std::ffi::OsString;
@@ -56,14 +57,17 @@ struct Args {
     #[arg(long)]
     keep: bool,
     /// Run only these parts, comma-separated (for profiling one load): hello, mint,
-    /// batch, activate, validate, offline, limits (activate and validate again with
-    /// the rate limits on), single (one license, fresh and holding 50,000
-    /// machines), large. Seeding always runs.
+    /// payments, batch, activate, validate, offline, limits (activate and validate
+    /// again with the rate limits on), single (one license, fresh and holding 50,000
+    /// machines), large, webhooks. Seeding always runs.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Measure with keyclerk-bench's own client only, not with `wrk` as well.
     #[arg(long)]
     no_wrk: bool,
+    /// Events per second of the webhook delivery load (mints, each one message).
+    #[arg(long, default_value_t = 1000.0)]
+    webhook_rate: f64,
     /// The servers' log level (the shipped default is "info": a line per request).
     #[arg(long, default_value = "info")]
     log: String,
@@ -451,6 +455,21 @@ fn bench(args: &Args, base: &Path) -> Result<(), String> {
             req,
         )?;
     }
+    if args.wants("payments") {
+        let stats = payments(&[server.port], conns, timed)?;
+        let mut row = Row::http(
+            "payments, Stripe checkout.session.completed",
+            off,
+            Figures::from(&stats),
+            "req/s",
+            1.0,
+            ceiling,
+        );
+        if let Some(plain) = rows.iter().find(|r| r.is("mint, single", OWN, "off")) {
+            row.ratio = Some((row.rate / plain.rate, "mint, single"));
+        }
+        rows.push(row);
+    }
     if args.wants("batch") {
         let raw_all = raw.sign * cores() as f64;
         let stats = mint(&[server.port], &token, conns, timed, 100)?;
@@ -538,6 +557,18 @@ fn bench(args: &Args, base: &Path) -> Result<(), String> {
         rows.extend(single_rows);
         single_peak = peak;
         eprintln!("one license measured");
+    }
+
+    // Webhook delivery at a steady event rate.
+    let mut webhook_figures = None;
+    if args.wants("webhooks") {
+        webhook_figures = Some(webhooks::run(
+            base,
+            &args.log,
+            args.webhook_rate,
+            args.seconds.max(10.0),
+        )?);
+        eprintln!("webhook delivery measured");
     }
 
     // Offline checks, with the machine quiet again.
@@ -705,6 +736,19 @@ fn bench(args: &Args, base: &Path) -> Result<(), String> {
         );
     }
 
+    if let Some(w) = &webhook_figures {
+        println!(
+            "Webhook delivery to a local receiver: {} mints asked at {:.0}/s, {:.0}/s answered ({} licenses), one message each; pending messages at most {} in the first half of the run and {} in the second; the outbox empty {:.2} s after the last mint.",
+            (w.target_rate * args.seconds.max(10.0)) as u64,
+            w.target_rate,
+            w.minted_rate,
+            w.minted,
+            w.max_pending.0,
+            w.max_pending.1,
+            w.drain.as_secs_f64()
+        );
+    }
+
     let find = |name: &str| rows.iter().find(|r| r.is(name, OWN, "off"));
     let stat = |name: &str| find(name).and_then(|r| r.figures.as_ref());
     let mut targets = Vec::new();
@@ -731,6 +775,16 @@ fn bench(args: &Args, base: &Path) -> Result<(), String> {
         targets.push(target(
             format!("mint single >= 8,000/s: {:.0}/s", r.rate),
             r.rate >= 8_000.0,
+        ));
+    }
+    if let (Some(p), Some(m)) = (find("payments"), find("mint, single")) {
+        targets.push(target(
+            format!(
+                "payments >= 0.7 x mint single: {:.0}/s, {:.2} x",
+                p.rate,
+                p.rate / m.rate
+            ),
+            p.rate >= 0.7 * m.rate,
         ));
     }
     if let Some(r) = find("mint, batches") {
@@ -1042,6 +1096,35 @@ pub(crate) fn mint(
         }
     };
     load::run(ports, conns, span, Arc::new(make), Arc::new(check)).map_err(|e| format!("mint: {e}"))
+}
+
+/// The Stripe webhook secret of the benchmark's server.
+pub(crate) const STRIPE_SECRET: &str = "whsec_keyclerk_bench";
+
+/// Verified Stripe-shaped `checkout.session.completed` events, each a new order
+/// (its product named by `metadata.keyclerk_product`), signed as Stripe signs.
+pub(crate) fn payments(ports: &[u16], conns: usize, span: Span) -> Result<Stats, String> {
+    use keyclerk::domain::payments::{hex, hmac_sha256};
+    let make = move |i: u64| {
+        let t = keyclerk::domain::time::now().timestamp().to_string();
+        let body = format!(
+            r#"{{"id":"evt_bench_{i}","object":"event","type":"checkout.session.completed","created":{t},"data":{{"object":{{"id":"cs_bench_{i}","object":"checkout.session","mode":"payment","payment_status":"paid","customer_details":{{"email":"buyer@example.com"}},"metadata":{{"keyclerk_product":"bench"}},"payment_intent":"pi_bench_{i}"}}}}}}"#
+        );
+        let mac = hmac_sha256(
+            STRIPE_SECRET.as_bytes(),
+            &[t.as_bytes(), b".", body.as_bytes()],
+        );
+        http::post_with(
+            "/v1/payments/stripe",
+            &[("Stripe-Signature", format!("t={t},v1={}", hex(&mac)))],
+            &body,
+        )
+    };
+    let check = |_: u64, status: u16, body: &[u8]| {
+        status == 200 && count(body, br#""outcome":"applied""#) == 1
+    };
+    load::run(ports, conns, span, Arc::new(make), Arc::new(check))
+        .map_err(|e| format!("payments: {e}"))
 }
 
 /// How often `needle` occurs in `haystack`.

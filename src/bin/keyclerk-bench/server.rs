@@ -253,10 +253,14 @@ seats = {site_seats}
 lease_days = 30
 key_format = "signed"
 entitlements = ["pro"]
+
+[payments.stripe]
+webhook_secrets = ["{stripe_secret}"]
 "#,
             site_seats = SITE_SEATS,
             data = dir.join("data").display(),
             keys = dir.join("keys").display(),
+            stripe_secret = crate::STRIPE_SECRET,
         );
         std::fs::write(dir.join("config.toml"), config)?;
         Ok(Self { dir })

@@ -1,13 +1,12 @@
 //! Activations in PostgreSQL: seats taken, refreshed, released and freed, and the
-//! last-seen times validations leave behind. Seats are counted with the license
-//! row locked (`FOR UPDATE OF licenses`), inside the transaction that inserts.
+//! last-seen times validations leave behind. The seats in use are kept on the
+//! license row (`seats_used`), changed with it locked (`FOR UPDATE OF licenses`) in
+//! the transaction that takes or frees them.
 
-use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::{
-    exec, license_from_row, opt, require_license, rows, update_license_state, Write,
-    LICENSE_COLUMNS, LICENSE_COLUMN_COUNT,
+    exec, license_from_row, one, opt, rows, Db, Write, LICENSE_COLUMNS, LICENSE_COLUMN_COUNT,
 };
 use crate::domain::activation::{
     churn_window_start, first_presentation, ActivationPlan, DeactivationBy, DeactivationPlan,
@@ -21,6 +20,7 @@ use crate::storage::activation::{
     NewActivation,
 };
 use crate::storage::last_seen::SeenTimes;
+use crate::storage::rows::price_columns;
 use crate::storage::StorageError;
 
 /// A key's license with its first presentation and first activation times and
@@ -32,20 +32,23 @@ struct KeyedLicense {
     seats_used: i64,
 }
 
-/// The license of a key (by its SHA-256), in one query; `lock` holds the license
-/// row until the transaction ends.
-async fn license_by_key<C: GenericClient>(
-    c: &C,
+/// The license of a key (by its SHA-256), in one query, its row locked until the
+/// transaction ends.
+async fn license_by_key(
+    w: &Write<'_>,
     key_hash: &[u8; 32],
-    lock: bool,
 ) -> Result<Option<KeyedLicense>, StorageError> {
-    let sql = format!(
-        "SELECT {LICENSE_COLUMNS}, first_presented_at, first_activated_at, seats_used
-         FROM license_keys JOIN licenses ON licenses.id = license_keys.license_id
-         WHERE license_keys.key_hash = $1{}",
-        if lock { " FOR UPDATE OF licenses" } else { "" }
-    );
-    let Some(r) = opt(c, &sql, &[&key_hash.as_slice()]).await? else {
+    let Some(r) = opt(
+        w,
+        &format!(
+            "SELECT {LICENSE_COLUMNS}, first_presented_at, first_activated_at, seats_used
+             FROM license_keys JOIN licenses ON licenses.id = license_keys.license_id
+             WHERE license_keys.key_hash = $1 FOR UPDATE OF licenses"
+        ),
+        &[&key_hash.as_slice()],
+    )
+    .await?
+    else {
         return Ok(None);
     };
     Ok(Some(KeyedLicense {
@@ -57,7 +60,7 @@ async fn license_by_key<C: GenericClient>(
 }
 
 /// The license a key (by its SHA-256) belongs to.
-pub(super) async fn license_of_key<C: GenericClient>(
+pub(super) async fn license_of_key<C: Db + ?Sized>(
     c: &C,
     key_hash: &[u8; 32],
 ) -> Result<Option<String>, StorageError> {
@@ -87,6 +90,10 @@ fn activation_from_row(r: &Row) -> Result<Activation, StorageError> {
     })
 }
 
+/// Takes a seat, refreshes one or refuses. The license row is locked first
+/// (`FOR UPDATE OF licenses`) and holds the seats in use (`seats_used`, changed in
+/// the transaction of every seat taken or freed), so seats are taken inside one
+/// transaction per license at a time, across instances.
 pub(super) async fn activate_one(
     w: &mut Write<'_>,
     req: &NewActivation,
@@ -97,22 +104,20 @@ pub(super) async fn activate_one(
         first_presented,
         first_activated,
         mut seats_used,
-    }) = license_by_key(&w.tx, &req.key_hash, true).await?
+    }) = license_by_key(w, &req.key_hash).await?
     else {
         return Ok(ActivationOutcome::NotFound);
     };
     let license_id = license.id.clone();
-    mark_presented(
-        w,
-        &license_id,
-        first_presented.is_some(),
-        PresentedBy::Activation,
-        now,
-    )
-    .await?;
+    // The row is locked: nobody else marks it presented before this commits.
+    let presented_now =
+        first_presentation(first_presented.is_some(), PresentedBy::Activation).map(|event| {
+            w.append(NewEvent::about(&license_id, now, Actor::LicenseKey, event));
+            now.timestamp()
+        });
     if let Some(release) = req.policies.release(&license, now) {
         let released = rows(
-            &w.tx,
+            w,
             "UPDATE activations SET deactivated_at = $2, deactivated_by = $4
              WHERE license_id = $1 AND deactivated_at IS NULL AND last_seen <= $3
              RETURNING id",
@@ -134,7 +139,7 @@ pub(super) async fn activate_one(
         if !released.is_empty() {
             let freed = i64::try_from(released.len()).unwrap_or(i64::MAX);
             seats_used = (seats_used - freed).max(0);
-            free_seats(w, &license_id, freed).await?;
+            free_seats(w, &license_id, freed);
         }
         for id in released {
             w.append(NewEvent::about(
@@ -142,13 +147,14 @@ pub(super) async fn activate_one(
                 now,
                 Actor::System,
                 release.event(&id),
-            ))
-            .await?;
+            ));
         }
     }
     let fingerprint = req.fingerprint.as_str();
+    // The seats held are kept on the license row (locked above), in the same
+    // transaction as every seat taken or freed: no count that grows with them.
     let existing = opt(
-        &w.tx,
+        w,
         &format!(
             "SELECT {ACTIVATION_COLUMNS} FROM activations
              WHERE license_id = $1 AND fingerprint = $2 AND deactivated_at IS NULL"
@@ -171,29 +177,21 @@ pub(super) async fn activate_one(
         &req.id,
         now,
     );
-    let (activation, created) = match (plan, existing) {
+    let (activation, created, first_activation) = match (plan, existing) {
         (ActivationPlan::Refused { refusal, event }, _) => {
-            w.append(NewEvent::about(&license_id, now, Actor::LicenseKey, event))
-                .await?;
+            if let Some(at) = presented_now {
+                w.later(
+                    "UPDATE licenses SET first_presented_at = $2 WHERE id = $1",
+                    vec![Box::new(license_id.clone()), Box::new(at)],
+                );
+            }
+            w.append(NewEvent::about(&license_id, now, Actor::LicenseKey, event));
             return Ok(ActivationOutcome::Refused(refusal));
         }
         (ActivationPlan::Refresh { event }, Some(mut a)) => {
-            exec(
-                &w.tx,
-                "UPDATE activations SET last_seen = $2 WHERE id = $1",
-                &[&a.id, &now.timestamp()],
-            )
-            .await?;
-            exec(
-                &w.tx,
-                "UPDATE licenses SET last_seen_at = $2 WHERE id = $1",
-                &[&license_id, &now.timestamp()],
-            )
-            .await?;
             a.last_seen = now;
-            w.append(NewEvent::about(&license_id, now, Actor::LicenseKey, event))
-                .await?;
-            (a, false)
+            w.append(NewEvent::about(&license_id, now, Actor::LicenseKey, event));
+            (a, false, false)
         }
         (ActivationPlan::Refresh { .. }, None) => {
             return Err(StorageError::Corrupt(
@@ -211,18 +209,7 @@ pub(super) async fn activate_one(
             if let Some(expires) = starts_expiry {
                 license.expires_at = Some(expires);
                 license.updated_at = now;
-                update_license_state(w, &license).await?;
             }
-            // The seat, the first activation (planned from the same locked row) and
-            // the last-seen time in one statement.
-            exec(
-                &w.tx,
-                "UPDATE licenses SET seats_used = seats_used + 1, last_seen_at = $2,
-                     first_activated_at = CASE WHEN $3 THEN $2 ELSE first_activated_at END
-                 WHERE id = $1",
-                &[&license_id, &now.timestamp(), &first_activation],
-            )
-            .await?;
             let a = Activation {
                 id: req.id.clone(),
                 license_id: license_id.clone(),
@@ -233,28 +220,59 @@ pub(super) async fn activate_one(
                 last_seen: now,
                 deactivated_at: None,
             };
-            exec(
-                &w.tx,
-                &format!(
-                    "INSERT INTO activations ({ACTIVATION_COLUMNS})
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)"
-                ),
-                &[
-                    &a.id,
-                    &a.license_id,
-                    &a.fingerprint,
-                    &a.name,
-                    &a.platform,
-                    &now.timestamp(),
-                    &now.timestamp(),
-                ],
-            )
-            .await?;
-            w.append(NewEvent::about(&license_id, now, Actor::LicenseKey, event))
-                .await?;
-            (a, true)
+            w.append(NewEvent::about(&license_id, now, Actor::LicenseKey, event));
+            (a, true, first_activation)
         }
     };
+    // One statement for the seat and the license, sent with the commit.
+    let (due_amount, due_currency) = price_columns(license.amount_due.as_ref());
+    let (seat_sql, seat_params): (String, Vec<super::Owned>) = if created {
+        (
+            format!(
+                "WITH seat AS (INSERT INTO activations ({ACTIVATION_COLUMNS})
+                     VALUES ($14, $1, $15, $16, $17, $12, $12, NULL))"
+            ),
+            vec![
+                Box::new(activation.id.clone()),
+                Box::new(activation.fingerprint.clone()),
+                Box::new(activation.name.clone()),
+                Box::new(activation.platform.clone()),
+            ],
+        )
+    } else {
+        (
+            "WITH seat AS (UPDATE activations SET last_seen = $12 WHERE id = $14)".to_owned(),
+            vec![Box::new(activation.id.clone())],
+        )
+    };
+    let mut params: Vec<super::Owned> = vec![
+        Box::new(license_id.clone()),
+        Box::new(license.status.as_str().to_owned()),
+        Box::new(license.expires_at.map(|t| t.timestamp())),
+        Box::new(i64::from(license.extra_days)),
+        Box::new(license.updated_at.timestamp()),
+        Box::new(license.activate_by.map(|t| t.timestamp())),
+        Box::new(license.superseded_by.clone()),
+        Box::new(due_amount),
+        Box::new(due_currency.map(str::to_owned)),
+        Box::new(presented_now),
+        Box::new(first_activation.then_some(now.timestamp())),
+        Box::new(now.timestamp()),
+        Box::new(i64::from(created)),
+    ];
+    params.extend(seat_params);
+    w.later(
+        format!(
+            "{seat_sql}
+             UPDATE licenses SET status = $2, expires_at = $3, extra_days = $4, updated_at = $5,
+                 activate_by = $6, superseded_by = $7, due_amount = $8, due_currency = $9,
+                 first_presented_at = coalesce(first_presented_at, $10),
+                 first_activated_at = coalesce(first_activated_at, $11), last_seen_at = $12,
+                 seats_used = seats_used + $13
+             WHERE id = $1"
+        ),
+        params,
+    );
     Ok(ActivationOutcome::Granted {
         license: Box::new(license),
         activation: Box::new(activation),
@@ -262,19 +280,17 @@ pub(super) async fn activate_one(
     })
 }
 
-/// Records the first time a key is presented; nothing if it was presented before
-/// (the update is conditional, so two presentations at once write one event).
-/// Gives `n` seats of a license back (its machines were deactivated or released).
-async fn free_seats(w: &Write<'_>, license_id: &str, n: i64) -> Result<(), StorageError> {
-    exec(
-        &w.tx,
+/// Gives `n` seats of a license back (its machines were deactivated or released),
+/// sent with the commit.
+fn free_seats(w: &mut Write<'_>, license_id: &str, n: i64) {
+    w.later(
         "UPDATE licenses SET seats_used = GREATEST(seats_used - $2, 0) WHERE id = $1",
-        &[&license_id, &n],
-    )
-    .await?;
-    Ok(())
+        vec![Box::new(license_id.to_owned()), Box::new(n)],
+    );
 }
 
+/// Records the first time a key is presented; nothing if it was presented before
+/// (the update is conditional, so two presentations at once write one event).
 pub(super) async fn mark_presented(
     w: &mut Write<'_>,
     license_id: &str,
@@ -286,15 +302,14 @@ pub(super) async fn mark_presented(
         return Ok(());
     };
     let changed = exec(
-        &w.tx,
+        w,
         "UPDATE licenses SET first_presented_at = $2
          WHERE id = $1 AND first_presented_at IS NULL",
         &[&license_id, &now.timestamp()],
     )
     .await?;
     if changed == 1 {
-        w.append(NewEvent::about(license_id, now, Actor::LicenseKey, event))
-            .await?;
+        w.append(NewEvent::about(license_id, now, Actor::LicenseKey, event));
     }
     Ok(())
 }
@@ -305,20 +320,32 @@ pub(super) async fn deactivate_one(
     req: &Deactivation,
     now: Timestamp,
 ) -> Result<DeactivationOutcome, StorageError> {
-    let found = opt(
-        &w.tx,
+    // The license first (an activation never changes license), then the activation
+    // as it is once the lock is held: a deactivation of it that committed in the
+    // meantime is seen.
+    let locked = opt(
+        w,
+        &format!(
+            "SELECT {LICENSE_COLUMNS} FROM licenses
+             WHERE id = (SELECT license_id FROM activations WHERE id = $1) FOR UPDATE"
+        ),
+        &[&req.activation_id],
+    )
+    .await?;
+    let Some(license) = locked.as_ref().map(license_from_row).transpose()? else {
+        return Ok(DeactivationOutcome::NotFound);
+    };
+    let found = one(
+        w,
         &format!("SELECT {ACTIVATION_COLUMNS} FROM activations WHERE id = $1"),
         &[&req.activation_id],
     )
     .await?;
-    let Some(mut activation) = found.as_ref().map(activation_from_row).transpose()? else {
-        return Ok(DeactivationOutcome::NotFound);
-    };
-    let license = require_license(w, &activation.license_id).await?;
+    let mut activation = activation_from_row(&found)?;
     let (by, recent) = match &req.by {
         Deactivator::Customer(key_hash) => {
             let recent: Vec<Timestamp> = rows(
-                &w.tx,
+                w,
                 "SELECT deactivated_at FROM activations
                  WHERE license_id = $1 AND deactivated_by = $3 AND deactivated_at > $2
                  ORDER BY deactivated_at",
@@ -332,7 +359,7 @@ pub(super) async fn deactivate_one(
             .iter()
             .map(|r| r.try_get(0).map(time::from_unix))
             .collect::<Result<_, _>>()?;
-            let key_license = license_of_key(&w.tx, key_hash).await?;
+            let key_license = license_of_key(w, key_hash).await?;
             (DeactivationBy::Customer { key_license }, recent)
         }
         Deactivator::Support(actor) => (DeactivationBy::Support(actor.clone()), Vec::new()),
@@ -348,22 +375,22 @@ pub(super) async fn deactivate_one(
             already: true,
         }),
         DeactivationPlan::Refused { free_at, event } => {
-            w.append(NewEvent::about(&license.id, now, Actor::LicenseKey, event))
-                .await?;
+            w.append(NewEvent::about(&license.id, now, Actor::LicenseKey, event));
             Ok(DeactivationOutcome::LimitReached(free_at))
         }
         DeactivationPlan::Free { by, actor } => {
-            exec(
-                &w.tx,
+            w.later(
                 "UPDATE activations SET deactivated_at = $2, deactivated_by = $3 WHERE id = $1",
-                &[&activation.id, &now.timestamp(), &by.as_str()],
-            )
-            .await?;
-            free_seats(w, &license.id, 1).await?;
+                vec![
+                    Box::new(activation.id.clone()),
+                    Box::new(now.timestamp()),
+                    Box::new(by.as_str().to_owned()),
+                ],
+            );
+            free_seats(w, &license.id, 1);
             activation.deactivated_at = Some(now);
             let event = DeactivationPlan::freed_event(&machine, by, req.reason.clone());
-            w.append(NewEvent::about(&license.id, now, actor, event))
-                .await?;
+            w.append(NewEvent::about(&license.id, now, actor, event));
             Ok(DeactivationOutcome::Deactivated {
                 activation: Box::new(activation),
                 already: false,
@@ -372,43 +399,39 @@ pub(super) async fn deactivate_one(
     }
 }
 
-/// What a validation needs to know about a key: read-only.
-pub(super) async fn key_facts<C: GenericClient>(
+/// What a validation needs to know about a key: read-only, one statement.
+pub(super) async fn key_facts<C: Db + ?Sized>(
     c: &C,
     key_hash: &[u8; 32],
     fingerprint: Option<&str>,
 ) -> Result<Option<KeyFacts>, StorageError> {
-    let Some(KeyedLicense {
-        license,
-        first_presented,
-        first_activated,
-        ..
-    }) = license_by_key(c, key_hash, false).await?
-    else {
+    let found = opt(
+        c,
+        &format!(
+            "SELECT {LICENSE_COLUMNS}, first_presented_at, first_activated_at, activations.id
+             FROM license_keys JOIN licenses ON licenses.id = license_keys.license_id
+             LEFT JOIN activations ON activations.license_id = licenses.id
+                 AND activations.fingerprint = $2 AND activations.deactivated_at IS NULL
+             WHERE license_keys.key_hash = $1"
+        ),
+        &[&key_hash.as_slice(), &fingerprint],
+    )
+    .await?;
+    let Some(r) = found else {
         return Ok(None);
     };
-    let activation_id = match fingerprint {
-        Some(f) => opt(
-            c,
-            "SELECT id FROM activations
-             WHERE license_id = $1 AND fingerprint = $2 AND deactivated_at IS NULL",
-            &[&license.id, &f],
-        )
-        .await?
-        .map(|r| r.try_get(0))
-        .transpose()?,
-        None => None,
-    };
     Ok(Some(KeyFacts {
-        license,
-        ever_activated: first_activated.is_some(),
-        presented_before: first_presented.is_some(),
-        activation_id,
+        license: license_from_row(&r)?,
+        presented_before: r.try_get::<_, Option<i64>>(LICENSE_COLUMN_COUNT)?.is_some(),
+        ever_activated: r
+            .try_get::<_, Option<i64>>(LICENSE_COLUMN_COUNT + 1)?
+            .is_some(),
+        activation_id: r.try_get(LICENSE_COLUMN_COUNT + 2)?,
     }))
 }
 
 /// Every activation of a license, newest first.
-pub(super) async fn list<C: GenericClient>(
+pub(super) async fn list<C: Db + ?Sized>(
     c: &C,
     license_id: &str,
 ) -> Result<Vec<Activation>, StorageError> {
@@ -426,23 +449,39 @@ pub(super) async fn list<C: GenericClient>(
     .collect()
 }
 
-/// Writes last-seen times; a time already stored later is kept (`GREATEST`), so a
-/// batch written late never moves one backwards.
+/// Writes last-seen times, the licenses' and then the machines', each in one
+/// statement; a time already stored later is kept (`GREATEST`), so a batch written
+/// late never moves one backwards. Rows are taken in id order (the writers of two
+/// instances lock them in the same order) and no event is written: this never
+/// waits for the head of the chain.
 pub(super) async fn record_last_seen(w: &mut Write<'_>, p: &SeenTimes) -> Result<(), StorageError> {
-    for (id, at) in &p.licenses {
+    fn columns(seen: &std::collections::HashMap<String, Timestamp>) -> (Vec<&str>, Vec<i64>) {
+        let mut sorted: Vec<(&str, i64)> = seen
+            .iter()
+            .map(|(id, at)| (id.as_str(), at.timestamp()))
+            .collect();
+        sorted.sort_unstable();
+        sorted.into_iter().unzip()
+    }
+    if !p.licenses.is_empty() {
+        let (ids, ats) = columns(&p.licenses);
         exec(
-            &w.tx,
-            "UPDATE licenses SET last_seen_at = GREATEST(coalesce(last_seen_at, 0), $2)
-             WHERE id = $1",
-            &[id, &at.timestamp()],
+            w,
+            "UPDATE licenses SET last_seen_at = GREATEST(coalesce(licenses.last_seen_at, 0), v.at)
+             FROM (SELECT * FROM unnest($1::TEXT[], $2::BIGINT[]) AS u (id, at) ORDER BY id) AS v
+             WHERE licenses.id = v.id",
+            &[&ids, &ats],
         )
         .await?;
     }
-    for (id, at) in &p.activations {
+    if !p.activations.is_empty() {
+        let (ids, ats) = columns(&p.activations);
         exec(
-            &w.tx,
-            "UPDATE activations SET last_seen = GREATEST(last_seen, $2) WHERE id = $1",
-            &[id, &at.timestamp()],
+            w,
+            "UPDATE activations SET last_seen = GREATEST(activations.last_seen, v.at)
+             FROM (SELECT * FROM unnest($1::TEXT[], $2::BIGINT[]) AS u (id, at) ORDER BY id) AS v
+             WHERE activations.id = v.id",
+            &[&ids, &ats],
         )
         .await?;
     }

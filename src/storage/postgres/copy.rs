@@ -115,6 +115,51 @@ const TABLES: &[Table] = &[
             "note": Text, "decision_id": Text, "created_at": Int, "resolved_at": Int,
         ],
     },
+    Table {
+        name: "payment_events",
+        columns: same![
+            "id": Text, "provider": Text, "event_id": Text, "kind": Text, "received_at": Int,
+            "outcome": Text, "reason": Text, "licenses": Text, "decided_at": Int, "body": Text,
+        ],
+    },
+    Table {
+        name: "payment_links",
+        columns: same![
+            "provider": Text, "reference": Text, "license_id": Text, "ended_at": Int,
+        ],
+    },
+    Table {
+        name: "webhook_endpoints",
+        columns: same![
+            "id": Text, "url": Text, "events": Text, "description": Text, "enabled": Bool,
+            "disabled_reason": Text, "secret": Text, "previous_secret": Text,
+            "previous_secret_until": Int, "created_at": Int, "updated_at": Int,
+        ],
+    },
+    Table {
+        name: "outbox",
+        columns: same![
+            "id": Int, "message_id": Text, "channel": Text, "target": Text, "kind": Text,
+            "payload": Text, "created_at": Int, "status": Text, "attempts": Int,
+            "next_at_ms": Int, "lease_owner": Text, "lease_until_ms": Int, "last_status": Int,
+            "last_error": Text, "last_attempt_at": Int, "done_at": Int,
+        ],
+    },
+    Table {
+        name: "staff_users",
+        columns: same![
+            "id": Text, "email": Text, "role": Text, "password_hash": Text, "totp_secret": Blob,
+            "totp_last_step": Int, "setup_hash": Blob, "setup_expires_at": Int,
+            "created_at": Int, "disabled_at": Int, "last_sign_in_at": Int,
+        ],
+    },
+    Table {
+        name: "staff_sessions",
+        columns: same![
+            "id_hash": Blob, "user_id": Text, "csrf_token": Text, "created_at": Int,
+            "last_seen_at": Int, "reauth_at": Int,
+        ],
+    },
 ];
 
 /// Rows read from SQLite at a time.
@@ -233,7 +278,16 @@ async fn copy(
     };
     let mut client = pool.get().await.map_err(super::pool_error)?;
     let tx = client.transaction().await.map_err(StorageError::from)?;
-    // Locked first, as every write does: no instance writes while the copy runs.
+    // Every table locked against writes first (a write of an instance that started
+    // before waits for the copy, or the copy for it), then the head: no instance
+    // writes while the copy runs.
+    let names: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+    tx.batch_execute(&format!(
+        "LOCK TABLE {}, audit_head IN EXCLUSIVE MODE",
+        names.join(", ")
+    ))
+    .await
+    .map_err(StorageError::from)?;
     let head = one(
         &tx,
         "SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE",
@@ -311,8 +365,18 @@ async fn copy(
     conn.execute_batch("COMMIT").map_err(src)?;
     exec(
         &tx,
-        "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1",
+        "UPDATE audit_head SET seq = $1, hash = $2,
+             webhook_endpoints = (SELECT count(*) FROM webhook_endpoints WHERE enabled)
+         WHERE id = 1",
         &[&seq, &hash],
+    )
+    .await?;
+    // The outbox's ids were copied as they were: new rows take the next ones.
+    exec(
+        &tx,
+        "SELECT setval(pg_get_serial_sequence('outbox', 'id'), coalesce(max(id), 0) + 1, false)
+         FROM outbox",
+        &[],
     )
     .await?;
     let events = verify_audit_on(&tx).await?.map_err(CopyError::Chain)?;

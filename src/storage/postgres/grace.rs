@@ -2,17 +2,16 @@
 //! claims. Each operation is one write transaction with the license row locked:
 //! the evidence is read, the rule applied and the effects stored together.
 
-use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::{
     corrupt, evidence_events, exec, mint_one, one, opt, require_license, rows, store_key,
-    update_license_state, Write,
+    update_license_state, Db, Write,
 };
 use crate::domain::audit::{Actor, AuditEvent, ClaimStatus, NewEvent, PresentedBy};
 use crate::domain::grace::{
-    check_redemption, check_replay, ClaimVerdict, Evidence, Remedy, StoredRedemption,
-    AUTOMATIC_EXTENSION_REASON, MAX_LISTED_CLAIMS,
+    check_redemption, check_replay, ClaimVerdict, Evidence, EvidenceEvents, PastEvent, Remedy,
+    StoredRedemption, AUTOMATIC_EXTENSION_REASON, MAX_LISTED_CLAIMS,
 };
 use crate::domain::license::License;
 use crate::domain::time::{self, Timestamp};
@@ -46,16 +45,27 @@ fn decision_from_row(r: &Row) -> Result<Decision, StorageError> {
     })
 }
 
-async fn evidence_of<C: GenericClient>(
-    c: &C,
+/// The evidence of the log about `license`: the events chained, then those this
+/// transaction appended and chains at its commit.
+async fn evidence_of(
+    w: &Write<'_>,
     license: &License,
     now: Timestamp,
 ) -> Result<Evidence, StorageError> {
-    Ok(Evidence::gather(
-        license,
-        &evidence_events(c, &license.id).await?,
-        now,
-    ))
+    let mut events = evidence_events(w, &license.id).await?;
+    let read = |kind: &str| {
+        EvidenceEvents::FIRST_OF.contains(&kind) || EvidenceEvents::ALL_OF.contains(&kind)
+    };
+    events.extend(
+        w.appended(&license.id)
+            .filter(|e| read(&e.event.kind()))
+            .map(|e| PastEvent {
+                at: e.at,
+                event: e.event.clone(),
+                repeats: None,
+            }),
+    );
+    Ok(Evidence::gather(license, &events, now))
 }
 
 /// Makes a grace decision (or finds the one made under the same `Idempotency-Key`).
@@ -69,7 +79,7 @@ pub(super) async fn decide(
     let license = require_license(w, &req.license_id).await?;
     if let Some(idem) = &req.idempotency {
         let found = opt(
-            &w.tx,
+            w,
             &format!(
                 "SELECT {DECISION_COLUMNS}, request_hash FROM decisions
                  WHERE license_id = $1 AND idempotency_key = $2"
@@ -83,11 +93,11 @@ pub(super) async fn decide(
             return Ok(DecisionOutcome::Replayed(decision_from_row(&r)?));
         }
     }
-    let evidence = evidence_of(&w.tx, &license, now).await?;
+    let evidence = evidence_of(w, &license, now).await?;
     let writes = plan_decision(license, &evidence, req, now)?;
     if writes.effects.store_fresh_key {
         if let Some(key) = &req.fresh_key {
-            store_key(w, &writes.license.id, key, now).await?;
+            store_key(w, &writes.license.id, key, now);
         }
     }
     if let (Some(new), Some(target)) = (&writes.effects.mint, &req.target) {
@@ -105,7 +115,7 @@ pub(super) async fn decide(
     }
     let d = &writes.decision;
     exec(
-        &w.tx,
+        w,
         &format!(
             "INSERT INTO decisions ({DECISION_COLUMNS}, new_license_id, idempotency_key, request_hash)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
@@ -128,11 +138,11 @@ pub(super) async fn decide(
     )
     .await?;
     for event in writes.events.iter().cloned() {
-        w.append(event).await?;
+        w.append(event);
     }
     if let Some((claim, status)) = &writes.claim {
         exec(
-            &w.tx,
+            w,
             "UPDATE claims SET status = $2, decision_id = $3, resolved_at = $4 WHERE id = $1",
             &[claim, &status.as_str(), &d.id, &now.timestamp()],
         )
@@ -143,7 +153,7 @@ pub(super) async fn decide(
 
 async fn insert_credit(w: &mut Write<'_>, line: &NewCreditLine) -> Result<(), StorageError> {
     exec(
-        &w.tx,
+        w,
         "INSERT INTO credit_entries
          (id, email, amount, currency, kind, license_id, decision_id, order_id, at, actor)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -161,7 +171,7 @@ async fn insert_credit(w: &mut Write<'_>, line: &NewCreditLine) -> Result<(), St
         ],
     )
     .await?;
-    w.append(line.event()).await?;
+    w.append(line.event());
     Ok(())
 }
 
@@ -183,7 +193,7 @@ fn credit_from_row(r: &Row) -> Result<CreditEntry, StorageError> {
 }
 
 /// A customer's ledger, oldest first.
-pub(super) async fn credits<C: GenericClient>(
+pub(super) async fn credits<C: Db + ?Sized>(
     c: &C,
     email: &str,
 ) -> Result<Vec<CreditEntry>, StorageError> {
@@ -204,10 +214,20 @@ pub(super) async fn redeem(
     r: &Redemption,
     now: Timestamp,
 ) -> Result<(CreditEntry, bool), StorageError> {
-    // Every write holds the chain head, so no other redemption runs between the
-    // balance read here and the insert below.
+    // The customer's entries in the currency are locked first (in one order, so two
+    // redemptions never wait on each other crosswise): no other redemption of the
+    // balance runs between its reading below and the insert. Without an entry the
+    // balance is zero and nothing can be spent. A redemption of the same order for
+    // another customer takes other locks: the order id's unique constraint stops
+    // it, and its second run (`write_tx!`) finds this one.
+    exec(
+        w,
+        "SELECT n FROM credit_entries WHERE email = $1 AND currency = $2 ORDER BY n FOR UPDATE",
+        &[&r.email, &r.amount.currency],
+    )
+    .await?;
     let existing = opt(
-        &w.tx,
+        w,
         &format!("SELECT {CREDIT_COLUMNS} FROM credit_entries WHERE order_id = $1"),
         &[&r.order_id],
     )
@@ -216,7 +236,7 @@ pub(super) async fn redeem(
     .map(credit_from_row)
     .transpose()?;
     let balance: i64 = one(
-        &w.tx,
+        w,
         "SELECT coalesce(sum(amount), 0)::BIGINT FROM credit_entries
          WHERE email = $1 AND currency = $2",
         &[&r.email, &r.amount.currency],
@@ -234,7 +254,7 @@ pub(super) async fn redeem(
     }
     insert_credit(w, &r.line(now)?).await?;
     let entry = opt(
-        &w.tx,
+        w,
         &format!("SELECT {CREDIT_COLUMNS} FROM credit_entries WHERE id = $1"),
         &[&r.id],
     )
@@ -256,8 +276,7 @@ pub(super) async fn confirm_payment(
     let mut license = require_license(w, id).await?;
     let event = license.confirm_payment(now)?;
     update_license_state(w, &license).await?;
-    w.append(NewEvent::about(id, now, actor.clone(), event))
-        .await?;
+    w.append(NewEvent::about(id, now, actor.clone(), event));
     Ok(license)
 }
 
@@ -280,10 +299,7 @@ fn claim_from_row(r: &Row) -> Result<Claim, StorageError> {
 }
 
 /// One claim.
-pub(super) async fn claim<C: GenericClient>(
-    c: &C,
-    id: &str,
-) -> Result<Option<Claim>, StorageError> {
+pub(super) async fn claim<C: Db + ?Sized>(c: &C, id: &str) -> Result<Option<Claim>, StorageError> {
     opt(
         c,
         &format!("SELECT {CLAIM_COLUMNS} FROM claims WHERE id = $1"),
@@ -296,7 +312,7 @@ pub(super) async fn claim<C: GenericClient>(
 }
 
 /// Claims with a status, oldest first (at most [`MAX_LISTED_CLAIMS`]).
-pub(super) async fn claims<C: GenericClient>(
+pub(super) async fn claims<C: Db + ?Sized>(
     c: &C,
     status: ClaimStatus,
 ) -> Result<Vec<Claim>, StorageError> {
@@ -320,12 +336,12 @@ pub(super) async fn file_claim(
     c: &NewClaim,
     now: Timestamp,
 ) -> Result<ClaimOutcome, StorageError> {
-    let Some(license_id) = super::activations::license_of_key(&w.tx, &c.key_hash).await? else {
+    let Some(license_id) = super::activations::license_of_key(w, &c.key_hash).await? else {
         return Ok(ClaimOutcome::NotFound);
     };
     let license = require_license(w, &license_id).await?;
     super::activations::mark_presented(w, &license_id, false, PresentedBy::Claim, now).await?;
-    let evidence = evidence_of(&w.tx, &license, now).await?;
+    let evidence = evidence_of(w, &license, now).await?;
     let (verdict, terms) = c.rules.judge(&license, &evidence, now);
     let note = match verdict {
         ClaimVerdict::NotNeeded => return Ok(ClaimOutcome::NotNeeded(Box::new(license))),
@@ -376,7 +392,7 @@ pub(super) async fn file_claim(
         now,
     )
     .await?;
-    let filed = claim(&w.tx, &c.id)
+    let filed = claim(w, &c.id)
         .await?
         .ok_or_else(|| StorageError::Corrupt("claim vanished".into()))?;
     Ok(ClaimOutcome::Filed(Box::new(filed)))
@@ -393,7 +409,7 @@ async fn insert_claim(
 ) -> Result<(), StorageError> {
     let resolved = decision.map(|_| now.timestamp());
     exec(
-        &w.tx,
+        w,
         &format!(
             "INSERT INTO claims ({CLAIM_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         ),
@@ -421,8 +437,7 @@ async fn insert_claim(
             decision: decision.map(str::to_owned),
             email: c.email.clone(),
         },
-    ))
-    .await?;
+    ));
     Ok(())
 }
 
@@ -436,7 +451,10 @@ pub(super) async fn resolve_claim(
         .claim_id
         .as_deref()
         .ok_or_else(|| StorageError::Corrupt("a claim's decision without its claim".into()))?;
-    let found = claim(&w.tx, claim_id)
+    // The license is locked before the claim is read: a resolution of the claim
+    // that committed while this waited is seen, and the claim resolved once.
+    require_license(w, &req.license_id).await?;
+    let found = claim(w, claim_id)
         .await?
         .ok_or(DomainError::ClaimNotFound)?;
     found.status.check_resolvable(req.idempotency.is_some())?;

@@ -49,11 +49,12 @@ impl SharedLimits for PostgresStore {
     ) -> Result<Vec<Charged>, StorageError> {
         let now_ms = now.timestamp_millis();
         self.run(move |pool| async move {
-            let c = pool.get().await.map_err(super::pool_error)?;
+            let client = pool.get().await.map_err(super::pool_error)?;
+            let c: &deadpool_postgres::ClientWrapper = &client;
             let mut out = Vec::with_capacity(charges.len());
             for charge in &charges {
                 let counted = opt(
-                    &c,
+                    c,
                     CHARGE,
                     &[&charge.bucket, &now_ms, &charge.cost_ms, &charge.burst_ms],
                 )
@@ -67,7 +68,7 @@ impl SharedLimits for PostgresStore {
                     // (or was just deleted as quiet: then it is now).
                     None => Charged {
                         tat_ms: opt(
-                            &c,
+                            c,
                             "SELECT tat_ms FROM rate_limit_counters WHERE bucket = $1",
                             &[&charge.bucket],
                         )
@@ -93,13 +94,14 @@ impl SharedLimits for PostgresStore {
         let now_ms = now.timestamp_millis();
         let max = i64::from(max.max(1));
         self.run(move |pool| async move {
-            let c = pool.get().await.map_err(super::pool_error)?;
+            let client = pool.get().await.map_err(super::pool_error)?;
+            let c: &deadpool_postgres::ClientWrapper = &client;
             // The horizon is taken before the rows are read: whatever committed
             // before the horizon's snapshot is visible to the later one.
             let horizon = match &since.page {
                 Some((_, _, horizon)) => *horizon,
                 None => one(
-                    &c,
+                    c,
                     "SELECT pg_snapshot_xmin(pg_current_snapshot())::TEXT::BIGINT",
                     &[],
                 )
@@ -111,7 +113,7 @@ impl SharedLimits for PostgresStore {
                 None => (None, None),
             };
             let found = rows(
-                &c,
+                c,
                 "SELECT bucket, tat_ms, changed_xid FROM rate_limit_counters
                  WHERE changed_xid >= $1 AND tat_ms > $2
                    AND ($3::BIGINT IS NULL OR (changed_xid, bucket) > ($3, $4::TEXT))
@@ -155,11 +157,12 @@ impl SharedLimits for PostgresStore {
         let now_ms = now.timestamp_millis();
         let max = i64::from(max);
         self.run(move |pool| async move {
-            let c = pool.get().await.map_err(super::pool_error)?;
+            let client = pool.get().await.map_err(super::pool_error)?;
+            let c: &deadpool_postgres::ClientWrapper = &client;
             // The outer condition is checked again on a row a charge changed
             // meanwhile: a counter that came back to life stays.
             exec(
-                &c,
+                c,
                 "DELETE FROM rate_limit_counters WHERE tat_ms <= $1 AND bucket IN
                      (SELECT bucket FROM rate_limit_counters WHERE tat_ms <= $1
                       ORDER BY tat_ms LIMIT $2)",

@@ -6,14 +6,19 @@
 //! thread: a connection is driven by the runtime that opened it, and keyclerk's
 //! callers (actix workers, the last-seen thread, the CLI) each have another.
 //!
-//! Every write is one transaction that first locks the head of the audit chain
-//! (`SELECT … FROM audit_head … FOR UPDATE`): the chain is appended in commit order
-//! whichever instance writes, and writes are serialized across instances. A
-//! transaction that counts seats or decides also locks its license row, so the
-//! count stays right should the head lock ever be taken later in a transaction.
-//! Order ids, idempotency keys and live activations are unique constraints too.
-//! (CockroachDB and YugabyteDB take `FOR UPDATE` locks too, but run serializable:
-//! there a retry on `40001` would be needed.)
+//! Every write is one transaction. Its statements lock what its rules read first
+//! (the license row `FOR UPDATE` before seats are counted or a decision is made, a
+//! customer's credit entries before a balance is spent), so that they run beside
+//! those of other transactions, across instances, one at a time only per license
+//! or customer. Its audit events are kept until the commit, which then locks the
+//! head of the chain (`audit_head`), appends them and commits in one round trip
+//! ([`Write`]): the chain is appended in commit order whichever instance writes,
+//! and the head is the last lock every write takes (no deadlock through it).
+//! Order ids, idempotency keys, redeemed orders and live activations are unique
+//! constraints too; a transaction that loses a race to one (or to a deadlock) runs
+//! once more and finds the winner. (CockroachDB and YugabyteDB take `FOR UPDATE`
+//! locks too, but run serializable: there `40001` is frequent, and retried the
+//! same way.)
 
 mod activations;
 mod connect;
@@ -22,23 +27,24 @@ mod grace;
 mod limits;
 mod migrations;
 mod password;
+mod payments;
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, StatementCache};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::Row;
+use tokio_postgres::{Row, Statement};
 
 use crate::domain::audit::{
     verify_chain, Actor, ChainError, ClaimStatus, Event, EventRecord, NewEvent, PresentedBy,
 };
 use crate::domain::grace::{EvidenceEvents, PastEvent};
-use crate::domain::license::{
-    Action, License, LicenseStatus, MintDecision, NewLicense, MAX_EMAIL_MATCHES,
-};
+use crate::domain::license::{Action, License, LicenseStatus, NewLicense, MAX_EMAIL_MATCHES};
 use crate::domain::product::{DurationFrom, KeyFormat};
 use crate::domain::time::{self, Timestamp};
 use crate::domain::token::{the_named_token, ApiToken, NewApiToken, Role};
@@ -106,15 +112,12 @@ fn db_error(e: tokio_postgres::Error) -> StorageError {
 fn is_unavailable(e: &tokio_postgres::Error) -> bool {
     match e.as_db_error() {
         // 08: connection exception; 57P01-03: the server shuts down or starts;
-        // 25006: a read-only transaction (a standby not promoted yet); 40001/40P01:
-        // serialization failure and deadlock, which a retry resolves.
+        // 25006: a read-only transaction (a standby not promoted yet). A deadlock or
+        // a serialization failure is run again by `write_tx!`, and only then
+        // answered as unavailable (`after_retry`).
         Some(db) => {
             let code = db.code().code();
-            code.starts_with("08")
-                || matches!(
-                    code,
-                    "57P01" | "57P02" | "57P03" | "25006" | "40001" | "40P01"
-                )
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "25006")
         }
         None => {
             e.is_closed()
@@ -185,7 +188,21 @@ pub fn backup_advice(url: &str, dest: &std::path::Path) -> String {
 pub struct PostgresStore {
     pool: Pool,
     runtime: tokio::runtime::Handle,
+    timing: Arc<WriteTiming>,
     _background: Arc<Background>,
+}
+
+/// How long this instance's write transactions take, for `/metrics`.
+struct WriteTiming {
+    /// `BEGIN` to the end of the commit, in microseconds.
+    transaction_micros: crate::metrics::Histogram,
+    /// The commit: the chain's head locked, the events appended, `COMMIT`, and the
+    /// wait for the WAL's flush, in microseconds.
+    commit_micros: crate::metrics::Histogram,
+}
+
+fn micros_since(start: std::time::Instant) -> u64 {
+    u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Ends the engine's runtime (and its connections) when the last copy of the store
@@ -269,6 +286,10 @@ impl PostgresStore {
         Ok(Self {
             pool,
             runtime: handle,
+            timing: Arc::new(WriteTiming {
+                transaction_micros: crate::metrics::Histogram::latency(),
+                commit_micros: crate::metrics::Histogram::latency(),
+            }),
             _background: Arc::new(Background { _stop: stop }),
         })
     }
@@ -308,22 +329,45 @@ impl PostgresStore {
 }
 
 /// Runs `$body` (which may `.await` and `?`) in one write transaction `$w` on the
-/// engine's runtime; committed if it returns, rolled back if it fails.
+/// engine's runtime; committed if it returns, rolled back if it fails. A
+/// transaction that loses a race to a unique constraint, a deadlock or a
+/// serialization failure is rolled back and run once more (the second run sees the
+/// winner's rows); a second failure of that kind answers "unavailable", never a
+/// database error.
 macro_rules! write_tx {
-    ($self:ident, |$w:ident| $body:expr) => {
+    ($self:ident, |$w:ident| $body:expr) => {{
+        let timing = std::sync::Arc::clone(&$self.timing);
         $self.run(move |pool| async move {
-            let mut client = connect::Lease::get(&pool).await?;
-            let done: Result<_, StorageError> = async {
-                let mut $w = Write::begin(&mut client).await?;
-                let out = $body;
-                $w.commit().await?;
-                Ok(out)
-            }
-            .await;
+            let mut client = crate::storage::postgres::connect::Lease::get(&pool).await?;
+            let mut tries = 0;
+            let done = loop {
+                tries += 1;
+                let done: Result<_, StorageError> = async {
+                    let started = std::time::Instant::now();
+                    let mut $w = crate::storage::postgres::Write::begin(&mut client).await?;
+                    let out = $body;
+                    let committing = std::time::Instant::now();
+                    $w.commit().await?;
+                    timing
+                        .commit_micros
+                        .observe(crate::storage::postgres::micros_since(committing));
+                    timing
+                        .transaction_micros
+                        .observe(crate::storage::postgres::micros_since(started));
+                    Ok(out)
+                }
+                .await;
+                match done {
+                    Err(e) if tries < 2 && crate::storage::postgres::lost_a_race(&e) => {
+                        log::debug!("a PostgreSQL write lost a race and runs again: {e:?}");
+                    }
+                    other => break other.map_err(crate::storage::postgres::after_retry),
+                }
+            };
             client.release();
             done
         })
-    };
+    }};
 }
 
 /// Runs `$body` with a pooled connection `$c` on the engine's runtime.
@@ -332,7 +376,7 @@ macro_rules! read {
         $self.run(move |pool| async move {
             let client = connect::Lease::get(&pool).await?;
             let done: Result<_, StorageError> = async {
-                let $c: &deadpool_postgres::Object = &client;
+                let $c: &deadpool_postgres::ClientWrapper = &client;
                 Ok($body)
             }
             .await;
@@ -342,137 +386,663 @@ macro_rules! read {
     };
 }
 
+/// The SQLSTATE of a database error, if it is one.
+fn sql_state(e: &StorageError) -> Option<&SqlState> {
+    match e {
+        StorageError::Database(source) => source
+            .downcast_ref::<tokio_postgres::Error>()
+            .and_then(tokio_postgres::Error::code),
+        _ => None,
+    }
+}
+
+/// A transaction rolled back for a race another transaction won: a unique
+/// violation (two inserts of one key: run again, the second finds the first), a
+/// deadlock or a serialization failure.
+fn lost_a_race(e: &StorageError) -> bool {
+    sql_state(e).is_some_and(|code| {
+        [
+            SqlState::UNIQUE_VIOLATION,
+            SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::T_R_SERIALIZATION_FAILURE,
+        ]
+        .contains(code)
+    })
+}
+
+/// A deadlock or serialization failure that persisted: "unavailable" (a client's
+/// retry resolves it); anything else as it was.
+fn after_retry(e: StorageError) -> StorageError {
+    match sql_state(&e) {
+        Some(code)
+            if *code == SqlState::T_R_DEADLOCK_DETECTED
+                || *code == SqlState::T_R_SERIALIZATION_FAILURE =>
+        {
+            log::warn!("a PostgreSQL write lost its race twice: {e:?}");
+            StorageError::Unavailable("the database is busy")
+        }
+        _ => e,
+    }
+}
+
+// Declared after the macros above, which it uses.
+mod staff;
+mod webhooks;
+
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
-/// Rows of a statement (prepared once per connection).
-pub(super) async fn rows<C: GenericClient>(
+/// A connection, or a transaction on one: what statements run on. Statements are
+/// prepared once per connection.
+pub(super) trait Db: Sync {
+    /// The connection.
+    fn client(&self) -> &tokio_postgres::Client;
+    /// Its prepared statements.
+    fn statements(&self) -> &StatementCache;
+    /// The statements kept to be sent with the next one ([`Write::later`]).
+    fn take_later(&self) -> Vec<Later> {
+        Vec::new()
+    }
+}
+
+impl Db for deadpool_postgres::ClientWrapper {
+    fn client(&self) -> &tokio_postgres::Client {
+        self
+    }
+    fn statements(&self) -> &StatementCache {
+        &self.statement_cache
+    }
+}
+
+impl Db for deadpool_postgres::Transaction<'_> {
+    fn client(&self) -> &tokio_postgres::Client {
+        tokio_postgres::Transaction::client(self)
+    }
+    fn statements(&self) -> &StatementCache {
+        &self.statement_cache
+    }
+}
+
+async fn prepared<C: Db + ?Sized>(c: &C, sql: &str) -> Result<Statement, StorageError> {
+    Ok(c.statements().prepare(c.client(), sql).await?)
+}
+
+/// Runs `statement` on `c` after the statements `c` kept for later, in one round
+/// trip: a statement sees every write before it, sent or kept.
+async fn after_later<C: Db + ?Sized, T>(
+    c: &C,
+    statement: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, StorageError> {
+    let later = c.take_later();
+    if later.is_empty() {
+        return Ok(statement.await?);
+    }
+    let prepared = prepare_later(c, &later).await?;
+    let (sent, out) =
+        futures_util::future::join(send_later(c.client(), &later, &prepared), statement).await;
+    first_error(sent)?;
+    Ok(out?)
+}
+
+async fn prepare_later<C: Db + ?Sized>(
+    c: &C,
+    later: &[Later],
+) -> Result<Vec<Statement>, StorageError> {
+    let mut out = Vec::with_capacity(later.len());
+    for l in later {
+        out.push(prepared(c, &l.sql).await?);
+    }
+    Ok(out)
+}
+
+/// Sends the statements kept for later, pipelined; their answers in order.
+async fn send_later(
+    pg: &tokio_postgres::Client,
+    later: &[Later],
+    prepared: &[Statement],
+) -> Vec<Result<u64, tokio_postgres::Error>> {
+    futures_util::future::join_all(later.iter().zip(prepared).map(|(l, stmt)| {
+        let params: Vec<&(dyn ToSql + Sync)> = l
+            .params
+            .iter()
+            .map(|p| &**p as &(dyn ToSql + Sync))
+            .collect();
+        async move { pg.execute(stmt, &params).await }
+    }))
+    .await
+}
+
+/// Rows of a statement.
+pub(super) async fn rows<C: Db + ?Sized>(
     c: &C,
     sql: &str,
     params: Params<'_>,
 ) -> Result<Vec<Row>, StorageError> {
-    let stmt = c.prepare_cached(sql).await?;
-    Ok(c.query(&stmt, params).await?)
+    let stmt = prepared(c, sql).await?;
+    after_later(c, c.client().query(&stmt, params)).await
 }
 
 /// The row of a statement, if any.
-pub(super) async fn opt<C: GenericClient>(
+pub(super) async fn opt<C: Db + ?Sized>(
     c: &C,
     sql: &str,
     params: Params<'_>,
 ) -> Result<Option<Row>, StorageError> {
-    let stmt = c.prepare_cached(sql).await?;
-    Ok(c.query_opt(&stmt, params).await?)
+    let stmt = prepared(c, sql).await?;
+    after_later(c, c.client().query_opt(&stmt, params)).await
 }
 
 /// The one row of a statement.
-pub(super) async fn one<C: GenericClient>(
+pub(super) async fn one<C: Db + ?Sized>(
     c: &C,
     sql: &str,
     params: Params<'_>,
 ) -> Result<Row, StorageError> {
-    let stmt = c.prepare_cached(sql).await?;
-    Ok(c.query_one(&stmt, params).await?)
+    let stmt = prepared(c, sql).await?;
+    after_later(c, c.client().query_one(&stmt, params)).await
 }
 
 /// Runs a statement; the rows it changed.
-pub(super) async fn exec<C: GenericClient>(
+pub(super) async fn exec<C: Db + ?Sized>(
     c: &C,
     sql: &str,
     params: Params<'_>,
 ) -> Result<u64, StorageError> {
-    let stmt = c.prepare_cached(sql).await?;
-    Ok(c.execute(&stmt, params).await?)
+    let stmt = prepared(c, sql).await?;
+    after_later(c, c.client().execute(&stmt, params)).await
 }
 
-/// A write transaction holding the head of the audit chain.
+/// A parameter of a statement sent later ([`Write::later`]): owned.
+pub(super) type Owned = Box<dyn ToSql + Send + Sync>;
+
+/// A statement whose result nobody reads, sent with the next statement or the
+/// commit.
+pub(super) struct Later {
+    sql: String,
+    params: Vec<Owned>,
+}
+
+/// Locks the head of the chain; the pipeline of the commit sends it after the
+/// transaction's last statements, so that it is the last lock every write takes.
+const LOCK_HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE";
+
+/// Counts repeats beside events already chained in their window, for each
+/// (license, window) of the transaction's repeatable events at once: `n` more,
+/// seen last at `last_at`. Answers the windows that had an event.
+const COUNT_REPEATS: &str = "UPDATE event_repeats
+     SET count = event_repeats.count + v.n, last_at = GREATEST(event_repeats.last_at, v.last_at)
+     FROM unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[])
+         AS v (license_id, repeat_window, n, last_at)
+     WHERE event_repeats.license_id = v.license_id
+       AND event_repeats.repeat_window = v.repeat_window
+     RETURNING event_repeats.license_id, event_repeats.repeat_window";
+
+/// Locks the head, numbers and hashes events after it, appends them and moves the
+/// head, in one statement. (Once the lock is granted, `FOR UPDATE` answers the
+/// head as the transaction that held it left it, whatever the statement's
+/// snapshot: PostgreSQL's documented READ COMMITTED behaviour.) `$6` holds what each event's
+/// hash covers after the head's hash and its sequence number
+/// ([`EventRecord::hashed_after_seq`]): the hash is the one
+/// [`EventRecord::chain_hash`] computes.
+const APPEND_WHERE_THE_HEAD_IS: &str = "WITH RECURSIVE
+     head AS (
+         SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE
+     ), new AS (
+         SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[],
+                              $6::BYTEA[])
+             WITH ORDINALITY AS e (at, actor, kind, license_id, data, hashed, n)
+     ), chain (n, seq, hash) AS (
+         SELECT 0::BIGINT, seq, hash FROM head
+         UNION ALL
+         SELECT new.n, chain.seq + 1,
+                sha256(chain.hash || int8send(octet_length((chain.seq + 1)::TEXT)::BIGINT)
+                       || convert_to((chain.seq + 1)::TEXT, 'UTF8') || new.hashed)
+         FROM chain JOIN new ON new.n = chain.n + 1
+     ), appended AS (
+         INSERT INTO events (seq, at, actor, kind, license_id, data, hash)
+         SELECT chain.seq, new.at, new.actor, new.kind, new.license_id, new.data, chain.hash
+         FROM chain JOIN new ON new.n = chain.n
+     )
+     UPDATE audit_head SET seq = last.seq, hash = last.hash
+     FROM (SELECT seq, hash FROM chain ORDER BY n DESC LIMIT 1) AS last
+     WHERE audit_head.id = 1";
+
+/// Appends the chained events, opens the repeat counts of the windows they open
+/// and moves the head, in one statement.
+const CHAIN: &str = "WITH chained AS (
+         INSERT INTO events (seq, at, actor, kind, license_id, data, hash)
+         SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[],
+                              $6::TEXT[], $7::BYTEA[])
+     ), opened AS (
+         INSERT INTO event_repeats (seq, license_id, repeat_window, count, last_at)
+         SELECT * FROM unnest($8::BIGINT[], $9::TEXT[], $10::TEXT[], $11::BIGINT[], $12::BIGINT[])
+     )
+     UPDATE audit_head SET seq = $13, hash = $14 WHERE id = 1";
+
+/// A write transaction. Its events are chained at the commit, which only then
+/// locks the head of the chain: the transaction's own statements run beside those
+/// of other transactions (each locks the rows its rules read first), and only the
+/// appending of events is one at a time across instances.
 pub(super) struct Write<'a> {
-    /// The transaction.
-    pub tx: deadpool_postgres::Transaction<'a>,
-    head_seq: i64,
-    head_hash: [u8; 32],
+    tx: tokio_postgres::Transaction<'a>,
+    statements: Arc<StatementCache>,
+    /// Events to chain at the commit, in order.
+    events: Vec<NewEvent>,
+    /// Statements to send with the next statement or the commit, in order.
+    later: std::sync::Mutex<Vec<Later>>,
+}
+
+impl Db for Write<'_> {
+    fn client(&self) -> &tokio_postgres::Client {
+        self.tx.client()
+    }
+    fn statements(&self) -> &StatementCache {
+        &self.statements
+    }
+    fn take_later(&self) -> Vec<Later> {
+        // A poisoned lock only means a panic mid-push; the list is still a list.
+        std::mem::take(&mut *self.later.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// The first error of a pipeline's answers, in the order they were sent.
+fn first_error<T>(
+    answers: impl IntoIterator<Item = Result<T, tokio_postgres::Error>>,
+) -> Result<Vec<T>, StorageError> {
+    answers
+        .into_iter()
+        .collect::<Result<Vec<T>, _>>()
+        .map_err(StorageError::from)
 }
 
 impl<'a> Write<'a> {
     async fn begin(client: &'a mut deadpool_postgres::Object) -> Result<Self, StorageError> {
-        let tx = client.transaction().await?;
-        let head = one(
-            &tx,
-            "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
-            &[],
-        )
-        .await?;
-        let hash: Vec<u8> = head.try_get(1)?;
-        // A head that is not a hash would start the chain from nothing: refuse it.
-        let head_hash: [u8; 32] = hash
-            .try_into()
-            .map_err(|_| StorageError::Corrupt("audit_head.hash".into()))?;
+        let statements = Arc::clone(&client.statement_cache);
+        let pg: &mut tokio_postgres::Client = client;
         Ok(Self {
-            head_seq: head.try_get(0)?,
-            head_hash,
-            tx,
+            tx: pg.transaction().await?,
+            statements,
+            events: Vec::new(),
+            later: std::sync::Mutex::default(),
         })
     }
 
-    async fn commit(self) -> Result<(), StorageError> {
-        Ok(self.tx.commit().await?)
+    /// Appends an event to the hash-chained log at the commit; a repeat of a refusal
+    /// or refresh already chained in its window is counted beside that event
+    /// instead (see [`crate::domain::audit::AuditEvent::repeat_window`]).
+    pub fn append(&mut self, event: NewEvent) {
+        self.queue_messages(&event);
+        self.events.push(event);
     }
 
-    /// Appends an event to the hash-chained log; a repeat of a refusal or refresh
-    /// already chained in its window is counted beside that event instead (see
-    /// [`crate::domain::audit::AuditEvent::repeat_window`]). The seq of the chained
-    /// event.
-    pub async fn append(&mut self, event: NewEvent) -> Result<i64, StorageError> {
-        let window = match (&event.license_id, event.event.repeat_window(event.at)) {
-            (Some(license), Some(window)) => {
-                let counted = opt(
-                    &self.tx,
-                    "UPDATE event_repeats SET count = count + 1, last_at = GREATEST(last_at, $3)
-                     WHERE license_id = $1 AND repeat_window = $2 RETURNING seq",
-                    &[license, &window, &event.at.timestamp()],
-                )
-                .await?;
-                if let Some(row) = counted {
-                    return Ok(row.try_get(0)?);
-                }
-                Some((license.clone(), window))
-            }
-            _ => None,
-        };
-        let record = event.record(self.head_seq + 1);
-        let hash = record.chain_hash(&self.head_hash);
-        exec(
-            &self.tx,
-            "INSERT INTO events (seq, at, actor, kind, license_id, data, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                &record.seq,
-                &record.at,
-                &record.actor,
-                &record.kind,
-                &record.license_id,
-                &record.data,
-                &hash.as_slice(),
-            ],
-        )
-        .await?;
-        exec(
-            &self.tx,
-            "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1",
-            &[&record.seq, &hash.as_slice()],
-        )
-        .await?;
-        if let Some((license, window)) = window {
-            exec(
-                &self.tx,
-                "INSERT INTO event_repeats (seq, license_id, repeat_window, count, last_at)
-                 VALUES ($1, $2, $3, 1, $4)",
-                &[&record.seq, &license, &window, &record.at],
-            )
-            .await?;
+    /// The webhook messages `event` makes (none for a kind no webhook reports),
+    /// one outbox row per enabled endpoint subscribed to its type, sent with the
+    /// commit: the head is not read before then, so the statement runs whether or
+    /// not an endpoint exists (one pipelined statement, no round trip of its own).
+    fn queue_messages(&mut self, event: &NewEvent) {
+        // The place in the chain is given at the commit; messages do not carry it.
+        for m in crate::storage::webhooks::messages_of(&event.record(0), event.at) {
+            self.later(
+                "INSERT INTO outbox (message_id, channel, target, kind, payload,
+                                     created_at, status, next_at_ms)
+                 SELECT $1, $2, id, $3, $4, $5, 'pending', $6 FROM webhook_endpoints
+                 WHERE enabled AND (events = ' * ' OR strpos(events, ' ' || $3 || ' ') > 0)",
+                vec![
+                    Box::new(m.message_id),
+                    Box::new(crate::domain::webhook::WEBHOOK_CHANNEL),
+                    Box::new(m.kind),
+                    Box::new(m.payload),
+                    Box::new(event.at.timestamp()),
+                    Box::new(event.at.timestamp_millis()),
+                ],
+            );
         }
-        self.head_seq = record.seq;
-        self.head_hash = hash;
-        Ok(record.seq)
+    }
+
+    /// Counts the enabled webhook endpoints again (after this write changed them)
+    /// into `audit_head.webhook_endpoints`, which SQLite reads with its head (and a
+    /// copy of this database takes along).
+    pub async fn recount_webhook_endpoints(&mut self) -> Result<(), StorageError> {
+        exec(
+            self,
+            "UPDATE audit_head SET webhook_endpoints =
+                 (SELECT count(*) FROM webhook_endpoints WHERE enabled)
+             WHERE id = 1",
+            &[],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The events appended so far about `license_id`, oldest first: what the log
+    /// will hold once the transaction commits.
+    pub fn appended<'s>(&'s self, license_id: &'s str) -> impl Iterator<Item = &'s NewEvent> {
+        self.events
+            .iter()
+            .filter(move |e| e.license_id.as_deref() == Some(license_id))
+    }
+
+    /// Keeps a statement whose result nobody reads, to send it in one round trip
+    /// with the transaction's next statement, or with the commit and the head's
+    /// lock (a failure still fails the operation and rolls it back).
+    pub fn later(&mut self, sql: impl Into<String>, params: Vec<Owned>) {
+        self.later
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Later {
+                sql: sql.into(),
+                params,
+            });
+    }
+
+    /// Commits. Without events: the statements kept for later and the commit, one
+    /// round trip. With events that are never counted as repeats (a mint, a new
+    /// seat): the statements kept for later, the head's lock with the append, and
+    /// the commit, one round trip. With repeatable events (a refresh, a refusal):
+    /// the statements kept for later, the head's lock and the repeat count, then
+    /// the append and the commit, two.
+    async fn commit(self) -> Result<(), StorageError> {
+        let later = self.take_later();
+        let later_statements = prepare_later(&self, &later).await?;
+        let Self {
+            tx,
+            statements,
+            events,
+            ..
+        } = self;
+        let pg = tx.client();
+        let sent_later = send_later(pg, &later, &later_statements);
+        if events.is_empty() {
+            let (sent, committed) =
+                futures_util::future::join(sent_later, pg.batch_execute(COMMIT_DURABLY)).await;
+            first_error(sent)?;
+            committed?;
+            // See below.
+            std::mem::forget(tx);
+            return Ok(());
+        }
+        let repeatable: Vec<Option<(String, String)>> = events.iter().map(repeat_key).collect();
+        let windows = Windows::of(&events, &repeatable);
+        if windows.is_empty() {
+            // Nothing to count: the server numbers and hashes the events itself, and
+            // the head's lock, the append and the commit go in one round trip. The
+            // lock is held while the server works, never across a round trip.
+            let append = statements.prepare(pg, APPEND_WHERE_THE_HEAD_IS).await?;
+            let columns = Appended::of(&events);
+            let (sent, appended, committed) = futures_util::future::join3(
+                sent_later,
+                pg.execute(
+                    &append,
+                    &[
+                        &columns.ats,
+                        &columns.actors,
+                        &columns.kinds,
+                        &columns.licenses,
+                        &columns.data,
+                        &columns.hashed,
+                    ],
+                ),
+                pg.batch_execute(COMMIT_AND_WAIT),
+            )
+            .await;
+            first_error(sent)?;
+            appended?;
+            committed?;
+            // See below.
+            std::mem::forget(tx);
+            return Ok(());
+        }
+        // Repeats to count first: which events are chained depends on what the
+        // count finds, so the events are numbered and hashed here, after it.
+        let lock_head = statements.prepare(pg, LOCK_HEAD).await?;
+        let count_repeats = statements.prepare(pg, COUNT_REPEATS).await?;
+        let chain = statements.prepare(pg, CHAIN).await?;
+        let (sent, head, counted) = futures_util::future::join3(
+            sent_later,
+            pg.query_one(&lock_head, &[]),
+            pg.query(
+                &count_repeats,
+                &[
+                    &windows.licenses,
+                    &windows.windows,
+                    &windows.counts,
+                    &windows.last_at,
+                ],
+            ),
+        )
+        .await;
+        first_error(sent)?;
+        let head = head?;
+        let counted: HashSet<(String, String)> = counted?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, StorageError>>()?;
+        let head_hash: Vec<u8> = head.try_get(1)?;
+        // A head that is not a hash would start the chain from nothing: refuse it.
+        let mut hash: [u8; 32] = head_hash
+            .try_into()
+            .map_err(|_| StorageError::Corrupt("audit_head.hash".into()))?;
+        let mut seq: i64 = head.try_get(0)?;
+        let mut chained = Chained::default();
+        let mut opened = Opened::default();
+        for (event, key) in events.iter().zip(&repeatable) {
+            if let Some(key) = key {
+                if counted.contains(key) || opened.has(key) {
+                    continue;
+                }
+                let (n, last_at) = windows.of_key(key);
+                opened.push(seq + 1, key, n, last_at);
+            }
+            seq += 1;
+            let record = event.record(seq);
+            hash = record.chain_hash(&hash);
+            chained.push(record, hash);
+        }
+        if chained.seqs.is_empty() {
+            // Every event was a repeat, counted above.
+            pg.batch_execute(COMMIT_AND_WAIT).await?;
+            std::mem::forget(tx);
+            return Ok(());
+        }
+        let hash_bytes = hash.to_vec();
+        let (appended, committed) = futures_util::future::join(
+            pg.execute(
+                &chain,
+                &[
+                    &chained.seqs,
+                    &chained.ats,
+                    &chained.actors,
+                    &chained.kinds,
+                    &chained.licenses,
+                    &chained.data,
+                    &chained.hashes,
+                    &opened.seqs,
+                    &opened.licenses,
+                    &opened.windows,
+                    &opened.counts,
+                    &opened.last_at,
+                    &seq,
+                    &hash_bytes,
+                ],
+            ),
+            pg.batch_execute(COMMIT_AND_WAIT),
+        )
+        .await;
+        appended?;
+        committed?;
+        // The COMMIT went in the pipeline above, borrowing the transaction; left to
+        // drop, it would send a ROLLBACK after it. It owns nothing but its borrow
+        // of the connection. (On an error above it is dropped: the ROLLBACK then
+        // ends whatever the failed pipeline left open.)
+        std::mem::forget(tx);
+        Ok(())
+    }
+}
+
+/// The end of a write transaction that holds the head of the chain: the head is
+/// let go as soon as the commit record is written, and the caller is answered once
+/// that record is durable.
+///
+/// A commit with `synchronous_commit` on (the server's setting, as it should be)
+/// waits for its WAL flush, and for a synchronous standby, before it lets go of its
+/// locks: the head's lock would be held across every flush, one at a time, and no
+/// two writes could share one. So this transaction commits without waiting
+/// (`SET LOCAL synchronous_commit = off`: its locks go at once), and then a second
+/// transaction on the same connection waits for it: it writes one WAL record of its
+/// own (an empty transactional logical message, which any role may write at any
+/// `wal_level`; a transaction that only took an xid would write no WAL before its
+/// commit record and not wait) and commits with the server's own setting, so its
+/// commit waits until the WAL is durable up to its commit record, later in the WAL
+/// than this one's (locally, and on the synchronous standby when there is one).
+/// The two go in one message; the answer comes after the wait. Concurrent waits
+/// share their flushes (PostgreSQL's group commit), as the SQLite writer's batches
+/// share one fsync.
+///
+/// What this changes: another transaction may read this one's rows during the wait
+/// (as a read on a primary may while a synchronous commit waits for its standby).
+/// Every write waits for durability before it answers (see [`COMMIT_DURABLY`]),
+/// so nothing acknowledged depends on a write that could still be lost; a read
+/// (a validation, a look-up) may. A connection lost during the wait answers
+/// "unavailable" for a write that may have committed: every write is idempotent
+/// or refused twice the same way, and the client's retry finds it.
+const COMMIT_AND_WAIT: &str = "SET LOCAL synchronous_commit = off; COMMIT; \
+     BEGIN; SELECT pg_logical_emit_message(true, 'keyclerk', ''); COMMIT";
+
+/// The end of a write transaction that took no head: with a WAL record of its own,
+/// so that its commit waits for the WAL flush even when it wrote nothing (a mint
+/// found again may have read a license whose own wait is still under way: see
+/// [`COMMIT_AND_WAIT`]).
+const COMMIT_DURABLY: &str = "SELECT pg_logical_emit_message(true, 'keyclerk', ''); COMMIT";
+
+/// A repeatable event's license and window.
+fn repeat_key(e: &NewEvent) -> Option<(String, String)> {
+    match (&e.license_id, e.event.repeat_window(e.at)) {
+        (Some(license), Some(window)) => Some((license.clone(), window)),
+        _ => None,
+    }
+}
+
+/// The windows of a transaction's repeatable events: each once, with how many of
+/// its events fall in it and the latest of their times.
+#[derive(Default)]
+struct Windows {
+    licenses: Vec<String>,
+    windows: Vec<String>,
+    counts: Vec<i64>,
+    last_at: Vec<i64>,
+}
+
+impl Windows {
+    fn of(events: &[NewEvent], keys: &[Option<(String, String)>]) -> Self {
+        let mut w = Self::default();
+        for (event, key) in events.iter().zip(keys) {
+            let Some((license, window)) = key else {
+                continue;
+            };
+            let at = event.at.timestamp();
+            match w.index(license, window) {
+                Some(i) => {
+                    w.counts[i] += 1;
+                    w.last_at[i] = w.last_at[i].max(at);
+                }
+                None => {
+                    w.licenses.push(license.clone());
+                    w.windows.push(window.clone());
+                    w.counts.push(1);
+                    w.last_at.push(at);
+                }
+            }
+        }
+        w
+    }
+
+    fn index(&self, license: &str, window: &str) -> Option<usize> {
+        (0..self.licenses.len()).find(|&i| self.licenses[i] == license && self.windows[i] == window)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.licenses.is_empty()
+    }
+
+    /// How many events fall in the window of `key`, and the latest time.
+    fn of_key(&self, (license, window): &(String, String)) -> (i64, i64) {
+        self.index(license, window)
+            .map_or((1, 0), |i| (self.counts[i], self.last_at[i]))
+    }
+}
+
+/// The events a commit appends where the head is, column by column.
+#[derive(Default)]
+struct Appended {
+    ats: Vec<i64>,
+    actors: Vec<String>,
+    kinds: Vec<String>,
+    licenses: Vec<Option<String>>,
+    data: Vec<String>,
+    hashed: Vec<Vec<u8>>,
+}
+
+impl Appended {
+    fn of(events: &[NewEvent]) -> Self {
+        let mut a = Self::default();
+        for event in events {
+            // The sequence number is the server's to give: not part of these.
+            let r = event.record(0);
+            a.hashed.push(r.hashed_after_seq());
+            a.ats.push(r.at);
+            a.actors.push(r.actor);
+            a.kinds.push(r.kind);
+            a.licenses.push(r.license_id);
+            a.data.push(r.data);
+        }
+        a
+    }
+}
+
+/// The events chained by a commit, column by column.
+#[derive(Default)]
+struct Chained {
+    seqs: Vec<i64>,
+    ats: Vec<i64>,
+    actors: Vec<String>,
+    kinds: Vec<String>,
+    licenses: Vec<Option<String>>,
+    data: Vec<String>,
+    hashes: Vec<Vec<u8>>,
+}
+
+impl Chained {
+    fn push(&mut self, r: EventRecord, hash: [u8; 32]) {
+        self.seqs.push(r.seq);
+        self.ats.push(r.at);
+        self.actors.push(r.actor);
+        self.kinds.push(r.kind);
+        self.licenses.push(r.license_id);
+        self.data.push(r.data);
+        self.hashes.push(hash.to_vec());
+    }
+}
+
+/// The repeat counts a commit opens beside the events it chains.
+#[derive(Default)]
+struct Opened {
+    seqs: Vec<i64>,
+    licenses: Vec<String>,
+    windows: Vec<String>,
+    counts: Vec<i64>,
+    last_at: Vec<i64>,
+}
+
+impl Opened {
+    fn has(&self, (license, window): &(String, String)) -> bool {
+        (0..self.seqs.len()).any(|i| self.licenses[i] == *license && self.windows[i] == *window)
+    }
+
+    fn push(&mut self, seq: i64, (license, window): &(String, String), n: i64, last_at: i64) {
+        self.seqs.push(seq);
+        self.licenses.push(license.clone());
+        self.windows.push(window.clone());
+        self.counts.push(n);
+        self.last_at.push(last_at);
     }
 }
 
@@ -481,7 +1051,7 @@ const FIRST_TOKEN_LOCK: i64 = 0x6b63_2066_6972_7374;
 
 async fn insert_token(w: &Write<'_>, new: &NewApiToken) -> Result<(), StorageError> {
     exec(
-        &w.tx,
+        w,
         "INSERT INTO api_tokens (id, role, name, secret_hash, prefix, created_at)
          VALUES ($1, $2, $3, $4, $5, $6)",
         &[
@@ -567,7 +1137,7 @@ fn token_from_row(r: &Row) -> Result<ApiToken, StorageError> {
 const TOKEN_COLUMNS: &str = "id, role, name, prefix, created_at, revoked_at";
 
 /// A license, read without a lock.
-pub(super) async fn load_license<C: GenericClient>(
+pub(super) async fn load_license<C: Db + ?Sized>(
     c: &C,
     id: &str,
 ) -> Result<Option<License>, StorageError> {
@@ -585,7 +1155,7 @@ pub(super) async fn load_license<C: GenericClient>(
 /// A license, its row locked until the transaction ends; a refusal if there is none.
 pub(super) async fn require_license(w: &Write<'_>, id: &str) -> Result<License, StorageError> {
     opt(
-        &w.tx,
+        w,
         &format!("SELECT {LICENSE_COLUMNS} FROM licenses WHERE id = $1 FOR UPDATE"),
         &[&id],
     )
@@ -596,7 +1166,7 @@ pub(super) async fn require_license(w: &Write<'_>, id: &str) -> Result<License, 
     .ok_or(StorageError::Domain(DomainError::LicenseNotFound))
 }
 
-async fn latest_key<C: GenericClient>(c: &C, license_id: &str) -> Result<StoredKey, StorageError> {
+async fn latest_key<C: Db + ?Sized>(c: &C, license_id: &str) -> Result<StoredKey, StorageError> {
     let row = opt(
         c,
         "SELECT kid, payload FROM license_keys WHERE license_id = $1
@@ -613,6 +1183,11 @@ async fn latest_key<C: GenericClient>(c: &C, license_id: &str) -> Result<StoredK
 
 /// Mints one license. A domain error (an order conflict) is returned before anything
 /// is written; callers rely on that.
+///
+/// The insert comes first and gives way to a license of the same order id
+/// (`ON CONFLICT DO NOTHING`, which waits for a concurrent insert of that order id
+/// to commit or roll back): a mint that finds the order taken reads the license
+/// that took it, so concurrent mints of one order make one license.
 pub(super) async fn mint_one(
     w: &mut Write<'_>,
     new: &NewLicense,
@@ -620,26 +1195,6 @@ pub(super) async fn mint_one(
     actor: &Actor,
 ) -> Result<MintOutcome, StorageError> {
     let l = &new.license;
-    let existing = opt(
-        &w.tx,
-        "SELECT id, request_hash FROM licenses WHERE order_id = $1",
-        &[&l.order_id],
-    )
-    .await?;
-    let existing: Option<(String, Vec<u8>)> = match existing {
-        Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
-        None => None,
-    };
-    if let MintDecision::Existing = new.decide(existing.as_ref().map(|(_, h)| h.as_slice()))? {
-        let id = existing
-            .map(|(id, _)| id)
-            .ok_or_else(|| StorageError::Corrupt("an existing order without a row".into()))?;
-        let license = load_license(&w.tx, &id)
-            .await?
-            .ok_or_else(|| StorageError::Corrupt(format!("license {id} vanished")))?;
-        let stored = latest_key(&w.tx, &id).await?;
-        return Ok(MintOutcome::Existing(license, stored));
-    }
     let entitlements = serde_json::to_string(&l.entitlements)
         .map_err(|e| StorageError::Corrupt(format!("entitlements: {e}")))?;
     let metadata = l
@@ -648,14 +1203,15 @@ pub(super) async fn mint_one(
         .map(|m| serde_json::Value::Object(m.clone()).to_string());
     let (price_amount, price_currency) = price_columns(l.price.as_ref());
     let (due_amount, due_currency) = price_columns(l.amount_due.as_ref());
-    exec(
-        &w.tx,
+    let inserted = exec(
+        w,
         "INSERT INTO licenses (id, product, order_id, customer_email, purchased_at, activate_by,
              expires_at, duration_days, duration_from, extra_days, seats, entitlements, metadata,
              status, key_format, created_at, updated_at, price_amount, price_currency, supersedes,
              superseded_by, due_amount, due_currency, request_hash)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                 $18, $19, $20, $21, $22, $23, $24)",
+                 $18, $19, $20, $21, $22, $23, $24)
+         ON CONFLICT (order_id) DO NOTHING",
         &[
             &l.id,
             &l.product,
@@ -684,45 +1240,53 @@ pub(super) async fn mint_one(
         ],
     )
     .await?;
-    store_key(w, &l.id, key, l.created_at).await?;
+    if inserted == 0 {
+        // This statement sees the license that holds the order id, committed.
+        let found = opt(
+            w,
+            &format!("SELECT {LICENSE_COLUMNS}, request_hash FROM licenses WHERE order_id = $1"),
+            &[&l.order_id],
+        )
+        .await?
+        .ok_or_else(|| StorageError::Corrupt(format!("order {} vanished", l.order_id)))?;
+        let hash: Vec<u8> = found.try_get(LICENSE_COLUMN_COUNT)?;
+        new.decide(Some(&hash))?;
+        let license = license_from_row(&found)?;
+        let stored = latest_key(w, &license.id).await?;
+        return Ok(MintOutcome::Existing(license, stored));
+    }
+    new.decide(None)?;
+    store_key(w, &l.id, key, l.created_at);
     w.append(NewEvent::about(
         &l.id,
         l.created_at,
         actor.clone(),
         new.minted_event(&key.stored.kid),
-    ))
-    .await?;
+    ));
     Ok(MintOutcome::Created(l.clone()))
 }
 
-/// Stores a key of a license. A key stored before is left as it is: a short key is
-/// derived from the license id, so re-issuing one gives the same key again.
-pub(super) async fn store_key(
-    w: &Write<'_>,
-    license_id: &str,
-    key: &IssuedKey,
-    at: Timestamp,
-) -> Result<(), StorageError> {
-    exec(
-        &w.tx,
+/// Stores a key of a license, with the commit (nothing reads it back before). A
+/// key stored before is left as it is: a short key is derived from the license id,
+/// so re-issuing one gives the same key again.
+pub(super) fn store_key(w: &mut Write<'_>, license_id: &str, key: &IssuedKey, at: Timestamp) {
+    w.later(
         "INSERT INTO license_keys (key_hash, license_id, kid, payload, issued_at)
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key_hash) DO NOTHING",
-        &[
-            &key.key_hash.as_slice(),
-            &license_id,
-            &key.stored.kid,
-            &key.stored.payload,
-            &at.timestamp(),
+        vec![
+            Box::new(key.key_hash.to_vec()),
+            Box::new(license_id.to_owned()),
+            Box::new(key.stored.kid.clone()),
+            Box::new(key.stored.payload.clone()),
+            Box::new(at.timestamp()),
         ],
-    )
-    .await?;
-    Ok(())
+    );
 }
 
 pub(super) async fn update_license_state(w: &Write<'_>, l: &License) -> Result<(), StorageError> {
     let (due_amount, due_currency) = price_columns(l.amount_due.as_ref());
     exec(
-        &w.tx,
+        w,
         "UPDATE licenses SET status = $2, expires_at = $3, extra_days = $4, updated_at = $5,
             activate_by = $6, superseded_by = $7, due_amount = $8, due_currency = $9
          WHERE id = $1",
@@ -763,7 +1327,7 @@ fn event_from_row(r: &Row) -> Result<Event, StorageError> {
 }
 
 /// A page of one license's events, oldest first, after the event `page.after`.
-async fn license_events<C: GenericClient>(
+async fn license_events<C: Db + ?Sized>(
     c: &C,
     license_id: &str,
     page: &EventPage,
@@ -790,7 +1354,7 @@ async fn license_events<C: GenericClient>(
 
 /// The events the evidence of a late claim reads (see [`EvidenceEvents`]), oldest
 /// first: by kind, through an index, never the license's whole history.
-pub(super) async fn evidence_events<C: GenericClient>(
+pub(super) async fn evidence_events<C: Db + ?Sized>(
     c: &C,
     license_id: &str,
 ) -> Result<Vec<PastEvent>, StorageError> {
@@ -819,7 +1383,7 @@ pub(super) async fn evidence_events<C: GenericClient>(
 }
 
 /// Checks the audit chain of the database `c` is connected to.
-async fn verify_audit_on<C: GenericClient>(c: &C) -> Result<Result<i64, ChainError>, StorageError> {
+async fn verify_audit_on<C: Db + ?Sized>(c: &C) -> Result<Result<i64, ChainError>, StorageError> {
     let head_seq: i64 = one(c, "SELECT seq FROM audit_head WHERE id = 1", &[])
         .await?
         .try_get(0)?;
@@ -869,6 +1433,8 @@ impl Storage for PostgresStore {
                 idle: s.available,
                 waiting: s.waiting,
             }],
+            batch_micros: Some(self.timing.transaction_micros.snapshot()),
+            commit_micros: Some(self.timing.commit_micros.snapshot()),
             ..Default::default()
         }
     }
@@ -983,9 +1549,9 @@ impl Storage for PostgresStore {
     ) -> Result<License, StorageError> {
         write_tx!(self, |w| {
             let mut license = require_license(&w, &id).await?;
-            let event = license.transition(action, reason, now)?;
+            let event = license.transition(action, reason.clone(), now)?;
             update_license_state(&w, &license).await?;
-            w.append(NewEvent::about(&id, now, actor, event)).await?;
+            w.append(NewEvent::about(&id, now, actor.clone(), event));
             license
         })
         .await
@@ -1002,7 +1568,7 @@ impl Storage for PostgresStore {
             let mut license = require_license(&w, &id).await?;
             let event = license.apply_renewal(days, now)?;
             update_license_state(&w, &license).await?;
-            w.append(NewEvent::about(&id, now, actor, event)).await?;
+            w.append(NewEvent::about(&id, now, actor.clone(), event));
             license
         })
         .await
@@ -1122,8 +1688,8 @@ impl Storage for PostgresStore {
         write_tx!(self, |w| {
             insert_token(&w, &new).await?;
             let at = new.created_at;
-            let (token, event) = new.created();
-            w.append(NewEvent::general(at, actor, event)).await?;
+            let (token, event) = new.clone().created();
+            w.append(NewEvent::general(at, actor.clone(), event));
             token
         })
         .await
@@ -1137,13 +1703,8 @@ impl Storage for PostgresStore {
         write_tx!(self, |w| {
             // Instances starting on one new database at once: the first to take this
             // lock (held to the commit) stores its token; the others then see it.
-            exec(
-                &w.tx,
-                "SELECT pg_advisory_xact_lock($1)",
-                &[&FIRST_TOKEN_LOCK],
-            )
-            .await?;
-            let any: bool = one(&w.tx, "SELECT EXISTS (SELECT 1 FROM api_tokens)", &[])
+            exec(&w, "SELECT pg_advisory_xact_lock($1)", &[&FIRST_TOKEN_LOCK]).await?;
+            let any: bool = one(&w, "SELECT EXISTS (SELECT 1 FROM api_tokens)", &[])
                 .await?
                 .try_get(0)?;
             if any {
@@ -1151,8 +1712,8 @@ impl Storage for PostgresStore {
             } else {
                 insert_token(&w, &new).await?;
                 let at = new.created_at;
-                let (token, event) = new.created();
-                w.append(NewEvent::general(at, actor, event)).await?;
+                let (token, event) = new.clone().created();
+                w.append(NewEvent::general(at, actor.clone(), event));
                 Some(token)
             }
         })
@@ -1182,7 +1743,7 @@ impl Storage for PostgresStore {
     ) -> Result<ApiToken, StorageError> {
         write_tx!(self, |w| {
             let found = rows(
-                &w.tx,
+                &w,
                 &format!(
                     "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1 OR prefix = $1 FOR UPDATE"
                 ),
@@ -1195,12 +1756,12 @@ impl Storage for PostgresStore {
             let mut token = the_named_token(found)?;
             if let Some(event) = token.revoke(now) {
                 exec(
-                    &w.tx,
+                    &w,
                     "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1",
                     &[&token.id, &now.timestamp()],
                 )
                 .await?;
-                w.append(NewEvent::general(now, actor, event)).await?;
+                w.append(NewEvent::general(now, actor.clone(), event));
             }
             token
         })
@@ -1256,17 +1817,16 @@ impl Storage for PostgresStore {
         now: Timestamp,
     ) -> Result<(), StorageError> {
         write_tx!(self, |w| {
-            for k in keys {
+            for k in &keys {
                 let inserted = exec(
-                    &w.tx,
+                    &w,
                     "INSERT INTO signing_keys (kid, public_key, first_seen) VALUES ($1, $2, $3)
                      ON CONFLICT (kid) DO NOTHING",
                     &[&k.kid, &k.public_key, &now.timestamp()],
                 )
                 .await?;
                 if inserted == 1 {
-                    w.append(NewEvent::general(now, actor.clone(), k.registered_event()))
-                        .await?;
+                    w.append(NewEvent::general(now, actor.clone(), k.registered_event()));
                 }
             }
         })
@@ -1280,6 +1840,32 @@ impl Storage for PostgresStore {
 
     async fn verify_audit(&self) -> Result<Result<i64, ChainError>, StorageError> {
         read!(self, |c| verify_audit_on(c).await?).await
+    }
+
+    async fn apply_payment(
+        &self,
+        req: crate::storage::payments::PaymentRequest,
+    ) -> Result<crate::storage::payments::PaymentResult, StorageError> {
+        write_tx!(self, |w| payments::apply(&mut w, &req).await?).await
+    }
+
+    async fn payment_events(
+        &self,
+        filter: crate::storage::payments::PaymentFilter,
+    ) -> Result<Vec<crate::domain::payments::PaymentEvent>, StorageError> {
+        read!(self, |c| payments::events(c, &filter).await?).await
+    }
+
+    async fn payment_event(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::domain::payments::PaymentEvent>, StorageError> {
+        let id = id.to_owned();
+        read!(self, |c| payments::event(c, &id).await?).await
+    }
+
+    fn staff_store(&self) -> &dyn crate::storage::staff::StaffStore {
+        self
     }
 
     fn shared_limits(&self) -> Option<Arc<dyn crate::storage::shared_limits::SharedLimits>> {

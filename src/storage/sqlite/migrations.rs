@@ -194,6 +194,104 @@ UPDATE licenses SET seats_used = (
 CREATE INDEX activations_unseen ON activations (license_id, last_seen)
     WHERE deactivated_at IS NULL;
 "#,
+    // Payments in: every verified provider event once (its effect commits with it),
+    // and the references (order, payment, subscription) later events find a
+    // license by.
+    r#"
+CREATE TABLE payment_events (
+    id           TEXT PRIMARY KEY,
+    provider     TEXT NOT NULL,
+    event_id     TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    received_at  INTEGER NOT NULL,
+    outcome      TEXT NOT NULL,
+    reason       TEXT,
+    licenses     TEXT NOT NULL,
+    decided_at   INTEGER NOT NULL,
+    body         TEXT NOT NULL,
+    UNIQUE (provider, event_id)
+) STRICT;
+CREATE INDEX payment_events_by_outcome ON payment_events (outcome, id);
+
+CREATE TABLE payment_links (
+    provider    TEXT NOT NULL,
+    reference   TEXT NOT NULL,
+    license_id  TEXT NOT NULL REFERENCES licenses (id),
+    ended_at    INTEGER,
+    PRIMARY KEY (provider, reference, license_id)
+) STRICT;
+"#,
+    // Outgoing messages (webhooks now, mail later): a row per message and target,
+    // written in the transaction of the change it reports, leased by the delivery
+    // worker. `audit_head.webhook_endpoints` counts the enabled endpoints, read with
+    // the head by every write, so that with none a write costs nothing more.
+    r#"
+CREATE TABLE webhook_endpoints (
+    id                     TEXT PRIMARY KEY,
+    url                    TEXT NOT NULL,
+    events                 TEXT NOT NULL,
+    description            TEXT,
+    enabled                INTEGER NOT NULL,
+    disabled_reason        TEXT,
+    secret                 TEXT NOT NULL,
+    previous_secret        TEXT,
+    previous_secret_until  INTEGER,
+    created_at             INTEGER NOT NULL,
+    updated_at             INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE outbox (
+    id            INTEGER PRIMARY KEY,
+    message_id    TEXT NOT NULL,
+    channel       TEXT NOT NULL,
+    target        TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    payload       TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    status        TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    next_at_ms    INTEGER NOT NULL,
+    lease_owner   TEXT,
+    lease_until_ms INTEGER,
+    last_status   INTEGER,
+    last_error    TEXT,
+    last_attempt_at INTEGER,
+    done_at       INTEGER,
+    UNIQUE (message_id, channel, target)
+) STRICT;
+CREATE INDEX outbox_due ON outbox (channel, next_at_ms) WHERE status = 'pending';
+CREATE INDEX outbox_by_target ON outbox (channel, target, status, id);
+CREATE INDEX outbox_done ON outbox (channel, done_at) WHERE status <> 'pending';
+
+ALTER TABLE audit_head ADD COLUMN webhook_endpoints INTEGER NOT NULL DEFAULT 0;
+"#,
+    // The support console's staff accounts and their server-side sessions (kept by
+    // the hash of the cookie's value).
+    r#"
+CREATE TABLE staff_users (
+    id                TEXT PRIMARY KEY,
+    email             TEXT NOT NULL UNIQUE,
+    role              TEXT NOT NULL,
+    password_hash     TEXT,
+    totp_secret       BLOB,
+    totp_last_step    INTEGER,
+    setup_hash        BLOB UNIQUE,
+    setup_expires_at  INTEGER,
+    created_at        INTEGER NOT NULL,
+    disabled_at       INTEGER,
+    last_sign_in_at   INTEGER
+) STRICT;
+
+CREATE TABLE staff_sessions (
+    id_hash       BLOB PRIMARY KEY,
+    user_id       TEXT NOT NULL REFERENCES staff_users (id),
+    csrf_token    TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    last_seen_at  INTEGER NOT NULL,
+    reauth_at     INTEGER
+) STRICT;
+CREATE INDEX staff_sessions_by_user ON staff_sessions (user_id);
+"#,
     // A new seat writes only the index entries a live machine needs: the freed
     // seats are indexed apart (the churn limit and the list of machines read them).
     r#"

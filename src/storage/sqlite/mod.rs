@@ -4,7 +4,10 @@ mod activations;
 mod backup;
 mod grace;
 mod migrations;
+mod payments;
 mod pool;
+mod staff;
+mod webhooks;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -902,6 +905,34 @@ impl Storage for SqliteStore {
 
     async fn verify_audit(&self) -> Result<Result<i64, ChainError>, StorageError> {
         self.read(verify_audit_on).await
+    }
+
+    async fn apply_payment(
+        &self,
+        req: crate::storage::payments::PaymentRequest,
+    ) -> Result<crate::storage::payments::PaymentResult, StorageError> {
+        self.writer
+            .write(move |ctx| payments::apply(ctx, &req))
+            .await
+    }
+
+    async fn payment_events(
+        &self,
+        filter: crate::storage::payments::PaymentFilter,
+    ) -> Result<Vec<crate::domain::payments::PaymentEvent>, StorageError> {
+        self.read(move |c| payments::events(c, &filter)).await
+    }
+
+    async fn payment_event(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::domain::payments::PaymentEvent>, StorageError> {
+        let id = id.to_owned();
+        self.read(move |c| payments::event(c, &id)).await
+    }
+
+    fn staff_store(&self) -> &dyn crate::storage::staff::StaffStore {
+        self
     }
 
     /// None: one keyclerk process owns a SQLite file (more instances mean

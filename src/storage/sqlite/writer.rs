@@ -14,7 +14,9 @@ use std::time::Instant;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::domain::audit::NewEvent;
+use crate::domain::webhook::WEBHOOK_CHANNEL;
 use crate::metrics::Histogram;
+use crate::storage::webhooks::messages_of;
 use crate::storage::{QueueStats, StorageError};
 
 /// Most jobs committed together.
@@ -27,6 +29,9 @@ pub struct WriteCtx<'c> {
     pub conn: &'c Connection,
     head_seq: i64,
     head_hash: [u8; 32],
+    /// Enabled webhook endpoints (read with the head): none, and an event costs no
+    /// outbox statement.
+    webhook_endpoints: i64,
 }
 
 impl WriteCtx<'_> {
@@ -76,9 +81,42 @@ impl WriteCtx<'_> {
                 )?
                 .execute(params![record.seq, license, window, record.at])?;
         }
+        if self.webhook_endpoints > 0 {
+            for m in messages_of(&record, event.at) {
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO outbox (message_id, channel, target, kind, payload,
+                                             created_at, status, next_at_ms)
+                         SELECT ?1, ?2, id, ?3, ?4, ?5, 'pending', ?6 FROM webhook_endpoints
+                         WHERE enabled = 1
+                           AND (events = ' * ' OR instr(events, ' ' || ?3 || ' ') > 0)",
+                    )?
+                    .execute(params![
+                        m.message_id,
+                        WEBHOOK_CHANNEL,
+                        m.kind,
+                        m.payload,
+                        record.at,
+                        event.at.timestamp_millis()
+                    ])?;
+            }
+        }
         self.head_seq = record.seq;
         self.head_hash = hash;
         Ok(record.seq)
+    }
+
+    /// Counts the enabled webhook endpoints again (after a write changed them) and
+    /// keeps the count beside the head for the writes that follow.
+    pub fn recount_webhook_endpoints(&mut self) -> Result<(), StorageError> {
+        self.webhook_endpoints = self.conn.query_row(
+            "UPDATE audit_head SET webhook_endpoints =
+                 (SELECT count(*) FROM webhook_endpoints WHERE enabled = 1)
+             WHERE id = 1 RETURNING webhook_endpoints",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(())
     }
 }
 
@@ -247,16 +285,20 @@ fn micros_since(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
-fn read_head(conn: &Connection) -> rusqlite::Result<(i64, [u8; 32])> {
-    conn.query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
-        let seq: i64 = r.get(0)?;
-        let hash: Vec<u8> = r.get(1)?;
-        // A head that is not a hash would start the chain from nothing: refuse it.
-        let h: [u8; 32] = hash
-            .try_into()
-            .map_err(|_| super::corrupt("audit_head.hash"))?;
-        Ok((seq, h))
-    })
+fn read_head(conn: &Connection) -> rusqlite::Result<(i64, [u8; 32], i64)> {
+    conn.query_row(
+        "SELECT seq, hash, webhook_endpoints FROM audit_head WHERE id = 1",
+        [],
+        |r| {
+            let seq: i64 = r.get(0)?;
+            let hash: Vec<u8> = r.get(1)?;
+            // A head that is not a hash would start the chain from nothing: refuse it.
+            let h: [u8; 32] = hash
+                .try_into()
+                .map_err(|_| super::corrupt("audit_head.hash"))?;
+            Ok((seq, h, r.get(2)?))
+        },
+    )
 }
 
 fn run_batch(conn: &mut Connection, batch: Vec<Job>, stats: &WriterStats) {
@@ -265,7 +307,7 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, stats: &WriterStats) {
         .prepare_cached("BEGIN IMMEDIATE")
         .and_then(|mut s| s.execute([]))
         .and_then(|_| read_head(conn));
-    let (head_seq, head_hash) = match begun {
+    let (head_seq, head_hash, webhook_endpoints) = match begun {
         Ok(head) => head,
         Err(e) => {
             log::error!("writer could not begin a transaction: {e}");
@@ -280,6 +322,7 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, stats: &WriterStats) {
         conn,
         head_seq,
         head_hash,
+        webhook_endpoints,
     };
     let mut delivers = Vec::with_capacity(batch.len());
     let mut broken = false;
@@ -288,7 +331,7 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, stats: &WriterStats) {
             fail_without_running(job);
             continue;
         }
-        let saved = (ctx.head_seq, ctx.head_hash);
+        let saved = (ctx.head_seq, ctx.head_hash, ctx.webhook_endpoints);
         if let Err(e) = exec(ctx.conn, "SAVEPOINT job") {
             log::error!("writer could not open a savepoint: {e}");
             broken = true;
@@ -308,7 +351,7 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, stats: &WriterStats) {
         let end = if ok {
             exec(ctx.conn, "RELEASE job")
         } else {
-            (ctx.head_seq, ctx.head_hash) = saved;
+            (ctx.head_seq, ctx.head_hash, ctx.webhook_endpoints) = saved;
             exec(ctx.conn, "ROLLBACK TO job").and_then(|()| exec(ctx.conn, "RELEASE job"))
         };
         if let Err(e) = end {

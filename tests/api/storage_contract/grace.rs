@@ -1067,3 +1067,36 @@ pub async fn an_idempotency_key_is_scoped_to_its_license(w: World) {
     assert_ne!(first.id, other.id, "another license's key space");
     assert_eq!(other.license_id, b.id);
 }
+
+pub async fn concurrent_resolutions_of_one_claim_decide_once(w: World) {
+    let (l, key) = w.mint("photo-pro", "o-1").await;
+    let c = claim(&w, key, manual());
+    w.store.file_claim(c.clone(), w.day(100)).await.unwrap();
+    let at = w.day(101);
+    super::races::warm_up(&w, 10);
+    let outcomes = super::races::at_once(10, |_| {
+        let store = w.store.clone();
+        let req = GraceRequest {
+            claim_id: Some(c.id.clone()),
+            ..w.grace(&l, Remedy::Extend)
+        };
+        async move { store.resolve_claim(req, at).await }
+    });
+    let made = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(DecisionOutcome::Made(_))))
+        .count();
+    assert_eq!(made, 1, "{outcomes:?}");
+    for o in outcomes {
+        if !matches!(o, Ok(DecisionOutcome::Made(_))) {
+            assert_eq!(refused(o), DomainError::ClaimResolved);
+        }
+    }
+    let decisions = w
+        .events(&l.id)
+        .await
+        .into_iter()
+        .filter(grace_event)
+        .count();
+    assert_eq!(decisions, 1);
+}

@@ -8,9 +8,11 @@
 //! audit chain is intact.
 
 mod activations;
+mod durability;
 mod grace;
 mod licenses;
 mod limits;
+mod payments;
 mod races;
 mod tokens;
 
@@ -50,6 +52,11 @@ pub trait Engine {
 
     /// A new, empty, migrated store of this engine.
     fn fresh() -> (Arc<dyn Storage>, Self::Guard);
+
+    /// The PostgreSQL database behind the store, if it is one.
+    fn database_url(_guard: &Self::Guard) -> Option<String> {
+        None
+    }
 }
 
 /// The embedded SQLite engine, in a temporary data directory.
@@ -78,6 +85,30 @@ impl Engine for Postgres {
         let store = keyclerk::storage::open(Some(&db.url), std::path::Path::new("unused")).unwrap();
         (store, db)
     }
+
+    fn database_url(guard: &Self::Guard) -> Option<String> {
+        Some(guard.url.clone())
+    }
+}
+
+/// PostgreSQL on a cluster of its own that flushes its WAL (fsync and
+/// synchronous_commit on), for the tests that count the flushes.
+pub struct DurablePostgres;
+
+impl Engine for DurablePostgres {
+    type Guard = crate::pg::Cluster;
+    const SHARES_LIMITS: bool = true;
+
+    fn fresh() -> (Arc<dyn Storage>, Self::Guard) {
+        let cluster = crate::pg::Cluster::start_durable();
+        let store =
+            keyclerk::storage::open(Some(&cluster.url()), std::path::Path::new("unused")).unwrap();
+        (store, cluster)
+    }
+
+    fn database_url(guard: &Self::Guard) -> Option<String> {
+        Some(guard.url())
+    }
 }
 
 /// A fresh store with the demo catalog, and helpers that build requests the way
@@ -90,6 +121,8 @@ pub struct World {
     pub t0: Timestamp,
     /// Whether the engine shares rate-limit counters between instances.
     pub shares_limits: bool,
+    /// The PostgreSQL database behind the store, if it is one.
+    pub database_url: Option<String>,
 }
 
 /// Runs one contract test on a fresh store of engine `E`, then checks the chain.
@@ -104,6 +137,7 @@ where
         .settings;
     let catalog = Arc::new(settings.catalog());
     let world = World {
+        database_url: E::database_url(&guard),
         store: Arc::clone(&store),
         policies: Arc::new(catalog.seat_policies()),
         catalog,
@@ -205,6 +239,11 @@ macro_rules! suite {
             limits::every_change_to_a_shared_counter_reaches_a_later_poll,
             limits::quiet_shared_counters_are_forgotten_in_bounded_steps,
             limits::concurrent_charges_of_one_shared_counter_allow_exactly_its_burst,
+            races::concurrent_deactivations_of_one_machine_free_it_once,
+            races::concurrent_redemptions_of_one_order_for_two_customers_spend_it_once,
+            grace::concurrent_resolutions_of_one_claim_decide_once,
+            payments::twenty_concurrent_deliveries_of_one_payment_event_mint_once,
+            payments::a_payment_finds_its_license_by_reference_and_acts_as_its_provider,
         );
     };
     ($engine:ty) => {
@@ -222,6 +261,13 @@ mod postgres {
     #[test]
     fn a_poll_in_pages_goes_on_while_an_old_transaction_holds_the_horizon_back() {
         super::limits::pages_go_on_behind_an_old_transaction();
+    }
+
+    #[test]
+    fn every_acknowledged_write_waited_for_its_wal_flush() {
+        crate::storage_contract::run::<super::DurablePostgres, _, _>(
+            crate::storage_contract::durability::every_acknowledged_write_waited_for_its_wal_flush,
+        );
     }
 }
 

@@ -12,14 +12,16 @@ use keyclerk::domain::ids::new_id;
 use keyclerk::domain::product::Price;
 use keyclerk::domain::token::{NewApiToken, Role};
 use keyclerk::domain::DomainError;
-use keyclerk::storage::activation::ActivationOutcome;
+use keyclerk::storage::activation::{
+    ActivationOutcome, Deactivation, DeactivationOutcome, Deactivator,
+};
 use keyclerk::storage::grace::{DecisionOutcome, Redemption};
 use keyclerk::storage::{LicenseLookup, MintOutcome, StorageError};
 
-use super::{fake_key, request, vendor, World};
+use super::{fake_key, request, support, vendor, World};
 
 /// Runs `f(0..n)` at once and collects the answers in order of `i`.
-pub(super) fn at_once<T, F, Fut>(n: usize, f: F) -> Vec<T>
+pub fn at_once<T, F, Fut>(n: usize, f: F) -> Vec<T>
 where
     F: Fn(usize) -> Fut + Sync,
     Fut: Future<Output = T>,
@@ -44,7 +46,15 @@ where
     })
 }
 
+/// Opens as many connections as `n` callers use at once (an engine with a pool
+/// opens them on demand, one after the other, which would space the racers out),
+/// so that the race that follows is one.
+pub fn warm_up(w: &World, n: usize) {
+    at_once(n, |_| async { w.store.ready().await.unwrap() });
+}
+
 pub async fn fifty_concurrent_mints_of_one_order_make_one_license(w: World) {
+    warm_up(&w, 50);
     let outcomes = at_once(50, |_| {
         // Each retry is prepared on its own: its own license id and key.
         let new = w.prepare(request("photo-pro", "o-race"), w.t0);
@@ -88,6 +98,7 @@ pub async fn twenty_concurrent_activations_on_five_seats_grant_exactly_five(w: W
     let mut req = request("photo-pro", "o-1");
     req.seats = Some(5);
     let (l, key) = w.mint_request(req).await;
+    warm_up(&w, 20);
     let w = &w;
     let outcomes = at_once(20, |i| async move {
         w.activate(key, &format!("fp-{i}"), w.day(1)).await
@@ -130,6 +141,7 @@ pub async fn twenty_concurrent_activations_on_five_seats_grant_exactly_five(w: W
 
 pub async fn concurrent_activations_of_one_machine_take_one_seat(w: World) {
     let (l, key) = w.mint("photo-pro", "o-1").await;
+    warm_up(&w, 20);
     let outcomes = at_once(20, |_| w.activate(key, "fp-same", w.day(1)));
     let mut created = 0;
     let mut ids = Vec::new();
@@ -155,6 +167,7 @@ pub async fn concurrent_activations_of_one_machine_take_one_seat(w: World) {
 pub async fn concurrent_first_presentations_write_one_event(w: World) {
     let (l, _) = w.mint("photo-pro", "o-1").await;
     let at = w.day(1);
+    warm_up(&w, 20);
     at_once(20, |i| {
         let store = w.store.clone();
         let id = l.id.clone();
@@ -188,6 +201,7 @@ pub async fn twenty_concurrent_redemptions_of_the_whole_balance_let_one_through(
         currency: "EUR".into(),
     };
     let at = w.day(2);
+    warm_up(&w, 20);
     let outcomes = at_once(20, |i| {
         let store = w.store.clone();
         let r = Redemption {
@@ -268,4 +282,104 @@ pub async fn of_ten_concurrent_first_tokens_one_is_stored(w: World) {
     assert_eq!(stored.len(), 1, "{outcomes:?}");
     assert_eq!(w.store.tokens().await.unwrap(), stored);
     assert_eq!(w.event_count().await, 1);
+}
+
+pub async fn concurrent_deactivations_of_one_machine_free_it_once(w: World) {
+    let (l, key) = w.mint("photo-pro", "o-1").await;
+    let act = w.take_seat(key, "fp-1", w.day(1)).await;
+    let at = w.day(2);
+    warm_up(&w, 20);
+    let outcomes = at_once(20, |i| {
+        let store = w.store.clone();
+        let by = if i % 2 == 0 {
+            Deactivator::Support(support())
+        } else {
+            Deactivator::Customer(key)
+        };
+        let req = Deactivation {
+            activation_id: act.clone(),
+            by,
+            reason: None,
+            policies: std::sync::Arc::clone(&w.policies),
+        };
+        async move { store.deactivate(req, at).await.unwrap() }
+    });
+    let freed = outcomes
+        .iter()
+        .filter(|o| matches!(o, DeactivationOutcome::Deactivated { already: false, .. }))
+        .count();
+    let already = outcomes
+        .iter()
+        .filter(|o| matches!(o, DeactivationOutcome::Deactivated { already: true, .. }))
+        .count();
+    assert_eq!((freed, already), (1, 19), "{outcomes:?}");
+    let events = w
+        .events(&l.id)
+        .await
+        .into_iter()
+        .filter(|e| matches!(e, AuditEvent::ActivationDeactivated { .. }))
+        .count();
+    assert_eq!(events, 1, "freed once, written once");
+}
+
+pub async fn concurrent_redemptions_of_one_order_for_two_customers_spend_it_once(w: World) {
+    let emails = ["ann@example.com", "bob@example.com"];
+    for (i, email) in emails.iter().enumerate() {
+        let mut req = request("photo-pro", &format!("o-{i}"));
+        req.customer_email = Some((*email).into());
+        let (l, _) = w.mint_request(req).await;
+        w.store
+            .decide(w.grace(&l, Remedy::Credit), w.day(1))
+            .await
+            .unwrap();
+    }
+    let at = w.day(2);
+    warm_up(&w, 20);
+    let outcomes = at_once(20, |i| {
+        let store = w.store.clone();
+        let r = Redemption {
+            id: new_id("cre", w.t0),
+            email: emails[i % 2].into(),
+            order_id: "shop-shared".into(),
+            amount: Price {
+                amount: 100,
+                currency: "EUR".into(),
+            },
+            actor: vendor(),
+        };
+        async move { store.redeem(r, at).await }
+    });
+    let winner = outcomes
+        .iter()
+        .find_map(|o| match o {
+            Ok((entry, true)) => Some(entry.clone()),
+            _ => None,
+        })
+        .expect("one redemption goes through");
+    for o in &outcomes {
+        match o {
+            Ok((entry, _)) => assert_eq!(entry, &winner, "the same order finds the first"),
+            Err(StorageError::Domain(DomainError::OrderConflict(order))) => {
+                assert_eq!(order, "shop-shared")
+            }
+            other => panic!("neither the redemption nor a conflict: {other:?}"),
+        }
+    }
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok((_, true))))
+            .count(),
+        1
+    );
+    let spent: i64 = w
+        .store
+        .credits(&winner.email)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.amount < 0)
+        .map(|e| e.amount)
+        .sum();
+    assert_eq!(spent, -100, "spent once");
 }

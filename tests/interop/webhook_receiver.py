@@ -1,0 +1,115 @@
+"""A receiver of keyclerk's webhooks for the tests (tests/api/webhooks.rs): every
+delivery is verified with the PyPI `standardwebhooks` library, recorded as a JSON
+line in --log, and answered as the test asks.
+
+  --secret-file F   the endpoint's secret(s), one a line, read at each delivery (the
+                    test writes it once it has created the endpoint); a delivery
+                    that verifies with none is answered 400 and recorded unverified
+  --fail-first N    answer 500 to the first N deliveries
+  --status CODE     answer CODE to every delivery (410 to have the endpoint disabled)
+  --accept-file F   answer 503 until F exists
+  --retry-after S   answer the --fail-first deliveries 429 with `Retry-After: S`
+                    instead of 500
+(a --status of 3xx comes with a `Location` back to this receiver, which keyclerk
+must not follow)
+Prints `PORT <n>` once listening on 127.0.0.1 (a port the system picks)."""
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+
+# The verification the README shows ("Webhooks to your systems"): the raw body and
+# the request's headers, with the endpoint's `whsec_…` secret.
+def verify_delivery(secret: str, body: bytes, headers: dict) -> dict:
+    """The event ({type, timestamp, data}) if keyclerk signed it; raises otherwise."""
+    return Webhook(secret).verify(body, headers)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--secret-file", required=True)
+    parser.add_argument("--log", required=True)
+    parser.add_argument("--fail-first", type=int, default=0)
+    parser.add_argument("--status", type=int, default=None)
+    parser.add_argument("--accept-file", default=None)
+    parser.add_argument("--retry-after", default=None)
+    args = parser.parse_args()
+    lock = threading.Lock()
+    seen = {"n": 0}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *_):
+            pass
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            try:
+                with open(args.secret_file) as f:
+                    secrets = [line.strip() for line in f if line.strip()]
+            except FileNotFoundError:
+                secrets = []
+            verified, error, event = False, "no secret", None
+            for secret in secrets:
+                try:
+                    event = verify_delivery(secret, body, headers)
+                    verified, error = True, None
+                    break
+                except WebhookVerificationError as e:
+                    error = str(e)
+            with lock:
+                seen["n"] += 1
+                n = seen["n"]
+                if not verified:
+                    status = 400
+                elif args.status is not None:
+                    status = args.status
+                elif n <= args.fail_first:
+                    status = 429 if args.retry_after else 500
+                elif args.accept_file and not os.path.exists(args.accept_file):
+                    status = 503
+                else:
+                    status = 204
+                record = {
+                    "n": n,
+                    "webhook_id": headers.get("webhook-id"),
+                    "webhook_timestamp": headers.get("webhook-timestamp"),
+                    "webhook_signature": headers.get("webhook-signature"),
+                    "body": body.decode("utf-8", "replace"),
+                    "verified": verified,
+                    "error": error,
+                    "type": event.get("type") if isinstance(event, dict) else None,
+                    "answered": status,
+                    "path": self.path,
+                    "received_at": time.time(),
+                }
+                with open(args.log, "a") as log:
+                    log.write(json.dumps(record) + "\n")
+            self.send_response(status)
+            if status == 429:
+                self.send_header("retry-after", args.retry_after)
+            if 300 <= status < 400:
+                self.send_header("location", "/redirected")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print(f"PORT {server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
