@@ -73,6 +73,8 @@ pub struct RemedyPage {
     pub new_deadline: Option<When>,
     /// Why it cannot be made as asked.
     pub refusal: Option<String>,
+    /// What to choose before the effect can be shown.
+    pub prompt: Option<String>,
     /// Whether the remedy takes days (extend).
     pub takes_days: bool,
     /// The days typed.
@@ -151,6 +153,27 @@ fn effect_of(plan: &Plan, license: &License, product: &str) -> String {
     }
 }
 
+/// Why a product cannot be the target, with amounts written as money.
+fn why_not(e: &DomainError, currency: &str) -> String {
+    let m = |amount: u64| {
+        money(&crate::domain::product::Price {
+            amount,
+            currency: currency.to_owned(),
+        })
+    };
+    match e {
+        DomainError::SubstituteTooExpensive { price, ceiling } => format!(
+            "Costs {}, more than the {} a substitute may cost; an upgrade can give it.",
+            m(*price),
+            m(*ceiling)
+        ),
+        DomainError::UpgradeNotDearer => {
+            "Not dearer than the price paid; a substitute can give it.".to_owned()
+        }
+        other => sentence_case(&other.to_string()) + ".",
+    }
+}
+
 fn parse_days(s: &str) -> Result<Option<u32>, String> {
     match s.trim() {
         "" => Ok(None),
@@ -196,7 +219,7 @@ async fn remedy_page(
             let (allowed, note) = match &c.plan {
                 Ok(Plan::Upgrade { amount_due }) => (true, format!("{} due", money(amount_due))),
                 Ok(_) => (true, "no cost".to_owned()),
-                Err(e) => (false, sentence_case(&e.to_string())),
+                Err(e) => (false, why_not(e, &c.price.currency)),
             };
             candidates.push(CandidateRow {
                 product: c.product,
@@ -208,16 +231,17 @@ async fn remedy_page(
             });
         }
     }
+    let mut prompt = None;
     let plan = match (&days, remedy.mints(), &chosen_price) {
         (Err(why), _, _) => Err(why.clone()),
-        (_, true, None) => Err(if candidates.iter().any(|c| c.allowed) {
-            "Choose a product below to see the effect.".to_owned()
-        } else {
-            format!(
-                "No product of the catalog can be a {} for this license.",
-                remedy.as_str()
-            )
-        }),
+        (_, true, None) if candidates.iter().any(|c| c.allowed) => {
+            prompt = Some("Choose a product below: each shows what it would do.".to_owned());
+            Err(String::new())
+        }
+        (_, true, None) => Err(format!(
+            "No product of the catalog can be a {} for this license.",
+            remedy.as_str()
+        )),
         (Ok(days), _, price) => app
             .preview(
                 &license,
@@ -258,7 +282,8 @@ async fn remedy_page(
             Ok(Plan::Extend { activate_by, .. }) => Some(When::at(*activate_by, now)),
             _ => None,
         },
-        refusal: plan.err(),
+        refusal: plan.err().filter(|r| !r.is_empty()),
+        prompt,
         takes_days: remedy.takes_days(),
         days: form.days.trim().to_owned(),
         takes_product: remedy.mints(),

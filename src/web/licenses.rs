@@ -8,13 +8,14 @@ use serde::Deserialize;
 
 use crate::domain::grace::Evidence;
 use crate::domain::license::{Action, License};
+use crate::domain::product::DurationFrom;
 use crate::domain::time::{self, Timestamp};
 use crate::domain::DomainError;
 use crate::routes::extract::ClientAddr;
 use crate::service::{note, AppState, DeactivationRequest, ServiceError};
 use crate::storage::activation::Activation;
 use crate::storage::EventPage;
-use crate::web::display::{actor_label, money, sentence, When};
+use crate::web::display::{actor_label, days, money, sentence, When};
 use crate::web::pages::{render, ErrorPage, Me};
 use crate::web::session::Staff;
 use crate::web::{see_other, ConsoleState};
@@ -337,6 +338,8 @@ pub struct LicensePage {
     pub activate_by: Option<Dated>,
     /// The expiry, with days left or since.
     pub expires: Option<Dated>,
+    /// Without an expiry: `never`, or how it will be set.
+    pub expires_note: String,
     /// Seats held now.
     pub seats_used: usize,
     /// Seats of the license.
@@ -451,6 +454,13 @@ pub async fn license_page(
         purchased: dated(license.purchased_at, now, false),
         activate_by: license.activate_by.map(|t| dated(t, now, true)),
         expires: license.expires_at.map(|t| dated(t, now, true)),
+        expires_note: match (license.duration_days, license.duration_from) {
+            (Some(d), DurationFrom::Activation) => format!(
+                "{} after the first activation",
+                days(i64::from(d) + i64::from(license.extra_days))
+            ),
+            _ => "never".to_owned(),
+        },
         seats_used: machines
             .iter()
             .filter(|a| a.deactivated_at.is_none())

@@ -217,6 +217,7 @@ fn a_lifecycle_action_and_an_extension_made_in_the_console_have_the_agent_as_act
         "<time datetime=\"",
         " UTC\">",
         "0 of 3 in use",
+        "365 days after the first activation",
         "Minted for order ORD-ACT-1",
     ] {
         assert!(page.body.contains(part), "{part}: {}", page.body);
@@ -473,7 +474,13 @@ fn a_pending_claim_is_resolved_from_the_queue_with_a_substitute_after_its_previe
         !preview.body.contains("id=\"product-studio-suite\""),
         "too dear"
     );
-    assert!(preview.body.contains("use `upgrade` for a dearer product"));
+    assert!(
+        preview
+            .body
+            .contains("Costs 199.00 EUR, more than the 49.00 EUR a substitute may cost"),
+        "{}",
+        preview.body
+    );
     let upgrade = ann.get(&format!(
         "/console/licenses/{id}/remedy?remedy=upgrade&product=studio-suite"
     ));
