@@ -261,6 +261,37 @@ mod tests {
     }
 
     #[test]
+    fn events_read_as_sentences_and_unknown_ones_as_their_kind() {
+        let event = |kind: &str, data: serde_json::Value| Event {
+            seq: 1,
+            at: time::from_unix(1_000_000_000),
+            actor: serde_json::json!({"type": "user", "email": "ann@example.com"}),
+            kind: kind.into(),
+            license_id: None,
+            data,
+            repeats: None,
+        };
+        let suspended = event(
+            "license_suspended",
+            serde_json::json!({"from": "active", "to": "suspended", "reason": "chargeback"}),
+        );
+        assert_eq!(sentence(&suspended), "Suspended: chargeback.");
+        assert_eq!(actor_label(&suspended.actor), "user:ann@example.com");
+        let refused = event(
+            "activation_refused",
+            serde_json::json!({"code": "activation_window_closed", "fingerprint": "fp"}),
+        );
+        assert_eq!(
+            sentence(&refused),
+            "An activation was refused: activation_window_closed."
+        );
+        assert_eq!(
+            sentence(&event("something_new", serde_json::json!({}))),
+            "something new"
+        );
+    }
+
+    #[test]
     fn amounts_are_written_with_two_decimals() {
         let p = Price {
             amount: 4905,

@@ -574,3 +574,75 @@ fn the_console_forms_refuse_a_missing_csrf_token_and_a_foreign_origin(engine: En
         "{events:?}"
     );
 }
+
+both_engines!(an_upgrade_shows_its_amount_due_and_a_renewal_its_new_expiry);
+fn an_upgrade_shows_its_amount_due_and_a_renewal_its_new_expiry(engine: Engine) {
+    let server = TestServer::start_on(engine);
+    let (mut ann, csrf) = agent(&server, "ann@example.com");
+    let (id, _) = late_license(&server, "ORD-UP-1", "hal@example.com");
+    let preview = ann.get(&format!(
+        "/console/licenses/{id}/remedy?remedy=upgrade&product=studio-suite"
+    ));
+    let idem = preview.input("idempotency").unwrap();
+    let path = format!("/console/licenses/{id}/remedy");
+    let no_reason = ann.post(
+        &path,
+        &[
+            ("csrf", csrf.as_str()),
+            ("remedy", "upgrade"),
+            ("product", "studio-suite"),
+            ("idempotency", idem.as_str()),
+        ],
+    );
+    assert_eq!(no_reason.status, 422);
+    assert!(
+        no_reason.body.contains("Write the reason"),
+        "{}",
+        no_reason.body
+    );
+    let decided = ann.post(
+        &path,
+        &[
+            ("csrf", csrf.as_str()),
+            ("remedy", "upgrade"),
+            ("product", "studio-suite"),
+            ("reason", "wants the suite"),
+            ("idempotency", idem.as_str()),
+        ],
+    );
+    assert_eq!(decided.status, 200, "{}", decided.body);
+    for part in ["Amount due", "150.00 EUR", "New license", "now superseded"] {
+        assert!(decided.body.contains(part), "{part}: {}", decided.body);
+    }
+
+    let fonts = server
+        .mint(json!({"product": "font-pack", "order_id": "ORD-RENEW-1"}))
+        .expect(201);
+    let fonts_id = fonts["license"]["id"].as_str().unwrap().to_owned();
+    let expires = fonts["license"]["expires_at"].as_str().unwrap().to_owned();
+    let page = ann.get(&format!("/console/licenses/{fonts_id}"));
+    assert!(page.body.contains("365 days left"), "{}", page.body);
+    assert!(page.body.contains("no email"), "{}", page.body);
+    let confirm = ann.get(&format!(
+        "/console/licenses/{fonts_id}/confirm?action=renew"
+    ));
+    assert!(confirm.body.contains("name=\"days\""), "{}", confirm.body);
+    let bad = ann.post(
+        &format!("/console/licenses/{fonts_id}/act"),
+        &[("csrf", &csrf), ("action", "renew"), ("days", "a year")],
+    );
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("whole number"), "{}", bad.body);
+    let done = ann.post(
+        &format!("/console/licenses/{fonts_id}/act"),
+        &[("csrf", &csrf), ("action", "renew"), ("days", "30")],
+    );
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(
+        done.body.contains("Renewed: the license now expires"),
+        "{}",
+        done.body
+    );
+    assert!(done.body.contains("395 days left"), "{}", done.body);
+    assert!(!done.body.contains(&expires), "the expiry moved");
+}
