@@ -6,6 +6,7 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
+use crate::domain::audit::ClaimStatus;
 use crate::domain::grace::Evidence;
 use crate::domain::license::{Action, License};
 use crate::domain::product::DurationFrom;
@@ -368,6 +369,10 @@ pub struct LicensePage {
     pub evidence: Option<EvidenceView>,
     /// The remedies.
     pub remedies: [(&'static str, &'static str); 6],
+    /// Claims on this license waiting for support: id, filed, message.
+    pub pending_claims: Vec<(String, When, String)>,
+    /// The oldest of them, which a remedy chosen here closes.
+    pub claim: String,
     /// What the last action did.
     pub notice: Option<String>,
 }
@@ -436,6 +441,21 @@ pub async fn license_page(
         .await?;
     let (_, evidence) = app.evidence(id, now).await?;
     let window_closed = license.window_closed(evidence.ever_activated, now);
+    // The queue lists at most the oldest 500 pending claims; a license's own claim
+    // is found among them (claims wait days, not months).
+    let pending_claims: Vec<(String, When, String)> = app
+        .claims(ClaimStatus::Pending)
+        .await?
+        .into_iter()
+        .filter(|c| c.license_id == license.id)
+        .map(|c| {
+            (
+                c.id,
+                When::at(c.created_at, now),
+                c.message.unwrap_or_default(),
+            )
+        })
+        .collect();
     let product = app.catalog.get(&license.product);
     let mut machines: Vec<&Activation> = machines.iter().collect();
     machines.sort_by_key(|a| a.deactivated_at.is_some());
@@ -499,6 +519,11 @@ pub async fn license_page(
         actions: actions_of(&license, now),
         evidence: window_closed.then(|| EvidenceView::of(&evidence, now)),
         remedies: REMEDY_CHOICES,
+        claim: pending_claims
+            .first()
+            .map(|c| c.0.clone())
+            .unwrap_or_default(),
+        pending_claims,
         notice,
     })
 }

@@ -162,11 +162,7 @@ fn markup_in_emails_metadata_machine_names_and_claim_messages_is_escaped_on_ever
     let pages = [
         ("search", format!("/console/search?q={q}"), false),
         ("license", format!("/console/licenses/{fresh_id}"), true),
-        (
-            "late license",
-            format!("/console/licenses/{late_id}"),
-            false,
-        ),
+        ("late license", format!("/console/licenses/{late_id}"), true),
         ("claims queue", "/console/claims".to_owned(), true),
         (
             "preview",
@@ -459,6 +455,15 @@ fn a_pending_claim_is_resolved_from_the_queue_with_a_substitute_after_its_previe
     ] {
         assert!(queue.body.contains(part), "{part}: {}", queue.body);
     }
+    // The license page shows the claim, and its remedies close it.
+    let page = ann.get(&format!("/console/licenses/{id}"));
+    assert!(page.body.contains("id=\"pending-claims\""), "{}", page.body);
+    assert!(
+        page.body
+            .contains(&format!("remedy=substitute&amp;claim={claim}")),
+        "{}",
+        page.body
+    );
     // The substitutes the price and the tolerance allow; the upgrade's amount due.
     let preview = ann.get(&format!(
         "/console/licenses/{id}/remedy?remedy=substitute&claim={claim}"
