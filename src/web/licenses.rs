@@ -687,6 +687,7 @@ pub async fn confirm(
 /// The fields of a confirmed action.
 #[derive(Debug, Deserialize)]
 pub struct ActForm {
+    #[serde(default)]
     action: String,
     #[serde(default)]
     reason: String,
