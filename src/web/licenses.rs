@@ -421,7 +421,7 @@ pub async fn license_page(
     staff: &Staff,
     id: &str,
     key: bool,
-    notice: Option<String>,
+    done: Option<&str>,
 ) -> Result<LicensePage, ServiceError> {
     let now = time::now();
     let (license, machines) = app.machines(id).await?;
@@ -519,22 +519,45 @@ pub async fn license_page(
         actions: actions_of(&license, now),
         evidence: window_closed.then(|| EvidenceView::of(&evidence, now)),
         remedies: REMEDY_CHOICES,
+        notice: done.and_then(|action| done_notice(action, &license)),
         claim: pending_claims
             .first()
             .map(|c| c.0.clone())
             .unwrap_or_default(),
         pending_claims,
-        notice,
     })
 }
 
-/// `GET /console/licenses/{id}`.
+/// What the action `done` (just made) did, said from the license as it is now.
+fn done_notice(done: &str, license: &License) -> Option<String> {
+    Some(match done {
+        "suspend" | "reinstate" | "revoke" | "refund" => {
+            format!("Done: the license is now {}.", license.status.as_str())
+        }
+        "renew" => match license.expires_at {
+            Some(t) => format!("Renewed: the license now expires {}.", time::format(t)),
+            None => "Renewed: the days wait for the first activation.".into(),
+        },
+        "deactivate" => "Done: the machine is deactivated and its seat is free.".into(),
+        _ => return None,
+    })
+}
+
+/// `?done=` of a license page: the action just made, to say what it did.
+#[derive(Debug, Deserialize)]
+pub struct DoneQuery {
+    #[serde(default)]
+    done: Option<String>,
+}
+
+/// `GET /console/licenses/{id}` (`?done=` after an action).
 pub async fn license(
     app: web::Data<AppState>,
     staff: Staff,
     path: web::Path<String>,
+    query: web::Query<DoneQuery>,
 ) -> HttpResponse {
-    match license_page(&app, &staff, &path, false, None).await {
+    match license_page(&app, &staff, &path, false, query.done.as_deref()).await {
         Ok(page) => render(StatusCode::OK, &page),
         Err(e) => failed(&staff, &e),
     }
@@ -795,7 +818,7 @@ pub async fn act(
         Err(e) => return failed(&staff, &e),
     }
     let actor = staff.user.actor();
-    let done: Result<String, ServiceError> = match form.action.as_str() {
+    let done: Result<(), ServiceError> = match form.action.as_str() {
         "suspend" | "reinstate" | "revoke" | "refund" => {
             let action = match form.action.as_str() {
                 "suspend" => Action::Suspend,
@@ -805,7 +828,7 @@ pub async fn act(
             };
             app.transition(id.clone(), action, reason, actor, now)
                 .await
-                .map(|l| format!("Done: the license is now {}.", l.status.as_str()))
+                .map(|_| ())
         }
         "renew" => {
             let days = match form.days.trim() {
@@ -821,12 +844,7 @@ pub async fn act(
                     }
                 },
             };
-            app.renew(id.clone(), days, actor, now)
-                .await
-                .map(|l| match l.expires_at {
-                    Some(t) => format!("Renewed: the license now expires {}.", time::format(t)),
-                    None => "Renewed: the days wait for the first activation.".into(),
-                })
+            app.renew(id.clone(), days, actor, now).await.map(|_| ())
         }
         "deactivate" => {
             // Only a machine of this license, whatever the form says.
@@ -846,13 +864,7 @@ pub async fn act(
                 now,
             )
             .await
-            .map(|d| {
-                if d.already {
-                    "That machine had already been deactivated.".to_owned()
-                } else {
-                    "Done: the machine was deactivated and its seat is free.".to_owned()
-                }
-            })
+            .map(|_| ())
         }
         _ => {
             return problem(
@@ -863,11 +875,12 @@ pub async fn act(
             )
         }
     };
+    // Redirected, so that reloading the page cannot do the action twice.
     match done {
-        Ok(notice) => match license_page(&app, &staff, &id, false, Some(notice)).await {
-            Ok(page) => render(StatusCode::OK, &page),
-            Err(e) => failed(&staff, &e),
-        },
+        Ok(()) => see_other(&format!(
+            "/console/licenses/{id}?done={}",
+            form.action.as_str()
+        )),
         Err(e) => failed(&staff, &e),
     }
 }
