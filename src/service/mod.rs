@@ -1,5 +1,6 @@
 //! Operations that combine the domain, the keyring and storage: what handlers call.
 
+pub mod console;
 pub mod error;
 pub mod grace;
 pub mod keys;

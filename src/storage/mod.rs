@@ -413,6 +413,14 @@ pub trait Storage: webhooks::WebhookStore + Send + Sync + 'static {
     /// A page of the events about one license, oldest first.
     async fn history(&self, license_id: &str, page: EventPage) -> Result<Vec<Event>, StorageError>;
 
+    /// What the log says about a license at `now`, as a decision on it would read
+    /// it (none for an unknown license): the late-claim panel's evidence.
+    async fn evidence(
+        &self,
+        license_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<crate::domain::grace::Evidence>, StorageError>;
+
     /// Checks the audit chain from the first event; the count of events if intact.
     async fn verify_audit(&self) -> Result<Result<i64, ChainError>, StorageError>;
 

@@ -5,7 +5,10 @@
 //! [`crate::routes::ROUTES`] is for the API (kept apart: the API table is also the
 //! API's contract, which pages are not part of).
 
+pub mod claims;
 pub mod console;
+pub mod display;
+pub mod licenses;
 pub mod pages;
 pub mod session;
 pub mod settings;
@@ -86,6 +89,14 @@ page_table! {
     post "/console/logout" => console::logout, SUPPORT;
     get "/console" => console::home, SUPPORT;
     get "/console/admin/users" => console::admin_users, ADMIN;
+    get "/console/search" => licenses::search, SUPPORT;
+    get "/console/licenses/{id}" => licenses::license, SUPPORT;
+    post "/console/licenses/{id}/key" => licenses::reveal_key, SUPPORT;
+    get "/console/licenses/{id}/confirm" => licenses::confirm, SUPPORT;
+    post "/console/licenses/{id}/act" => licenses::act, SUPPORT;
+    get "/console/licenses/{id}/remedy" => claims::preview, SUPPORT;
+    post "/console/licenses/{id}/remedy" => claims::decide, SUPPORT;
+    get "/console/claims" => claims::queue, SUPPORT;
 }
 
 /// The access of the console route `method` on `pattern`.

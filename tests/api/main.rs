@@ -12,6 +12,7 @@ mod backup;
 mod cli;
 mod concurrent_guesses;
 mod console;
+mod console_pages;
 mod contract;
 mod crash;
 mod db_copy;

@@ -1463,6 +1463,23 @@ impl Storage for PostgresStore {
         .await
     }
 
+    async fn evidence(
+        &self,
+        license_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<crate::domain::grace::Evidence>, StorageError> {
+        let id = license_id.to_owned();
+        read!(self, |c| match load_license(c, &id).await? {
+            Some(l) => Some(crate::domain::grace::Evidence::gather(
+                &l,
+                &evidence_events(c, &id).await?,
+                now,
+            )),
+            None => None,
+        })
+        .await
+    }
+
     async fn license(&self, id: &str) -> Result<Option<(License, StoredKey)>, StorageError> {
         let id = id.to_owned();
         read!(self, |c| match load_license(c, &id).await? {

@@ -46,7 +46,8 @@ fn decision_from_row(r: &Row<'_>) -> rusqlite::Result<Decision> {
     })
 }
 
-fn evidence_of(
+/// The evidence of the log about `license` at `now`.
+pub(super) fn evidence_of(
     conn: &Connection,
     license: &License,
     now: Timestamp,

@@ -679,6 +679,20 @@ impl Storage for SqliteStore {
         .await
     }
 
+    async fn evidence(
+        &self,
+        license_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<crate::domain::grace::Evidence>, StorageError> {
+        let id = license_id.to_owned();
+        self.read(move |c| {
+            load_license(c, &id)?
+                .map(|l| grace::evidence_of(c, &l, now))
+                .transpose()
+        })
+        .await
+    }
+
     async fn find_licenses(&self, lookup: LicenseLookup) -> Result<Vec<License>, StorageError> {
         self.read(move |c| {
             let (sql, arg): (String, rusqlite::types::Value) = match lookup {

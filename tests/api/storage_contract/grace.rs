@@ -497,6 +497,28 @@ pub async fn a_decision_carries_the_evidence_the_log_holds(w: World) {
     ));
 }
 
+pub async fn the_evidence_read_alone_is_the_evidence_a_decision_records(w: World) {
+    let (l, key) = w.mint("photo-pro", "o-1").await;
+    assert_eq!(
+        w.store.evidence("lic_unknown", w.day(1)).await.unwrap(),
+        None
+    );
+    w.activate(key, "fp-1", w.day(100)).await;
+    let read = w.store.evidence(&l.id, w.day(101)).await.unwrap().unwrap();
+    assert_eq!(read.days_late, 11);
+    assert_eq!(read.first_presented_at, Some(w.day(100)));
+    assert_eq!(read.refused_activations.len(), 1);
+    let decided = made(&w, w.grace(&l, Remedy::Extend), w.day(101)).await;
+    assert_eq!(decided.evidence, serde_json::to_value(&read).unwrap());
+    let after = w.store.evidence(&l.id, w.day(102)).await.unwrap().unwrap();
+    assert_eq!(
+        after.earlier_decisions.len(),
+        1,
+        "the decision is evidence now"
+    );
+    assert_eq!(after.earlier_decisions[0].decision, decided.id);
+}
+
 pub async fn a_decision_sent_again_under_its_idempotency_key_is_replayed(w: World) {
     let (l, _) = w.mint("photo-pro", "o-1").await;
     let idem = |hash: u8| {

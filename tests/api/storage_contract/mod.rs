@@ -220,6 +220,7 @@ macro_rules! suite {
             grace::a_refund_closes_the_license_and_records_the_price,
             grace::a_decline_changes_nothing_but_is_recorded,
             grace::a_decision_carries_the_evidence_the_log_holds,
+            grace::the_evidence_read_alone_is_the_evidence_a_decision_records,
             grace::a_decision_sent_again_under_its_idempotency_key_is_replayed,
             grace::the_price_paid_falls_back_to_the_catalog_price,
             grace::credit_is_redeemed_once_per_order_and_never_overdrawn,
