@@ -22,14 +22,14 @@ fn python() -> String {
 }
 
 /// The Python receiver, on a port of its own; what it received, as JSON lines.
-struct Receiver {
+pub(crate) struct Receiver {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
 }
 
 impl Receiver {
-    fn start(args: &[&str]) -> Self {
+    pub(crate) fn start(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(python())
             .arg(repo().join("tests/interop/webhook_receiver.py"))
@@ -65,12 +65,12 @@ impl Receiver {
         r
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}/hooks/keyclerk", self.port)
     }
 
     /// The secrets it verifies with (any of them).
-    fn trust(&self, secrets: &[&str]) {
+    pub(crate) fn trust(&self, secrets: &[&str]) {
         std::fs::write(self.dir.path().join("secret"), secrets.join("\n")).unwrap();
     }
 
@@ -78,7 +78,7 @@ impl Receiver {
         std::fs::write(self.dir.path().join("accept"), "").unwrap();
     }
 
-    fn records(&self) -> Vec<Value> {
+    pub(crate) fn records(&self) -> Vec<Value> {
         std::fs::read_to_string(self.dir.path().join("log"))
             .unwrap_or_default()
             .lines()
@@ -88,7 +88,7 @@ impl Receiver {
 
     /// Waits (at most a minute) until `done` holds of the records; every record
     /// must have verified.
-    fn wait_for(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    pub(crate) fn wait_for(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let records = self.records();
@@ -107,7 +107,7 @@ impl Receiver {
     }
 
     /// The deliveries it accepted (2xx), by `webhook-id`, each once.
-    fn accepted_ids(records: &[Value]) -> Vec<String> {
+    pub(crate) fn accepted_ids(records: &[Value]) -> Vec<String> {
         let mut ids: Vec<String> = records
             .iter()
             .filter(|r| {
@@ -131,7 +131,7 @@ impl Drop for Receiver {
 
 /// Test settings: private addresses allowed (the receivers listen on loopback), a
 /// short retry schedule, a fast poll.
-fn fast(s: &mut Settings) {
+pub(crate) fn fast(s: &mut Settings) {
     s.webhooks.allow_private_addresses = true;
     s.webhooks.retry_schedule_seconds = vec![0.2; 5];
     s.webhooks.retry_jitter = 0.1;
@@ -151,7 +151,7 @@ const FAST_ENV: &[(&str, &str)] = &[
 ];
 
 /// Adds an endpoint for `events`; its id and secret.
-fn add_endpoint(server: &TestServer, url: &str, events: &[&str]) -> (String, String) {
+pub(crate) fn add_endpoint(server: &TestServer, url: &str, events: &[&str]) -> (String, String) {
     let body = server
         .post(
             "/v1/webhook-endpoints",
