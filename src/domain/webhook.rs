@@ -333,13 +333,20 @@ pub fn verdict(status: u16) -> Verdict {
     }
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is not honoured: receivers that
-/// throttle send seconds), read where the specification says to: 429 and 503.
-pub fn retry_after(status: u16, header: Option<&str>) -> Option<Duration> {
+/// `Retry-After`, read where the specification says to (429 and 503), in either
+/// form RFC 9110 (§10.2.3) allows: delay-seconds, or an HTTP-date (IMF-fixdate, and
+/// the obsolete RFC 850 and asctime forms a recipient must still read), as the wait
+/// from `now`; a date already past asks for no wait.
+pub fn retry_after(status: u16, header: Option<&str>, now: Timestamp) -> Option<Duration> {
     if !matches!(status, 429 | 503) {
         return None;
     }
-    header?.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let value = header?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at: Timestamp = httpdate::parse_http_date(value).ok()?.into();
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
 }
 
 /// Whether an address is one a webhook may be sent to without
@@ -534,8 +541,23 @@ mod tests {
         );
         assert_eq!(s.after(3, None, 0.5), None);
         assert_eq!(s.max_attempts(), 3);
-        assert_eq!(retry_after(429, Some("7")), Some(Duration::from_secs(7)));
-        assert_eq!(retry_after(500, Some("7")), None);
+        let now = time::parse("2026-11-06T08:49:30Z").unwrap();
+        let seven = Some(Duration::from_secs(7));
+        assert_eq!(retry_after(429, Some("7"), now), seven);
+        assert_eq!(retry_after(500, Some("7"), now), None);
+        for date in [
+            "Fri, 06 Nov 2026 08:49:37 GMT",
+            "Friday, 06-Nov-26 08:49:37 GMT",
+            "Fri Nov  6 08:49:37 2026",
+        ] {
+            assert_eq!(retry_after(503, Some(date), now), seven, "{date}");
+        }
+        assert_eq!(
+            retry_after(429, Some("Fri, 06 Nov 2026 08:49:00 GMT"), now),
+            Some(Duration::ZERO),
+            "a date already past"
+        );
+        assert_eq!(retry_after(429, Some("soon"), now), None);
         assert_eq!(verdict(204), Verdict::Delivered);
         assert_eq!(verdict(301), Verdict::Retry);
         assert_eq!(verdict(410), Verdict::Gone);

@@ -287,7 +287,7 @@ async fn attempt(
             Some(a.status),
             (!(200..300).contains(&a.status)).then(|| format!("HTTP {}", a.status)),
             verdict(a.status),
-            retry_after(a.status, a.retry_after.as_deref()),
+            retry_after(a.status, a.retry_after.as_deref(), time::now()),
         ),
         Err(e) => (None, Some(e), Verdict::Retry, None),
     };

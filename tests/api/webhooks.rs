@@ -432,6 +432,27 @@ fn a_retry_after_of_a_throttling_receiver_is_honoured() {
 }
 
 #[test]
+fn a_retry_after_given_as_an_http_date_is_honoured() {
+    let server = TestServer::start_with(Dirs::new(), fast);
+    let receiver = Receiver::start(&["--fail-first", "1", "--retry-after-date", "2"]);
+    let (endpoint, secret) = add_endpoint(&server, &receiver.url(), &["license.created"]);
+    receiver.trust(&[&secret]);
+    mint(&server, "hook-throttled-date-1");
+    let records = receiver.wait_for("the second attempt", |r| r.len() >= 2);
+    assert_eq!(records[0]["answered"], 429);
+    assert_eq!(records[1]["answered"], 204);
+    assert_eq!(records[0]["webhook_id"], records[1]["webhook_id"]);
+    // The date is 2 s after the next whole second: at least 2 s after the answer.
+    let waited =
+        records[1]["received_at"].as_f64().unwrap() - records[0]["received_at"].as_f64().unwrap();
+    assert!(
+        waited >= 1.9,
+        "the schedule's 0.2 s gave way to the date in Retry-After (waited {waited:.2} s)"
+    );
+    wait_for_delivery(&server, &endpoint, "delivered");
+}
+
+#[test]
 fn a_redirect_is_a_failed_attempt_and_never_followed() {
     let server = TestServer::start_with(Dirs::new(), |s| {
         fast(s);

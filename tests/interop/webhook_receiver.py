@@ -10,12 +10,17 @@ line in --log, and answered as the test asks.
   --accept-file F   answer 503 until F exists
   --retry-after S   answer the --fail-first deliveries 429 with `Retry-After: S`
                     instead of 500
+  --retry-after-date S
+                    the same with `Retry-After` as an HTTP-date (IMF-fixdate) S
+                    seconds after the next whole second
 (a --status of 3xx comes with a `Location` back to this receiver, which keyclerk
 must not follow)
 Prints `PORT <n>` once listening on 127.0.0.1 (a port the system picks)."""
 
 import argparse
+import email.utils
 import json
+import math
 import os
 import sys
 import threading
@@ -40,6 +45,7 @@ def main() -> None:
     parser.add_argument("--status", type=int, default=None)
     parser.add_argument("--accept-file", default=None)
     parser.add_argument("--retry-after", default=None)
+    parser.add_argument("--retry-after-date", type=int, default=None)
     args = parser.parse_args()
     lock = threading.Lock()
     seen = {"n": 0}
@@ -74,7 +80,8 @@ def main() -> None:
                 elif args.status is not None:
                     status = args.status
                 elif n <= args.fail_first:
-                    status = 429 if args.retry_after else 500
+                    throttle = args.retry_after or args.retry_after_date is not None
+                    status = 429 if throttle else 500
                 elif args.accept_file and not os.path.exists(args.accept_file):
                     status = 503
                 else:
@@ -95,7 +102,10 @@ def main() -> None:
                 with open(args.log, "a") as log:
                     log.write(json.dumps(record) + "\n")
             self.send_response(status)
-            if status == 429:
+            if status == 429 and args.retry_after_date is not None:
+                at = math.ceil(time.time()) + args.retry_after_date
+                self.send_header("retry-after", email.utils.formatdate(at, usegmt=True))
+            elif status == 429:
                 self.send_header("retry-after", args.retry_after)
             if 300 <= status < 400:
                 self.send_header("location", "/redirected")
