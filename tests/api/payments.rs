@@ -669,6 +669,16 @@ fn a_chargeback_suspends_and_its_outcome_revokes_or_reinstates(engine: Engine) {
     let won = paypro_form("OrderChargebackIsWon", "70020", "555", "0");
     assert_eq!(delivered(&server, "paypro", &won).0, "applied");
     assert_eq!(status_of(&server, "paypro:70020"), "active");
+
+    // FastSpring documents `chargeback.created` and no event for its outcome.
+    delivered(&server, "fastspring", &fs_order("FS4"));
+    let chargeback = fixture("fastspring/chargeback.created.json", &[("ORDER", "FS4")]);
+    let (outcome, first) = delivered(&server, "fastspring", &chargeback);
+    assert_eq!(outcome, "applied", "{first}");
+    assert_eq!(status_of(&server, "fastspring:FS4"), "suspended");
+    let (_, again) = delivered(&server, "fastspring", &chargeback);
+    assert_eq!(again["events"][0]["id"], first["events"][0]["id"]);
+    assert_eq!(status_of(&server, "fastspring:FS4"), "suspended");
 }
 
 both_engines!(an_unmapped_price_is_listed_and_applied_once_the_mapping_is_added);
