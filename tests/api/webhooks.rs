@@ -472,6 +472,51 @@ fn a_redirect_is_a_failed_attempt_and_never_followed() {
     );
 }
 
+#[test]
+fn an_https_receiver_gets_its_delivery_once_its_ca_is_trusted_and_until_then_attempts_fail() {
+    let tls = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(&["--tls-dir", tls.path().to_str().unwrap()]);
+    let url = receiver.url().replace("http://", "https://");
+
+    // A certificate no trusted root signed: each attempt fails at the handshake and
+    // is retried; nothing reaches the receiver.
+    let server = TestServer::start_with(Dirs::new(), |s| {
+        fast(s);
+        s.webhooks.retry_schedule_seconds = vec![0.05];
+    });
+    let (endpoint, secret) = add_endpoint(&server, &url, &["license.created"]);
+    receiver.trust(&[&secret]);
+    mint(&server, "hook-tls-1");
+    let failed = wait_for_delivery(&server, &endpoint, "failed");
+    assert_eq!(failed["attempts"], 2, "retried: {failed}");
+    assert_eq!(failed["last_status"], Value::Null, "{failed}");
+    assert!(
+        failed["last_error"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("certificate"),
+        "{failed}"
+    );
+    assert!(receiver.records().is_empty());
+    drop(server);
+
+    // With `[webhooks] ca_file` naming the receiver's CA: delivered, verified.
+    let server = TestServer::start_with(Dirs::new(), |s| {
+        fast(s);
+        s.webhooks.ca_file = Some(tls.path().join("ca.pem"));
+    });
+    let (endpoint, secret) = add_endpoint(&server, &url, &["license.created"]);
+    receiver.trust(&[&secret]);
+    mint(&server, "hook-tls-2");
+    wait_for_delivery(&server, &endpoint, "delivered");
+    let records = receiver.wait_for("the delivery over https", |r| {
+        Receiver::accepted_ids(r).len() == 1
+    });
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["type"], "license.created");
+}
+
 both_engines!(with_no_endpoint_a_change_writes_no_outbox_row);
 fn with_no_endpoint_a_change_writes_no_outbox_row(engine: Engine) {
     let server = TestServer::start_with(Dirs::on(engine), fast);
