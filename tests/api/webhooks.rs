@@ -140,7 +140,7 @@ pub(crate) fn fast(s: &mut Settings) {
 }
 
 /// The same as environment variables, for a server process.
-const FAST_ENV: &[(&str, &str)] = &[
+pub(crate) const FAST_ENV: &[(&str, &str)] = &[
     ("KEYCLERK_WEBHOOKS__ALLOW_PRIVATE_ADDRESSES", "true"),
     (
         "KEYCLERK_WEBHOOKS__RETRY_SCHEDULE_SECONDS",
