@@ -677,9 +677,16 @@ impl<'a> Write<'a> {
     }
 
     /// Writes `messages` into the outbox, one row per enabled endpoint subscribed
-    /// to each one's type, due at `at`, sent with the commit: the head is not read
-    /// before then, so the statement runs whether or not an endpoint exists (one
-    /// pipelined statement, no round trip of its own).
+    /// to each one's type, due at `at`, sent with the next statement or the commit
+    /// (one pipelined statement, no round trip of its own).
+    ///
+    /// The statement runs whether or not an endpoint exists. SQLite skips it when
+    /// `audit_head.webhook_endpoints` is 0, read with the head; here the head is
+    /// locked only in the commit's own pipeline, so the count would have to be read
+    /// before: a round trip more (dearer than the statement, which finds no
+    /// endpoint row and writes nothing), and not race-free (an endpoint committed
+    /// between that read and the head's lock comes before this write's events in
+    /// the chain, yet would get none of their messages).
     pub fn queue_messages(
         &mut self,
         messages: Vec<crate::storage::webhooks::NewMessage>,
