@@ -16,6 +16,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use rand::RngCore;
 use sha2_11::Sha256;
 
+use crate::domain::payments::{Outcome, PaymentEvent};
 use crate::domain::time::{self, Timestamp};
 
 /// The channel of webhook messages in the outbox (mail will be another).
@@ -24,7 +25,7 @@ pub const WEBHOOK_CHANNEL: &str = "webhook";
 /// One audit event kind that becomes one webhook event type, where `applies` says so.
 #[derive(Debug, Clone, Copy)]
 pub struct EventMapping {
-    /// The audit event's stored kind.
+    /// The audit event's stored kind, or [`PAYMENT_DECIDED`].
     pub audit_kind: &'static str,
     /// The webhook event type it is sent as.
     pub event_type: &'static str,
@@ -38,6 +39,16 @@ const fn always(audit_kind: &'static str, event_type: &'static str) -> EventMapp
         event_type,
         applies: |_| true,
     }
+}
+
+/// The kind a stored payment event's decision is looked up by in
+/// [`EVENT_MAPPINGS`]. A decision is not an audit event: what it did to licenses
+/// is in the audit log already, and the decision itself is the row in
+/// `payment_events`, whose outbox rows the engines write in the same transaction.
+pub const PAYMENT_DECIDED: &str = "payment_decided";
+
+fn outcome_is(data: &serde_json::Value, outcome: Outcome) -> bool {
+    data["outcome"] == outcome.as_str()
 }
 
 /// Every webhook event type and the audit event it comes from: one line per type.
@@ -62,6 +73,20 @@ pub const EVENT_MAPPINGS: &[EventMapping] = &[
     always("claim_filed", "claim.filed"),
     always("credit_granted", "credit.granted"),
     always("credit_redeemed", "credit.redeemed"),
+    // An event that changed licenses; not one keyclerk had nothing to do for.
+    EventMapping {
+        audit_kind: PAYMENT_DECIDED,
+        event_type: "payment.applied",
+        applies: |data| {
+            outcome_is(data, Outcome::Applied)
+                && data["licenses"].as_array().is_some_and(|l| !l.is_empty())
+        },
+    },
+    EventMapping {
+        audit_kind: PAYMENT_DECIDED,
+        event_type: "payment.unmapped",
+        applies: |data| outcome_is(data, Outcome::Unmapped),
+    },
 ];
 
 /// Subscribes an endpoint to every event type.
@@ -153,6 +178,21 @@ pub fn payload(
         "data": body,
     })
     .to_string()
+}
+
+/// The data of a payment event's message: the stored event as
+/// `GET /v1/payments/events` shows it (its `id` as `payment_event_id`), with the
+/// first license it touched as `license_id`.
+pub fn payment_data(event: &PaymentEvent) -> serde_json::Value {
+    serde_json::json!({
+        "payment_event_id": event.id,
+        "provider": event.provider,
+        "event_id": event.event_id,
+        "kind": event.kind,
+        "outcome": event.outcome,
+        "reason": event.reason,
+        "licenses": event.licenses,
+    })
 }
 
 /// Bytes of a new endpoint secret (the specification asks for 24 to 64).
@@ -293,13 +333,20 @@ pub fn verdict(status: u16) -> Verdict {
     }
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is not honoured: receivers that
-/// throttle send seconds), read where the specification says to: 429 and 503.
-pub fn retry_after(status: u16, header: Option<&str>) -> Option<Duration> {
+/// `Retry-After`, read where the specification says to (429 and 503), in either
+/// form RFC 9110 (§10.2.3) allows: delay-seconds, or an HTTP-date (IMF-fixdate, and
+/// the obsolete RFC 850 and asctime forms a recipient must still read), as the wait
+/// from `now`; a date already past asks for no wait.
+pub fn retry_after(status: u16, header: Option<&str>, now: Timestamp) -> Option<Duration> {
     if !matches!(status, 429 | 503) {
         return None;
     }
-    header?.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let value = header?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at: Timestamp = httpdate::parse_http_date(value).ok()?.into();
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
 }
 
 /// Whether an address is one a webhook may be sent to without
@@ -383,6 +430,19 @@ pub fn literal_address(url: &url::Url) -> Option<IpAddr> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_payment_is_sent_as_applied_when_it_changed_licenses_and_as_unmapped_when_unmapped() {
+        let types = |outcome: &str, licenses: &[&str]| -> Vec<&'static str> {
+            let data = serde_json::json!({"outcome": outcome, "licenses": licenses});
+            event_types_of(PAYMENT_DECIDED, &data).collect()
+        };
+        assert_eq!(types("applied", &["lic_1"]), ["payment.applied"]);
+        assert!(types("applied", &[]).is_empty(), "nothing to do");
+        assert_eq!(types("unmapped", &[]), ["payment.unmapped"]);
+        assert!(types("duplicate", &["lic_1"]).is_empty());
+        assert!(types("failed", &[]).is_empty());
+    }
+
     /// The official known answers, from the specification's libraries (see
     /// `tests/vectors/standard-webhooks/README.md`).
     #[test]
@@ -411,8 +471,28 @@ mod tests {
 
     #[test]
     fn every_event_type_comes_from_one_line_and_a_claim_decision_is_two() {
-        let types = event_types();
-        assert_eq!(types.len(), 14, "{types:?}");
+        let mut types = event_types();
+        types.sort_unstable();
+        // DESIGN.md, "Events out": the event types, sorted.
+        let designed = [
+            "activation.created",
+            "activation.deactivated",
+            "claim.filed",
+            "claim.resolved",
+            "credit.granted",
+            "credit.redeemed",
+            "grace.decided",
+            "license.created",
+            "license.refunded",
+            "license.reinstated",
+            "license.renewed",
+            "license.revoked",
+            "license.superseded",
+            "license.suspended",
+            "payment.applied",
+            "payment.unmapped",
+        ];
+        assert_eq!(types, designed);
         let with_claim = serde_json::json!({"claim": "clm_1"});
         let got: Vec<_> = event_types_of("grace_decision", &with_claim).collect();
         assert_eq!(got, ["grace.decided", "claim.resolved"]);
@@ -461,8 +541,23 @@ mod tests {
         );
         assert_eq!(s.after(3, None, 0.5), None);
         assert_eq!(s.max_attempts(), 3);
-        assert_eq!(retry_after(429, Some("7")), Some(Duration::from_secs(7)));
-        assert_eq!(retry_after(500, Some("7")), None);
+        let now = time::parse("2026-11-06T08:49:30Z").unwrap();
+        let seven = Some(Duration::from_secs(7));
+        assert_eq!(retry_after(429, Some("7"), now), seven);
+        assert_eq!(retry_after(500, Some("7"), now), None);
+        for date in [
+            "Fri, 06 Nov 2026 08:49:37 GMT",
+            "Friday, 06-Nov-26 08:49:37 GMT",
+            "Fri Nov  6 08:49:37 2026",
+        ] {
+            assert_eq!(retry_after(503, Some(date), now), seven, "{date}");
+        }
+        assert_eq!(
+            retry_after(429, Some("Fri, 06 Nov 2026 08:49:00 GMT"), now),
+            Some(Duration::ZERO),
+            "a date already past"
+        );
+        assert_eq!(retry_after(429, Some("soon"), now), None);
         assert_eq!(verdict(204), Verdict::Delivered);
         assert_eq!(verdict(301), Verdict::Retry);
         assert_eq!(verdict(410), Verdict::Gone);

@@ -1,5 +1,6 @@
 //! The HTTP client of outgoing webhooks: hyper (HTTP/1.1, a keep-alive pool) over
-//! rustls with the Mozilla roots, and a resolver of keyclerk's own that drops every
+//! rustls with the Mozilla roots (and the certificates of `[webhooks] ca_file`, for
+//! receivers whose certificates a private CA signs), and a resolver of keyclerk's own that drops every
 //! address a webhook may not reach, so that a host name is checked where it is
 //! connected to (a name that resolves to a private address at delivery time is
 //! refused then, whatever it resolved to when the endpoint was added).
@@ -9,6 +10,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -19,6 +21,9 @@ use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::CertificateDer;
+use rustls::RootCertStore;
 
 use crate::domain::webhook::{is_public, literal_address};
 
@@ -83,15 +88,48 @@ pub struct Answer {
     pub retry_after: Option<String>,
 }
 
+/// The roots a receiver's certificate may chain to: the Mozilla roots, and every
+/// certificate of the PEM file `ca_file` where one is given (none in it is an error:
+/// a file that trusts nothing is a mistake).
+pub fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = ca_file {
+        let shown = path.display();
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(|e| format!("{shown}: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!("{shown}: no PEM certificate in it"));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| format!("{shown}: a certificate that cannot be a root: {e}"))?;
+        }
+    }
+    Ok(roots)
+}
+
 impl WebhookClient {
-    /// A client that gives up on an attempt after `timeout` (connection included).
-    pub fn new(allow_private: bool, timeout: Duration) -> Self {
+    /// A client that trusts `roots` and gives up on an attempt after `timeout`
+    /// (connection included).
+    pub fn new(allow_private: bool, timeout: Duration, roots: RootCertStore) -> Self {
         let mut http = HttpConnector::new_with_resolver(CheckedResolver { allow_private });
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(timeout));
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        // ring's provider supports the default versions: this cannot fail.
+        .unwrap_or_else(|_| unreachable!("ring supports TLS 1.2 and 1.3"))
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
@@ -159,4 +197,24 @@ fn describe(e: hyper_util::client::legacy::Error) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_file_that_is_missing_or_holds_no_certificate_is_refused_naming_it() {
+        assert!(trusted_roots(None).is_ok_and(|r| !r.is_empty()));
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        assert!(trusted_roots(Some(&missing))
+            .unwrap_err()
+            .contains("missing.pem"));
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        assert!(trusted_roots(Some(&empty))
+            .unwrap_err()
+            .contains("no PEM certificate"));
+    }
 }

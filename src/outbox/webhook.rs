@@ -19,7 +19,7 @@ use crate::domain::webhook::{
     retry_after, signature_header, verdict, RetrySchedule, Verdict, DEFAULT_RETRY_SECONDS,
     DEFAULT_ROTATION_OVERLAP_HOURS,
 };
-use crate::outbox::client::WebhookClient;
+use crate::outbox::client::{trusted_roots, WebhookClient};
 use crate::storage::webhooks::{Attempt, AttemptOutcome, LeasedWebhook};
 use crate::storage::Storage;
 
@@ -47,6 +47,9 @@ pub struct WebhookSettings {
     /// Delivered and failed messages are kept this many days (listed; a failed
     /// one can be sent again), then deleted.
     pub keep_days: f64,
+    /// A PEM file of CA certificates trusted beside the Mozilla roots, for
+    /// receivers whose certificates a private CA signs.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for WebhookSettings {
@@ -61,6 +64,7 @@ impl Default for WebhookSettings {
             poll_interval_ms: 200,
             rotation_overlap_hours: DEFAULT_ROTATION_OVERLAP_HOURS,
             keep_days: 30.0,
+            ca_file: None,
         }
     }
 }
@@ -129,8 +133,15 @@ pub struct WebhookWorker {
 }
 
 impl WebhookWorker {
-    /// Starts the worker on a thread of its own.
+    /// Starts the worker on a thread of its own; an unreadable `ca_file` is an
+    /// error, so that `serve` refuses to start rather than fail every delivery.
     pub fn start(store: Arc<dyn Storage>, settings: WebhookSettings) -> std::io::Result<Self> {
+        let roots = trusted_roots(settings.ca_file.as_deref()).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("webhooks.ca_file {e}"),
+            )
+        })?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -141,7 +152,7 @@ impl WebhookWorker {
                 runtime.block_on(async move {
                     tokio::select! {
                         _ = stopped => {}
-                        () = run(store, settings) => {}
+                        () = run(store, settings, roots) => {}
                     }
                 });
             })?;
@@ -149,9 +160,9 @@ impl WebhookWorker {
     }
 }
 
-async fn run(store: Arc<dyn Storage>, settings: WebhookSettings) {
+async fn run(store: Arc<dyn Storage>, settings: WebhookSettings, roots: rustls::RootCertStore) {
     let owner = crate::domain::ids::new_id("wkr", time::now());
-    let client = WebhookClient::new(settings.allow_private_addresses, settings.timeout());
+    let client = WebhookClient::new(settings.allow_private_addresses, settings.timeout(), roots);
     let schedule = Arc::new(settings.schedule());
     let permits = Arc::new(tokio::sync::Semaphore::new(settings.concurrency));
     let poll = Duration::from_millis(settings.poll_interval_ms);
@@ -287,7 +298,7 @@ async fn attempt(
             Some(a.status),
             (!(200..300).contains(&a.status)).then(|| format!("HTTP {}", a.status)),
             verdict(a.status),
-            retry_after(a.status, a.retry_after.as_deref()),
+            retry_after(a.status, a.retry_after.as_deref(), time::now()),
         ),
         Err(e) => (None, Some(e), Verdict::Retry, None),
     };

@@ -247,6 +247,25 @@ pub fn messages_of(record: &crate::domain::audit::EventRecord, at: Timestamp) ->
         .collect()
 }
 
+/// The webhook messages a payment event's decision makes (`payment.applied`,
+/// `payment.unmapped`; none for a duplicate, a failure or an event with nothing
+/// to do).
+pub fn payment_messages(
+    event: &crate::domain::payments::PaymentEvent,
+    at: Timestamp,
+) -> Vec<NewMessage> {
+    use crate::domain::webhook::{event_types_of, payload, payment_data, PAYMENT_DECIDED};
+    let data = payment_data(event);
+    let license_id = event.licenses.first().map(String::as_str);
+    event_types_of(PAYMENT_DECIDED, &data)
+        .map(|kind| NewMessage {
+            message_id: crate::domain::ids::new_id("msg", at),
+            kind,
+            payload: payload(kind, at, license_id, &data),
+        })
+        .collect()
+}
+
 /// What the outbox needs from an engine: endpoints, and leasing and recording
 /// deliveries. Every engine implements it beside [`crate::storage::Storage`].
 #[async_trait::async_trait]

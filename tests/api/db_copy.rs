@@ -188,3 +188,146 @@ fn a_sqlite_database_copied_into_postgres_serves_the_same_licenses_and_its_chain
     let after = keyclerk(&dirs, &["audit", "verify"], Some(&db.url));
     assert!(after.status.success(), "{}", stderr(&after));
 }
+
+/// Every row of `table`, each one line of its columns as text (`-` for NULL), in
+/// the order of `order`: the same query on both engines.
+fn rows_sql(table: &str, columns: &[&str], order: &str) -> String {
+    let line = columns
+        .iter()
+        .map(|c| format!("coalesce(CAST({c} AS TEXT), '-')"))
+        .collect::<Vec<_>>()
+        .join(" || '|' || ");
+    format!("SELECT {line} FROM {table} ORDER BY {order}")
+}
+
+const ENDPOINT_COLUMNS: &[&str] = &[
+    "id",
+    "url",
+    "events",
+    "description",
+    "CAST(enabled AS INTEGER)",
+    "disabled_reason",
+    "secret",
+    "previous_secret",
+    "previous_secret_until",
+    "created_at",
+    "updated_at",
+];
+
+const OUTBOX_COLUMNS: &[&str] = &[
+    "id",
+    "message_id",
+    "channel",
+    "target",
+    "kind",
+    "payload",
+    "created_at",
+    "status",
+    "attempts",
+    "next_at_ms",
+    "lease_owner",
+    "lease_until_ms",
+    "last_status",
+    "last_error",
+    "last_attempt_at",
+    "done_at",
+];
+
+#[test]
+fn webhook_endpoints_and_undelivered_messages_are_copied_intact_and_delivered_from_postgres() {
+    use crate::webhooks::{add_endpoint, fast, Receiver, FAST_ENV};
+    // On SQLite, with delivery off: endpoints (one rotated, one disabled) and the
+    // messages of two mints, all pending.
+    let server = TestServer::start_with(Dirs::new(), |s| {
+        fast(s);
+        s.webhooks.deliver = false;
+    });
+    let (first, second) = (Receiver::start(&[]), Receiver::start(&[]));
+    let (plain, plain_secret) = add_endpoint(&server, &first.url(), &["license.created"]);
+    let (rotated, old_secret) = add_endpoint(&server, &second.url(), &["*"]);
+    let new_secret = server
+        .post(
+            &format!("/v1/webhook-endpoints/{rotated}/rotate-secret"),
+            Some(&server.admin),
+            &json!({"overlap_hours": 24}),
+        )
+        .expect(200)["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (disabled, _) = add_endpoint(&server, &first.url(), &["*"]);
+    server
+        .post(
+            &format!("/v1/webhook-endpoints/{disabled}/disable"),
+            Some(&server.admin),
+            &json!({}),
+        )
+        .expect(200);
+    first.trust(&[&plain_secret]);
+    second.trust(&[&new_secret]);
+    for order in ["COPY-HOOK-1", "COPY-HOOK-2"] {
+        server
+            .mint(json!({"product": "photo-pro", "order_id": order}))
+            .expect(201);
+    }
+    let listed = server
+        .get("/v1/webhook-endpoints", Some(&server.admin))
+        .expect(200);
+    let dirs = server.stop();
+    let endpoints_sql = rows_sql("webhook_endpoints", ENDPOINT_COLUMNS, "id");
+    let outbox_sql = rows_sql("outbox", OUTBOX_COLUMNS, "id");
+    let on_sqlite = |sql: &str| -> Vec<String> {
+        let conn = rusqlite::Connection::open(dirs.data().join("keyclerk.db")).unwrap();
+        let mut stmt = conn.prepare(sql).unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let (endpoints, outbox) = (on_sqlite(&endpoints_sql), on_sqlite(&outbox_sql));
+    assert_eq!(endpoints.len(), 3);
+    assert!(endpoints.iter().any(|e| e.contains(&old_secret)));
+    assert!(endpoints.iter().any(|e| e.contains(&new_secret)));
+    // Each mint's license.created, to each enabled endpoint (none to the disabled one).
+    assert_eq!(outbox.len(), 4, "{outbox:#?}");
+    assert!(
+        outbox.iter().all(|m| m.contains("|pending|0|")),
+        "{outbox:#?}"
+    );
+
+    let db = Database::create();
+    let copied = keyclerk(&dirs, &["db", "copy", "--to", &db.url], None);
+    assert!(copied.status.success(), "{}", stderr(&copied));
+    let on_postgres = |sql: &str| -> Vec<String> {
+        crate::pg::simple_query(&db.url, sql)
+            .unwrap()
+            .into_iter()
+            .map(|row| row[0].clone().unwrap())
+            .collect()
+    };
+    assert_eq!(on_postgres(&endpoints_sql), endpoints, "secrets included");
+    assert_eq!(on_postgres(&outbox_sql), outbox);
+
+    // Served from PostgreSQL: the same endpoints, and every pending message
+    // delivered, verified with the secrets of the copy.
+    let pg = ServerProcess::spawn(
+        &dirs,
+        &[&[("KEYCLERK_DATABASE__URL", db.url.as_str())], FAST_ENV].concat(),
+    );
+    let admin = crate::process::admin_token(&dirs);
+    assert_eq!(get(&pg.url(), "/v1/webhook-endpoints", &admin), listed);
+    let ids = |rows: &[String], endpoint: &str| -> Vec<String> {
+        let mut ids: Vec<String> = rows
+            .iter()
+            .filter(|m| m.split('|').nth(3) == Some(endpoint))
+            .map(|m| m.split('|').nth(1).unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let got = first.wait_for("two messages", |r| Receiver::accepted_ids(r).len() >= 2);
+    assert_eq!(Receiver::accepted_ids(&got), ids(&outbox, &plain));
+    let got = second.wait_for("two messages", |r| Receiver::accepted_ids(r).len() >= 2);
+    assert_eq!(Receiver::accepted_ids(&got), ids(&outbox, &rotated));
+    drop(pg.stop());
+}

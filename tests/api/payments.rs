@@ -669,6 +669,16 @@ fn a_chargeback_suspends_and_its_outcome_revokes_or_reinstates(engine: Engine) {
     let won = paypro_form("OrderChargebackIsWon", "70020", "555", "0");
     assert_eq!(delivered(&server, "paypro", &won).0, "applied");
     assert_eq!(status_of(&server, "paypro:70020"), "active");
+
+    // FastSpring documents `chargeback.created` and no event for its outcome.
+    delivered(&server, "fastspring", &fs_order("FS4"));
+    let chargeback = fixture("fastspring/chargeback.created.json", &[("ORDER", "FS4")]);
+    let (outcome, first) = delivered(&server, "fastspring", &chargeback);
+    assert_eq!(outcome, "applied", "{first}");
+    assert_eq!(status_of(&server, "fastspring:FS4"), "suspended");
+    let (_, again) = delivered(&server, "fastspring", &chargeback);
+    assert_eq!(again["events"][0]["id"], first["events"][0]["id"]);
+    assert_eq!(status_of(&server, "fastspring:FS4"), "suspended");
 }
 
 both_engines!(an_unmapped_price_is_listed_and_applied_once_the_mapping_is_added);
@@ -909,5 +919,80 @@ fn events_signed_by_stripes_own_sdk_are_accepted_and_altered_ones_refused() {
     assert_eq!(
         the_license(&server, "stripe:cs_test_sdk")["customer_email"],
         "ann@example.com"
+    );
+}
+
+both_engines!(
+    a_receiver_gets_payment_applied_for_a_minted_order_and_payment_unmapped_for_an_unknown_price
+);
+fn a_receiver_gets_payment_applied_for_a_minted_order_and_payment_unmapped_for_an_unknown_price(
+    engine: Engine,
+) {
+    use crate::webhooks::{add_endpoint, fast, Receiver};
+    let server = TestServer::start_with(Dirs::on(engine), |s| {
+        configure(s, &[]);
+        fast(s);
+    });
+    let receiver = Receiver::start(&[]);
+    let (_, secret) = add_endpoint(
+        &server,
+        &receiver.url(),
+        &["payment.applied", "payment.unmapped"],
+    );
+    receiver.trust(&[&secret]);
+    let (outcome, minted) = delivered(&server, "paddle", &paddle_transaction("w1", "pri_fonts"));
+    assert_eq!(outcome, "applied", "{minted}");
+    let (outcome, unknown) = delivered(&server, "paddle", &paddle_transaction("w2", "pri_gone"));
+    assert_eq!(outcome, "unmapped", "{unknown}");
+    // Neither a repeat nor an event keyclerk has nothing to do for is sent.
+    assert_eq!(
+        delivered(&server, "paddle", &paddle_transaction("w1", "pri_fonts")).0,
+        "applied"
+    );
+    let nothing = json_fixture("paddle/transaction.completed.json", &[], |v| {
+        v["event_id"] = "evt_nothing_to_do".into();
+        v["event_type"] = "customer.created".into();
+    });
+    assert_eq!(delivered(&server, "paddle", &nothing).0, "applied");
+    let records = receiver.wait_for("payment.applied and payment.unmapped", |r| {
+        Receiver::accepted_ids(r).len() >= 2
+    });
+    let body_of = |kind: &str| -> Value {
+        let r = records
+            .iter()
+            .find(|r| r["type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}: {records:#?}"));
+        serde_json::from_str(r["body"].as_str().unwrap()).unwrap()
+    };
+    let applied = body_of("payment.applied");
+    let license = the_license(&server, "paddle:txn_w1");
+    assert_eq!(applied["data"]["license_id"], license["id"], "{applied}");
+    assert_eq!(applied["data"]["licenses"], json!([license["id"]]));
+    assert_eq!(
+        applied["data"]["payment_event_id"],
+        minted["events"][0]["id"]
+    );
+    assert_eq!(applied["data"]["provider"], "paddle");
+    assert_eq!(applied["data"]["event_id"], "evt_txn_w1");
+    assert_eq!(applied["data"]["kind"], "transaction.completed");
+    assert_eq!(applied["data"]["outcome"], "applied");
+    let unmapped = body_of("payment.unmapped");
+    assert_eq!(unmapped["data"]["license_id"], Value::Null, "{unmapped}");
+    assert_eq!(unmapped["data"]["licenses"], json!([]));
+    assert_eq!(
+        unmapped["data"]["payment_event_id"],
+        unknown["events"][0]["id"]
+    );
+    assert!(
+        unmapped["data"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("pri_gone"),
+        "{unmapped}"
+    );
+    assert_eq!(
+        server.dirs().query_i64("SELECT count(*) FROM outbox"),
+        2,
+        "one message each: the repeat and the event with nothing to do made none"
     );
 }

@@ -22,14 +22,14 @@ fn python() -> String {
 }
 
 /// The Python receiver, on a port of its own; what it received, as JSON lines.
-struct Receiver {
+pub(crate) struct Receiver {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
 }
 
 impl Receiver {
-    fn start(args: &[&str]) -> Self {
+    pub(crate) fn start(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(python())
             .arg(repo().join("tests/interop/webhook_receiver.py"))
@@ -65,12 +65,12 @@ impl Receiver {
         r
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}/hooks/keyclerk", self.port)
     }
 
     /// The secrets it verifies with (any of them).
-    fn trust(&self, secrets: &[&str]) {
+    pub(crate) fn trust(&self, secrets: &[&str]) {
         std::fs::write(self.dir.path().join("secret"), secrets.join("\n")).unwrap();
     }
 
@@ -78,7 +78,7 @@ impl Receiver {
         std::fs::write(self.dir.path().join("accept"), "").unwrap();
     }
 
-    fn records(&self) -> Vec<Value> {
+    pub(crate) fn records(&self) -> Vec<Value> {
         std::fs::read_to_string(self.dir.path().join("log"))
             .unwrap_or_default()
             .lines()
@@ -88,7 +88,7 @@ impl Receiver {
 
     /// Waits (at most a minute) until `done` holds of the records; every record
     /// must have verified.
-    fn wait_for(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    pub(crate) fn wait_for(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let records = self.records();
@@ -107,7 +107,7 @@ impl Receiver {
     }
 
     /// The deliveries it accepted (2xx), by `webhook-id`, each once.
-    fn accepted_ids(records: &[Value]) -> Vec<String> {
+    pub(crate) fn accepted_ids(records: &[Value]) -> Vec<String> {
         let mut ids: Vec<String> = records
             .iter()
             .filter(|r| {
@@ -131,7 +131,7 @@ impl Drop for Receiver {
 
 /// Test settings: private addresses allowed (the receivers listen on loopback), a
 /// short retry schedule, a fast poll.
-fn fast(s: &mut Settings) {
+pub(crate) fn fast(s: &mut Settings) {
     s.webhooks.allow_private_addresses = true;
     s.webhooks.retry_schedule_seconds = vec![0.2; 5];
     s.webhooks.retry_jitter = 0.1;
@@ -140,7 +140,7 @@ fn fast(s: &mut Settings) {
 }
 
 /// The same as environment variables, for a server process.
-const FAST_ENV: &[(&str, &str)] = &[
+pub(crate) const FAST_ENV: &[(&str, &str)] = &[
     ("KEYCLERK_WEBHOOKS__ALLOW_PRIVATE_ADDRESSES", "true"),
     (
         "KEYCLERK_WEBHOOKS__RETRY_SCHEDULE_SECONDS",
@@ -151,7 +151,7 @@ const FAST_ENV: &[(&str, &str)] = &[
 ];
 
 /// Adds an endpoint for `events`; its id and secret.
-fn add_endpoint(server: &TestServer, url: &str, events: &[&str]) -> (String, String) {
+pub(crate) fn add_endpoint(server: &TestServer, url: &str, events: &[&str]) -> (String, String) {
     let body = server
         .post(
             "/v1/webhook-endpoints",
@@ -432,6 +432,27 @@ fn a_retry_after_of_a_throttling_receiver_is_honoured() {
 }
 
 #[test]
+fn a_retry_after_given_as_an_http_date_is_honoured() {
+    let server = TestServer::start_with(Dirs::new(), fast);
+    let receiver = Receiver::start(&["--fail-first", "1", "--retry-after-date", "2"]);
+    let (endpoint, secret) = add_endpoint(&server, &receiver.url(), &["license.created"]);
+    receiver.trust(&[&secret]);
+    mint(&server, "hook-throttled-date-1");
+    let records = receiver.wait_for("the second attempt", |r| r.len() >= 2);
+    assert_eq!(records[0]["answered"], 429);
+    assert_eq!(records[1]["answered"], 204);
+    assert_eq!(records[0]["webhook_id"], records[1]["webhook_id"]);
+    // The date is 2 s after the next whole second: at least 2 s after the answer.
+    let waited =
+        records[1]["received_at"].as_f64().unwrap() - records[0]["received_at"].as_f64().unwrap();
+    assert!(
+        waited >= 1.9,
+        "the schedule's 0.2 s gave way to the date in Retry-After (waited {waited:.2} s)"
+    );
+    wait_for_delivery(&server, &endpoint, "delivered");
+}
+
+#[test]
 fn a_redirect_is_a_failed_attempt_and_never_followed() {
     let server = TestServer::start_with(Dirs::new(), |s| {
         fast(s);
@@ -449,6 +470,51 @@ fn a_redirect_is_a_failed_attempt_and_never_followed() {
         records.iter().all(|r| r["path"] == "/hooks/keyclerk"),
         "the Location was never asked for: {records:#?}"
     );
+}
+
+#[test]
+fn an_https_receiver_gets_its_delivery_once_its_ca_is_trusted_and_until_then_attempts_fail() {
+    let tls = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(&["--tls-dir", tls.path().to_str().unwrap()]);
+    let url = receiver.url().replace("http://", "https://");
+
+    // A certificate no trusted root signed: each attempt fails at the handshake and
+    // is retried; nothing reaches the receiver.
+    let server = TestServer::start_with(Dirs::new(), |s| {
+        fast(s);
+        s.webhooks.retry_schedule_seconds = vec![0.05];
+    });
+    let (endpoint, secret) = add_endpoint(&server, &url, &["license.created"]);
+    receiver.trust(&[&secret]);
+    mint(&server, "hook-tls-1");
+    let failed = wait_for_delivery(&server, &endpoint, "failed");
+    assert_eq!(failed["attempts"], 2, "retried: {failed}");
+    assert_eq!(failed["last_status"], Value::Null, "{failed}");
+    assert!(
+        failed["last_error"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("certificate"),
+        "{failed}"
+    );
+    assert!(receiver.records().is_empty());
+    drop(server);
+
+    // With `[webhooks] ca_file` naming the receiver's CA: delivered, verified.
+    let server = TestServer::start_with(Dirs::new(), |s| {
+        fast(s);
+        s.webhooks.ca_file = Some(tls.path().join("ca.pem"));
+    });
+    let (endpoint, secret) = add_endpoint(&server, &url, &["license.created"]);
+    receiver.trust(&[&secret]);
+    mint(&server, "hook-tls-2");
+    wait_for_delivery(&server, &endpoint, "delivered");
+    let records = receiver.wait_for("the delivery over https", |r| {
+        Receiver::accepted_ids(r).len() == 1
+    });
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["type"], "license.created");
 }
 
 both_engines!(with_no_endpoint_a_change_writes_no_outbox_row);

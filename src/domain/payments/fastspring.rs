@@ -4,13 +4,16 @@
 //! `{"events": [{id, type, live, processed, created, data}]}` (the envelope's field
 //! names are those of the AsyncAPI description research/payments.md §5 cites,
 //! unconfirmed by FastSpring's own pages); automatic retries keep each event's id.
+//! A chargeback is `chargeback.created` with the order in `data.order`
+//! (developer.fastspring.com/reference/order-chargeback); FastSpring documents no
+//! event for its outcome, so a chargeback only suspends.
 
 use base64::Engine as _;
 use serde_json::Value;
 
 use super::{
-    hmac_sha256, json_object, quantity_at, required, same, text_at, Intent, Item, PayloadError,
-    ProviderEvent, Purchase, Reference, Secret, SignatureError,
+    hmac_sha256, json_object, quantity_at, required, same, text_at, DisputeStage, Intent, Item,
+    PayloadError, ProviderEvent, Purchase, Reference, Secret, SignatureError,
 };
 use crate::domain::time;
 
@@ -103,6 +106,15 @@ fn one(e: &Value) -> Result<ProviderEvent, PayloadError> {
                 full: true,
             }
         }
+        "chargeback.created" => {
+            let order = id_at(d, "/order")
+                .or_else(|| text_at(d, "/id"))
+                .ok_or_else(|| PayloadError::new("`/data/order` is missing"))?;
+            Intent::Dispute {
+                refs: vec![Reference::order(&order)],
+                stage: DisputeStage::Opened,
+            }
+        }
         "subscription.deactivated" => {
             let sub = id_at(d, "/subscription")
                 .or_else(|| text_at(d, "/id"))
@@ -171,5 +183,19 @@ mod tests {
         assert!(events[0].occurred_at.is_some());
         assert!(matches!(events[1].intent, Intent::Renewal { .. }));
         assert!(parse(br#"{"events":[]}"#).is_err());
+    }
+
+    #[test]
+    fn a_chargeback_suspends_the_license_of_its_order() {
+        let body = serde_json::json!({"events": [{"id": "e3", "type": "chargeback.created",
+            "data": {"id": "ord_1", "order": "ord_1", "status": "NEW", "reasonCode": "4837"}}]});
+        let events = parse(body.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            events[0].intent,
+            Intent::Dispute {
+                refs: vec![Reference::order("ord_1")],
+                stage: DisputeStage::Opened
+            }
+        );
     }
 }

@@ -791,6 +791,58 @@ pub fn fresh(t: i64, tolerance: u64, now: Timestamp) -> bool {
     now.timestamp().abs_diff(t) <= tolerance
 }
 
+/// A signature header of `key=value` parts that signs a Unix time with the body:
+/// Stripe's `t=<unix>,v1=<hex>` over `"<t>.<body>"`, Paddle's `ts=<unix>;h1=<hex>`
+/// over `"<ts>:<body>"`. Several signature parts may come (one per secret while the
+/// provider rotates); other parts (Stripe's test-mode `v0`) are ignored.
+pub(crate) struct TimedHeader {
+    /// What separates the parts (`,` or `;`).
+    pub parts: char,
+    /// The key of the signed time (`t`, `ts`).
+    pub time: &'static str,
+    /// The key of a hex HMAC-SHA256 (`v1`, `h1`).
+    pub signature: &'static str,
+    /// What stands between the time and the body in the signed bytes.
+    pub joiner: &'static [u8],
+}
+
+impl TimedHeader {
+    /// Checks `value` over `body`: the first time part, within `tolerance` seconds of
+    /// `now` when one is set, and any signature part matching any secret, compared in
+    /// constant time.
+    pub(crate) fn verify(
+        &self,
+        value: &str,
+        body: &[u8],
+        secrets: &[Secret],
+        tolerance: Option<u64>,
+        now: Timestamp,
+    ) -> Result<(), SignatureError> {
+        let mut time = None;
+        let mut signatures = Vec::new();
+        for part in value.split(self.parts) {
+            match part.trim().split_once('=') {
+                Some((k, v)) if k == self.time && time.is_none() => time = Some(v),
+                Some((k, v)) if k == self.signature => signatures.extend(hex_decode(v)),
+                _ => {}
+            }
+        }
+        let time = time.ok_or(SignatureError)?;
+        let at: i64 = time.parse().map_err(|_| SignatureError)?;
+        if tolerance.is_some_and(|tol| !fresh(at, tol, now)) {
+            return Err(SignatureError);
+        }
+        let matches = secrets.iter().any(|secret| {
+            let expected = hmac_sha256(
+                secret.expose().as_bytes(),
+                &[time.as_bytes(), self.joiner, body],
+            );
+            signatures.iter().any(|s| same(&expected, s))
+        });
+        matches.then_some(()).ok_or(SignatureError)
+    }
+}
+
 /// A JSON body as an object, or why not.
 pub(crate) fn json_object(body: &[u8]) -> Result<serde_json::Value, PayloadError> {
     let v: serde_json::Value = serde_json::from_slice(body)

@@ -7,14 +7,21 @@
 use serde_json::Value;
 
 use super::{
-    fresh, hex_decode, hmac_sha256, json_object, quantity_at, required, same, text_at, time_at,
-    DisputeStage, Intent, Item, PayloadError, ProviderEvent, Purchase, Reference, Secret,
-    SignatureError,
+    json_object, quantity_at, required, text_at, time_at, DisputeStage, Intent, Item, PayloadError,
+    ProviderEvent, Purchase, Reference, Secret, SignatureError, TimedHeader,
 };
 use crate::domain::time::Timestamp;
 
 /// The header Paddle signs in.
 pub const HEADER: &str = "paddle-signature";
+
+/// `ts=<unix>;h1=<hex>` over `"<ts>:<body>"`.
+const SCHEME: TimedHeader = TimedHeader {
+    parts: ';',
+    time: "ts",
+    signature: "h1",
+    joiner: b":",
+};
 
 /// Checks `Paddle-Signature` over `body`.
 pub fn verify(
@@ -25,25 +32,7 @@ pub fn verify(
     now: Timestamp,
 ) -> Result<(), SignatureError> {
     let value = header(HEADER).ok_or(SignatureError)?;
-    let mut ts = None;
-    let mut signatures = Vec::new();
-    for part in value.split(';') {
-        match part.trim().split_once('=') {
-            Some(("ts", v)) if ts.is_none() => ts = Some(v.to_owned()),
-            Some(("h1", v)) => signatures.extend(hex_decode(v)),
-            _ => {}
-        }
-    }
-    let ts = ts.ok_or(SignatureError)?;
-    let at: i64 = ts.parse().map_err(|_| SignatureError)?;
-    if tolerance.is_some_and(|tol| !fresh(at, tol, now)) {
-        return Err(SignatureError);
-    }
-    let matches = secrets.iter().any(|secret| {
-        let expected = hmac_sha256(secret.expose().as_bytes(), &[ts.as_bytes(), b":", body]);
-        signatures.iter().any(|s| same(&expected, s))
-    });
-    matches.then_some(()).ok_or(SignatureError)
+    SCHEME.verify(&value, body, secrets, tolerance, now)
 }
 
 /// Reads a Paddle Billing event.

@@ -8,14 +8,21 @@
 use serde_json::Value;
 
 use super::{
-    fresh, hex_decode, hmac_sha256, json_object, quantity_at, required, same, text_at, unix_at,
-    DisputeStage, Intent, Item, PayloadError, ProviderEvent, Purchase, Reference, Secret,
-    SignatureError,
+    json_object, quantity_at, required, text_at, unix_at, DisputeStage, Intent, Item, PayloadError,
+    ProviderEvent, Purchase, Reference, Secret, SignatureError, TimedHeader,
 };
 use crate::domain::time::Timestamp;
 
 /// The header Stripe signs in.
 pub const HEADER: &str = "stripe-signature";
+
+/// `t=<unix>,v1=<hex>` over `"<t>.<body>"`.
+const SCHEME: TimedHeader = TimedHeader {
+    parts: ',',
+    time: "t",
+    signature: "v1",
+    joiner: b".",
+};
 
 /// Checks `Stripe-Signature` over `body`.
 pub fn verify(
@@ -26,25 +33,7 @@ pub fn verify(
     now: Timestamp,
 ) -> Result<(), SignatureError> {
     let value = header(HEADER).ok_or(SignatureError)?;
-    let mut t = None;
-    let mut signatures = Vec::new();
-    for part in value.split(',') {
-        match part.trim().split_once('=') {
-            Some(("t", v)) if t.is_none() => t = Some(v.to_owned()),
-            Some(("v1", v)) => signatures.extend(hex_decode(v)),
-            _ => {}
-        }
-    }
-    let t = t.ok_or(SignatureError)?;
-    let at: i64 = t.parse().map_err(|_| SignatureError)?;
-    if tolerance.is_some_and(|tol| !fresh(at, tol, now)) {
-        return Err(SignatureError);
-    }
-    let matches = secrets.iter().any(|secret| {
-        let expected = hmac_sha256(secret.expose().as_bytes(), &[t.as_bytes(), b".", body]);
-        signatures.iter().any(|s| same(&expected, s))
-    });
-    matches.then_some(()).ok_or(SignatureError)
+    SCHEME.verify(&value, body, secrets, tolerance, now)
 }
 
 /// The subscription of an invoice: `parent.subscription_details.subscription`

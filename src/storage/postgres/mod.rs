@@ -670,17 +670,29 @@ impl<'a> Write<'a> {
     /// or refresh already chained in its window is counted beside that event
     /// instead (see [`crate::domain::audit::AuditEvent::repeat_window`]).
     pub fn append(&mut self, event: NewEvent) {
-        self.queue_messages(&event);
+        // The place in the chain is given at the commit; messages do not carry it.
+        let messages = crate::storage::webhooks::messages_of(&event.record(0), event.at);
+        self.queue_messages(messages, event.at);
         self.events.push(event);
     }
 
-    /// The webhook messages `event` makes (none for a kind no webhook reports),
-    /// one outbox row per enabled endpoint subscribed to its type, sent with the
-    /// commit: the head is not read before then, so the statement runs whether or
-    /// not an endpoint exists (one pipelined statement, no round trip of its own).
-    fn queue_messages(&mut self, event: &NewEvent) {
-        // The place in the chain is given at the commit; messages do not carry it.
-        for m in crate::storage::webhooks::messages_of(&event.record(0), event.at) {
+    /// Writes `messages` into the outbox, one row per enabled endpoint subscribed
+    /// to each one's type, due at `at`, sent with the next statement or the commit
+    /// (one pipelined statement, no round trip of its own).
+    ///
+    /// The statement runs whether or not an endpoint exists. SQLite skips it when
+    /// `audit_head.webhook_endpoints` is 0, read with the head; here the head is
+    /// locked only in the commit's own pipeline, so the count would have to be read
+    /// before: a round trip more (dearer than the statement, which finds no
+    /// endpoint row and writes nothing), and not race-free (an endpoint committed
+    /// between that read and the head's lock comes before this write's events in
+    /// the chain, yet would get none of their messages).
+    pub fn queue_messages(
+        &mut self,
+        messages: Vec<crate::storage::webhooks::NewMessage>,
+        at: Timestamp,
+    ) {
+        for m in messages {
             self.later(
                 "INSERT INTO outbox (message_id, channel, target, kind, payload,
                                      created_at, status, next_at_ms)
@@ -691,8 +703,8 @@ impl<'a> Write<'a> {
                     Box::new(crate::domain::webhook::WEBHOOK_CHANNEL),
                     Box::new(m.kind),
                     Box::new(m.payload),
-                    Box::new(event.at.timestamp()),
-                    Box::new(event.at.timestamp_millis()),
+                    Box::new(at.timestamp()),
+                    Box::new(at.timestamp_millis()),
                 ],
             );
         }

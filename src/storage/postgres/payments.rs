@@ -15,6 +15,7 @@ use crate::storage::payments::{
     decided, event_from_columns, licenses_column, PaymentEffect, PaymentFilter, PaymentRequest,
     PaymentResult,
 };
+use crate::storage::webhooks::payment_messages;
 use crate::storage::{MintOutcome, StorageError};
 
 const COLUMNS: &str =
@@ -289,6 +290,7 @@ pub(super) async fn apply(
             event = from_row(&row)?;
         }
     }
+    w.queue_messages(payment_messages(&event, now), now);
     Ok(PaymentResult {
         event,
         repeated: false,

@@ -13,6 +13,7 @@ use crate::storage::payments::{
     decided, event_from_columns, licenses_column, PaymentEffect, PaymentFilter, PaymentRequest,
     PaymentResult,
 };
+use crate::storage::webhooks::payment_messages;
 use crate::storage::{MintOutcome, StorageError};
 
 const COLUMNS: &str =
@@ -260,6 +261,7 @@ pub(super) fn apply(
                 .ok_or_else(|| StorageError::Corrupt(format!("payment event {id} vanished")))?;
         }
     }
+    ctx.queue_messages(payment_messages(&event, now), now)?;
     Ok(PaymentResult {
         event,
         repeated: false,

@@ -14,9 +14,10 @@ use std::time::Instant;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::domain::audit::NewEvent;
+use crate::domain::time::Timestamp;
 use crate::domain::webhook::WEBHOOK_CHANNEL;
 use crate::metrics::Histogram;
-use crate::storage::webhooks::messages_of;
+use crate::storage::webhooks::{messages_of, NewMessage};
 use crate::storage::{QueueStats, StorageError};
 
 /// Most jobs committed together.
@@ -82,28 +83,43 @@ impl WriteCtx<'_> {
                 .execute(params![record.seq, license, window, record.at])?;
         }
         if self.webhook_endpoints > 0 {
-            for m in messages_of(&record, event.at) {
-                self.conn
-                    .prepare_cached(
-                        "INSERT INTO outbox (message_id, channel, target, kind, payload,
-                                             created_at, status, next_at_ms)
-                         SELECT ?1, ?2, id, ?3, ?4, ?5, 'pending', ?6 FROM webhook_endpoints
-                         WHERE enabled = 1
-                           AND (events = ' * ' OR instr(events, ' ' || ?3 || ' ') > 0)",
-                    )?
-                    .execute(params![
-                        m.message_id,
-                        WEBHOOK_CHANNEL,
-                        m.kind,
-                        m.payload,
-                        record.at,
-                        event.at.timestamp_millis()
-                    ])?;
-            }
+            self.queue_messages(messages_of(&record, event.at), event.at)?;
         }
         self.head_seq = record.seq;
         self.head_hash = hash;
         Ok(record.seq)
+    }
+
+    /// Writes `messages` into the outbox, one row per enabled endpoint subscribed to
+    /// each one's type, due at `at`. Nothing when there is no enabled endpoint (the
+    /// count is read with the head, in this transaction).
+    pub fn queue_messages(
+        &mut self,
+        messages: Vec<NewMessage>,
+        at: Timestamp,
+    ) -> Result<(), StorageError> {
+        if self.webhook_endpoints == 0 {
+            return Ok(());
+        }
+        for m in messages {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO outbox (message_id, channel, target, kind, payload,
+                                         created_at, status, next_at_ms)
+                     SELECT ?1, ?2, id, ?3, ?4, ?5, 'pending', ?6 FROM webhook_endpoints
+                     WHERE enabled = 1
+                       AND (events = ' * ' OR instr(events, ' ' || ?3 || ' ') > 0)",
+                )?
+                .execute(params![
+                    m.message_id,
+                    WEBHOOK_CHANNEL,
+                    m.kind,
+                    m.payload,
+                    at.timestamp(),
+                    at.timestamp_millis()
+                ])?;
+        }
+        Ok(())
     }
 
     /// Counts the enabled webhook endpoints again (after a write changed them) and
