@@ -5,7 +5,9 @@
 //! [`crate::routes::ROUTES`] is for the API (kept apart: the API table is also the
 //! API's contract, which pages are not part of).
 
+pub mod admin;
 pub mod console;
+pub mod customers;
 pub mod pages;
 pub mod session;
 pub mod settings;
@@ -85,7 +87,16 @@ page_table! {
     post "/console/setup/{secret}" => console::setup, PageAccess::Public;
     post "/console/logout" => console::logout, SUPPORT;
     get "/console" => console::home, SUPPORT;
-    get "/console/admin/users" => console::admin_users, ADMIN;
+    get "/console/customers" => customers::lookup, SUPPORT;
+    get "/console/customers/{email}" => customers::customer, SUPPORT;
+    get "/console/admin/users" => admin::users, ADMIN;
+    post "/console/admin/users" => admin::create_user, ADMIN;
+    post "/console/admin/users/disable" => admin::disable_user, ADMIN;
+    post "/console/admin/users/reset" => admin::reset_user, ADMIN;
+    get "/console/admin/tokens" => admin::tokens, ADMIN;
+    post "/console/admin/tokens" => admin::create_token, ADMIN;
+    post "/console/admin/tokens/{id}/revoke" => admin::revoke_token, ADMIN;
+    get "/console/admin/audit" => admin::audit, ADMIN;
 }
 
 /// The access of the console route `method` on `pattern`.

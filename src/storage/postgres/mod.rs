@@ -41,7 +41,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Statement};
 
 use crate::domain::audit::{
-    verify_chain_head, Actor, ChainError, ChainHead, ClaimStatus, Event, EventRecord, NewEvent, PresentedBy,
+    verify_chain_head, Actor, ChainError, ChainHead, ClaimStatus, Event, EventRecord, NewEvent,
+    PresentedBy,
 };
 use crate::domain::grace::{EvidenceEvents, PastEvent};
 use crate::domain::license::{Action, License, LicenseStatus, NewLicense, MAX_EMAIL_MATCHES};
@@ -1383,9 +1384,7 @@ pub(super) async fn evidence_events<C: Db + ?Sized>(
 }
 
 /// Checks the audit chain of the database `c` is connected to.
-async fn verify_audit_on<C: Db + ?Sized>(
-    c: &C,
-) -> Result<Result<i64, ChainError>, StorageError> {
+async fn verify_audit_on<C: Db + ?Sized>(c: &C) -> Result<Result<i64, ChainError>, StorageError> {
     Ok(chain_head_on(c).await?.map(|h| h.length))
 }
 

@@ -17,7 +17,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::domain::audit::{
-    verify_chain_head, Actor, ChainError, ChainHead, ClaimStatus, Event, EventRecord, NewEvent, PresentedBy,
+    verify_chain_head, Actor, ChainError, ChainHead, ClaimStatus, Event, EventRecord, NewEvent,
+    PresentedBy,
 };
 use crate::domain::grace::{EvidenceEvents, PastEvent};
 use crate::domain::license::{
