@@ -154,7 +154,10 @@ fn secure_headers(res: &mut HttpResponse<impl MessageBody>) {
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(h, header::X_FRAME_OPTIONS, "DENY");
     set(h, header::CACHE_CONTROL, "no-store");
-    set(h, header::REFERRER_POLICY, "no-referrer");
+    // `same-origin`, not `no-referrer`: under `no-referrer` a browser sends
+    // `Origin: null` with the console's own forms, which the Origin check must
+    // refuse. No page address (a setup link's secret) leaves for another site.
+    set(h, header::REFERRER_POLICY, "same-origin");
     set(
         h,
         header::HeaderName::from_static("cross-origin-opener-policy"),

@@ -1,0 +1,361 @@
+//! The console's customer page and admin pages: who may open them, CSRF and Origin
+//! on their forms, tokens made on a page working over the API, escaping.
+
+use serde_json::json;
+
+use crate::console::{staff, Browser, PASSWORD};
+use crate::helpers::{both_engines, Engine, TestServer};
+
+/// The routes of this module's pages, with sample parameters.
+const GETS: &[&str] = &[
+    "/console/customers?email=ann%40example.com",
+    "/console/customers/ann%40example.com",
+    "/console/admin/users",
+    "/console/admin/tokens",
+    "/console/admin/audit",
+];
+const ADMIN_GETS: &[&str] = &[
+    "/console/admin/users",
+    "/console/admin/tokens",
+    "/console/admin/audit",
+];
+const ADMIN_POSTS: &[&str] = &[
+    "/console/admin/users",
+    "/console/admin/users/disable",
+    "/console/admin/users/reset",
+    "/console/admin/tokens",
+    "/console/admin/tokens/tok_x/revoke",
+];
+
+/// The secret a page shows once (the input marked `data-secret`).
+pub fn shown_secret(body: &str) -> Option<String> {
+    let at = body.find("data-secret")?;
+    let before = &body[..at];
+    let v = before.rfind("value=\"")?;
+    let rest = &before[v + 7..];
+    Some(rest[..rest.find('"')?].to_owned())
+}
+
+fn signed_in<'s>(server: &'s TestServer, email: &str, role: &str) -> Browser<'s> {
+    staff(server, email, role);
+    let mut b = Browser::new(server);
+    assert_eq!(b.sign_in(email, PASSWORD, None).status, 303);
+    b
+}
+
+both_engines!(the_customer_and_admin_pages_send_a_visitor_to_sign_in_and_support_gets_403);
+fn the_customer_and_admin_pages_send_a_visitor_to_sign_in_and_support_gets_403(engine: Engine) {
+    let server = TestServer::start_on(engine);
+    let mut visitor = Browser::new(&server);
+    for path in GETS {
+        let res = visitor.get(path);
+        assert_eq!(res.status, 303, "{path}");
+        let to = res.header("location").unwrap_or("");
+        assert!(to.starts_with("/console/login?next="), "{path}: {to}");
+    }
+    for path in ADMIN_POSTS {
+        let res = visitor.post(path, &[("csrf", "x"), ("email", "a@b.c")]);
+        assert_eq!(res.status, 303, "{path}");
+    }
+    let mut ann = signed_in(&server, "ann@example.com", "support");
+    let csrf = ann.csrf();
+    for path in ADMIN_GETS {
+        let res = ann.get(path);
+        assert_eq!(res.status, 403, "{path}");
+        assert!(res.body.contains("for admins"), "{path}");
+    }
+    for path in ADMIN_POSTS {
+        let res = ann.post(
+            path,
+            &[
+                ("csrf", &csrf),
+                ("email", "x@example.com"),
+                ("role", "admin"),
+                ("name", "n"),
+            ],
+        );
+        assert_eq!(res.status, 403, "{path}");
+    }
+    // Nothing was made by the refused forms.
+    assert_eq!(
+        server.dirs().query_i64("SELECT count(*) FROM staff_users"),
+        1
+    );
+    let customer = ann.get("/console/customers?email=Ann%40Example.com");
+    assert_eq!(customer.status, 303);
+    assert_eq!(
+        customer.header("location"),
+        Some("/console/customers/Ann%40Example.com")
+    );
+    assert_eq!(ann.get("/console/customers/Ann%40Example.com").status, 200);
+}
+
+both_engines!(the_admin_forms_refuse_a_missing_csrf_token_and_a_foreign_origin);
+fn the_admin_forms_refuse_a_missing_csrf_token_and_a_foreign_origin(engine: Engine) {
+    let server = TestServer::start_on(engine);
+    let mut boss = signed_in(&server, "boss@example.com", "admin");
+    let csrf = boss.csrf();
+    let own = format!("http://127.0.0.1:{}", server.port);
+    let forms: &[(&str, &[(&str, &str)])] = &[
+        (
+            "/console/admin/users",
+            &[("email", "new@example.com"), ("role", "support")],
+        ),
+        (
+            "/console/admin/users/disable",
+            &[("email", "boss@example.com")],
+        ),
+        (
+            "/console/admin/users/reset",
+            &[("email", "boss@example.com")],
+        ),
+        (
+            "/console/admin/tokens",
+            &[("name", "shop"), ("role", "vendor")],
+        ),
+    ];
+    for (path, fields) in forms {
+        let without = boss.post_from(path, fields, Some(&own));
+        assert_eq!(without.status, 403, "{path} without a token");
+        assert!(without.body.contains("expired"), "{path}");
+        let mut wrong = fields.to_vec();
+        wrong.push(("csrf", "not-the-token"));
+        assert_eq!(
+            boss.post_from(path, &wrong, Some(&own)).status,
+            403,
+            "{path}"
+        );
+        let mut with = fields.to_vec();
+        with.push(("csrf", &csrf));
+        let foreign = boss.post_from(path, &with, Some("http://evil.example"));
+        assert_eq!(foreign.status, 403, "{path} from elsewhere");
+        assert_eq!(
+            boss.post_from(path, &with, None).status,
+            403,
+            "{path} no Origin"
+        );
+    }
+    // Nothing changed: one account, still active, and no token but the first.
+    assert_eq!(
+        server.dirs().query_i64("SELECT count(*) FROM staff_users"),
+        1
+    );
+    assert_eq!(
+        server
+            .dirs()
+            .query_i64("SELECT count(*) FROM staff_users WHERE disabled_at IS NULL AND password_hash IS NOT NULL"),
+        1
+    );
+    assert_eq!(
+        server.dirs().query_i64("SELECT count(*) FROM api_tokens"),
+        1
+    );
+}
+
+both_engines!(a_token_made_on_the_tokens_page_works_over_the_api_until_revoked_there);
+fn a_token_made_on_the_tokens_page_works_over_the_api_until_revoked_there(engine: Engine) {
+    let server = TestServer::start_on(engine);
+    let mut boss = signed_in(&server, "boss@example.com", "admin");
+    let csrf = boss.csrf();
+    let made = boss.post(
+        "/console/admin/tokens",
+        &[
+            ("csrf", &csrf),
+            ("name", "shop <b>\"1\"</b>"),
+            ("role", "vendor"),
+        ],
+    );
+    assert_eq!(made.status, 201, "{}", made.body);
+    let secret = shown_secret(&made.body).expect("the secret is shown");
+    assert!(secret.starts_with("kc_"), "{secret}");
+    assert!(made.body.contains("shop &lt;b&gt;"), "the name is escaped");
+    assert!(!made.body.contains("<b>\"1\"</b>"));
+    // It is a vendor token: it mints, and may not list tokens.
+    server
+        .mint(json!({"product": "photo-pro", "order_id": "page-1"}))
+        .expect(201);
+    server
+        .post(
+            "/v1/licenses",
+            Some(&secret),
+            &json!({"product": "photo-pro", "order_id": "page-2"}),
+        )
+        .expect(201);
+    server
+        .get("/v1/tokens", Some(&secret))
+        .expect_problem(403, "forbidden");
+    // The list shows it without its secret; a fresh page does not show the secret.
+    let list = boss.get("/console/admin/tokens");
+    assert_eq!(list.status, 200);
+    assert!(!list.body.contains(&secret));
+    let id = server.get("/v1/tokens", Some(&server.admin)).expect(200)["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["role"] == "vendor")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(list
+        .body
+        .contains(&format!("/console/admin/tokens/{id}/revoke")));
+    let revoked = boss.post(
+        &format!("/console/admin/tokens/{id}/revoke"),
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(revoked.status, 303);
+    server
+        .post(
+            "/v1/licenses",
+            Some(&secret),
+            &json!({"product": "photo-pro", "order_id": "page-3"}),
+        )
+        .expect_problem(401, "token_revoked");
+    // Both changes are the staff member's.
+    for kind in ["token_created", "token_revoked"] {
+        let n = server.dirs().query_i64(&format!(
+            "SELECT count(*) FROM events WHERE kind = '{kind}' AND actor LIKE '%\"user\"%' AND actor LIKE '%boss@example.com%'"
+        ));
+        assert_eq!(n, 1, "{kind}");
+    }
+    let unknown = boss.post("/console/admin/tokens/tok_nope/revoke", &[("csrf", &csrf)]);
+    assert_eq!(unknown.status, 404);
+    assert!(unknown.body.contains("not found"), "{}", unknown.body);
+}
+
+both_engines!(staff_accounts_are_made_disabled_and_reset_from_the_staff_page);
+fn staff_accounts_are_made_disabled_and_reset_from_the_staff_page(engine: Engine) {
+    let server = TestServer::start_on(engine);
+    let mut boss = signed_in(&server, "boss@example.com", "admin");
+    let csrf = boss.csrf();
+    let made = boss.post(
+        "/console/admin/users",
+        &[
+            ("csrf", &csrf),
+            ("email", "Cat@Example.com"),
+            ("role", "support"),
+        ],
+    );
+    assert_eq!(made.status, 200, "{}", made.body);
+    let origin = format!("http://127.0.0.1:{}/console/setup/", server.port);
+    assert!(
+        made.body.contains(&origin),
+        "the link is shown: {}",
+        made.body
+    );
+    assert!(made.body.contains("cat@example.com"));
+    let again = boss.post(
+        "/console/admin/users",
+        &[
+            ("csrf", &csrf),
+            ("email", "cat@example.com"),
+            ("role", "admin"),
+        ],
+    );
+    assert_eq!(again.status, 422);
+    assert!(again.body.contains("exists"), "{}", again.body);
+    let bad = boss.post(
+        "/console/admin/users",
+        &[
+            ("csrf", &csrf),
+            ("email", "x@example.com"),
+            ("role", "owner"),
+        ],
+    );
+    assert_eq!(bad.status, 422);
+
+    // A signed-in agent loses their session when disabled from the page.
+    let mut ann = signed_in(&server, "ann@example.com", "support");
+    assert_eq!(ann.get("/console").status, 200);
+    let res = boss.post(
+        "/console/admin/users/disable",
+        &[("csrf", &csrf), ("email", "ann@example.com")],
+    );
+    assert_eq!(res.status, 303);
+    assert_eq!(ann.get("/console").status, 303, "signed out at once");
+    let page = boss.get("/console/admin/users");
+    assert!(page.body.contains("disabled"));
+
+    let reset = boss.post(
+        "/console/admin/users/reset",
+        &[("csrf", &csrf), ("email", "ann@example.com")],
+    );
+    assert_eq!(reset.status, 200);
+    assert!(reset.body.contains(&origin));
+    let missing = boss.post(
+        "/console/admin/users/reset",
+        &[("csrf", &csrf), ("email", "nobody@example.com")],
+    );
+    assert_eq!(missing.status, 422, "{}", missing.body);
+    for kind in [
+        "staff_user_created",
+        "staff_user_disabled",
+        "staff_user_reset",
+    ] {
+        let n = server.dirs().query_i64(&format!(
+            "SELECT count(*) FROM events WHERE kind = '{kind}' AND actor LIKE '%\"user\"%' AND actor LIKE '%boss@example.com%'"
+        ));
+        assert_eq!(n, 1, "{kind}");
+    }
+    let audit = boss.get("/console/admin/audit");
+    assert_eq!(audit.status, 200);
+    assert!(audit.body.contains("Verified"), "{}", audit.body);
+    let events = server.dirs().query_i64("SELECT count(*) FROM events");
+    assert!(
+        audit
+            .body
+            .contains(&format!("<dd id=\"audit-length\">{events}</dd>")),
+        "{}",
+        audit.body
+    );
+}
+
+both_engines!(the_customer_page_lists_licenses_credit_and_escapes_what_the_shop_sent);
+fn the_customer_page_lists_licenses_credit_and_escapes_what_the_shop_sent(engine: Engine) {
+    let server = TestServer::start_on(engine);
+    let email = "o'brien&co@example.com";
+    for (order, meta) in [
+        (
+            "ord-1",
+            json!({"note": "<script>alert(\"x\")</script>", "q": "it's \"quoted\""}),
+        ),
+        ("ord-2", json!({"plain": 1})),
+    ] {
+        server
+            .mint(json!({"product": "photo-pro", "order_id": order,
+                         "customer_email": email, "metadata": meta}))
+            .expect(201);
+    }
+    server
+        .mint(
+            json!({"product": "photo-pro", "order_id": "other", "customer_email": "z@example.com"}),
+        )
+        .expect(201);
+    let mut ann = signed_in(&server, "ann@example.com", "support");
+    let page = ann.get(&format!(
+        "/console/customers/{}",
+        form_urlencoded::byte_serialize(email.as_bytes()).collect::<String>()
+    ));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains("<script>alert"), "{}", page.body);
+    assert!(page.body.contains("&lt;script&gt;"), "{}", page.body);
+    assert!(!page.body.contains("it's \"quoted\""));
+    assert!(
+        page.body.contains("o&#x27;brien&amp;co@example.com")
+            || page.body.contains("o&#39;brien&amp;co@example.com"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        page.body.matches("href=\"/console/licenses/lic_").count(),
+        2
+    );
+    assert!(page.body.contains("ord-1") && page.body.contains("ord-2"));
+    assert!(!page.body.contains(">other<"));
+    assert!(page.body.contains("No store credit"));
+    assert!(page.body.contains("No claim"));
+    let nobody = ann.get("/console/customers/nobody%40example.com");
+    assert_eq!(nobody.status, 200);
+    assert!(nobody.body.contains("No license was sold to this email"));
+}
