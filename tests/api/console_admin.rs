@@ -1,10 +1,11 @@
 //! The console's customer page and admin pages: who may open them, CSRF and Origin
 //! on their forms, tokens made on a page working over the API, escaping.
 
+use keyclerk::domain::time;
 use serde_json::json;
 
 use crate::console::{staff, Browser, PASSWORD};
-use crate::helpers::{both_engines, Engine, TestServer};
+use crate::helpers::{both_engines, Dirs, Engine, TestServer};
 
 /// The routes of this module's pages, with sample parameters.
 const GETS: &[&str] = &[
@@ -366,4 +367,82 @@ fn the_customer_page_lists_licenses_credit_and_escapes_what_the_shop_sent(engine
     let nobody = ann.get("/console/customers/nobody%40example.com");
     assert_eq!(nobody.status, 200);
     assert!(nobody.body.contains("No license was sold to this email"));
+}
+
+both_engines!(the_customer_page_shows_the_credit_balance_and_every_claim_escaped);
+fn the_customer_page_shows_the_credit_balance_and_every_claim_escaped(engine: Engine) {
+    // Claims older than 300 days wait for support (they are not granted at once).
+    let server = TestServer::start_with(Dirs::on(engine), |s| {
+        s.late_claims.max_age_days = 300;
+    });
+    let support = server.token("support");
+    let year_ago = time::format(time::now() - chrono::Duration::days(365));
+    let mint = |order: &str, email: &str| {
+        let m = server
+            .mint(json!({"product": "photo-pro", "order_id": order,
+                         "customer_email": email, "purchased_at": year_ago}))
+            .expect(201);
+        (
+            m["license"]["id"].as_str().unwrap().to_owned(),
+            m["key"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (credited, _) = mint("late-1", "pat@example.com");
+    let (claimed, key) = mint("late-2", "pat@example.com");
+    let (elsewhere, other_key) = mint("late-3", "shop-typo@example.com");
+    let (unrelated, unrelated_key) = mint("late-4", "z@example.com");
+    server
+        .post(
+            &format!("/v1/licenses/{credited}/grace-extension"),
+            Some(&support),
+            &json!({"remedy": "credit", "reason": "prefers credit"}),
+        )
+        .expect(201);
+    server
+        .post(
+            "/v1/claims",
+            None,
+            &json!({"license_key": key,
+                    "message": "<script>alert(\"late\")</script> it's me"}),
+        )
+        .expect(202);
+    // A claim on a license sold under another address, filed with this one.
+    server
+        .post(
+            "/v1/claims",
+            None,
+            &json!({"license_key": other_key, "email": "pat@example.com"}),
+        )
+        .expect(202);
+    server
+        .post("/v1/claims", None, &json!({"license_key": unrelated_key}))
+        .expect(202);
+
+    let mut ann = signed_in(&server, "ann@example.com", "support");
+    let page = ann.get("/console/customers/pat%40example.com");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body
+            .contains("<strong class=\"balance\">49.00 EUR</strong>"),
+        "{}",
+        page.body
+    );
+    assert!(page
+        .body
+        .contains(&format!("href=\"/console/licenses/{credited}\"")));
+    assert!(page.body.contains("Claims (2)"), "{}", page.body);
+    assert!(page
+        .body
+        .contains(&format!("href=\"/console/licenses/{claimed}\"")));
+    assert!(page
+        .body
+        .contains(&format!("href=\"/console/licenses/{elsewhere}\"")));
+    assert!(!page.body.contains(&unrelated));
+    assert!(!page.body.contains("<script>alert"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("&#60;script&#62;alert(&#34;late&#34;)&#60;/script&#62; it&#39;s me"),
+        "{}",
+        page.body
+    );
 }
