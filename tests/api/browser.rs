@@ -13,7 +13,8 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use crate::console::{cli_with_stdin, staff, PASSWORD};
-use crate::helpers::{repo, stderr, stdout, Engine, TestServer};
+use crate::helpers::{repo, stderr, stdout, Dirs, Engine, TestServer};
+use keyclerk::domain::time;
 
 /// The chromium executable: `KC_CHROMIUM`, else Debian's.
 fn chromium() -> PathBuf {
@@ -134,7 +135,10 @@ fn an_admin_makes_an_api_token_on_the_tokens_page_and_the_api_takes_it() {
 
 #[test]
 fn a_support_agent_opens_a_customers_page_and_sees_their_licenses() {
-    let server = TestServer::start_on(Engine::Sqlite);
+    // Claims older than 300 days wait for support, so the page has one to show.
+    let server = TestServer::start_with(Dirs::on(Engine::Sqlite), |s| {
+        s.late_claims.max_age_days = 300;
+    });
     let out = cli_with_stdin(
         server.dirs(),
         &[
@@ -150,18 +154,37 @@ fn a_support_agent_opens_a_customers_page_and_sees_their_licenses() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let customer = "buyer@example.com";
+    let year_ago = time::format(time::now() - chrono::Duration::days(365));
     let mut licenses = Vec::new();
+    let mut keys = Vec::new();
     for (order, meta) in [
         ("o-2025-1", json!({"note": "<script>alert(\"x\")</script>"})),
         ("o-2025-2", json!({"seat": "laptop"})),
+        ("o-2025-3", json!({"seat": "studio"})),
     ] {
         let made = server
             .mint(json!({"product": "photo-pro", "order_id": order,
                          "customer_email": customer, "metadata": meta,
-                         "purchased_at": "2025-11-20T10:00:00Z"}))
+                         "purchased_at": year_ago}))
             .expect(201);
         licenses.push(made["license"]["id"].as_str().unwrap().to_owned());
+        keys.push(made["key"].as_str().unwrap().to_owned());
     }
+    let support = server.token("support");
+    server
+        .post(
+            &format!("/v1/licenses/{}/grace-extension", licenses[2]),
+            Some(&support),
+            &json!({"remedy": "credit", "reason": "prefers credit"}),
+        )
+        .expect(201);
+    server
+        .post(
+            "/v1/claims",
+            None,
+            &json!({"license_key": keys[1], "message": "I bought this last year and never installed it."}),
+        )
+        .expect(202);
     server
         .mint(json!({"product": "photo-pro", "order_id": "someone-else",
                      "customer_email": "other@example.com"}))
@@ -170,6 +193,7 @@ fn a_support_agent_opens_a_customers_page_and_sees_their_licenses() {
         &server,
         "customer",
         &json!({"email": "ann@example.com", "password": PASSWORD,
-                "customer": customer, "licenses": licenses}),
+                "customer": customer, "licenses": licenses,
+                "balance": "49.00 EUR", "claims": 1}),
     );
 }

@@ -16,6 +16,9 @@ await run(async (page) => {
     check(await page.locator(`#licenses a[href="/console/licenses/${id}"]`).count() === 1, `a link to ${id}`);
   }
   check(rows.some((r) => r.includes('active')), 'statuses shown');
+  check(rows.some((r) => r.includes('credited')), 'the credited license shown so');
+  check((await page.textContent('.balance')) === input.balance, 'the credit balance');
+  check(await page.locator('#claims tbody tr').count() === input.claims, 'the claims');
   check(!(await page.content()).includes('<script>alert'), 'metadata escaped');
   await axe(page, 'customer');
   await shot(page, 'customer', 'console-customer');
