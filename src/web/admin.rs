@@ -11,7 +11,7 @@ use crate::domain::time;
 use crate::domain::token::Role;
 use crate::service::staff as accounts;
 use crate::service::{AppState, ServiceError};
-use crate::web::console::failed;
+use crate::web::console::{capitalized, failed};
 use crate::web::pages::{
     error_page, render, AdminAuditPage, AdminTokensPage, AdminUsersPage, Me, Shown, TokenRow,
     UserRow,
@@ -19,21 +19,13 @@ use crate::web::pages::{
 use crate::web::session::Staff;
 use crate::web::{see_other, ConsoleState};
 
-/// A refusal the admin can fix (a taken email, a malformed name): its words, else
-/// the error page of `e`.
-fn refusal(e: &ServiceError) -> Result<String, HttpResponse> {
+/// A refusal the admin can fix (a taken email, a malformed name), in words; `None`
+/// for a failure of keyclerk's own.
+fn refusal(e: &ServiceError) -> Option<String> {
     match e {
-        ServiceError::Domain(d) => Ok(capital(&d.to_string())),
-        ServiceError::InvalidParameter(m) => Ok(capital(m)),
-        _ => Err(failed(e)),
-    }
-}
-
-fn capital(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(first) => first.to_uppercase().chain(c).collect::<String>() + ".",
-        None => String::new(),
+        ServiceError::Domain(d) => Some(format!("{}.", capitalized(&d.to_string()))),
+        ServiceError::InvalidParameter(m) => Some(format!("{}.", capitalized(m))),
+        _ => None,
     }
 }
 
@@ -158,7 +150,7 @@ pub async fn create_user(
         }
         Ok((_, None)) => see_other("/console/admin/users"),
         Err(e) => match refusal(&e) {
-            Ok(error) => {
+            Some(error) => {
                 users_page(
                     &app,
                     &staff,
@@ -168,7 +160,7 @@ pub async fn create_user(
                 )
                 .await
             }
-            Err(page) => page,
+            None => failed(&e),
         },
     }
 }
@@ -179,14 +171,12 @@ pub struct EmailForm {
     email: String,
 }
 
-fn email_form(body: &[u8]) -> Result<EmailForm, HttpResponse> {
-    serde_urlencoded::from_bytes::<EmailForm>(body).map_err(|_| {
-        error_page(
-            StatusCode::BAD_REQUEST,
-            "The form was incomplete",
-            "Open the staff page again and use its buttons.",
-        )
-    })
+fn incomplete_email_form() -> HttpResponse {
+    error_page(
+        StatusCode::BAD_REQUEST,
+        "The form was incomplete",
+        "Open the staff page again and use its buttons.",
+    )
 }
 
 /// Disables an account; its sessions end at once.
@@ -195,15 +185,14 @@ pub async fn disable_user(
     staff: Staff,
     body: web::Bytes,
 ) -> HttpResponse {
-    let form = match email_form(&body) {
-        Ok(f) => f,
-        Err(page) => return page,
+    let Ok(form) = serde_urlencoded::from_bytes::<EmailForm>(&body) else {
+        return incomplete_email_form();
     };
     let store = app.store.staff_store();
     match accounts::disable(store, &form.email, staff.user.actor(), time::now()).await {
         Ok(_) => see_other("/console/admin/users"),
         Err(e) => match refusal(&e) {
-            Ok(error) => {
+            Some(error) => {
                 users_page(
                     &app,
                     &staff,
@@ -213,7 +202,7 @@ pub async fn disable_user(
                 )
                 .await
             }
-            Err(page) => page,
+            None => failed(&e),
         },
     }
 }
@@ -227,9 +216,8 @@ pub async fn reset_user(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let form = match email_form(&body) {
-        Ok(f) => f,
-        Err(page) => return page,
+    let Ok(form) = serde_urlencoded::from_bytes::<EmailForm>(&body) else {
+        return incomplete_email_form();
     };
     let store = app.store.staff_store();
     match accounts::reset(store, &form.email, staff.user.actor(), time::now()).await {
@@ -250,7 +238,7 @@ pub async fn reset_user(
             users_page(&app, &staff, StatusCode::OK, Some(shown), None).await
         }
         Err(e) => match refusal(&e) {
-            Ok(error) => {
+            Some(error) => {
                 users_page(
                     &app,
                     &staff,
@@ -260,7 +248,7 @@ pub async fn reset_user(
                 )
                 .await
             }
-            Err(page) => page,
+            None => failed(&e),
         },
     }
 }
@@ -354,7 +342,7 @@ pub async fn create_token(
             tokens_page(&app, &staff, StatusCode::CREATED, Some(shown), None).await
         }
         Err(e) => match refusal(&e) {
-            Ok(error) => {
+            Some(error) => {
                 tokens_page(
                     &app,
                     &staff,
@@ -364,7 +352,7 @@ pub async fn create_token(
                 )
                 .await
             }
-            Err(page) => page,
+            None => failed(&e),
         },
     }
 }
@@ -381,8 +369,10 @@ pub async fn revoke_token(
     {
         Ok(_) => see_other("/console/admin/tokens"),
         Err(e) => match refusal(&e) {
-            Ok(error) => tokens_page(&app, &staff, StatusCode::NOT_FOUND, None, Some(error)).await,
-            Err(page) => page,
+            Some(error) => {
+                tokens_page(&app, &staff, StatusCode::NOT_FOUND, None, Some(error)).await
+            }
+            None => failed(&e),
         },
     }
 }

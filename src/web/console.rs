@@ -373,7 +373,8 @@ pub async fn setup(
     }
 }
 
-fn capitalized(s: &str) -> String {
+/// `s` with its first letter upper-cased.
+pub fn capitalized(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
         Some(first) => first.to_uppercase().chain(c).collect(),
