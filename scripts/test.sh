@@ -2,7 +2,9 @@
 # The whole test suite, on a fresh machine: installs the PASETO libraries the interop
 # tests drive (Python pyseto in a venv under the target directory, Node paseto with
 # npm ci), the Standard Webhooks libraries the webhook receivers verify with (Python
-# standardwebhooks, same venv; Node standardwebhooks, same npm ci), the Prometheus
+# standardwebhooks, same venv; Node standardwebhooks, same npm ci), Debian's chromium
+# and playwright-core + axe-core (npm ci in tests/browser) for the console's browser
+# tests, the Prometheus
 # parser the metrics tests read /metrics with (prometheus_client, same venv), Stripe's
 # SDK that signs the payment tests' events (stripe, same venv) and schemathesis (same
 # venv), then runs every Rust
@@ -26,6 +28,18 @@ fi
 if [ ! -d tests/interop/node/node_modules/paseto ] || [ ! -d tests/interop/node/node_modules/standardwebhooks ]; then
   echo "installing the Node paseto and standardwebhooks libraries" >&2
   npm ci --prefix tests/interop/node --no-audit --no-fund --silent
+fi
+
+# The console's browser tests: Debian's chromium (apt, as root: CI machines are
+# fresh) and playwright-core + axe-core from the committed lock file.
+if [ -z "${KC_CHROMIUM:-}" ] && [ ! -x /usr/lib/chromium/chromium ]; then
+  echo "installing Debian's chromium for the browser tests" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/axe-core ]; then
+  echo "installing playwright-core and axe-core for the browser tests" >&2
+  npm ci --prefix tests/browser --no-audit --no-fund --silent
 fi
 
 export KC_TEST_PYTHON="$venv/bin/python"

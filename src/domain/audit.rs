@@ -628,6 +628,24 @@ pub fn verify_chain(
     records: impl IntoIterator<Item = (EventRecord, [u8; 32])>,
     head_seq: i64,
 ) -> Result<i64, ChainError> {
+    verify_chain_head(records, head_seq).map(|h| h.length)
+}
+
+/// The end of a verified chain: how many events, and the hash of the last one (the
+/// genesis value when there is none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainHead {
+    /// Events in the chain.
+    pub length: i64,
+    /// The last event's hash.
+    pub hash: [u8; 32],
+}
+
+/// As [`verify_chain`], with the head's hash too.
+pub fn verify_chain_head(
+    records: impl IntoIterator<Item = (EventRecord, [u8; 32])>,
+    head_seq: i64,
+) -> Result<ChainHead, ChainError> {
     let mut prev = GENESIS;
     let mut expected = 1;
     for (record, stored) in records {
@@ -651,7 +669,10 @@ pub fn verify_chain(
             head: head_seq,
         });
     }
-    Ok(last)
+    Ok(ChainHead {
+        length: last,
+        hash: prev,
+    })
 }
 
 #[cfg(test)]

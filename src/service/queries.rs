@@ -149,6 +149,11 @@ impl AppState {
         Ok(self.store.claims(status).await?)
     }
 
+    /// A customer's claims: of their licenses and filed under their email.
+    pub async fn customer_claims(&self, email: &str) -> Result<Vec<Claim>, ServiceError> {
+        Ok(self.store.customer_claims(email).await?)
+    }
+
     /// A customer's credit ledger.
     pub async fn credits(&self, email: &str) -> Result<Vec<CreditEntry>, ServiceError> {
         Ok(self.store.credits(email).await?)

@@ -13,7 +13,9 @@ pub mod webhooks;
 
 use async_trait::async_trait;
 
-use crate::domain::audit::{Actor, AuditEvent, ChainError, ClaimStatus, Event, PresentedBy};
+use crate::domain::audit::{
+    Actor, AuditEvent, ChainError, ChainHead, ClaimStatus, Event, PresentedBy,
+};
 use crate::domain::license::{Action, License, LicenseStatus, NewLicense};
 use crate::domain::time::Timestamp;
 use crate::domain::token::{ApiToken, NewApiToken};
@@ -366,6 +368,9 @@ pub trait Storage: webhooks::WebhookStore + Send + Sync + 'static {
     /// Claims with a status.
     async fn claims(&self, status: ClaimStatus) -> Result<Vec<Claim>, StorageError>;
 
+    /// A customer's claims: of the licenses sold to `email`, and filed under it.
+    async fn customer_claims(&self, email: &str) -> Result<Vec<Claim>, StorageError>;
+
     /// Support closes a claim with a decision (`req.claim_id`).
     async fn resolve_claim(
         &self,
@@ -423,6 +428,9 @@ pub trait Storage: webhooks::WebhookStore + Send + Sync + 'static {
 
     /// Checks the audit chain from the first event; the count of events if intact.
     async fn verify_audit(&self) -> Result<Result<i64, ChainError>, StorageError>;
+
+    /// As [`Storage::verify_audit`], with the head's hash.
+    async fn audit_head(&self) -> Result<Result<ChainHead, ChainError>, StorageError>;
 
     /// Applies a verified payment event once: stored with its outcome in the same
     /// transaction as its effect; the same provider event id again changes nothing.

@@ -12,9 +12,7 @@ use crate::domain::time::{self, Timestamp};
 use crate::routes::extract::ClientAddr;
 use crate::service::staff::{self as accounts, SignInAttempt, SignInRefused};
 use crate::service::{AppState, ServiceError};
-use crate::web::pages::{
-    error_page, render, AdminUsersPage, HomePage, LoginPage, Me, SetupPage, UserRow,
-};
+use crate::web::pages::{error_page, render, HomePage, LoginPage, Me, SetupPage};
 use crate::web::session::{self, Staff};
 use crate::web::{see_other, ConsoleState};
 
@@ -42,7 +40,7 @@ pub async fn not_found() -> HttpResponse {
 }
 
 /// An operation failed: a page that says so (the cause goes to the log).
-fn failed(e: &ServiceError) -> HttpResponse {
+pub fn failed(e: &ServiceError) -> HttpResponse {
     match e {
         ServiceError::Unavailable(_) => error_page(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -375,7 +373,8 @@ pub async fn setup(
     }
 }
 
-fn capitalized(s: &str) -> String {
+/// `s` with its first letter upper-cased.
+pub fn capitalized(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
         Some(first) => first.to_uppercase().chain(c).collect(),
@@ -389,37 +388,6 @@ pub async fn home(staff: Staff) -> HttpResponse {
         StatusCode::OK,
         &HomePage {
             me: Some(Me::of(&staff)),
-        },
-    )
-}
-
-/// Staff accounts (admins).
-pub async fn admin_users(app: web::Data<AppState>, staff: Staff) -> HttpResponse {
-    let users = match app.store.staff_store().staff().await {
-        Ok(u) => u,
-        Err(e) => return failed(&e.into()),
-    };
-    let users = users
-        .into_iter()
-        .map(|u| UserRow {
-            state: match (u.disabled_at, u.has_password) {
-                (Some(_), _) => "disabled".into(),
-                (None, false) => "awaiting setup".into(),
-                (None, true) => "active".into(),
-            },
-            totp: if u.has_totp { "set up" } else { "none" },
-            last_sign_in: u
-                .last_sign_in_at
-                .map_or_else(|| "never".to_owned(), time::format),
-            role: u.role.as_str(),
-            email: u.email,
-        })
-        .collect();
-    render(
-        StatusCode::OK,
-        &AdminUsersPage {
-            me: Some(Me::of(&staff)),
-            users,
         },
     )
 }

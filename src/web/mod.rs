@@ -5,8 +5,10 @@
 //! [`crate::routes::ROUTES`] is for the API (kept apart: the API table is also the
 //! API's contract, which pages are not part of).
 
+pub mod admin;
 pub mod claims;
 pub mod console;
+pub mod customers;
 pub mod display;
 pub mod licenses;
 pub mod pages;
@@ -88,7 +90,6 @@ page_table! {
     post "/console/setup/{secret}" => console::setup, PageAccess::Public;
     post "/console/logout" => console::logout, SUPPORT;
     get "/console" => console::home, SUPPORT;
-    get "/console/admin/users" => console::admin_users, ADMIN;
     get "/console/search" => licenses::search, SUPPORT;
     get "/console/licenses/{id}" => licenses::license, SUPPORT;
     post "/console/licenses/{id}/key" => licenses::reveal_key, SUPPORT;
@@ -97,6 +98,16 @@ page_table! {
     get "/console/licenses/{id}/remedy" => claims::preview, SUPPORT;
     post "/console/licenses/{id}/remedy" => claims::decide, SUPPORT;
     get "/console/claims" => claims::queue, SUPPORT;
+    get "/console/customers" => customers::lookup, SUPPORT;
+    get "/console/customers/{email}" => customers::customer, SUPPORT;
+    get "/console/admin/users" => admin::users, ADMIN;
+    post "/console/admin/users" => admin::create_user, ADMIN;
+    post "/console/admin/users/disable" => admin::disable_user, ADMIN;
+    post "/console/admin/users/reset" => admin::reset_user, ADMIN;
+    get "/console/admin/tokens" => admin::tokens, ADMIN;
+    post "/console/admin/tokens" => admin::create_token, ADMIN;
+    post "/console/admin/tokens/{id}/revoke" => admin::revoke_token, ADMIN;
+    get "/console/admin/audit" => admin::audit, ADMIN;
 }
 
 /// The access of the console route `method` on `pattern`.
@@ -154,7 +165,10 @@ fn secure_headers(res: &mut HttpResponse<impl MessageBody>) {
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(h, header::X_FRAME_OPTIONS, "DENY");
     set(h, header::CACHE_CONTROL, "no-store");
-    set(h, header::REFERRER_POLICY, "no-referrer");
+    // `same-origin`, not `no-referrer`: under `no-referrer` a browser sends
+    // `Origin: null` with the console's own forms, which the Origin check must
+    // refuse. No page address (a setup link's secret) leaves for another site.
+    set(h, header::REFERRER_POLICY, "same-origin");
     set(
         h,
         header::HeaderName::from_static("cross-origin-opener-policy"),

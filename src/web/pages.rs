@@ -123,6 +123,8 @@ pub struct UserRow {
     pub role: &'static str,
     /// Active, awaiting setup, disabled.
     pub state: String,
+    /// Whether it is disabled (no disable button then).
+    pub disabled: bool,
     /// Whether TOTP is set up.
     pub totp: &'static str,
     /// The last sign-in, or "never".
@@ -135,6 +137,157 @@ pub struct UserRow {
 pub struct AdminUsersPage {
     /// The staff member.
     pub me: Option<Me>,
+    /// The CSRF token of the forms.
+    pub csrf: String,
     /// The accounts.
     pub users: Vec<UserRow>,
+    /// A setup link just made, shown this once.
+    pub shown: Option<Shown>,
+    /// Why the last form was refused.
+    pub error: Option<String>,
+}
+
+/// A secret shown once (a setup link, an API token), and what it is.
+#[derive(Debug, Clone)]
+pub struct Shown {
+    /// What it is and what to do with it.
+    pub what: String,
+    /// The secret.
+    pub secret: String,
+}
+
+/// One row of the token list.
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    /// `tok_...`
+    pub id: String,
+    /// Who it is for.
+    pub name: String,
+    /// Its role.
+    pub role: &'static str,
+    /// The visible start of its secret.
+    pub prefix: String,
+    /// When it was made (RFC 3339).
+    pub created: String,
+    /// When it was revoked (RFC 3339).
+    pub revoked: Option<String>,
+}
+
+/// The admins' list of API tokens.
+#[derive(Template)]
+#[template(path = "console/admin_tokens.html")]
+pub struct AdminTokensPage {
+    /// The staff member.
+    pub me: Option<Me>,
+    /// The CSRF token of the forms.
+    pub csrf: String,
+    /// Every token, without secrets.
+    pub tokens: Vec<TokenRow>,
+    /// A secret just made, shown this once.
+    pub shown: Option<Shown>,
+    /// Why the last form was refused.
+    pub error: Option<String>,
+}
+
+/// The audit chain's status.
+#[derive(Template)]
+#[template(path = "console/admin_audit.html")]
+pub struct AdminAuditPage {
+    /// The staff member.
+    pub me: Option<Me>,
+    /// Whether every link of the chain holds.
+    pub intact: bool,
+    /// Events in the chain (when intact).
+    pub length: i64,
+    /// The last event's hash, in hex (when intact).
+    pub head: String,
+    /// What is wrong (when not intact).
+    pub problem: String,
+    /// When it was checked (RFC 3339).
+    pub checked_at: String,
+}
+
+/// A time as the pages show it: the date, with the full UTC time in `datetime`
+/// (the script shows it in the agent's time zone).
+#[derive(Debug, Clone)]
+pub struct When {
+    /// RFC 3339, UTC.
+    pub iso: String,
+    /// `YYYY-MM-DD`, UTC.
+    pub date: String,
+}
+
+/// One license of a customer.
+#[derive(Debug, Clone)]
+pub struct LicenseRow {
+    /// `lic_...`
+    pub id: String,
+    /// Product slug.
+    pub product: String,
+    /// Status name.
+    pub status: &'static str,
+    /// The shop's order id.
+    pub order_id: String,
+    /// When it was bought.
+    pub purchased: When,
+    /// The activation deadline.
+    pub activate_by: Option<When>,
+    /// The end.
+    pub expires: Option<When>,
+    /// Seats.
+    pub seats: u32,
+    /// The shop's metadata as JSON text (empty when none).
+    pub metadata: String,
+}
+
+/// One line of a customer's credit ledger.
+#[derive(Debug, Clone)]
+pub struct CreditRow {
+    /// When.
+    pub at: When,
+    /// `grant` or `redeem`.
+    pub kind: String,
+    /// Signed amount with its currency.
+    pub amount: String,
+    /// The license closed for it.
+    pub license_id: Option<String>,
+    /// The order it paid for.
+    pub order_id: Option<String>,
+}
+
+/// One claim of a customer.
+#[derive(Debug, Clone)]
+pub struct ClaimRow {
+    /// `clm_...`
+    pub id: String,
+    /// The license claimed.
+    pub license_id: String,
+    /// `pending`, `granted`, `resolved`.
+    pub status: &'static str,
+    /// When it was filed.
+    pub filed: When,
+    /// When it was closed.
+    pub resolved: Option<When>,
+    /// The customer's message.
+    pub message: String,
+    /// Why the policy left it to support.
+    pub note: String,
+}
+
+/// A customer: their licenses, credit and claims.
+#[derive(Template)]
+#[template(path = "console/customer.html")]
+pub struct CustomerPage {
+    /// The staff member.
+    pub me: Option<Me>,
+    /// The customer's email (lower-cased).
+    pub email: String,
+    /// Every license sold to it.
+    pub licenses: Vec<LicenseRow>,
+    /// The balance per currency.
+    pub balances: Vec<String>,
+    /// The ledger, oldest first.
+    pub credits: Vec<CreditRow>,
+    /// Their claims, oldest first.
+    pub claims: Vec<ClaimRow>,
 }

@@ -330,6 +330,30 @@ pub(super) async fn claims<C: Db + ?Sized>(
     .collect()
 }
 
+/// A customer's claims, oldest first (at most [`MAX_LISTED_CLAIMS`]): those of the
+/// licenses sold to `email` and those filed under it.
+pub(super) async fn customer_claims<C: Db + ?Sized>(
+    c: &C,
+    email: &str,
+) -> Result<Vec<Claim>, StorageError> {
+    rows(
+        c,
+        &format!(
+            "SELECT {CLAIM_COLUMNS} FROM claims WHERE license_id IN
+                 (SELECT id FROM licenses WHERE customer_email = $1)
+             UNION
+             SELECT {CLAIM_COLUMNS} FROM claims WHERE email = $1
+             ORDER BY created_at, id
+             LIMIT {MAX_LISTED_CLAIMS}"
+        ),
+        &[&email],
+    )
+    .await?
+    .iter()
+    .map(claim_from_row)
+    .collect()
+}
+
 /// A customer's own claim: granted by the policy, or filed for support.
 pub(super) async fn file_claim(
     w: &mut Write<'_>,

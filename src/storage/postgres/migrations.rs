@@ -281,6 +281,12 @@ CREATE TABLE staff_sessions (
 );
 CREATE INDEX staff_sessions_by_user ON staff_sessions (user_id);
 "#,
+    // The console's customer page reads a customer's claims: those of their
+    // licenses and those they filed under their email.
+    r#"
+CREATE INDEX IF NOT EXISTS claims_by_license ON claims (license_id, created_at);
+CREATE INDEX IF NOT EXISTS claims_by_email ON claims (email, created_at);
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -41,7 +41,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Statement};
 
 use crate::domain::audit::{
-    verify_chain, Actor, ChainError, ClaimStatus, Event, EventRecord, NewEvent, PresentedBy,
+    verify_chain_head, Actor, ChainError, ChainHead, ClaimStatus, Event, EventRecord, NewEvent,
+    PresentedBy,
 };
 use crate::domain::grace::{EvidenceEvents, PastEvent};
 use crate::domain::license::{Action, License, LicenseStatus, NewLicense, MAX_EMAIL_MATCHES};
@@ -1396,6 +1397,13 @@ pub(super) async fn evidence_events<C: Db + ?Sized>(
 
 /// Checks the audit chain of the database `c` is connected to.
 async fn verify_audit_on<C: Db + ?Sized>(c: &C) -> Result<Result<i64, ChainError>, StorageError> {
+    Ok(chain_head_on(c).await?.map(|h| h.length))
+}
+
+/// Checks the audit chain of the database `c` is connected to; its head if intact.
+async fn chain_head_on<C: Db + ?Sized>(
+    c: &C,
+) -> Result<Result<ChainHead, ChainError>, StorageError> {
     let head_seq: i64 = one(c, "SELECT seq FROM audit_head WHERE id = 1", &[])
         .await?
         .try_get(0)?;
@@ -1425,7 +1433,7 @@ async fn verify_audit_on<C: Db + ?Sized>(c: &C) -> Result<Result<i64, ChainError
         ))
     })
     .collect::<Result<Vec<_>, StorageError>>()?;
-    Ok(verify_chain(records, head_seq))
+    Ok(verify_chain_head(records, head_seq))
 }
 
 #[async_trait]
@@ -1705,6 +1713,11 @@ impl Storage for PostgresStore {
         read!(self, |c| grace::claims(c, status).await?).await
     }
 
+    async fn customer_claims(&self, email: &str) -> Result<Vec<Claim>, StorageError> {
+        let email = email.to_owned();
+        read!(self, |c| grace::customer_claims(c, &email).await?).await
+    }
+
     async fn resolve_claim(
         &self,
         req: GraceRequest,
@@ -1869,6 +1882,10 @@ impl Storage for PostgresStore {
 
     async fn verify_audit(&self) -> Result<Result<i64, ChainError>, StorageError> {
         read!(self, |c| verify_audit_on(c).await?).await
+    }
+
+    async fn audit_head(&self) -> Result<Result<ChainHead, ChainError>, StorageError> {
+        read!(self, |c| chain_head_on(c).await?).await
     }
 
     async fn apply_payment(

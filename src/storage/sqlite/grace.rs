@@ -271,6 +271,21 @@ pub(super) fn claims(conn: &Connection, status: ClaimStatus) -> Result<Vec<Claim
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// A customer's claims, oldest first (at most [`MAX_LISTED_CLAIMS`]): those of the
+/// licenses sold to `email` and those filed under it.
+pub(super) fn customer_claims(conn: &Connection, email: &str) -> Result<Vec<Claim>, StorageError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {CLAIM_COLUMNS} FROM claims WHERE license_id IN
+             (SELECT id FROM licenses WHERE customer_email = ?1)
+         UNION
+         SELECT {CLAIM_COLUMNS} FROM claims WHERE email = ?1
+         ORDER BY created_at, id
+         LIMIT {MAX_LISTED_CLAIMS}"
+    ))?;
+    let rows = stmt.query_map([email], claim_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
 /// A customer's own claim: granted by the policy, or filed for support.
 pub(super) fn file_claim(
     ctx: &mut WriteCtx<'_>,

@@ -299,6 +299,12 @@ DROP INDEX activations_by_license;
 CREATE INDEX activations_freed ON activations (license_id, deactivated_at)
     WHERE deactivated_at IS NOT NULL;
 "#,
+    // The console's customer page reads a customer's claims: those of their
+    // licenses and those they filed under their email.
+    r#"
+CREATE INDEX IF NOT EXISTS claims_by_license ON claims (license_id, created_at);
+CREATE INDEX IF NOT EXISTS claims_by_email ON claims (email, created_at);
+"#,
 ];
 
 /// The schema version this binary writes.

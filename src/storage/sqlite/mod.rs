@@ -17,7 +17,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::domain::audit::{
-    verify_chain, Actor, ChainError, ClaimStatus, Event, EventRecord, NewEvent, PresentedBy,
+    verify_chain_head, Actor, ChainError, ChainHead, ClaimStatus, Event, EventRecord, NewEvent,
+    PresentedBy,
 };
 use crate::domain::grace::{EvidenceEvents, PastEvent};
 use crate::domain::license::{
@@ -611,6 +612,11 @@ impl Storage for SqliteStore {
         self.read(move |c| grace::claims(c, status)).await
     }
 
+    async fn customer_claims(&self, email: &str) -> Result<Vec<Claim>, StorageError> {
+        let email = email.to_owned();
+        self.read(move |c| grace::customer_claims(c, &email)).await
+    }
+
     async fn resolve_claim(
         &self,
         req: GraceRequest,
@@ -921,6 +927,10 @@ impl Storage for SqliteStore {
         self.read(verify_audit_on).await
     }
 
+    async fn audit_head(&self) -> Result<Result<ChainHead, ChainError>, StorageError> {
+        self.read(chain_head_on).await
+    }
+
     async fn apply_payment(
         &self,
         req: crate::storage::payments::PaymentRequest,
@@ -966,6 +976,11 @@ pub(crate) fn migrate_for_tests(conn: &mut Connection) {
 
 /// Checks the audit chain of the database `c` is connected to.
 pub(super) fn verify_audit_on(c: &Connection) -> Result<Result<i64, ChainError>, StorageError> {
+    Ok(chain_head_on(c)?.map(|h| h.length))
+}
+
+/// Checks the audit chain of the database `c` is connected to; its head if intact.
+fn chain_head_on(c: &Connection) -> Result<Result<ChainHead, ChainError>, StorageError> {
     let head_seq: i64 = c.query_row("SELECT seq FROM audit_head WHERE id = 1", [], |r| r.get(0))?;
     let mut stmt =
         c.prepare("SELECT seq, at, actor, kind, license_id, data, hash FROM events ORDER BY seq")?;
@@ -988,5 +1003,5 @@ pub(super) fn verify_audit_on(c: &Connection) -> Result<Result<i64, ChainError>,
         ))
     })?;
     let records = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(verify_chain(records, head_seq))
+    Ok(verify_chain_head(records, head_seq))
 }
