@@ -14,7 +14,7 @@ use crate::domain::time::{self, Timestamp};
 use crate::domain::DomainError;
 use crate::service::grace::{GraceBody, Granted};
 use crate::service::{AppState, ServiceError};
-use crate::web::display::{money, When};
+use crate::web::display::{money, summary, When};
 use crate::web::licenses::{failed, problem, reauth, sentence_case, EvidenceView, REMEDY_CHOICES};
 use crate::web::pages::{render, Me};
 use crate::web::session::Staff;
@@ -264,12 +264,7 @@ async fn remedy_page(
     Ok(Ok(RemedyPage {
         me: Some(Me::of(staff)),
         id: license.id.clone(),
-        summary: format!(
-            "{} · {} · order {}",
-            license.product,
-            license.status.as_str(),
-            license.order_id
-        ),
+        summary: summary(&license),
         remedy: remedy.as_str(),
         remedy_label: label,
         claim: form.claim.clone(),

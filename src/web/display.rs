@@ -2,8 +2,19 @@
 //! own zone by `console.js`), amounts, and the audit log as sentences.
 
 use crate::domain::audit::{Actor, AuditEvent, Event};
+use crate::domain::license::License;
 use crate::domain::product::Price;
 use crate::domain::time::{self, Timestamp};
+
+/// One line that names a license on the pages that act on it: product, status, order.
+pub fn summary(license: &License) -> String {
+    format!(
+        "{} · {} · order {}",
+        license.product,
+        license.status.as_str(),
+        license.order_id
+    )
+}
 
 /// A moment as the pages show it.
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ use crate::routes::extract::ClientAddr;
 use crate::service::{note, AppState, DeactivationRequest, ServiceError};
 use crate::storage::activation::Activation;
 use crate::storage::EventPage;
-use crate::web::display::{actor_label, days, money, sentence, When};
+use crate::web::display::{actor_label, days, money, sentence, summary, When};
 use crate::web::pages::{render, ErrorPage, Me};
 use crate::web::session::Staff;
 use crate::web::{see_other, ConsoleState};
@@ -666,12 +666,7 @@ async fn confirm_page(
     Ok(Ok(ConfirmPage {
         me: Some(Me::of(staff)),
         id: license.id.clone(),
-        summary: format!(
-            "{} · {} · order {}",
-            license.product,
-            license.status.as_str(),
-            license.order_id
-        ),
+        summary: summary(&license),
         action: action.to_owned(),
         effect,
         activation: machine.map(|m| m.id).unwrap_or_default(),
