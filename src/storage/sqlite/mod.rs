@@ -101,7 +101,9 @@ struct Background {
 /// one activation uses).
 pub(super) const STATEMENT_CACHE: usize = 128;
 /// Page cache of the write connection, in KiB.
-const WRITER_CACHE_KIB: i64 = 16 * 1024;
+const WRITER_CACHE_KIB: i64 = 8 * 1024;
+/// Page cache of the checkpointer's connection, in KiB.
+const CHECKPOINT_CACHE_KIB: i64 = 256;
 /// WAL pages after which the writer checkpoints itself (16 MiB of 4 KiB pages).
 const WAL_RESTART_PAGES: i64 = 4096;
 /// How often the checkpointer looks at the WAL.
@@ -132,6 +134,12 @@ fn start_checkpointer(path: &Path) -> Result<std::sync::mpsc::Sender<()>, OpenEr
         path: path.to_owned(),
         source,
     })?;
+    // A checkpoint copies frames from the WAL to the database: it needs no page cache.
+    conn.pragma_update(None, "cache_size", -CHECKPOINT_CACHE_KIB)
+        .map_err(|source| OpenError::Sqlite {
+            path: path.to_owned(),
+            source,
+        })?;
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("keyclerk-checkpoint".into())
