@@ -523,6 +523,21 @@ pub(super) fn license_events(
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// The condition of the partial index `events_evidence` (the kinds the evidence
+/// reads) on `column`: a query states it so that SQLite may use that index.
+pub(super) fn evidence_kinds(column: &str) -> String {
+    let kinds = EvidenceEvents::FIRST_OF
+        .iter()
+        .chain(&EvidenceEvents::ALL_OF)
+        .map(|k| format!("{column} = '{k}'"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    format!("({kinds})")
+}
+
+/// [`evidence_kinds`] of `events.kind`.
+static EVIDENCE_KINDS: LazyLock<String> = LazyLock::new(|| evidence_kinds("events.kind"));
+
 /// The events the evidence of a late claim reads (see [`EvidenceEvents`]), oldest
 /// first: by kind, through an index, never the license's whole history.
 pub(super) fn evidence_events(
@@ -530,10 +545,12 @@ pub(super) fn evidence_events(
     license_id: &str,
 ) -> Result<Vec<PastEvent>, StorageError> {
     let mut events = Vec::new();
+    let kinds = &*EVIDENCE_KINDS;
     let mut first = conn.prepare_cached(&format!(
         "SELECT {EVENT_COLUMNS} FROM events
          LEFT JOIN event_repeats ON event_repeats.seq = events.seq
-         WHERE events.license_id = ?1 AND events.kind = ?2 ORDER BY events.seq LIMIT 1"
+         WHERE events.license_id = ?1 AND events.kind = ?2 AND {kinds}
+         ORDER BY events.seq LIMIT 1"
     ))?;
     for kind in EvidenceEvents::FIRST_OF {
         events.extend(
@@ -545,7 +562,8 @@ pub(super) fn evidence_events(
     let mut all = conn.prepare_cached(&format!(
         "SELECT {EVENT_COLUMNS} FROM events
          LEFT JOIN event_repeats ON event_repeats.seq = events.seq
-         WHERE events.license_id = ?1 AND events.kind = ?2 ORDER BY events.seq"
+         WHERE events.license_id = ?1 AND events.kind = ?2 AND {kinds}
+         ORDER BY events.seq"
     ))?;
     for kind in EvidenceEvents::ALL_OF {
         let rows = all.query_map(params![license_id, kind], event_from_row)?;
