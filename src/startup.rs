@@ -29,6 +29,12 @@ use crate::token::paserk;
 /// How often last-seen times noted by validations are written.
 const LAST_SEEN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Threads of each worker's blocking pool (actix-web's default is 512 shared out
+/// among the workers). What runs there is CPU work (signing a batch, a password
+/// hash) or a read waiting for one of the few read connections: more threads than
+/// cores and connections add no throughput, only a stack and a malloc arena each.
+const BLOCKING_THREADS_PER_WORKER: usize = 4;
+
 /// File (in the data directory) that receives the first admin token.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 
@@ -369,6 +375,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
             .default_service(web::to(routes::not_found))
     })
     .workers(settings.workers)
+    .worker_max_blocking_threads(BLOCKING_THREADS_PER_WORKER)
     .on_connect(move |io, ext| connection_cap.on_connect(io, ext))
     .listen(listener)
     .map_err(|source| StartError::Bind {

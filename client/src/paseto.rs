@@ -78,12 +78,7 @@ pub fn split(token: &str) -> Result<Unverified, TokenError> {
     if parts.next().is_some() {
         return Err(TokenError::Malformed);
     }
-    let body = URL_SAFE_NO_PAD
-        .decode(body_b64)
-        .map_err(|_| TokenError::Malformed)?;
-    if body.len() < SIGNATURE_LENGTH {
-        return Err(TokenError::Malformed);
-    }
+    let body = decode_body(body_b64)?;
     let footer = match footer_b64 {
         Some(f) => URL_SAFE_NO_PAD
             .decode(f)
@@ -93,19 +88,55 @@ pub fn split(token: &str) -> Result<Unverified, TokenError> {
     Ok(Unverified { body, footer })
 }
 
+/// The body of a token (payload and signature) from its base64 part.
+fn decode_body(body_b64: &str) -> Result<Vec<u8>, TokenError> {
+    let body = URL_SAFE_NO_PAD
+        .decode(body_b64)
+        .map_err(|_| TokenError::Malformed)?;
+    if body.len() < SIGNATURE_LENGTH {
+        return Err(TokenError::Malformed);
+    }
+    Ok(body)
+}
+
 impl Unverified {
     /// Checks the signature with `key`; returns the payload.
     pub fn verify(self, key: &VerifyingKey, implicit: &[u8]) -> Result<Vec<u8>, TokenError> {
-        let split_at = self.body.len() - SIGNATURE_LENGTH;
-        let (payload, sig) = self.body.split_at(split_at);
-        let m2 = pae(&[HEADER.as_bytes(), payload, &self.footer, implicit]);
-        if !signature_holds(key, &m2, sig) {
-            return Err(TokenError::BadSignature);
-        }
-        let mut body = self.body;
-        body.truncate(split_at);
-        Ok(body)
+        verify_body(key, self.body, &self.footer, implicit)
     }
+}
+
+/// The body of `token` if its footer is exactly `footer_b64` (base64url of the
+/// footer, no padding), not yet verified; `None` for any other footer or shape.
+///
+/// base64url without padding has one encoding for given bytes (the decoder refuses
+/// stray trailing bits), so the same text means the same footer: a verifier that
+/// knows the footers its keys sign with finds the key without decoding or parsing it.
+pub fn split_with_footer(token: &str, footer_b64: &str) -> Option<Result<Vec<u8>, TokenError>> {
+    let rest = token.strip_prefix(HEADER)?;
+    let body_b64 = rest.strip_suffix(footer_b64)?.strip_suffix('.')?;
+    // A body holding a `.` is a token of more parts: base64 refuses it, as `split` does.
+    Some(decode_body(body_b64))
+}
+
+/// Checks the signature of `body` (payload, then signature) under `footer` and
+/// `implicit` with `key`; returns the payload.
+pub fn verify_body(
+    key: &VerifyingKey,
+    mut body: Vec<u8>,
+    footer: &[u8],
+    implicit: &[u8],
+) -> Result<Vec<u8>, TokenError> {
+    let Some(split_at) = body.len().checked_sub(SIGNATURE_LENGTH) else {
+        return Err(TokenError::Malformed);
+    };
+    let (payload, sig) = body.split_at(split_at);
+    let m2 = pae(&[HEADER.as_bytes(), payload, footer, implicit]);
+    if !signature_holds(key, &m2, sig) {
+        return Err(TokenError::BadSignature);
+    }
+    body.truncate(split_at);
+    Ok(body)
 }
 
 /// Whether `sig` is a valid Ed25519 signature of `msg` by `key`, under the strict

@@ -1,5 +1,7 @@
 //! The offline verifier: keys, certificates and receipts checked with the public keys.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use ed25519_dalek::VerifyingKey;
 use serde::de::DeserializeOwned;
@@ -91,8 +93,35 @@ pub enum ClientError {
 /// Checks keyclerk tokens offline with the server's public keys.
 #[derive(Debug, Clone)]
 pub struct Verifier {
-    keys: Vec<(String, VerifyingKey)>,
+    keys: Vec<Key>,
     issuer: Option<String>,
+}
+
+/// A public key with the footer the server signs with under it.
+#[derive(Debug, Clone)]
+struct Key {
+    kid: String,
+    key: VerifyingKey,
+    /// `{"kid":"k4.pid.…"}` as the server writes it (serde_json, no spaces).
+    footer: Vec<u8>,
+    /// [`Key::footer`] in base64url, as it stands in the token.
+    footer_b64: String,
+}
+
+impl Key {
+    fn new(key: VerifyingKey) -> Self {
+        let kid = paserk::pid_of(key.as_bytes());
+        // Invariant: a struct of one string always serializes.
+        let footer = serde_json::to_vec(&Footer { kid: kid.clone() })
+            .expect("a struct of one string serializes");
+        let footer_b64 = URL_SAFE_NO_PAD.encode(&footer);
+        Self {
+            kid,
+            key,
+            footer,
+            footer_b64,
+        }
+    }
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, ClientError> {
@@ -126,8 +155,7 @@ impl Verifier {
                     paserk::parse_public(k.as_ref()).ok_or(ClientError::InvalidPublicKey)?;
                 let key =
                     VerifyingKey::from_bytes(&bytes).map_err(|_| ClientError::InvalidPublicKey)?;
-                let kid = paserk::pid_of(&bytes);
-                Ok((kid, key))
+                Ok(Key::new(key))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { keys, issuer: None })
@@ -158,7 +186,7 @@ impl Verifier {
 
     /// The `k4.pid` ids of the keys held.
     pub fn key_ids(&self) -> impl Iterator<Item = &str> {
-        self.keys.iter().map(|(kid, _)| kid.as_str())
+        self.keys.iter().map(|k| k.kid.as_str())
     }
 
     /// Checks a license key: signature, kind, issuer and, if it has one, its expiry.
@@ -235,44 +263,99 @@ impl Verifier {
     }
 
     /// Verifies the signature with the key the footer names, then reads claims of `kind`.
-    fn open<T: DeserializeOwned>(&self, token: &str, kind: &'static str) -> Result<T, ClientError> {
-        let parts = paseto::split(token.trim()).map_err(|_| ClientError::Malformed)?;
+    fn open<T: Claims>(&self, token: &str, kind: &'static str) -> Result<T, ClientError> {
+        let payload = self.verified_payload(token.trim())?;
+        // UTF-8 checked once for the whole payload, not string by string.
+        let payload = std::str::from_utf8(&payload).map_err(|_| ClientError::BadClaims)?;
+        // One pass into the claims; only when they do not read is the token read
+        // again for its kind and issuer, so that a token of another kind or issuer
+        // is named as such rather than as unreadable claims.
+        match serde_json::from_str::<T>(payload) {
+            Ok(claims) => {
+                let (found_kind, found_iss) = claims.head();
+                self.check_head(kind, found_kind, found_iss)?;
+                Ok(claims)
+            }
+            Err(_) => {
+                let head: ClaimsHead<'_> =
+                    serde_json::from_str(payload).map_err(|_| ClientError::BadClaims)?;
+                self.check_head(kind, &head.kind, &head.iss)?;
+                Err(ClientError::BadClaims)
+            }
+        }
+    }
+
+    /// The payload of `token` once its signature holds under the key its footer names.
+    fn verified_payload(&self, token: &str) -> Result<Vec<u8>, ClientError> {
+        // The footers of the keys held, compared as they stand in the token: the
+        // footer the server writes is found without decoding or parsing it.
+        for k in &self.keys {
+            if let Some(body) = paseto::split_with_footer(token, &k.footer_b64) {
+                let body = body.map_err(|_| ClientError::Malformed)?;
+                return paseto::verify_body(&k.key, body, &k.footer, b"")
+                    .map_err(|_| ClientError::BadSignature);
+            }
+        }
+        let parts = paseto::split(token).map_err(|_| ClientError::Malformed)?;
         let footer: Footer =
             serde_json::from_slice(&parts.footer).map_err(|_| ClientError::Malformed)?;
         let key = self
             .keys
             .iter()
-            .find(|(kid, _)| *kid == footer.kid)
-            .map(|(_, key)| key)
+            .find(|k| k.kid == footer.kid)
             .ok_or_else(|| ClientError::UnknownKey {
                 kid: footer.kid.clone(),
             })?;
-        let payload = parts
-            .verify(key, b"")
-            .map_err(|_| ClientError::BadSignature)?;
-        // Kind and issuer first (borrowed, nothing copied), then the claims: two
-        // passes over the bytes cost less than one into a JSON tree.
-        let head: ClaimsHead<'_> =
-            serde_json::from_slice(&payload).map_err(|_| ClientError::BadClaims)?;
-        if head.kind != kind {
+        parts
+            .verify(&key.key, b"")
+            .map_err(|_| ClientError::BadSignature)
+    }
+
+    /// The kind must be `kind`, and the issuer the one required, if any.
+    fn check_head(&self, kind: &'static str, found: &str, iss: &str) -> Result<(), ClientError> {
+        if found != kind {
             return Err(ClientError::WrongKind {
                 expected: kind,
-                found: head.kind.into_owned(),
+                found: found.to_owned(),
             });
         }
         if let Some(expected) = &self.issuer {
-            if head.iss != expected.as_str() {
+            if iss != expected.as_str() {
                 return Err(ClientError::WrongIssuer {
                     expected: expected.clone(),
-                    found: head.iss.into_owned(),
+                    found: iss.to_owned(),
                 });
             }
         }
-        serde_json::from_slice(&payload).map_err(|_| ClientError::BadClaims)
+        Ok(())
     }
 }
 
-/// The two claims every token of keyclerk's is checked for before the rest.
+/// Claims that carry a kind and an issuer.
+trait Claims: DeserializeOwned {
+    /// The `kind` and `iss` claims.
+    fn head(&self) -> (&str, &str);
+}
+
+impl Claims for LicenseClaims {
+    fn head(&self) -> (&str, &str) {
+        (&self.kind, &self.iss)
+    }
+}
+
+impl Claims for ActivationClaims {
+    fn head(&self) -> (&str, &str) {
+        (&self.kind, &self.iss)
+    }
+}
+
+impl Claims for ValidationReceipt {
+    fn head(&self) -> (&str, &str) {
+        (&self.kind, &self.iss)
+    }
+}
+
+/// The two claims every token of keyclerk's carries, read alone when the rest does not read.
 #[derive(serde::Deserialize)]
 struct ClaimsHead<'a> {
     #[serde(borrow, default)]
@@ -454,6 +537,90 @@ mod tests {
             v.verify_license("7K3QF-X9M2P-4TVWR-8HJCN-6YBDA", at("2026-06-01T00:00:00Z")),
             Err(ClientError::NotOfflineVerifiable)
         );
+    }
+
+    #[test]
+    fn a_footer_written_another_way_still_names_its_key() {
+        let issuer = Issuer::new(1);
+        let v = Verifier::new([issuer.public()]).unwrap();
+        let claims = serde_json::json!({
+            "kind": "license", "iss": "x", "sub": "lic_1", "product": "p",
+            "iat": "2026-01-01T00:00:00Z", "seats": 1, "entitlements": []
+        });
+        let spaced = format!("{{ \"kid\": \"{}\" }}", issuer.kid);
+        let key = paseto::sign(
+            &issuer.key,
+            claims.to_string().as_bytes(),
+            spaced.as_bytes(),
+            b"",
+        );
+        let now = at("2026-06-01T00:00:00Z");
+        assert_eq!(v.verify_license(&key, now).unwrap().sub, "lic_1");
+        let (token, footer) = key.rsplit_once('.').unwrap();
+        for (case, altered, expected) in [
+            (
+                "the footer of the token swapped for the usual one",
+                format!("{token}.{}", v.keys[0].footer_b64),
+                ClientError::BadSignature,
+            ),
+            (
+                "a part more before the usual footer",
+                format!("{token}.{footer}.{}", v.keys[0].footer_b64),
+                ClientError::Malformed,
+            ),
+            (
+                "no body before the usual footer",
+                format!("v4.public..{}", v.keys[0].footer_b64),
+                ClientError::Malformed,
+            ),
+        ] {
+            assert_eq!(v.verify_license(&altered, now), Err(expected), "{case}");
+        }
+    }
+
+    #[test]
+    fn claims_of_the_right_kind_that_do_not_read_are_bad_claims() {
+        let issuer = Issuer::new(1);
+        let v = Verifier::new([issuer.public()])
+            .unwrap()
+            .require_issuer("x");
+        let now = at("2026-06-01T00:00:00Z");
+        for (case, claims, expected) in [
+            (
+                "no seats",
+                serde_json::json!({"kind": "license", "iss": "x", "sub": "lic_1",
+                    "product": "p", "iat": "2026-01-01T00:00:00Z", "entitlements": []}),
+                ClientError::BadClaims,
+            ),
+            (
+                "no seats, another issuer",
+                serde_json::json!({"kind": "license", "iss": "y", "sub": "lic_1",
+                    "product": "p", "iat": "2026-01-01T00:00:00Z", "entitlements": []}),
+                ClientError::WrongIssuer {
+                    expected: "x".into(),
+                    found: "y".into(),
+                },
+            ),
+            (
+                "no kind",
+                serde_json::json!({"iss": "x"}),
+                ClientError::WrongKind {
+                    expected: "license",
+                    found: String::new(),
+                },
+            ),
+            (
+                "not an object",
+                serde_json::json!([1, 2]),
+                ClientError::BadClaims,
+            ),
+        ] {
+            assert_eq!(
+                v.verify_license(&issuer.sign(&claims), now),
+                Err(expected),
+                "{case}"
+            );
+        }
     }
 
     #[test]

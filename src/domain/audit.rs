@@ -512,14 +512,52 @@ impl NewEvent {
 
     /// The record to hash and store at `seq`.
     pub fn record(&self, seq: i64) -> EventRecord {
+        self.prepare().into_record(seq)
+    }
+
+    /// The event rendered as it will be stored, all but its place in the chain.
+    pub fn prepare(&self) -> PreparedEvent {
         let (kind, data) = self.event.to_stored();
-        EventRecord {
-            seq,
-            at: self.at.timestamp(),
+        PreparedEvent {
+            at: self.at,
             actor: self.actor.to_json(),
             kind,
             license_id: self.license_id.clone(),
             data,
+            repeat_window: self.event.repeat_window(self.at),
+        }
+    }
+}
+
+/// An event rendered to the text it is stored and hashed as, before it has a place
+/// in the chain: made wherever is convenient (off the one writer), so that
+/// appending it only numbers, hashes and stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedEvent {
+    /// When it happened.
+    pub at: Timestamp,
+    /// Actor JSON.
+    pub actor: String,
+    /// Kind.
+    pub kind: String,
+    /// License id or none.
+    pub license_id: Option<String>,
+    /// Data JSON.
+    pub data: String,
+    /// Its [`AuditEvent::repeat_window`].
+    pub repeat_window: Option<String>,
+}
+
+impl PreparedEvent {
+    /// The record to hash and store at `seq`.
+    pub fn into_record(self, seq: i64) -> EventRecord {
+        EventRecord {
+            seq,
+            at: self.at.timestamp(),
+            actor: self.actor,
+            kind: self.kind,
+            license_id: self.license_id,
+            data: self.data,
         }
     }
 }

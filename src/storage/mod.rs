@@ -186,16 +186,16 @@ impl KnownKey {
 /// Mints a batch with `mint_one`, inside one transaction: an item refused by a rule
 /// fails alone (it is refused before it writes anything, so the others go on); any
 /// other error fails the whole batch, which the caller's transaction rolls back.
-pub fn mint_each<F>(
-    items: &[(NewLicense, IssuedKey)],
+pub fn mint_each<T, F>(
+    items: Vec<T>,
     mut mint_one: F,
 ) -> Result<Vec<Result<MintOutcome, StorageError>>, StorageError>
 where
-    F: FnMut(&NewLicense, &IssuedKey) -> Result<MintOutcome, StorageError>,
+    F: FnMut(T) -> Result<MintOutcome, StorageError>,
 {
     let mut out = Vec::with_capacity(items.len());
-    for (new, key) in items {
-        out.push(rows::batch_item(mint_one(new, key))?);
+    for item in items {
+        out.push(rows::batch_item(mint_one(item))?);
     }
     Ok(out)
 }

@@ -473,6 +473,68 @@ mod tests {
         assert!(!listed.contains("SCAN activations"), "{listed}");
     }
 
+    /// The evidence of a late claim reads a license's events of its four kinds
+    /// through the partial index `events_evidence` (license, kind, seq), for every
+    /// kind it names: never a walk over every event of the license (a site license's
+    /// activations among them). Other events write no entry there.
+    #[test]
+    fn the_evidence_reads_events_by_kind_through_an_index() {
+        use crate::domain::grace::EvidenceEvents;
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrate_for_tests(&mut conn);
+        let kinds = super::super::evidence_kinds("kind");
+        for sql in [
+            format!(
+                "SELECT seq FROM events WHERE license_id = ?1 AND kind = ?2 AND {kinds}
+                 ORDER BY seq LIMIT 1"
+            ),
+            format!(
+                "SELECT seq FROM events WHERE license_id = ?1 AND kind = ?2 AND {kinds}
+                 ORDER BY seq"
+            ),
+        ] {
+            let plan = plan(&conn, &sql);
+            assert!(
+                plan.contains("INDEX events_evidence (license_id=? AND kind=?)"),
+                "{sql}: {plan}"
+            );
+        }
+        // The index holds exactly the kinds the evidence reads.
+        let index_sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'events_evidence'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        for kind in EvidenceEvents::FIRST_OF
+            .iter()
+            .chain(&EvidenceEvents::ALL_OF)
+        {
+            assert!(
+                index_sql.contains(&format!("'{kind}'")),
+                "{kind}: {index_sql}"
+            );
+        }
+        let named = EvidenceEvents::FIRST_OF.len() + EvidenceEvents::ALL_OF.len();
+        assert_eq!(index_sql.matches('\'').count(), 2 * named, "{index_sql}");
+        // An event of another kind writes no entry in it.
+        conn.execute_batch(
+            "INSERT INTO events (seq, at, actor, kind, license_id, data, hash)
+             VALUES (1, 0, '{}', 'license_minted', 'lic_1', '{}', x'00'),
+                    (2, 0, '{}', 'activation_created', 'lic_1', '{}', x'00')",
+        )
+        .unwrap();
+        let entries: i64 = conn
+            .query_row(
+                &format!("SELECT count(*) FROM events INDEXED BY events_evidence WHERE {kinds}"),
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(entries, 1);
+    }
+
     #[test]
     fn the_column_count_is_the_count_of_license_columns() {
         assert_eq!(

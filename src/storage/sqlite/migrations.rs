@@ -305,6 +305,17 @@ CREATE INDEX activations_freed ON activations (license_id, deactivated_at)
 CREATE INDEX IF NOT EXISTS claims_by_license ON claims (license_id, created_at);
 CREATE INDEX IF NOT EXISTS claims_by_email ON claims (email, created_at);
 "#,
+    // Events by license and kind only for the kinds a late claim's evidence reads
+    // (`EvidenceEvents`): a minted license, a refresh or a renewal writes no entry
+    // there, and `events_by_license` serves every other read of a license's events.
+    // Written with OR, not IN: an IN list of more than two values makes every insert
+    // into `events` build a temporary b-tree to test it.
+    r#"
+DROP INDEX events_by_license_kind;
+CREATE INDEX events_evidence ON events (license_id, kind, seq)
+    WHERE (kind = 'key_first_presented' OR kind = 'activation_created'
+           OR kind = 'activation_refused' OR kind = 'grace_decision');
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -11,14 +11,14 @@ mod webhooks;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::domain::audit::{
     verify_chain_head, Actor, ChainError, ChainHead, ClaimStatus, Event, EventRecord, NewEvent,
-    PresentedBy,
+    PreparedEvent, PresentedBy,
 };
 use crate::domain::grace::{EvidenceEvents, PastEvent};
 use crate::domain::license::{
@@ -101,7 +101,9 @@ struct Background {
 /// one activation uses).
 pub(super) const STATEMENT_CACHE: usize = 128;
 /// Page cache of the write connection, in KiB.
-const WRITER_CACHE_KIB: i64 = 16 * 1024;
+const WRITER_CACHE_KIB: i64 = 8 * 1024;
+/// Page cache of the checkpointer's connection, in KiB.
+const CHECKPOINT_CACHE_KIB: i64 = 256;
 /// WAL pages after which the writer checkpoints itself (16 MiB of 4 KiB pages).
 const WAL_RESTART_PAGES: i64 = 4096;
 /// How often the checkpointer looks at the WAL.
@@ -132,6 +134,12 @@ fn start_checkpointer(path: &Path) -> Result<std::sync::mpsc::Sender<()>, OpenEr
         path: path.to_owned(),
         source,
     })?;
+    // A checkpoint copies frames from the WAL to the database: it needs no page cache.
+    conn.pragma_update(None, "cache_size", -CHECKPOINT_CACHE_KIB)
+        .map_err(|source| OpenError::Sqlite {
+            path: path.to_owned(),
+            source,
+        })?;
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("keyclerk-checkpoint".into())
@@ -321,6 +329,50 @@ fn latest_key(conn: &Connection, license_id: &str) -> Result<StoredKey, StorageE
     .ok_or_else(|| StorageError::Corrupt(format!("license {license_id} has no key")))
 }
 
+/// What a mint stores as text (JSON columns and the event), made before the writer
+/// takes the job: the writer then only looks up, numbers, hashes and inserts.
+pub(super) struct MintText {
+    entitlements: String,
+    metadata: Option<String>,
+    event: PreparedEvent,
+}
+
+impl MintText {
+    /// The text of `new`'s row and its minted event (key `key`, by `actor`).
+    pub(super) fn of(
+        new: &NewLicense,
+        key: &IssuedKey,
+        actor: &Actor,
+    ) -> Result<Self, StorageError> {
+        let l = &new.license;
+        Ok(Self {
+            entitlements: serde_json::to_string(&l.entitlements)
+                .map_err(|e| StorageError::Corrupt(format!("entitlements: {e}")))?,
+            metadata: l
+                .metadata
+                .as_ref()
+                .map(|m| serde_json::Value::Object(m.clone()).to_string()),
+            event: NewEvent::about(
+                &l.id,
+                l.created_at,
+                actor.clone(),
+                new.minted_event(&key.stored.kid),
+            )
+            .prepare(),
+        })
+    }
+}
+
+/// `INSERT INTO licenses` with every column: made once (the statement cache is
+/// keyed by the text).
+static INSERT_LICENSE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO licenses ({LICENSE_COLUMNS}, request_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                 ?18, ?19, ?20, ?21, ?22, ?23, ?24)"
+    )
+});
+
 /// Mints one license. A domain error (an order conflict) is returned before anything
 /// is written; callers rely on that.
 pub(super) fn mint_one(
@@ -328,6 +380,16 @@ pub(super) fn mint_one(
     new: &NewLicense,
     key: &IssuedKey,
     actor: &Actor,
+) -> Result<MintOutcome, StorageError> {
+    mint_with_text(ctx, new, key, MintText::of(new, key, actor)?)
+}
+
+/// [`mint_one`] with its text made before.
+pub(super) fn mint_with_text(
+    ctx: &mut WriteCtx<'_>,
+    new: &NewLicense,
+    key: &IssuedKey,
+    text: MintText,
 ) -> Result<MintOutcome, StorageError> {
     let l = &new.license;
     let existing: Option<(String, Vec<u8>)> = ctx
@@ -344,49 +406,34 @@ pub(super) fn mint_one(
         let stored = latest_key(ctx.conn, &id)?;
         return Ok(MintOutcome::Existing(license, stored));
     }
-    let entitlements = serde_json::to_string(&l.entitlements)
-        .map_err(|e| StorageError::Corrupt(format!("entitlements: {e}")))?;
-    ctx.conn
-        .prepare_cached(&format!(
-            "INSERT INTO licenses ({LICENSE_COLUMNS}, request_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                     ?18, ?19, ?20, ?21, ?22, ?23, ?24)"
-        ))?
-        .execute(params![
-            l.id,
-            l.product,
-            l.order_id,
-            l.customer_email,
-            l.purchased_at.timestamp(),
-            l.activate_by.map(|t| t.timestamp()),
-            l.expires_at.map(|t| t.timestamp()),
-            l.duration_days,
-            l.duration_from.as_str(),
-            l.extra_days,
-            l.seats,
-            entitlements,
-            l.metadata
-                .as_ref()
-                .map(|m| serde_json::Value::Object(m.clone()).to_string()),
-            l.status.as_str(),
-            l.key_format.as_str(),
-            l.created_at.timestamp(),
-            l.updated_at.timestamp(),
-            price_columns(l.price.as_ref()).0,
-            price_columns(l.price.as_ref()).1,
-            l.supersedes,
-            l.superseded_by,
-            price_columns(l.amount_due.as_ref()).0,
-            price_columns(l.amount_due.as_ref()).1,
-            &new.request_hash[..],
-        ])?;
+    ctx.conn.prepare_cached(&INSERT_LICENSE)?.execute(params![
+        l.id,
+        l.product,
+        l.order_id,
+        l.customer_email,
+        l.purchased_at.timestamp(),
+        l.activate_by.map(|t| t.timestamp()),
+        l.expires_at.map(|t| t.timestamp()),
+        l.duration_days,
+        l.duration_from.as_str(),
+        l.extra_days,
+        l.seats,
+        text.entitlements,
+        text.metadata,
+        l.status.as_str(),
+        l.key_format.as_str(),
+        l.created_at.timestamp(),
+        l.updated_at.timestamp(),
+        price_columns(l.price.as_ref()).0,
+        price_columns(l.price.as_ref()).1,
+        l.supersedes,
+        l.superseded_by,
+        price_columns(l.amount_due.as_ref()).0,
+        price_columns(l.amount_due.as_ref()).1,
+        &new.request_hash[..],
+    ])?;
     store_key(ctx.conn, &l.id, key, l.created_at)?;
-    ctx.append(NewEvent::about(
-        &l.id,
-        l.created_at,
-        actor.clone(),
-        new.minted_event(&key.stored.kid),
-    ))?;
+    ctx.append_prepared(text.event)?;
     Ok(MintOutcome::Created(l.clone()))
 }
 
@@ -476,6 +523,21 @@ pub(super) fn license_events(
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// The condition of the partial index `events_evidence` (the kinds the evidence
+/// reads) on `column`: a query states it so that SQLite may use that index.
+pub(super) fn evidence_kinds(column: &str) -> String {
+    let kinds = EvidenceEvents::FIRST_OF
+        .iter()
+        .chain(&EvidenceEvents::ALL_OF)
+        .map(|k| format!("{column} = '{k}'"))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    format!("({kinds})")
+}
+
+/// [`evidence_kinds`] of `events.kind`.
+static EVIDENCE_KINDS: LazyLock<String> = LazyLock::new(|| evidence_kinds("events.kind"));
+
 /// The events the evidence of a late claim reads (see [`EvidenceEvents`]), oldest
 /// first: by kind, through an index, never the license's whole history.
 pub(super) fn evidence_events(
@@ -483,10 +545,12 @@ pub(super) fn evidence_events(
     license_id: &str,
 ) -> Result<Vec<PastEvent>, StorageError> {
     let mut events = Vec::new();
+    let kinds = &*EVIDENCE_KINDS;
     let mut first = conn.prepare_cached(&format!(
         "SELECT {EVENT_COLUMNS} FROM events
          LEFT JOIN event_repeats ON event_repeats.seq = events.seq
-         WHERE events.license_id = ?1 AND events.kind = ?2 ORDER BY events.seq LIMIT 1"
+         WHERE events.license_id = ?1 AND events.kind = ?2 AND {kinds}
+         ORDER BY events.seq LIMIT 1"
     ))?;
     for kind in EvidenceEvents::FIRST_OF {
         events.extend(
@@ -498,7 +562,8 @@ pub(super) fn evidence_events(
     let mut all = conn.prepare_cached(&format!(
         "SELECT {EVENT_COLUMNS} FROM events
          LEFT JOIN event_repeats ON event_repeats.seq = events.seq
-         WHERE events.license_id = ?1 AND events.kind = ?2 ORDER BY events.seq"
+         WHERE events.license_id = ?1 AND events.kind = ?2 AND {kinds}
+         ORDER BY events.seq"
     ))?;
     for kind in EvidenceEvents::ALL_OF {
         let rows = all.query_map(params![license_id, kind], event_from_row)?;
@@ -656,8 +721,9 @@ impl Storage for SqliteStore {
         key: IssuedKey,
         actor: Actor,
     ) -> Result<MintOutcome, StorageError> {
+        let text = MintText::of(&new, &key, &actor)?;
         self.writer
-            .write(move |ctx| mint_one(ctx, &new, &key, &actor))
+            .write(move |ctx| mint_with_text(ctx, &new, &key, text))
             .await
     }
 
@@ -666,9 +732,27 @@ impl Storage for SqliteStore {
         items: Vec<(NewLicense, IssuedKey)>,
         actor: Actor,
     ) -> Result<Vec<Result<MintOutcome, StorageError>>, StorageError> {
+        // The text of up to a thousand rows and events takes milliseconds: made on
+        // the blocking pool, in parallel with other requests, not on the one writer.
+        let items = tokio::task::spawn_blocking(move || {
+            items
+                .into_iter()
+                .map(|(new, key)| {
+                    let text = MintText::of(&new, &key, &actor)?;
+                    Ok((new, key, text))
+                })
+                .collect::<Result<Vec<_>, StorageError>>()
+        })
+        .await
+        .map_err(|e| match e.try_into_panic() {
+            Ok(p) => StorageError::Panicked(writer::panic_message(p.as_ref())),
+            Err(_) => StorageError::Unavailable("batch preparation was cancelled"),
+        })??;
         self.writer
             .write(move |ctx| {
-                crate::storage::mint_each(&items, |new, key| mint_one(ctx, new, key, &actor))
+                crate::storage::mint_each(items, |(new, key, text)| {
+                    mint_with_text(ctx, &new, &key, text)
+                })
             })
             .await
     }

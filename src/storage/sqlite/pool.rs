@@ -7,7 +7,7 @@ use std::sync::{Condvar, Mutex};
 use rusqlite::{Connection, OpenFlags};
 
 /// Page cache of each read connection, in KiB.
-const READER_CACHE_KIB: i64 = 8 * 1024;
+const READER_CACHE_KIB: i64 = 2 * 1024;
 
 /// Read-only connections handed out one at a time.
 pub struct ReadPool {

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::domain::audit::NewEvent;
+use crate::domain::audit::{NewEvent, PreparedEvent};
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::WEBHOOK_CHANNEL;
 use crate::metrics::Histogram;
@@ -41,7 +41,13 @@ impl WriteCtx<'_> {
     /// [`crate::domain::audit::AuditEvent::repeat_window`]). The seq of the chained
     /// event.
     pub fn append(&mut self, event: NewEvent) -> Result<i64, StorageError> {
-        let window = match (&event.license_id, event.event.repeat_window(event.at)) {
+        self.append_prepared(event.prepare())
+    }
+
+    /// [`WriteCtx::append`] for an event rendered before the writer took it.
+    pub fn append_prepared(&mut self, event: PreparedEvent) -> Result<i64, StorageError> {
+        let at = event.at;
+        let window = match (&event.license_id, &event.repeat_window) {
             (Some(license), Some(window)) => {
                 let counted: Option<i64> = self
                     .conn
@@ -49,16 +55,16 @@ impl WriteCtx<'_> {
                         "UPDATE event_repeats SET count = count + 1, last_at = max(last_at, ?3)
                          WHERE license_id = ?1 AND window = ?2 RETURNING seq",
                     )?
-                    .query_row(params![license, window, event.at.timestamp()], |r| r.get(0))
+                    .query_row(params![license, window, at.timestamp()], |r| r.get(0))
                     .optional()?;
                 if let Some(seq) = counted {
                     return Ok(seq);
                 }
-                Some((license.clone(), window))
+                Some((license.clone(), window.clone()))
             }
             _ => None,
         };
-        let record = event.record(self.head_seq + 1);
+        let record = event.into_record(self.head_seq + 1);
         let hash = record.chain_hash(&self.head_hash);
         self.conn
             .prepare_cached(
@@ -83,7 +89,7 @@ impl WriteCtx<'_> {
                 .execute(params![record.seq, license, window, record.at])?;
         }
         if self.webhook_endpoints > 0 {
-            self.queue_messages(messages_of(&record, event.at), event.at)?;
+            self.queue_messages(messages_of(&record, at), at)?;
         }
         self.head_seq = record.seq;
         self.head_hash = hash;
