@@ -13,6 +13,7 @@ use crate::domain::product::DurationFrom;
 use crate::domain::time::{self, Timestamp};
 use crate::domain::DomainError;
 use crate::routes::extract::ClientAddr;
+use crate::service::console::FoundBy;
 use crate::service::{note, AppState, DeactivationRequest, ServiceError};
 use crate::storage::activation::Activation;
 use crate::storage::EventPage;
@@ -193,11 +194,11 @@ pub async fn search(
                 .iter()
                 .map(|(l, by)| LicenseRow::of(l, by.as_str(), now))
                 .collect(),
-            customer_href: found
-                .iter()
-                .any(|(_, by)| by.as_str() == "email")
-                .then(|| customer_path(&q))
-                .unwrap_or_default(),
+            customer_href: if found.iter().any(|(_, by)| *by == FoundBy::Email) {
+                customer_path(&q)
+            } else {
+                String::new()
+            },
             q,
         },
     )
