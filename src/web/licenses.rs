@@ -13,9 +13,11 @@ use crate::domain::product::DurationFrom;
 use crate::domain::time::{self, Timestamp};
 use crate::domain::DomainError;
 use crate::routes::extract::ClientAddr;
+use crate::service::console::FoundBy;
 use crate::service::{note, AppState, DeactivationRequest, ServiceError};
 use crate::storage::activation::Activation;
 use crate::storage::EventPage;
+use crate::web::customers::customer_path;
 use crate::web::display::{actor_label, days, money, sentence, summary, When};
 use crate::web::pages::{render, ErrorPage, Me};
 use crate::web::session::Staff;
@@ -113,6 +115,8 @@ pub struct LicenseRow {
     pub order_id: String,
     /// The customer, if known.
     pub email: String,
+    /// The customer page of the email (empty without one).
+    pub customer_href: String,
     /// Purchased.
     pub purchased: When,
     /// How the search found it.
@@ -127,6 +131,11 @@ impl LicenseRow {
             status: l.status.as_str(),
             order_id: l.order_id.clone(),
             email: l.customer_email.clone().unwrap_or_default(),
+            customer_href: l
+                .customer_email
+                .as_deref()
+                .map(customer_path)
+                .unwrap_or_default(),
             purchased: When::at(l.purchased_at, now),
             found_by,
         }
@@ -143,6 +152,8 @@ pub struct SearchPage {
     pub q: String,
     /// What it found.
     pub results: Vec<LicenseRow>,
+    /// The customer page, when the query was an email that found licenses.
+    pub customer_href: String,
 }
 
 /// `?q=` of the search.
@@ -183,6 +194,11 @@ pub async fn search(
                 .iter()
                 .map(|(l, by)| LicenseRow::of(l, by.as_str(), now))
                 .collect(),
+            customer_href: if found.iter().any(|(_, by)| *by == FoundBy::Email) {
+                customer_path(&q)
+            } else {
+                String::new()
+            },
             q,
         },
     )
@@ -331,8 +347,8 @@ pub struct LicensePage {
     pub order_id: String,
     /// The customer.
     pub email: String,
-    /// The customer's email as a search query (URL-encoded).
-    pub email_q: String,
+    /// The customer page of the email (empty without one).
+    pub customer_href: String,
     /// Purchased, with how long ago.
     pub purchased: Dated,
     /// The activation deadline, with days left or late.
@@ -467,10 +483,11 @@ pub async fn license_page(
         status: license.status.as_str(),
         order_id: license.order_id.clone(),
         email: license.customer_email.clone().unwrap_or_default(),
-        email_q: form_urlencoded::byte_serialize(
-            license.customer_email.as_deref().unwrap_or("").as_bytes(),
-        )
-        .collect(),
+        customer_href: license
+            .customer_email
+            .as_deref()
+            .map(customer_path)
+            .unwrap_or_default(),
         purchased: dated(license.purchased_at, now, false),
         activate_by: license.activate_by.map(|t| dated(t, now, true)),
         expires: license.expires_at.map(|t| dated(t, now, true)),

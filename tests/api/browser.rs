@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::console::{cli_with_stdin, staff, PASSWORD};
+use crate::console::{cli_with_stdin, staff, Browser, PASSWORD};
 use crate::helpers::{repo, stderr, stdout, Dirs, Engine, TestServer};
 use keyclerk::domain::time;
 
@@ -196,4 +196,227 @@ fn a_support_agent_opens_a_customers_page_and_sees_their_licenses() {
                 "customer": customer, "licenses": licenses,
                 "balance": "49.00 EUR", "claims": 1}),
     );
+}
+
+/// A support account set up through its link with a password and TOTP, the way
+/// the setup page does it; the authenticator's base32 key.
+fn staff_with_totp(server: &TestServer, email: &str) -> String {
+    use keyclerk::domain::staff::{base32_decode, totp_sha1};
+    let out = server.cli(&["users", "create", "--email", email, "--role", "support"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let link = stdout(&out).trim().to_owned();
+    let path = &link[link.find("/console/setup/").unwrap()..];
+    let mut b = Browser::new(server);
+    let key = b.get(path).input("totp_secret").unwrap();
+    let code = totp_sha1(&base32_decode(&key).unwrap(), time::now().timestamp(), 6);
+    let done = b.post(
+        path,
+        &[
+            ("password", PASSWORD),
+            ("password2", PASSWORD),
+            ("totp_secret", &key),
+            ("totp", &code),
+        ],
+    );
+    assert_eq!(done.status, 303, "{}", done.body);
+    key
+}
+
+fn days_ago(days: i64) -> String {
+    time::format(time::now() - chrono::Duration::days(days))
+}
+
+/// Mints `body` over the API: the license id and the key.
+fn minted(server: &TestServer, body: Value) -> (String, String) {
+    let m = server.mint(body).expect(201);
+    (
+        m["license"]["id"].as_str().unwrap().to_owned(),
+        m["key"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn activate(server: &TestServer, key: &str, fingerprint: &str) -> crate::helpers::Resp {
+    server.post(
+        "/v1/activations",
+        None,
+        &json!({"license_key": key, "fingerprint": fingerprint,
+                "name": format!("{fingerprint} laptop"), "platform": "macOS 15"}),
+    )
+}
+
+#[test]
+fn an_agent_with_totp_extends_the_window_of_a_customer_who_bought_a_year_ago_and_the_app_activates()
+{
+    let server = TestServer::start_with(Dirs::on(Engine::Sqlite), |s| {
+        s.console.require_totp = true;
+    });
+    let agent = "ann@example.com";
+    let totp_key = staff_with_totp(&server, agent);
+    let customer = "late.buyer@example.com";
+    // photo-pro's window is 90 days: bought 365 days ago, it closed 275 days ago.
+    let (id, key) = minted(
+        &server,
+        json!({"product": "photo-pro", "order_id": "o-year-ago",
+               "customer_email": customer, "purchased_at": days_ago(365)}),
+    );
+    minted(
+        &server,
+        json!({"product": "font-pack", "order_id": "o-this-week",
+               "customer_email": customer, "purchased_at": days_ago(3)}),
+    );
+    // The customer's app tried, and was refused.
+    activate(&server, &key, "fp-customer").expect_problem(403, "activation_window_closed");
+    let made = run_flow(
+        &server,
+        "late_customer",
+        &json!({"email": agent, "password": PASSWORD, "totp_key": totp_key,
+                "customer": customer, "license": id, "days_late": 275,
+                "refused_code": "activation_window_closed"}),
+    )
+    .expect("the flow hands back the key");
+    // The customer's app activates now with the key it has, and the key the
+    // decision page showed (signed with the new deadline) is the same license's.
+    let done = activate(&server, &key, "fp-customer").expect(201);
+    assert_eq!(done["license"]["id"], id.as_str(), "{done}");
+    let shown = made["key"].as_str().unwrap();
+    let again = activate(&server, shown, "fp-customer-2").expect(201);
+    assert_eq!(again["license"]["id"], id.as_str(), "{again}");
+    let events = history(&server, &id);
+    let decision = events
+        .iter()
+        .find(|e| e["kind"] == "grace_decision")
+        .unwrap();
+    assert_eq!(decision["actor"], json!({"type": "user", "email": agent}));
+}
+
+fn history(server: &TestServer, id: &str) -> Vec<Value> {
+    server
+        .get(
+            &format!("/v1/licenses/{id}/history"),
+            Some(&server.token("support")),
+        )
+        .expect(200)["events"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn a_pending_claim_is_resolved_from_the_queue_with_a_substitute_whose_key_activates() {
+    // Claims older than 300 days wait for support.
+    let server = TestServer::start_with(Dirs::on(Engine::Sqlite), |s| {
+        s.late_claims.max_age_days = 300;
+    });
+    staff(&server, "ann@example.com", "support");
+    let (id, key) = minted(
+        &server,
+        json!({"product": "photo-pro", "order_id": "o-claim",
+               "customer_email": "fay@example.com", "purchased_at": days_ago(365)}),
+    );
+    let message = "I was travelling all year and never installed it.";
+    let filed = server
+        .post(
+            "/v1/claims",
+            None,
+            &json!({"license_key": key, "message": message}),
+        )
+        .expect(202);
+    assert_eq!(filed["status"], "pending", "{filed}");
+    let claim = filed["claim"]["id"].as_str().unwrap().to_owned();
+    let made = run_flow(
+        &server,
+        "claim_substitute",
+        &json!({"email": "ann@example.com", "password": PASSWORD, "claim": claim,
+                "license": id, "message": message, "product": "photo-basic",
+                "allowed": ["photo-basic", "font-pack"], "refused": ["studio-suite"]}),
+    )
+    .expect("the flow hands back the new key");
+    let new_key = made["key"].as_str().unwrap();
+    assert_ne!(new_key, key);
+    let done = activate(&server, new_key, "fp-new").expect(201);
+    assert_eq!(done["license"]["product"], "photo-basic", "{done}");
+    assert_eq!(done["license"]["id"], made["new_license"], "{done}");
+    let support = server.token("support");
+    let pending = server
+        .get("/v1/claims?status=pending", Some(&support))
+        .expect(200);
+    assert!(!pending.to_string().contains(&claim), "{pending}");
+    // The old license is superseded: its key no longer activates.
+    let old = server
+        .get(&format!("/v1/licenses/{id}"), Some(&support))
+        .expect(200);
+    assert_eq!(old["license"]["status"], "superseded", "{old}");
+}
+
+#[test]
+fn a_lost_machine_is_deactivated_from_the_license_page_and_its_seat_is_freed() {
+    let server = TestServer::start_on(Engine::Sqlite);
+    staff(&server, "ann@example.com", "support");
+    let (id, key) = minted(
+        &server,
+        json!({"product": "photo-pro", "order_id": "o-two-machines",
+               "customer_email": "gus@example.com"}),
+    );
+    let lost = activate(&server, &key, "fp-stolen").expect(201);
+    let kept = activate(&server, &key, "fp-desk").expect(201);
+    let (lost, kept) = (
+        lost["activation"]["id"].as_str().unwrap().to_owned(),
+        kept["activation"]["id"].as_str().unwrap().to_owned(),
+    );
+    let reason = "laptop stolen on a train";
+    run_flow(
+        &server,
+        "lost_machine",
+        &json!({"email": "ann@example.com", "password": PASSWORD, "license": id,
+                "order_id": "o-two-machines", "lost": lost, "lost_name": "fp-stolen laptop",
+                "kept": kept, "reason": reason}),
+    );
+    let seats = server
+        .get(
+            &format!("/v1/licenses/{id}/activations"),
+            Some(&server.token("support")),
+        )
+        .expect(200);
+    assert_eq!(seats["seats_in_use"], 1, "{seats}");
+    let events = history(&server, &id);
+    let off = events
+        .iter()
+        .find(|e| e["kind"] == "activation_deactivated")
+        .unwrap();
+    assert_eq!(off["actor"]["email"], "ann@example.com", "{off}");
+    assert_eq!(off["data"]["reason"], reason, "{off}");
+    // The freed seat takes a new machine; the kept one still validates.
+    activate(&server, &key, "fp-new-laptop").expect(201);
+}
+
+#[test]
+fn a_refund_in_the_console_asks_for_the_password_again_and_the_app_is_then_refused() {
+    let server = TestServer::start_on(Engine::Sqlite);
+    staff(&server, "ann@example.com", "support");
+    let (id, key) = minted(
+        &server,
+        json!({"product": "photo-pro", "order_id": "o-refund",
+               "customer_email": "hal@example.com"}),
+    );
+    activate(&server, &key, "fp-hal").expect(201);
+    run_flow(
+        &server,
+        "refund",
+        &json!({"email": "ann@example.com", "password": PASSWORD, "license": id,
+                "reason": "asked for a refund within 14 days"}),
+    );
+    let got = server
+        .get(
+            &format!("/v1/licenses/{id}"),
+            Some(&server.token("support")),
+        )
+        .expect(200);
+    assert_eq!(got["license"]["status"], "refunded", "{got}");
+    activate(&server, &key, "fp-hal").expect_problem(403, "license_revoked");
+    activate(&server, &key, "fp-hal-2").expect_problem(403, "license_revoked");
+    let refund = history(&server, &id)
+        .into_iter()
+        .find(|e| e["kind"] == "license_refunded")
+        .unwrap();
+    assert_eq!(refund["actor"]["email"], "ann@example.com", "{refund}");
 }

@@ -119,6 +119,23 @@ fn the_search_finds_a_license_by_key_short_key_email_order_id_and_license_id(eng
         assert!(res.body.contains(part), "{part}: {}", res.body);
     }
     assert!(res.body.contains("id=\"search\""), "the search box stays");
+    // The email leads to the customer page, from the results and from the license.
+    assert!(
+        res.body
+            .contains("href=\"/console/customers/Cat%40Example.com\""),
+        "{}",
+        res.body
+    );
+    assert!(res
+        .body
+        .contains("href=\"/console/customers/cat%40example.com\""));
+    let page = ann.get(&format!("/console/licenses/{id}"));
+    assert!(
+        page.body
+            .contains("id=\"customer\" href=\"/console/customers/cat%40example.com\""),
+        "{}",
+        page.body
+    );
     // Nothing found says what to try.
     let none = ann.get(&q("nobody@example.com"));
     assert_eq!(none.status, 404);

@@ -1,6 +1,6 @@
 // A support agent opens a customer's page from the search page's address and sees
 // every license sold to that email.
-import { axe, check, input, open, run, shot, signIn, submit } from './lib.mjs';
+import { axe, check, input, open, phone, run, shot, signIn, submit } from './lib.mjs';
 
 await run(async (page) => {
   await signIn(page, input.email, input.password);
@@ -23,17 +23,7 @@ await run(async (page) => {
   await axe(page, 'customer');
   await shot(page, 'customer', 'console-customer');
   // On a phone the page keeps to the screen's width (wide tables scroll on their own).
-  await page.setViewportSize({ width: 390, height: 844 });
-  const overflow = await page.evaluate(() => ({
-    px: document.documentElement.scrollWidth - window.innerWidth,
-    wide: [...document.querySelectorAll('body *')]
-      .filter((e) => e.getBoundingClientRect().right > window.innerWidth && !e.closest('.scroll'))
-      .map((e) => `${e.tagName.toLowerCase()}${e.id ? `#${e.id}` : ''}${e.className ? `.${e.className}` : ''}`),
-  }));
-  check(overflow.px <= 0, `the page is ${overflow.px} px wider than a phone: ${overflow.wide.join(', ')}`);
-  await axe(page, 'customer, phone');
-  await shot(page, 'customer-phone');
-  await page.setViewportSize({ width: 1200, height: 800 });
+  await phone(page, 'customer');
   await open(page, '/console/customers/nobody%40example.com');
   check((await page.textContent('main')).includes('No license was sold'), 'an empty state that says what to do');
   await axe(page, 'customer, none');

@@ -177,3 +177,28 @@ export async function shot(page, name, docs) {
   }
   return file;
 }
+
+/**
+ * At a phone's width (390 px), fails if the page is wider than the screen (wide
+ * tables scroll inside their `.scroll` box, which is allowed); runs axe there and
+ * takes the screenshot `<flow>-<name>-phone.png`, then goes back to the laptop size.
+ */
+export async function phone(page, name) {
+  await page.setViewportSize({ width: 390, height: 844 });
+  const overflow = await page.evaluate(() => ({
+    px: document.documentElement.scrollWidth - window.innerWidth,
+    wide: [...document.querySelectorAll('body *')]
+      .filter((e) => e.getBoundingClientRect().right > window.innerWidth && !e.closest('.scroll'))
+      .map((e) => `${e.tagName.toLowerCase()}${e.id ? `#${e.id}` : ''}${e.className ? `.${e.className}` : ''}`),
+  }));
+  check(overflow.px <= 0, `${name}: the page is ${overflow.px} px wider than a phone: ${overflow.wide.join(', ')}`);
+  await axe(page, `${name}, phone`);
+  await shot(page, `${name}-phone`);
+  await page.setViewportSize({ width: 1200, height: 800 });
+}
+
+/** The text of `selector`, fails if it is not on the page. */
+export async function text(page, selector) {
+  check(await page.locator(selector).count() > 0, `no ${selector} on ${page.url()}`);
+  return (await page.locator(selector).first().textContent()).replace(/\s+/g, ' ').trim();
+}
