@@ -54,7 +54,8 @@ use crate::storage::activation::{
     Activation, ActivationOutcome, Deactivation, DeactivationOutcome, KeyFacts, NewActivation,
 };
 use crate::storage::grace::{
-    Claim, ClaimOutcome, CreditEntry, DecisionOutcome, GraceRequest, NewClaim, Redemption,
+    Claim, ClaimOutcome, CreditEntry, DecisionOutcome, GraceRequest, NewClaim, QueuedClaim,
+    Redemption,
 };
 use crate::storage::last_seen::SeenTimes;
 use crate::storage::rows::{batch_item, past_events, price_columns, price_from, repeats_from};
@@ -1716,6 +1717,48 @@ impl Storage for PostgresStore {
     async fn customer_claims(&self, email: &str) -> Result<Vec<Claim>, StorageError> {
         let email = email.to_owned();
         read!(self, |c| grace::customer_claims(c, &email).await?).await
+    }
+
+    async fn claims_with_evidence(
+        &self,
+        status: ClaimStatus,
+        with_evidence: usize,
+        now: Timestamp,
+    ) -> Result<Vec<QueuedClaim>, StorageError> {
+        read!(self, |c| {
+            let claims = grace::claims(c, status).await?;
+            // The licenses' reads go out together on the one connection (pipelined),
+            // not one round trip after another.
+            let reads = claims.iter().take(with_evidence).map(|claim| async move {
+                let id = &claim.license_id;
+                Ok::<_, StorageError>(match load_license(c, id).await? {
+                    Some(l) => {
+                        let events = evidence_events(c, id).await?;
+                        let evidence = crate::domain::grace::Evidence::gather(&l, &events, now);
+                        Some((l, evidence))
+                    }
+                    None => None,
+                })
+            });
+            let mut read = futures_util::future::try_join_all(reads).await?.into_iter();
+            claims
+                .into_iter()
+                .map(|claim| QueuedClaim {
+                    claim,
+                    read: read.next().flatten(),
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+    }
+
+    async fn license_claims(
+        &self,
+        license_id: &str,
+        status: ClaimStatus,
+    ) -> Result<Vec<Claim>, StorageError> {
+        let id = license_id.to_owned();
+        read!(self, |c| grace::license_claims(c, &id, status).await?).await
     }
 
     async fn resolve_claim(
