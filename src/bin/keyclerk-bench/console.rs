@@ -13,6 +13,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::load::{self, Span, Stats};
+use crate::postgres::Cluster;
 use crate::server::{Limits, Server, Workspace, AS_SERVER};
 use crate::{http, secs, target, Args, Figures, Row, Target, OWN};
 
@@ -463,9 +464,47 @@ fn load_page(
         .map_err(|e| format!("{}: {e}", page.name))
 }
 
-/// Seeds a database of `--large` licenses on a server of its own, signs an agent in
-/// and loads each console page.
-pub fn measure(args: &Args, base: &Path) -> Result<Measured, String> {
+/// `--engine postgres --only console`: the console's part alone on PostgreSQL (a
+/// throwaway server unless `--database-url`), printed as its own report.
+pub fn on_postgres(args: &Args, base: &Path) -> Result<(), String> {
+    crate::describe_machine(base);
+    let cluster = match &args.database_url {
+        Some(url) => Cluster::external(url),
+        None => Cluster::start(base, false)?,
+    };
+    let url = cluster.database("console")?;
+    let measured = measure(args, base, Some(&url))?;
+    println!("## Console pages on PostgreSQL (keyclerk-bench's client, rate limits off)\n");
+    println!("| load | rate | p50 ms | p99 ms | max ms | failed |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for row in &measured.rows {
+        if let Some(f) = &row.figures {
+            println!(
+                "| {} | {:.0} req/s | {:.2} | {:.2} | {:.2} | {} |",
+                row.name, f.rate, f.p50_ms, f.p99_ms, f.max_ms, f.failed
+            );
+        }
+    }
+    println!();
+    for row in &measured.rows {
+        if let Some(f) = row.figures.as_ref().and_then(|f| f.first_failure.as_ref()) {
+            println!("First failure of \"{}\": {f}", row.name);
+        }
+    }
+    for note in &measured.notes {
+        println!("{note}");
+    }
+    println!("\n## Targets\n");
+    for t in &measured.targets {
+        println!("- [{}] {}", if t.met { "met" } else { "NOT met" }, t.what);
+    }
+    Ok(())
+}
+
+/// Seeds a database of `--large` licenses on a server of its own (on PostgreSQL
+/// at `database_url` if given, else SQLite), signs an agent in and loads each
+/// console page.
+pub fn measure(args: &Args, base: &Path, database_url: Option<&str>) -> Result<Measured, String> {
     let count = args.large;
     let workspace = Workspace::new(base, "console", &args.log)
         .map_err(|e| format!("console workspace: {e}"))?;
@@ -476,7 +515,8 @@ pub fn measure(args: &Args, base: &Path) -> Result<Measured, String> {
     std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
     let mut notes = Vec::new();
 
-    let server = Server::keyclerk(&config).map_err(|e| format!("keyclerk (console): {e}"))?;
+    let server = Server::keyclerk_on(&config, database_url)
+        .map_err(|e| format!("keyclerk (console): {e}"))?;
     let token = workspace
         .admin_token()
         .map_err(|e| format!("admin token: {e}"))?;
@@ -489,9 +529,15 @@ pub fn measure(args: &Args, base: &Path) -> Result<Measured, String> {
         .collect();
     file_claims(server.port, &late)?;
     notes.push(format!(
-        "Console database: {count} licenses seeded over HTTP in {seeding:.0} s ({:.0} keys/s; \
-         1 in 20 bought a year ago with a 90-day window, 1 in 5 with a short key, two \
-         licenses per email), {} pending claims filed; {:.0} s in all before the loads.",
+        "Console database ({}): {count} licenses seeded over HTTP in {seeding:.0} s \
+         ({:.0} keys/s; 1 in 20 bought a year ago with a 90-day window, 1 in 5 with a short \
+         key, two licenses per email), {} pending claims filed; {:.0} s in all before the \
+         loads.",
+        if database_url.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        },
         count as f64 / seeding.max(1e-9),
         late.len(),
         started.elapsed().as_secs_f64()
@@ -499,16 +545,18 @@ pub fn measure(args: &Args, base: &Path) -> Result<Measured, String> {
     server
         .stop()
         .map_err(|e| format!("stopping keyclerk (console): {e}"))?;
-    notes.push(format!(
-        "Console database on disk: {:.0} MB.",
-        workspace.database_size() as f64 / 1e6
-    ));
+    if database_url.is_none() {
+        notes.push(format!(
+            "Console database on disk: {:.0} MB.",
+            workspace.database_size() as f64 / 1e6
+        ));
+    }
     eprintln!("console database built");
 
     // A restarted server: the pages read a database the server did not just write.
-    let server =
-        Server::keyclerk(&config).map_err(|e| format!("keyclerk (console, restart): {e}"))?;
-    create_agent(&config, None)?;
+    let server = Server::keyclerk_on(&config, database_url)
+        .map_err(|e| format!("keyclerk (console, restart): {e}"))?;
+    create_agent(&config, database_url)?;
     let cookie = sign_in(server.port)?;
     notes.push(format!(
         "Console sign-in: {AGENT} made with `keyclerk users create --role support \

@@ -61,7 +61,8 @@ struct Args {
     /// payments, batch, activate, validate, offline, limits (activate and validate
     /// again with the rate limits on), single (one license, fresh and holding 50,000
     /// machines), large, webhooks, console (the support console's pages on a
-    /// database of --large licenses of its own). Seeding always runs.
+    /// database of --large licenses of its own; alone with `--engine postgres`, on
+    /// PostgreSQL). Seeding always runs.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Measure with keyclerk-bench's own client only, not with `wrk` as well.
@@ -252,6 +253,7 @@ fn run(args: &Args) -> Result<(), String> {
     std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
     let outcome = match args.engine {
         Engine::Sqlite => bench(args, &base),
+        Engine::Postgres if args.only == ["console"] => console::on_postgres(args, &base),
         Engine::Postgres => engines::compare(args, &base),
     };
     if !args.keep {
@@ -670,7 +672,7 @@ fn bench(args: &Args, base: &Path) -> Result<(), String> {
     // The support console's pages on a large database of their own.
     let mut console = None;
     if args.large > 0 && args.wants("console") {
-        let mut measured = console::measure(args, base)?;
+        let mut measured = console::measure(args, base, None)?;
         rows.append(&mut measured.rows);
         console = Some(measured);
         eprintln!("console pages measured");
