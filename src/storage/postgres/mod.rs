@@ -29,7 +29,7 @@ mod migrations;
 mod password;
 mod payments;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -1396,6 +1396,61 @@ pub(super) async fn evidence_events<C: Db + ?Sized>(
     past_events(events)
 }
 
+/// The licenses of `ids`, by id, in one statement.
+async fn licenses_of<C: Db + ?Sized>(
+    c: &C,
+    ids: &[&str],
+) -> Result<HashMap<String, License>, StorageError> {
+    let ids = ids.to_vec();
+    rows(
+        c,
+        &format!("SELECT {LICENSE_COLUMNS} FROM licenses WHERE id = ANY($1)"),
+        &[&ids],
+    )
+    .await?
+    .iter()
+    .map(|r| license_from_row(r).map(|l| (l.id.clone(), l)))
+    .collect()
+}
+
+/// [`evidence_events`] of several licenses in two statements, by license id.
+async fn evidence_events_of<C: Db + ?Sized>(
+    c: &C,
+    ids: &[&str],
+) -> Result<HashMap<String, Vec<PastEvent>>, StorageError> {
+    let ids = ids.to_vec();
+    let (first_of, all_of) = (
+        EvidenceEvents::FIRST_OF.to_vec(),
+        EvidenceEvents::ALL_OF.to_vec(),
+    );
+    let first = format!(
+        "SELECT DISTINCT ON (events.license_id, events.kind) {EVENT_COLUMNS} FROM events
+         LEFT JOIN event_repeats ON event_repeats.seq = events.seq
+         WHERE events.license_id = ANY($1) AND events.kind = ANY($2)
+         ORDER BY events.license_id, events.kind, events.seq"
+    );
+    let all = format!(
+        "SELECT {EVENT_COLUMNS} FROM events
+         LEFT JOIN event_repeats ON event_repeats.seq = events.seq
+         WHERE events.license_id = ANY($1) AND events.kind = ANY($2)"
+    );
+    let (firsts, alls) = futures_util::future::try_join(
+        rows(c, &first, &[&ids, &first_of]),
+        rows(c, &all, &[&ids, &all_of]),
+    )
+    .await?;
+    let mut by: HashMap<String, Vec<Event>> = HashMap::new();
+    for r in firsts.iter().chain(&alls) {
+        let e = event_from_row(r)?;
+        if let Some(id) = e.license_id.clone() {
+            by.entry(id).or_default().push(e);
+        }
+    }
+    by.into_iter()
+        .map(|(id, events)| Ok((id, past_events(events)?)))
+        .collect()
+}
+
 /// Checks the audit chain of the database `c` is connected to.
 async fn verify_audit_on<C: Db + ?Sized>(c: &C) -> Result<Result<i64, ChainError>, StorageError> {
     Ok(chain_head_on(c).await?.map(|h| h.length))
@@ -1727,27 +1782,32 @@ impl Storage for PostgresStore {
     ) -> Result<Vec<QueuedClaim>, StorageError> {
         read!(self, |c| {
             let claims = grace::claims(c, status).await?;
-            // The licenses' reads go out together on the one connection (pipelined),
-            // not one round trip after another.
-            let reads = claims.iter().take(with_evidence).map(|claim| async move {
-                let id = &claim.license_id;
-                Ok::<_, StorageError>(match load_license(c, id).await? {
-                    Some(l) => {
-                        let events = evidence_events(c, id).await?;
-                        let evidence = crate::domain::grace::Evidence::gather(&l, &events, now);
-                        Some((l, evidence))
+            let ids: Vec<&str> = claims
+                .iter()
+                .take(with_evidence)
+                .map(|q| q.license_id.as_str())
+                .collect();
+            // Three statements for the whole queue, not five per claim.
+            let (licenses, events) =
+                futures_util::future::try_join(licenses_of(c, &ids), evidence_events_of(c, &ids))
+                    .await?;
+            let mut queue = Vec::with_capacity(claims.len());
+            for (i, claim) in claims.iter().enumerate() {
+                let read = match licenses.get(&claim.license_id) {
+                    Some(l) if i < with_evidence => {
+                        let none = Vec::new();
+                        let events = events.get(&claim.license_id).unwrap_or(&none);
+                        let evidence = crate::domain::grace::Evidence::gather(l, events, now);
+                        Some((l.clone(), evidence))
                     }
-                    None => None,
-                })
-            });
-            let mut read = futures_util::future::try_join_all(reads).await?.into_iter();
-            claims
-                .into_iter()
-                .map(|claim| QueuedClaim {
-                    claim,
-                    read: read.next().flatten(),
-                })
-                .collect::<Vec<_>>()
+                    _ => None,
+                };
+                queue.push(QueuedClaim {
+                    claim: claim.clone(),
+                    read,
+                });
+            }
+            queue
         })
         .await
     }
