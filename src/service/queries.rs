@@ -9,7 +9,7 @@ use crate::domain::DomainError;
 use crate::service::error::ServiceError;
 use crate::service::AppState;
 use crate::storage::activation::Activation;
-use crate::storage::grace::{Claim, CreditEntry};
+use crate::storage::grace::{Claim, CreditEntry, QueuedClaim};
 use crate::storage::{EventPage, LicenseLookup, LicensePage};
 
 impl AppState {
@@ -152,6 +152,29 @@ impl AppState {
     /// A customer's claims: of their licenses and filed under their email.
     pub async fn customer_claims(&self, email: &str) -> Result<Vec<Claim>, ServiceError> {
         Ok(self.store.customer_claims(email).await?)
+    }
+
+    /// Claims with a status, the first `with_evidence` with their license and
+    /// evidence at `now`.
+    pub async fn claims_with_evidence(
+        &self,
+        status: ClaimStatus,
+        with_evidence: usize,
+        now: Timestamp,
+    ) -> Result<Vec<QueuedClaim>, ServiceError> {
+        Ok(self
+            .store
+            .claims_with_evidence(status, with_evidence, now)
+            .await?)
+    }
+
+    /// The claims on one license with a status, oldest first.
+    pub async fn license_claims(
+        &self,
+        license_id: &str,
+        status: ClaimStatus,
+    ) -> Result<Vec<Claim>, ServiceError> {
+        Ok(self.store.license_claims(license_id, status).await?)
     }
 
     /// A customer's credit ledger.

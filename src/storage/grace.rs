@@ -138,6 +138,16 @@ pub struct Redemption {
     pub actor: Actor,
 }
 
+/// A claim of a queue, with its license and the evidence a decision on it would
+/// read, when those were asked for.
+#[derive(Debug, Clone)]
+pub struct QueuedClaim {
+    /// The claim.
+    pub claim: Claim,
+    /// Its license and evidence (for the first claims of the queue only).
+    pub read: Option<(License, Evidence)>,
+}
+
 /// A customer's claim, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {

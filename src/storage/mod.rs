@@ -25,7 +25,8 @@ use crate::storage::activation::{
     Activation, ActivationOutcome, Deactivation, DeactivationOutcome, KeyFacts, NewActivation,
 };
 use crate::storage::grace::{
-    Claim, ClaimOutcome, CreditEntry, DecisionOutcome, GraceRequest, NewClaim, Redemption,
+    Claim, ClaimOutcome, CreditEntry, DecisionOutcome, GraceRequest, NewClaim, QueuedClaim,
+    Redemption,
 };
 
 /// The engine a `[database] url` names.
@@ -370,6 +371,23 @@ pub trait Storage: webhooks::WebhookStore + Send + Sync + 'static {
 
     /// A customer's claims: of the licenses sold to `email`, and filed under it.
     async fn customer_claims(&self, email: &str) -> Result<Vec<Claim>, StorageError>;
+
+    /// Claims with a status, as [`Storage::claims`], the first `with_evidence` of
+    /// them with their license and evidence at `now`: one read for a whole queue.
+    async fn claims_with_evidence(
+        &self,
+        status: ClaimStatus,
+        with_evidence: usize,
+        now: Timestamp,
+    ) -> Result<Vec<QueuedClaim>, StorageError>;
+
+    /// The claims on one license with a status, oldest first (through the
+    /// license's index, however many other claims there are).
+    async fn license_claims(
+        &self,
+        license_id: &str,
+        status: ClaimStatus,
+    ) -> Result<Vec<Claim>, StorageError>;
 
     /// Support closes a claim with a decision (`req.claim_id`).
     async fn resolve_claim(

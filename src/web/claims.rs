@@ -14,6 +14,7 @@ use crate::domain::time::{self, Timestamp};
 use crate::domain::DomainError;
 use crate::service::grace::{GraceBody, Granted};
 use crate::service::{AppState, ServiceError};
+use crate::storage::grace::QueuedClaim;
 use crate::web::display::{money, summary, When};
 use crate::web::licenses::{failed, problem, reauth, sentence_case, EvidenceView, REMEDY_CHOICES};
 use crate::web::pages::{render, Me};
@@ -511,16 +512,19 @@ pub struct ClaimsPage {
 /// the remedies to preview.
 pub async fn queue(app: web::Data<AppState>, staff: Staff) -> HttpResponse {
     let now = time::now();
-    let pending = match app.claims(ClaimStatus::Pending).await {
+    // One read for the queue and the evidence of every claim shown.
+    let pending = match app
+        .claims_with_evidence(ClaimStatus::Pending, QUEUE_SHOWN, now)
+        .await
+    {
         Ok(c) => c,
         Err(e) => return failed(&staff, &e),
     };
     let more = pending.len().saturating_sub(QUEUE_SHOWN);
     let mut claims = Vec::new();
-    for c in pending.into_iter().take(QUEUE_SHOWN) {
-        let (license, evidence) = match app.evidence(&c.license_id, now).await {
-            Ok(found) => found,
-            Err(e) => return failed(&staff, &e),
+    for QueuedClaim { claim: c, read } in pending.into_iter().take(QUEUE_SHOWN) {
+        let Some((license, evidence)) = read else {
+            return failed(&staff, &DomainError::LicenseNotFound.into());
         };
         claims.push(ClaimRow {
             id: c.id,

@@ -457,13 +457,12 @@ pub async fn license_page(
         .await?;
     let (_, evidence) = app.evidence(id, now).await?;
     let window_closed = license.window_closed(evidence.ever_activated, now);
-    // The queue lists at most the oldest 500 pending claims; a license's own claim
-    // is found among them (claims wait days, not months).
+    // The license's own pending claims, read through its index (not picked out of
+    // the queue, which lists only the oldest).
     let pending_claims: Vec<(String, When, String)> = app
-        .claims(ClaimStatus::Pending)
+        .license_claims(&license.id, ClaimStatus::Pending)
         .await?
         .into_iter()
-        .filter(|c| c.license_id == license.id)
         .map(|c| {
             (
                 c.id,

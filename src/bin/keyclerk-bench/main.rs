@@ -5,6 +5,7 @@
 //! Run with `cargo run --release --bin keyclerk-bench` (`--help` for the knobs);
 //! `--engine postgres` compares the PostgreSQL engine with SQLite instead.
 
+mod console;
 mod engines;
 mod http;
 mod load;
@@ -59,7 +60,9 @@ struct Args {
     /// Run only these parts, comma-separated (for profiling one load): hello, mint,
     /// payments, batch, activate, validate, offline, limits (activate and validate
     /// again with the rate limits on), single (one license, fresh and holding 50,000
-    /// machines), large, webhooks. Seeding always runs.
+    /// machines), large, webhooks, console (the support console's pages on a
+    /// database of --large licenses of its own; alone with `--engine postgres`, on
+    /// PostgreSQL). Seeding always runs.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Measure with keyclerk-bench's own client only, not with `wrk` as well.
@@ -68,6 +71,9 @@ struct Args {
     /// Events per second of the webhook delivery load (mints, each one message).
     #[arg(long, default_value_t = 1000.0)]
     webhook_rate: f64,
+    /// Concurrent connections of each console page's load (agents at once).
+    #[arg(long, default_value_t = 8)]
+    console_connections: usize,
     /// The servers' log level (the shipped default is "info": a line per request).
     #[arg(long, default_value = "info")]
     log: String,
@@ -247,6 +253,7 @@ fn run(args: &Args) -> Result<(), String> {
     std::fs::create_dir_all(&base).map_err(|e| format!("{}: {e}", base.display()))?;
     let outcome = match args.engine {
         Engine::Sqlite => bench(args, &base),
+        Engine::Postgres if args.only == ["console"] => console::on_postgres(args, &base),
         Engine::Postgres => engines::compare(args, &base),
     };
     if !args.keep {
@@ -662,6 +669,15 @@ fn bench(args: &Args, base: &Path) -> Result<(), String> {
         });
     }
 
+    // The support console's pages on a large database of their own.
+    let mut console = None;
+    if args.large > 0 && args.wants("console") {
+        let mut measured = console::measure(args, base, None)?;
+        rows.append(&mut measured.rows);
+        console = Some(measured);
+        eprintln!("console pages measured");
+    }
+
     // Report.
     println!("## Ceilings (one core unless said)\n");
     println!("| ceiling | rate |");
@@ -721,6 +737,9 @@ fn bench(args: &Args, base: &Path) -> Result<(), String> {
                 row.name, row.client, row.limits
             );
         }
+    }
+    for note in console.iter().flat_map(|c| &c.notes) {
+        println!("{note}");
     }
     println!(
         "Peak memory of the server ({} licenses, after all loads): {:.1} MB; resident at the end: {:.1} MB private, {:.1} MB file-backed and shared.",
@@ -856,6 +875,7 @@ fn bench(args: &Args, base: &Path) -> Result<(), String> {
             startup <= Duration::from_millis(500),
         ));
     }
+    targets.extend(console.into_iter().flat_map(|c| c.targets));
     targets.push(target(
         format!("peak memory <= 100 MB: {:.1} MB", peak_all as f64 / 1e6),
         peak_all <= 100_000_000,

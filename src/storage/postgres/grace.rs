@@ -354,6 +354,27 @@ pub(super) async fn customer_claims<C: Db + ?Sized>(
     .collect()
 }
 
+/// The claims on one license with a status, oldest first (at most
+/// [`MAX_LISTED_CLAIMS`]), through `claims_by_license`.
+pub(super) async fn license_claims<C: Db + ?Sized>(
+    c: &C,
+    license_id: &str,
+    status: ClaimStatus,
+) -> Result<Vec<Claim>, StorageError> {
+    rows(
+        c,
+        &format!(
+            "SELECT {CLAIM_COLUMNS} FROM claims WHERE license_id = $1 AND status = $2
+             ORDER BY created_at, id LIMIT {MAX_LISTED_CLAIMS}"
+        ),
+        &[&license_id, &status.as_str()],
+    )
+    .await?
+    .iter()
+    .map(claim_from_row)
+    .collect()
+}
+
 /// A customer's own claim: granted by the policy, or filed for support.
 pub(super) async fn file_claim(
     w: &mut Write<'_>,

@@ -29,7 +29,7 @@ mod migrations;
 mod password;
 mod payments;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,7 +54,8 @@ use crate::storage::activation::{
     Activation, ActivationOutcome, Deactivation, DeactivationOutcome, KeyFacts, NewActivation,
 };
 use crate::storage::grace::{
-    Claim, ClaimOutcome, CreditEntry, DecisionOutcome, GraceRequest, NewClaim, Redemption,
+    Claim, ClaimOutcome, CreditEntry, DecisionOutcome, GraceRequest, NewClaim, QueuedClaim,
+    Redemption,
 };
 use crate::storage::last_seen::SeenTimes;
 use crate::storage::rows::{batch_item, past_events, price_columns, price_from, repeats_from};
@@ -1395,6 +1396,61 @@ pub(super) async fn evidence_events<C: Db + ?Sized>(
     past_events(events)
 }
 
+/// The licenses of `ids`, by id, in one statement.
+async fn licenses_of<C: Db + ?Sized>(
+    c: &C,
+    ids: &[&str],
+) -> Result<HashMap<String, License>, StorageError> {
+    let ids = ids.to_vec();
+    rows(
+        c,
+        &format!("SELECT {LICENSE_COLUMNS} FROM licenses WHERE id = ANY($1)"),
+        &[&ids],
+    )
+    .await?
+    .iter()
+    .map(|r| license_from_row(r).map(|l| (l.id.clone(), l)))
+    .collect()
+}
+
+/// [`evidence_events`] of several licenses in two statements, by license id.
+async fn evidence_events_of<C: Db + ?Sized>(
+    c: &C,
+    ids: &[&str],
+) -> Result<HashMap<String, Vec<PastEvent>>, StorageError> {
+    let ids = ids.to_vec();
+    let (first_of, all_of) = (
+        EvidenceEvents::FIRST_OF.to_vec(),
+        EvidenceEvents::ALL_OF.to_vec(),
+    );
+    let first = format!(
+        "SELECT DISTINCT ON (events.license_id, events.kind) {EVENT_COLUMNS} FROM events
+         LEFT JOIN event_repeats ON event_repeats.seq = events.seq
+         WHERE events.license_id = ANY($1) AND events.kind = ANY($2)
+         ORDER BY events.license_id, events.kind, events.seq"
+    );
+    let all = format!(
+        "SELECT {EVENT_COLUMNS} FROM events
+         LEFT JOIN event_repeats ON event_repeats.seq = events.seq
+         WHERE events.license_id = ANY($1) AND events.kind = ANY($2)"
+    );
+    let (firsts, alls) = futures_util::future::try_join(
+        rows(c, &first, &[&ids, &first_of]),
+        rows(c, &all, &[&ids, &all_of]),
+    )
+    .await?;
+    let mut by: HashMap<String, Vec<Event>> = HashMap::new();
+    for r in firsts.iter().chain(&alls) {
+        let e = event_from_row(r)?;
+        if let Some(id) = e.license_id.clone() {
+            by.entry(id).or_default().push(e);
+        }
+    }
+    by.into_iter()
+        .map(|(id, events)| Ok((id, past_events(events)?)))
+        .collect()
+}
+
 /// Checks the audit chain of the database `c` is connected to.
 async fn verify_audit_on<C: Db + ?Sized>(c: &C) -> Result<Result<i64, ChainError>, StorageError> {
     Ok(chain_head_on(c).await?.map(|h| h.length))
@@ -1716,6 +1772,53 @@ impl Storage for PostgresStore {
     async fn customer_claims(&self, email: &str) -> Result<Vec<Claim>, StorageError> {
         let email = email.to_owned();
         read!(self, |c| grace::customer_claims(c, &email).await?).await
+    }
+
+    async fn claims_with_evidence(
+        &self,
+        status: ClaimStatus,
+        with_evidence: usize,
+        now: Timestamp,
+    ) -> Result<Vec<QueuedClaim>, StorageError> {
+        read!(self, |c| {
+            let claims = grace::claims(c, status).await?;
+            let ids: Vec<&str> = claims
+                .iter()
+                .take(with_evidence)
+                .map(|q| q.license_id.as_str())
+                .collect();
+            // Three statements for the whole queue, not five per claim.
+            let (licenses, events) =
+                futures_util::future::try_join(licenses_of(c, &ids), evidence_events_of(c, &ids))
+                    .await?;
+            let mut queue = Vec::with_capacity(claims.len());
+            for (i, claim) in claims.iter().enumerate() {
+                let read = match licenses.get(&claim.license_id) {
+                    Some(l) if i < with_evidence => {
+                        let none = Vec::new();
+                        let events = events.get(&claim.license_id).unwrap_or(&none);
+                        let evidence = crate::domain::grace::Evidence::gather(l, events, now);
+                        Some((l.clone(), evidence))
+                    }
+                    _ => None,
+                };
+                queue.push(QueuedClaim {
+                    claim: claim.clone(),
+                    read,
+                });
+            }
+            queue
+        })
+        .await
+    }
+
+    async fn license_claims(
+        &self,
+        license_id: &str,
+        status: ClaimStatus,
+    ) -> Result<Vec<Claim>, StorageError> {
+        let id = license_id.to_owned();
+        read!(self, |c| grace::license_claims(c, &id, status).await?).await
     }
 
     async fn resolve_claim(

@@ -416,17 +416,7 @@ pub(super) fn record_last_seen(ctx: &WriteCtx<'_>, p: &SeenTimes) -> Result<(), 
 mod tests {
     use rusqlite::Connection;
 
-    /// The plan SQLite picks for `sql`, one line per step.
-    fn plan(conn: &Connection, sql: &str) -> String {
-        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        // The parameters stay unbound: the plan does not depend on them.
-        let mut rows = stmt.raw_query();
-        let mut steps = Vec::new();
-        while let Some(row) = rows.next().unwrap() {
-            steps.push(row.get::<_, String>(3).unwrap());
-        }
-        steps.join("\n")
-    }
+    use super::super::plan_for_tests as plan;
 
     /// What an activation, a refresh, a deactivation, a release and a validation
     /// read goes through an index keyed by the license: never a scan of its machines.

@@ -286,6 +286,26 @@ pub(super) fn customer_claims(conn: &Connection, email: &str) -> Result<Vec<Clai
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// The claims on `license_id` (`?1`) with a status (`?2`), oldest first (at most
+/// [`MAX_LISTED_CLAIMS`]): through `claims_by_license`, never the whole queue.
+fn license_claims_sql() -> String {
+    format!(
+        "SELECT {CLAIM_COLUMNS} FROM claims WHERE license_id = ?1 AND status = ?2
+         ORDER BY created_at, id LIMIT {MAX_LISTED_CLAIMS}"
+    )
+}
+
+/// The claims on one license with a status, oldest first.
+pub(super) fn license_claims(
+    conn: &Connection,
+    license_id: &str,
+    status: ClaimStatus,
+) -> Result<Vec<Claim>, StorageError> {
+    let mut stmt = conn.prepare_cached(&license_claims_sql())?;
+    let rows = stmt.query_map(params![license_id, status.as_str()], claim_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
 /// A customer's own claim: granted by the policy, or filed for support.
 pub(super) fn file_claim(
     ctx: &mut WriteCtx<'_>,
@@ -406,4 +426,22 @@ pub(super) fn resolve_claim(
         return Err(StorageError::Corrupt("claim and license disagree".into()));
     }
     decide(ctx, req, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::super::{migrate_for_tests, plan_for_tests};
+
+    /// A license page reads its own claims through the license's index, not the
+    /// queue's: a scan or the status index would grow with every claim filed.
+    #[test]
+    fn a_license_s_claims_are_read_through_its_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_for_tests(&mut conn);
+        let plan = plan_for_tests(&conn, &super::license_claims_sql());
+        assert!(plan.contains("USING INDEX claims_by_license"), "{plan}");
+        assert!(!plan.contains("SCAN claims"), "{plan}");
+    }
 }

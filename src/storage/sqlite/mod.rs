@@ -32,7 +32,8 @@ use crate::storage::activation::{
     Activation, ActivationOutcome, Deactivation, DeactivationOutcome, KeyFacts, NewActivation,
 };
 use crate::storage::grace::{
-    Claim, ClaimOutcome, CreditEntry, DecisionOutcome, GraceRequest, NewClaim, Redemption,
+    Claim, ClaimOutcome, CreditEntry, DecisionOutcome, GraceRequest, NewClaim, QueuedClaim,
+    Redemption,
 };
 use crate::storage::last_seen::SeenTimes;
 pub(super) use crate::storage::rows::price_columns;
@@ -682,6 +683,38 @@ impl Storage for SqliteStore {
         self.read(move |c| grace::customer_claims(c, &email)).await
     }
 
+    async fn claims_with_evidence(
+        &self,
+        status: ClaimStatus,
+        with_evidence: usize,
+        now: Timestamp,
+    ) -> Result<Vec<QueuedClaim>, StorageError> {
+        self.read(move |c| {
+            let mut queue = Vec::new();
+            for (i, claim) in grace::claims(c, status)?.into_iter().enumerate() {
+                let read = match i < with_evidence {
+                    true => load_license(c, &claim.license_id)?
+                        .map(|l| grace::evidence_of(c, &l, now).map(|e| (l, e)))
+                        .transpose()?,
+                    false => None,
+                };
+                queue.push(QueuedClaim { claim, read });
+            }
+            Ok(queue)
+        })
+        .await
+    }
+
+    async fn license_claims(
+        &self,
+        license_id: &str,
+        status: ClaimStatus,
+    ) -> Result<Vec<Claim>, StorageError> {
+        let id = license_id.to_owned();
+        self.read(move |c| grace::license_claims(c, &id, status))
+            .await
+    }
+
     async fn resolve_claim(
         &self,
         req: GraceRequest,
@@ -1056,6 +1089,22 @@ impl Storage for SqliteStore {
 #[cfg(test)]
 pub(crate) fn migrate_for_tests(conn: &mut Connection) {
     migrations::migrate(conn).unwrap_or_else(|e| panic!("migrating: {e}"));
+}
+
+/// The plan SQLite picks for `sql`, one line per step, for tests elsewhere in the
+/// crate.
+#[cfg(test)]
+pub(crate) fn plan_for_tests(conn: &Connection, sql: &str) -> String {
+    let mut stmt = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    // The parameters stay unbound: the plan does not depend on them.
+    let mut rows = stmt.raw_query();
+    let mut steps = Vec::new();
+    while let Some(row) = rows.next().unwrap_or_else(|e| panic!("{sql}: {e}")) {
+        steps.push(row.get::<_, String>(3).unwrap_or_default());
+    }
+    steps.join("\n")
 }
 
 /// Checks the audit chain of the database `c` is connected to.

@@ -1059,6 +1059,64 @@ pub async fn claims_are_listed_oldest_first_at_most_500(w: World) {
         .collect();
     assert_eq!(ids, oldest, "the oldest 500, oldest first");
     assert!(listed.windows(2).all(|p| p[0].created_at < p[1].created_at));
+    // The newest, past the queue's 500, is still found on its license (its page).
+    let newest = w.store.claim(&filed[n - 1]).await.unwrap().unwrap();
+    let own = w
+        .store
+        .license_claims(&newest.license_id, ClaimStatus::Pending)
+        .await
+        .unwrap();
+    assert_eq!(own, vec![newest.clone()]);
+    assert!(w
+        .store
+        .license_claims(&newest.license_id, ClaimStatus::Resolved)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn the_queue_reads_its_claims_licenses_and_evidence_in_one_go(w: World) {
+    let mut filed = Vec::new();
+    for i in 0..3 {
+        let (l, key) = w.mint("photo-pro", &format!("o-{i}")).await;
+        if i == 1 {
+            w.activate(key, "fp-1", w.day(95)).await;
+        }
+        let c = claim(&w, key, manual());
+        let at = time::from_unix(w.day(100).timestamp() + i);
+        let outcome = w.store.file_claim(c.clone(), at).await.unwrap();
+        assert!(matches!(outcome, ClaimOutcome::Filed(_)), "{outcome:?}");
+        filed.push((c.id, l.id));
+    }
+    let now = w.day(101);
+    let queue = w
+        .store
+        .claims_with_evidence(ClaimStatus::Pending, 2, now)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = queue.iter().map(|q| q.claim.id.as_str()).collect();
+    let oldest: Vec<&str> = filed.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(ids, oldest, "every pending claim, oldest first");
+    for (q, (_, license_id)) in queue.iter().zip(&filed).take(2) {
+        let (l, evidence) = q.read.as_ref().expect("the first two are read");
+        assert_eq!(*l, license(&w, license_id).await);
+        let alone = w.store.evidence(license_id, now).await.unwrap().unwrap();
+        assert_eq!(*evidence, alone, "the evidence read alone");
+    }
+    assert_eq!(
+        queue[1].read.as_ref().unwrap().1.refused_activations.len(),
+        1
+    );
+    assert!(
+        queue[2].read.is_none(),
+        "past with_evidence: the claim only"
+    );
+    assert!(w
+        .store
+        .claims_with_evidence(ClaimStatus::Resolved, 2, now)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn an_idempotency_key_is_scoped_to_its_license(w: World) {

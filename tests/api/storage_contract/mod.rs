@@ -230,6 +230,7 @@ macro_rules! suite {
             grace::a_claim_the_policy_cannot_grant_is_filed_for_support,
             grace::support_resolves_a_pending_claim_once,
             grace::claims_are_listed_oldest_first_at_most_500,
+            grace::the_queue_reads_its_claims_licenses_and_evidence_in_one_go,
             races::fifty_concurrent_mints_of_one_order_make_one_license,
             races::twenty_concurrent_activations_on_five_seats_grant_exactly_five,
             races::concurrent_activations_of_one_machine_take_one_seat,
