@@ -7,14 +7,30 @@ await run(async (page) => {
   // The step the setup used is spent; the next one is within the drift allowed.
   await signIn(page, input.email, input.password, totp(input.totp_key, 1));
   await axe(page, 'search');
-  await page.fill('#q', input.customer);
-  await submit(page, '#search button[type=submit]');
+  // The search by keyboard alone: the box has the focus, typing and Enter send it.
+  check(await page.evaluate(() => document.activeElement.id === 'q'), 'the search box has the focus');
+  await page.keyboard.type(input.customer);
+  await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
   check(here(page) === '/console/search', `several licenses are listed, at ${page.url()}`);
   check(await page.locator('#results tbody tr').count() === 2, 'both licenses of the customer');
   check(await page.locator('#customer').count() === 1, 'a link to the customer page');
   await axe(page, 'results');
   await shot(page, 'results');
-  await submit(page, `#results a[href="/console/licenses/${input.license}"]`);
+  // The license by keyboard alone: the first Tab reaches the skip link, and its
+  // focus shows; Tabs then reach the license's link, and Enter opens it.
+  await page.keyboard.press('Tab');
+  check(await page.evaluate(() => document.activeElement.classList.contains('skip')),
+    'the first Tab reaches the skip link');
+  check(await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle !== 'none'),
+    'the focused link shows its focus');
+  const target = `/console/licenses/${input.license}`;
+  for (let tabs = 0; ; tabs += 1) {
+    check(tabs <= 40, `the license's link is reached with Tab`);
+    if (await page.evaluate((t) => document.activeElement.getAttribute('href') === t, target)) { break; }
+    await page.keyboard.press('Tab');
+  }
+  await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+  check(here(page) === target, `Enter opened the license: ${page.url()}`);
 
   // The evidence beside the remedies.
   check(await page.locator('#late-claim').count() === 1, 'the late-claim panel');
