@@ -387,6 +387,9 @@ pub(super) fn mint_one(
         actor.clone(),
         new.minted_event(&key.stored.kid),
     ))?;
+    if let Some(mail) = &new.mail {
+        ctx.queue_mail(mail, l.created_at)?;
+    }
     Ok(MintOutcome::Created(l.clone()))
 }
 
