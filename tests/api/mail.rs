@@ -26,7 +26,7 @@ fn python() -> String {
 }
 
 /// A port nobody listens on (yet).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -35,12 +35,12 @@ fn free_port() -> u16 {
 }
 
 /// The SMTP server, on `port`, writing to `dir`; stopped when dropped.
-struct Smtp {
+pub(crate) struct Smtp {
     child: Child,
 }
 
 impl Smtp {
-    fn start(dir: &Path, port: u16) -> Self {
+    pub(crate) fn start(dir: &Path, port: u16) -> Self {
         let mut child = Command::new(python())
             .arg(repo().join("tests/interop/smtp_receiver.py"))
             .arg("--dir")
@@ -72,7 +72,7 @@ impl Drop for Smtp {
 }
 
 /// The messages received so far, oldest first (as Python's `email` read them).
-fn received(dir: &Path) -> Vec<Value> {
+pub(crate) fn received(dir: &Path) -> Vec<Value> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|d| d.map_while(Result::ok).map(|e| e.path()).collect())
         .unwrap_or_default();
@@ -84,7 +84,7 @@ fn received(dir: &Path) -> Vec<Value> {
         .collect()
 }
 
-fn wait_for(dir: &Path, n: usize) -> Vec<Value> {
+pub(crate) fn wait_for(dir: &Path, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let got = received(dir);
@@ -101,7 +101,7 @@ fn wait_for(dir: &Path, n: usize) -> Vec<Value> {
 }
 
 /// `[mail]` for the tests: the SMTP server on `port`, a short retry schedule.
-fn mail_settings(port: u16) -> MailSettings {
+pub(crate) fn mail_settings(port: u16) -> MailSettings {
     toml::from_str(&mail_toml(port)).unwrap()
 }
 
@@ -132,7 +132,7 @@ fn part<'a>(message: &'a Value, content_type: &str) -> &'a str {
 }
 
 /// The key in a message's text: the paragraph that is a PASETO token.
-fn key_in(message: &Value) -> String {
+pub(crate) fn key_in(message: &Value) -> String {
     part(message, "text/plain")
         .lines()
         .map(str::trim)
@@ -141,7 +141,7 @@ fn key_in(message: &Value) -> String {
         .to_owned()
 }
 
-fn verifies(server: &TestServer, key: &str) -> Value {
+pub(crate) fn verifies(server: &TestServer, key: &str) -> Value {
     let (_, public) = server.public_keys().remove(0);
     let pk = AsymmetricPublicKey::<V4>::from(&paserk::parse_public(&public).unwrap()).unwrap();
     let footer = paseto::split(key).unwrap().footer;
