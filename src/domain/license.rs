@@ -289,8 +289,8 @@ pub fn parse_order_id(s: &str) -> Result<String, DomainError> {
 
 impl MintRequest {
     /// Whether the key is to be mailed, and in which language: `send_email`, else
-    /// the product's `deliver_by_email`, when there is a `customer_email` (asked
-    /// for explicitly without one, `send_email` is refused). The `locale` is read
+    /// the product's `deliver_by_email`, when there is a `customer_email` (without
+    /// one there is nobody to send to, and nothing is sent). The `locale` is read
     /// either way (the route fills it from `Accept-Language` when it is absent).
     pub fn mail_wanted(
         &self,
@@ -305,12 +305,6 @@ impl MintRequest {
             })?,
             None => crate::domain::mail::Locale::default(),
         };
-        if self.send_email == Some(true) && self.customer_email.is_none() {
-            return Err(DomainError::field(
-                "send_email",
-                "needs a customer_email to send the key to",
-            ));
-        }
         let wanted = self.send_email.unwrap_or(product.spec.deliver_by_email)
             && self.customer_email.is_some();
         Ok(wanted.then_some(locale))
