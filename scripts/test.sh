@@ -18,8 +18,8 @@ cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$target"
 venv="$(cd "$target" && pwd)/interop-venv"
-if ! "$venv/bin/python" -c "import pyseto, schemathesis, prometheus_client, stripe, standardwebhooks, cryptography" 2>/dev/null; then
-  echo "installing pyseto, prometheus_client, stripe, standardwebhooks, cryptography and schemathesis into $venv" >&2
+if ! "$venv/bin/python" -c "import pyseto, schemathesis, prometheus_client, stripe, standardwebhooks, cryptography, aiosmtpd" 2>/dev/null; then
+  echo "installing pyseto, prometheus_client, stripe, standardwebhooks, cryptography, aiosmtpd and schemathesis into $venv" >&2
   python3 -m venv "$venv"
   # `python -m pip`, not bin/pip: a venv copied elsewhere keeps bin/pip's old path.
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \

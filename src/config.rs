@@ -63,6 +63,14 @@ pub struct Settings {
     /// The support console: sessions, sign-in limits, TOTP.
     #[serde(default)]
     pub console: crate::web::ConsoleSettings,
+    /// The address customers and staff reach keyclerk at (`https://licenses.example.com`):
+    /// links in mail start with it, and the console's when `[console] public_url`
+    /// is not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// `[mail]`: mail to customers over SMTP; without it no mail is queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail: Option<crate::outbox::MailSettings>,
     /// The catalog.
     #[serde(default)]
     pub products: BTreeMap<String, ProductSpec>,
@@ -174,6 +182,16 @@ impl Settings {
             section.insert("level".into(), toml::Value::String(level));
             value.insert("log".into(), toml::Value::Table(section));
         }
+        let password_in_file = value
+            .get("mail")
+            .and_then(toml::Value::as_table)
+            .is_some_and(|m| m.contains_key("password"));
+        if password_in_file {
+            return Err(ConfigError(format!(
+                "{source}: mail.password: set it in the environment ({}), never in the file",
+                crate::outbox::mail::PASSWORD_VARIABLE
+            )));
+        }
         let mut warnings = Vec::new();
         let mut env: Vec<_> = env
             .into_iter()
@@ -244,6 +262,19 @@ impl Settings {
         }
         if let Some((key, message)) = self.console.problem() {
             return Err(ConfigError(format!("{source}: console.{key}: {message}")));
+        }
+        if self
+            .public_url
+            .as_deref()
+            .is_some_and(|u| !crate::web::settings::is_public_url(u))
+        {
+            return Err(ConfigError(format!(
+                "{source}: public_url: {}",
+                crate::web::settings::PUBLIC_URL_SHAPE
+            )));
+        }
+        if let Some((key, message)) = self.mail.as_ref().and_then(|m| m.problem()) {
+            return Err(ConfigError(format!("{source}: mail.{key}: {message}")));
         }
         for (id, spec) in &self.products {
             if ProductId::parse(id).is_none() {
@@ -376,6 +407,8 @@ impl Settings {
             database: DatabaseSettings::default(),
             webhooks: crate::outbox::WebhookSettings::default(),
             console: crate::web::ConsoleSettings::default(),
+            public_url: None,
+            mail: None,
             products: BTreeMap::new(),
             payments: BTreeMap::new(),
         }
@@ -616,5 +649,44 @@ mod tests {
             Some("postgres://kc:s3cret@db1,db2/kc")
         );
         assert!(!format!("{:?}", env.settings).contains("s3cret"));
+    }
+
+    #[test]
+    fn mail_is_checked_at_start_up_and_its_password_comes_from_the_environment_only() {
+        let ok = "[mail]\nurl = \"smtps://shop@mail.example.com:465\"\nfrom = \"Shop <shop@example.com>\"\n";
+        assert!(load("", &[("KEYCLERK_MAIL__PASSWORD", "pw")])
+            .unwrap()
+            .settings
+            .mail
+            .is_none());
+        let loaded = load(ok, &[("KEYCLERK_MAIL__PASSWORD", "s3cret")]).unwrap();
+        let mail = loaded.settings.mail.clone().unwrap();
+        assert_eq!(mail.password.as_ref().map(|p| p.0.as_str()), Some("s3cret"));
+        assert!(!format!("{:?}", loaded.settings).contains("s3cret"));
+        let in_file = format!("{ok}password = \"x\"\n");
+        let e = load(&in_file, &[]).unwrap_err().0;
+        assert!(
+            e.contains("mail.password") && e.contains("KEYCLERK_MAIL__PASSWORD"),
+            "{e}"
+        );
+        for (bad, key) in [
+            (
+                "url = \"http://mail.example.com\"\nfrom = \"a@b.c\"",
+                "mail.url",
+            ),
+            (
+                "url = \"smtp://u:pw@mail.example.com\"\nfrom = \"a@b.c\"",
+                "mail.url",
+            ),
+            (
+                "url = \"smtp://mail.example.com\"\nfrom = \"not an address\"",
+                "mail.from",
+            ),
+        ] {
+            let e = load(&format!("[mail]\n{bad}\n"), &[]).unwrap_err().0;
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+        let e = load("public_url = \"ftp://x\"\n", &[]).unwrap_err().0;
+        assert!(e.contains("public_url"), "{e}");
     }
 }

@@ -91,6 +91,8 @@ pub struct Application {
     last_seen: Arc<LastSeen>,
     /// Sends the outbox's webhooks while the server runs.
     _webhooks: Option<crate::outbox::WebhookWorker>,
+    /// Sends the outbox's mail while the server runs.
+    _mail: Option<crate::outbox::MailWorker>,
 }
 
 impl Application {
@@ -327,6 +329,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         limits,
         payments: Arc::new(settings.payment_providers()),
         webhooks: settings.webhooks.clone(),
+        mail_on: settings.mail.is_some(),
     });
     let webhooks = if settings.webhooks.deliver {
         Some(
@@ -340,14 +343,32 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         log::info!("webhooks: this instance delivers none ([webhooks] deliver = false)");
         None
     };
+    let mail = match &settings.mail {
+        Some(m) if m.deliver => Some(
+            crate::outbox::MailWorker::start(Arc::clone(&state.store), m.clone())
+                .map_err(io(Path::new("mail thread")))?,
+        ),
+        Some(_) => {
+            log::info!("mail: this instance delivers none ([mail] deliver = false)");
+            None
+        }
+        None => {
+            log::info!("mail: none is sent or queued (no [mail] section)");
+            None
+        }
+    };
     crate::service::keys::watch(Arc::clone(&state.keyring), Arc::clone(&state.store));
     let http_metrics = web::Data::new(http_metrics());
     let metrics = match &settings.metrics.listen {
         Some(addr) => Some(metrics_server(addr, state.clone(), http_metrics.clone())?),
         None => None,
     };
+    let mut console_settings = settings.console.clone();
+    if console_settings.public_url.is_none() {
+        console_settings.public_url = settings.public_url.clone();
+    }
     let console = Arc::new(crate::web::ConsoleState::new(
-        &settings.console,
+        &console_settings,
         &settings.issuer,
     ));
     let body_deadline = settings.server.body_deadline();
@@ -390,5 +411,6 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         metrics,
         last_seen,
         _webhooks: webhooks,
+        _mail: mail,
     })
 }

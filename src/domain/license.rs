@@ -168,6 +168,16 @@ pub struct MintRequest {
     #[serde(default)]
     #[schema(value_type = Option<crate::domain::schema::Metadata>)]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Mail the key to `customer_email` (with `[mail]` set up); defaults to the
+    /// product's `deliver_by_email`. Not part of the order: a repeat of the order
+    /// mails nothing again.
+    #[serde(default)]
+    pub send_email: Option<bool>,
+    /// The language of the customer's mail, `en` or `fr` (a tag such as `fr-CA` is
+    /// read by its language); defaults to the request's `Accept-Language`, else `en`.
+    #[serde(default)]
+    #[schema(value_type = Option<crate::domain::schema::MailLocale>)]
+    pub locale: Option<String>,
 }
 
 /// A license ready to insert, with the hash that makes minting idempotent.
@@ -177,6 +187,8 @@ pub struct NewLicense {
     pub license: License,
     /// SHA-256 of the normalized request: a repeat with other fields is a conflict.
     pub request_hash: [u8; 32],
+    /// The mail with the key, queued with the license when it is new.
+    pub mail: Option<crate::domain::mail::NewMail>,
 }
 
 fn parse_time(field: &str, s: &str) -> Result<Timestamp, DomainError> {
@@ -276,6 +288,28 @@ pub fn parse_order_id(s: &str) -> Result<String, DomainError> {
 }
 
 impl MintRequest {
+    /// Whether the key is to be mailed, and in which language: `send_email`, else
+    /// the product's `deliver_by_email`, when there is a `customer_email` (without
+    /// one there is nobody to send to, and nothing is sent). The `locale` is read
+    /// either way (the route fills it from `Accept-Language` when it is absent).
+    pub fn mail_wanted(
+        &self,
+        product: &Product,
+    ) -> Result<Option<crate::domain::mail::Locale>, DomainError> {
+        let locale = match &self.locale {
+            Some(tag) => crate::domain::mail::Locale::parse(tag).ok_or_else(|| {
+                DomainError::field(
+                    "locale",
+                    "must be en or fr (a tag such as fr-CA is read as fr)",
+                )
+            })?,
+            None => crate::domain::mail::Locale::default(),
+        };
+        let wanted = self.send_email.unwrap_or(product.spec.deliver_by_email)
+            && self.customer_email.is_some();
+        Ok(wanted.then_some(locale))
+    }
+
     /// Applies the product's policy to this request at `now`; `id` names the new license.
     pub fn into_new_license(
         self,
@@ -397,6 +431,7 @@ impl MintRequest {
                 updated_at: now,
             },
             request_hash,
+            mail: None,
         })
     }
 
@@ -650,6 +685,8 @@ mod tests {
             entitlements: None,
             expires_at: None,
             metadata: None,
+            send_email: None,
+            locale: None,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod grace;
 pub mod ids;
 pub mod key;
 pub mod license;
+pub mod mail;
 pub mod payments;
 pub mod product;
 pub mod schema;

@@ -170,6 +170,10 @@ pub struct ProductSpec {
     /// Free the seat of a machine not seen for that many days; none = never.
     #[serde(default)]
     pub release_after_days: Option<u32>,
+    /// Mail the key to the customer after a mint, unless the mint request's
+    /// `send_email` says otherwise (with `[mail]` set up).
+    #[serde(default)]
+    pub deliver_by_email: bool,
 }
 
 /// Upper bound on seats of one license, to keep counting and requests sane.
@@ -319,6 +323,7 @@ pub(crate) mod tests {
                 entitlements: vec!["export".into()],
                 max_deactivations_per_30_days: 10,
                 release_after_days: None,
+                deliver_by_email: false,
             },
         }
     }

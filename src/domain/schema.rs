@@ -143,6 +143,12 @@ shape! {
         .description(Some(format!(
             "An email address as sent (stored lower-cased): dot-separated atoms of letters, digits and ``!#$%&'*+-/=?^_`{{|}}~``, at most {MAX_EMAIL_LOCAL_CHARS} characters before the `@`, then a domain of dot-separated labels of letters, digits and inner `-`; at most {MAX_EMAIL_CHARS} characters."
         )));
+    /// The language of a customer's mail.
+    MailLocale => string()
+        .pattern(Some(crate::domain::mail::Locale::pattern()))
+        .description(Some(
+            "The language of the customer's mail: `en` or `fr`, optionally with subtags (`fr-CA`), read by its language.",
+        ));
     /// A point in time.
     PointInTime => string()
         .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))

@@ -38,8 +38,10 @@ use crate::storage::{EventPage, LicenseLookup, LicensePage};
 pub async fn mint(
     state: web::Data<AppState>,
     caller: Caller,
-    JsonBody(req): JsonBody<MintRequest>,
+    http: actix_web::HttpRequest,
+    JsonBody(mut req): JsonBody<MintRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    default_locale(&mut req, &http);
     let minted = state.mint(req, caller.actor(), time::now()).await?;
     let status = if minted.created {
         StatusCode::CREATED
@@ -72,6 +74,7 @@ pub struct BatchRequest {
 pub async fn mint_batch(
     state: web::Data<AppState>,
     caller: Caller,
+    http: actix_web::HttpRequest,
     JsonBody(req): JsonBody<BatchRequest, MAX_BATCH_BODY_BYTES>,
 ) -> Result<HttpResponse, ApiError> {
     if req.licenses.is_empty() {
@@ -83,7 +86,12 @@ pub async fn mint_batch(
     let items = req
         .licenses
         .into_iter()
-        .map(from_value::<MintRequest>)
+        .map(|v| {
+            from_value::<MintRequest>(v).map(|mut req| {
+                default_locale(&mut req, &http);
+                req
+            })
+        })
         .collect();
     let results = state
         .into_inner()
@@ -94,6 +102,19 @@ pub async fn mint_batch(
     Ok(HttpResponse::Ok().json(BatchResults {
         results: results.collect(),
     }))
+}
+
+/// A mint request without a `locale` takes its language from the request's
+/// `Accept-Language` (when it names one keyclerk writes).
+fn default_locale(req: &mut MintRequest, http: &actix_web::HttpRequest) {
+    if req.locale.is_none() {
+        req.locale = http
+            .headers()
+            .get(actix_web::http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::domain::mail::Locale::from_accept_language)
+            .map(|l| l.as_str().to_owned());
+    }
 }
 
 fn license_id(raw: &str) -> Result<String, ApiError> {

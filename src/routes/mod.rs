@@ -9,6 +9,7 @@ pub mod health;
 pub mod hygiene;
 pub mod keys;
 pub mod licenses;
+pub mod mail;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
@@ -154,6 +155,7 @@ route_table! {
     "/v1/webhook-endpoints/{id}/deliveries/{delivery}/resend" {
         post => webhooks::resend, ADMIN;
     }
+    "/v1/mail" { get => mail::list, ADMIN; }
 }
 
 /// The access of the route a request matched, if any.

@@ -623,6 +623,7 @@ fn add_links(openapi: &mut utoipa::openapi::OpenApi) {
         super::webhooks::rotate_secret,
         super::webhooks::deliveries,
         super::webhooks::resend,
+        super::mail::list,
     ),
     components(schemas(Problem)),
     modifiers(&FromRouteTable),
@@ -630,7 +631,7 @@ fn add_links(openapi: &mut utoipa::openapi::OpenApi) {
         (name = "apps", description = "Called by desktop apps with the license key"),
         (name = "vendor", description = "The shop: minting and the license lifecycle"),
         (name = "support", description = "Support: look-ups, history, grace decisions, claims"),
-        (name = "admin", description = "Tokens, the catalog and webhook endpoints"),
+        (name = "admin", description = "Tokens, the catalog, webhook endpoints and the customers' mail"),
         (name = "payments", description = "The payment providers' webhooks (signed by the provider, no token), and the events they sent (admin)"),
         (name = "operations", description = "Health, metrics, public keys, this document"),
     )

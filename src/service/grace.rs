@@ -180,6 +180,9 @@ impl AppState {
                     entitlements: None,
                     expires_at: None,
                     metadata: Some(metadata),
+                    // The claim's decision mails the new key itself.
+                    send_email: Some(false),
+                    locale: None,
                 };
                 let new = req.into_new_license(target, new_id("lic", now), now)?;
                 let (_, key) = self.issue(&new.license)?;

@@ -67,6 +67,8 @@ pub struct AppState {
     pub payments: Arc<payments::PaymentProviders>,
     /// `[webhooks]`: which addresses endpoints may reach, the rotation overlap.
     pub webhooks: crate::outbox::WebhookSettings,
+    /// Whether `[mail]` is set up: without it no mail is queued.
+    pub mail_on: bool,
 }
 
 /// The rate limits keyclerk keeps in memory (the failed look-ups also in the
@@ -325,8 +327,18 @@ impl AppState {
             .catalog
             .get(&req.product)
             .ok_or_else(|| DomainError::UnknownProduct(req.product.clone()))?;
-        let new = req.into_new_license(product, new_id("lic", now), now)?;
+        let mail = req.mail_wanted(product)?.filter(|_| self.mail_on);
+        let mut new = req.into_new_license(product, new_id("lic", now), now)?;
         let (key, issued) = self.issue(&new.license)?;
+        if let (Some(locale), Some(to)) = (mail, new.license.customer_email.as_deref()) {
+            new.mail = Some(crate::domain::mail::NewMail::license_key(
+                &new.license,
+                &product.spec.name,
+                &key,
+                to,
+                locale,
+            ));
+        }
         Ok((new, key, issued))
     }
 

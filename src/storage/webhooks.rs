@@ -106,6 +106,23 @@ pub struct LeasedWebhook {
     pub endpoint: Endpoint,
 }
 
+/// A customer's mail leased for one delivery attempt.
+#[derive(Debug, Clone)]
+pub struct LeasedMail {
+    /// The outbox row.
+    pub id: i64,
+    /// Its cause (`license_key:lic_…`), unique with the recipient.
+    pub message_id: String,
+    /// The kind of message ([`crate::domain::mail::MailKind`]'s name).
+    pub kind: String,
+    /// The recipient.
+    pub to: String,
+    /// The language and variables ([`crate::domain::mail::MailContent`] as JSON).
+    pub payload: String,
+    /// Attempts made before this one.
+    pub attempts: u32,
+}
+
 /// What an attempt came to.
 #[derive(Debug, Clone)]
 pub enum AttemptOutcome {
@@ -303,7 +320,26 @@ pub trait WebhookStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<LeasedWebhook>, StorageError>;
 
-    /// Records what attempts came to (each only while its lease is still its owner's).
+    /// Leases up to `limit` mail messages due at `now_ms`, for `lease_ms`, to
+    /// `owner`, as [`WebhookStore::lease_webhooks`] does webhooks.
+    async fn lease_mail(
+        &self,
+        owner: String,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<LeasedMail>, StorageError>;
+
+    /// A page of mail messages (`endpoint_id` is the recipient), newest first.
+    async fn mail_deliveries(
+        &self,
+        status: Option<DeliveryStatus>,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Vec<Delivery>, StorageError>;
+
+    /// Records what attempts came to (each only while its lease is still its owner's;
+    /// mail's attempts too, with an empty `endpoint_id`).
     async fn record_attempts(&self, attempts: Vec<Attempt>) -> Result<(), StorageError>;
 
     /// Frees every lease: at start-up, where one process owns the database (SQLite),

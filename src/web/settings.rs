@@ -63,12 +63,12 @@ impl ConsoleSettings {
         if self.failed_sign_ins_per_account == 0 || self.failed_sign_ins_per_address == 0 {
             return Some(("failed_sign_ins_per_account", "at least 1"));
         }
-        if let Some(url) = &self.public_url {
-            let ok = (url.starts_with("https://") || url.starts_with("http://"))
-                && !url.trim_end_matches('/').contains(['?', '#']);
-            if !ok {
-                return Some(("public_url", "an http:// or https:// URL with no query"));
-            }
+        if self
+            .public_url
+            .as_deref()
+            .is_some_and(|u| !is_public_url(u))
+        {
+            return Some(("public_url", PUBLIC_URL_SHAPE));
         }
         None
     }
@@ -80,4 +80,14 @@ impl ConsoleSettings {
             None => format!("http://{listen}"),
         }
     }
+}
+
+/// What a `public_url` must be.
+pub const PUBLIC_URL_SHAPE: &str = "an http:// or https:// URL with no query";
+
+/// Whether `url` can be a `public_url` (the top-level one or the console's): an
+/// `http://` or `https://` address with no query or fragment.
+pub fn is_public_url(url: &str) -> bool {
+    (url.starts_with("https://") || url.starts_with("http://"))
+        && !url.trim_end_matches('/').contains(['?', '#'])
 }

@@ -32,6 +32,7 @@ mod keys;
 mod lifecycle;
 mod limits;
 mod logs;
+mod mail;
 mod metrics;
 mod mint;
 mod openapi;

@@ -356,6 +356,45 @@ fn a_paid_order_of_each_provider_mints_once_with_the_buyers_email(engine: Engine
     assert_eq!(payment_events(&server, "").len(), 6);
 }
 
+both_engines!(a_paid_order_of_a_product_that_delivers_by_email_mails_the_key_once);
+fn a_paid_order_of_a_product_that_delivers_by_email_mails_the_key_once(engine: Engine) {
+    use crate::mail::{free_port, mail_settings, received, wait_for, Smtp};
+    let inbox = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _smtp = Smtp::start(inbox.path(), port);
+    let server = TestServer::start_with(Dirs::on(engine), |s| {
+        configure(s, &[]);
+        s.mail = Some(mail_settings(port));
+        s.products.get_mut("font-pack").unwrap().deliver_by_email = true;
+    });
+    let body = stripe_checkout("mail1");
+    let (outcome, _) = delivered(&server, "stripe", &body);
+    assert_eq!(outcome, "applied");
+    let got = wait_for(inbox.path(), 1);
+    assert_eq!(got[0]["rcpt_to"], json!(["ann@example.com"]));
+    // Font Pack has short keys: the one in the mail is the license's, and it activates.
+    let license = the_license(&server, "stripe:cs_test_mail1");
+    let id = license["id"].as_str().unwrap();
+    let stored = server
+        .get(&format!("/v1/licenses/{id}"), Some(&server.admin))
+        .expect(200);
+    let key = stored["key"].as_str().unwrap();
+    let text = got[0]["parts"][0]["content"].as_str().unwrap();
+    let in_mail = text.lines().map(str::trim).find(|l| *l == key);
+    assert!(in_mail.is_some(), "the key {key} in {text}");
+    server
+        .post(
+            "/v1/activations",
+            None,
+            &json!({"license_key": in_mail.unwrap(), "fingerprint": "mail-machine"}),
+        )
+        .expect(201);
+    // The provider sends the event again: the same license, no second mail.
+    delivered(&server, "stripe", &body);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(received(inbox.path()).len(), 1);
+}
+
 both_engines!(twenty_concurrent_copies_of_one_delivery_mint_one_license);
 fn twenty_concurrent_copies_of_one_delivery_mint_one_license(engine: Engine) {
     let server = start(engine);

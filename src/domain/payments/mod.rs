@@ -491,6 +491,9 @@ pub fn mint_requests(
             entitlements: None,
             expires_at: None,
             metadata: Some(metadata.clone()),
+            // The product's `deliver_by_email` decides; the language is the default.
+            send_email: None,
+            locale: None,
         });
     }
     Ok(out)
@@ -919,6 +922,8 @@ mod tests {
             entitlements: None,
             expires_at: None,
             metadata: None,
+            send_email: None,
+            locale: None,
         }
         .into_new_license(&photo_pro(), "lic_test".into(), at("2026-01-01T00:00:00Z"))
         .unwrap()

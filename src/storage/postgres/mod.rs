@@ -712,6 +712,27 @@ impl<'a> Write<'a> {
         }
     }
 
+    /// Writes a customer's mail into the outbox, due at `at`, with the commit; a
+    /// second mail of the same cause is none (the row is unique per cause and
+    /// recipient).
+    pub fn queue_mail(&mut self, mail: &crate::domain::mail::NewMail, at: Timestamp) {
+        self.later(
+            "INSERT INTO outbox (message_id, channel, target, kind, payload,
+                                 created_at, status, next_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7)
+             ON CONFLICT (message_id, channel, target) DO NOTHING",
+            vec![
+                Box::new(mail.cause.clone()),
+                Box::new(crate::domain::mail::MAIL_CHANNEL),
+                Box::new(mail.to.clone()),
+                Box::new(mail.kind.as_str()),
+                Box::new(mail.payload()),
+                Box::new(at.timestamp()),
+                Box::new(at.timestamp_millis()),
+            ],
+        );
+    }
+
     /// Counts the enabled webhook endpoints again (after this write changed them)
     /// into `audit_head.webhook_endpoints`, which SQLite reads with its head (and a
     /// copy of this database takes along).
@@ -1277,6 +1298,9 @@ pub(super) async fn mint_one(
         actor.clone(),
         new.minted_event(&key.stored.kid),
     ));
+    if let Some(mail) = &new.mail {
+        w.queue_mail(mail, l.created_at);
+    }
     Ok(MintOutcome::Created(l.clone()))
 }
 

@@ -10,12 +10,13 @@ use tokio_postgres::Row;
 
 use super::{connect, exec, one, opt, rows, Db, PostgresStore, Write};
 use crate::domain::audit::{Actor, AuditEvent, NewEvent};
+use crate::domain::mail::MAIL_CHANNEL;
 use crate::domain::time::{self, Timestamp};
 use crate::domain::webhook::{filter_from_stored, stored_filter, WebhookSecret, WEBHOOK_CHANNEL};
 use crate::domain::DomainError;
 use crate::storage::webhooks::{
     found, Attempt, AttemptOutcome, Delivery, DeliveryPage, DeliveryStatus, Endpoint,
-    EndpointChange, LeasedWebhook, NewEndpoint, WebhookStore,
+    EndpointChange, LeasedMail, LeasedWebhook, NewEndpoint, WebhookStore,
 };
 use crate::storage::StorageError;
 
@@ -340,6 +341,81 @@ impl WebhookStore for PostgresStore {
             .await?;
         }
         Ok(())
+    }
+
+    async fn lease_mail(
+        &self,
+        owner: String,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<LeasedMail>, StorageError> {
+        read!(self, |c| {
+            let leased = rows(
+                c,
+                "UPDATE outbox SET lease_owner = $1, lease_until_ms = $2
+                 WHERE id IN (
+                     SELECT id FROM outbox
+                     WHERE channel = $5 AND status = 'pending' AND next_at_ms <= $3
+                       AND (lease_until_ms IS NULL OR lease_until_ms < $3)
+                     ORDER BY next_at_ms LIMIT $4
+                     FOR UPDATE SKIP LOCKED)
+                 RETURNING id, message_id, kind, target, payload, attempts",
+                &[
+                    &owner,
+                    &(now_ms + lease_ms),
+                    &now_ms,
+                    &i64::from(limit),
+                    &MAIL_CHANNEL,
+                ],
+            )
+            .await?;
+            let mut out = Vec::with_capacity(leased.len());
+            for r in &leased {
+                let attempts: i64 = r.try_get(5)?;
+                out.push(LeasedMail {
+                    id: r.try_get(0)?,
+                    message_id: r.try_get(1)?,
+                    kind: r.try_get(2)?,
+                    to: r.try_get(3)?,
+                    payload: r.try_get(4)?,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                });
+            }
+            out
+        })
+        .await
+    }
+
+    async fn mail_deliveries(
+        &self,
+        status: Option<DeliveryStatus>,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Vec<Delivery>, StorageError> {
+        read!(self, |c| {
+            rows(
+                c,
+                &format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM outbox
+                     WHERE channel = $1
+                       AND ($2::TEXT IS NULL OR status = $2)
+                       AND ($3::BIGINT IS NULL OR id < $3)
+                     ORDER BY id DESC LIMIT $4"
+                ),
+                &[
+                    &MAIL_CHANNEL,
+                    &status.map(DeliveryStatus::as_str),
+                    &before,
+                    &i64::from(limit),
+                ],
+            )
+            .await?
+            .iter()
+            .map(delivery_from_row)
+            .collect::<Result<Vec<_>, _>>()?
+        })
+        .await
     }
 
     async fn release_own_leases(&self) -> Result<(), StorageError> {

@@ -435,6 +435,9 @@ pub(super) fn mint_with_text(
     ])?;
     store_key(ctx.conn, &l.id, key, l.created_at)?;
     ctx.append_prepared(text.event)?;
+    if let Some(mail) = &new.mail {
+        ctx.queue_mail(mail, l.created_at)?;
+    }
     Ok(MintOutcome::Created(l.clone()))
 }
 

@@ -8,12 +8,13 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::writer::WriteCtx;
 use super::SqliteStore;
 use crate::domain::audit::{Actor, AuditEvent, NewEvent};
+use crate::domain::mail::MAIL_CHANNEL;
 use crate::domain::time::{self, Timestamp};
 use crate::domain::webhook::{filter_from_stored, stored_filter, WebhookSecret, WEBHOOK_CHANNEL};
 use crate::domain::DomainError;
 use crate::storage::webhooks::{
     found, Attempt, AttemptOutcome, Delivery, DeliveryPage, DeliveryStatus, Endpoint,
-    EndpointChange, LeasedWebhook, NewEndpoint, WebhookStore,
+    EndpointChange, LeasedMail, LeasedWebhook, NewEndpoint, WebhookStore,
 };
 use crate::storage::StorageError;
 
@@ -303,6 +304,84 @@ impl WebhookStore for SqliteStore {
                 Ok(out)
             })
             .await
+    }
+
+    async fn lease_mail(
+        &self,
+        owner: String,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<LeasedMail>, StorageError> {
+        let due: bool = self
+            .read_short(move |c| {
+                Ok(c.prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM outbox
+                     WHERE channel = ?1 AND status = 'pending' AND next_at_ms <= ?2
+                       AND (lease_until_ms IS NULL OR lease_until_ms < ?2))",
+                )?
+                .query_row(params![MAIL_CHANNEL, now_ms], |r| r.get(0))?)
+            })
+            .await?;
+        if !due {
+            return Ok(Vec::new());
+        }
+        self.writer
+            .write(move |ctx| {
+                Ok(ctx
+                    .conn
+                    .prepare_cached(
+                        "UPDATE outbox SET lease_owner = ?1, lease_until_ms = ?2
+                         WHERE id IN (
+                             SELECT id FROM outbox
+                             WHERE channel = ?5 AND status = 'pending' AND next_at_ms <= ?3
+                               AND (lease_until_ms IS NULL OR lease_until_ms < ?3)
+                             ORDER BY next_at_ms LIMIT ?4)
+                         RETURNING id, message_id, kind, target, payload, attempts",
+                    )?
+                    .query_map(
+                        params![owner, now_ms + lease_ms, now_ms, limit, MAIL_CHANNEL],
+                        |r| {
+                            Ok(LeasedMail {
+                                id: r.get(0)?,
+                                message_id: r.get(1)?,
+                                kind: r.get(2)?,
+                                to: r.get(3)?,
+                                payload: r.get(4)?,
+                                attempts: r.get(5)?,
+                            })
+                        },
+                    )?
+                    .collect::<rusqlite::Result<_>>()?)
+            })
+            .await
+    }
+
+    async fn mail_deliveries(
+        &self,
+        status: Option<DeliveryStatus>,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Vec<Delivery>, StorageError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM outbox
+                 WHERE channel = ?1 AND (?2 IS NULL OR status = ?2)
+                   AND (?3 IS NULL OR id < ?3)
+                 ORDER BY id DESC LIMIT ?4"
+            ))?;
+            let rows = stmt.query_map(
+                params![
+                    MAIL_CHANNEL,
+                    status.map(DeliveryStatus::as_str),
+                    before,
+                    limit
+                ],
+                delivery_from_row,
+            )?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
     }
 
     async fn record_attempts(&self, attempts: Vec<Attempt>) -> Result<(), StorageError> {

@@ -128,6 +128,32 @@ impl WriteCtx<'_> {
         Ok(())
     }
 
+    /// Writes a customer's mail into the outbox, due at `at`; a second mail of the
+    /// same cause is none (the row is unique per cause and recipient).
+    pub fn queue_mail(
+        &mut self,
+        mail: &crate::domain::mail::NewMail,
+        at: Timestamp,
+    ) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO outbox (message_id, channel, target, kind, payload,
+                                     created_at, status, next_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7)
+                 ON CONFLICT (message_id, channel, target) DO NOTHING",
+            )?
+            .execute(params![
+                mail.cause,
+                crate::domain::mail::MAIL_CHANNEL,
+                mail.to,
+                mail.kind.as_str(),
+                mail.payload(),
+                at.timestamp(),
+                at.timestamp_millis()
+            ])?;
+        Ok(())
+    }
+
     /// Counts the enabled webhook endpoints again (after a write changed them) and
     /// keeps the count beside the head for the writes that follow.
     pub fn recount_webhook_endpoints(&mut self) -> Result<(), StorageError> {

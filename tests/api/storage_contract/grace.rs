@@ -55,6 +55,8 @@ fn target(w: &World, original: &License, slug: &str, req: &GraceRequest, now: Ti
         entitlements: None,
         expires_at: None,
         metadata: Some(metadata),
+        send_email: None,
+        locale: None,
     };
     Target {
         price: product.spec.price.clone(),

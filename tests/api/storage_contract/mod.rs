@@ -316,6 +316,8 @@ pub fn request(product: &str, order: &str) -> MintRequest {
         entitlements: None,
         expires_at: None,
         metadata: None,
+        send_email: None,
+        locale: None,
     }
 }
 
