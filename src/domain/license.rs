@@ -296,15 +296,7 @@ impl MintRequest {
         &self,
         product: &Product,
     ) -> Result<Option<crate::domain::mail::Locale>, DomainError> {
-        let locale = match &self.locale {
-            Some(tag) => crate::domain::mail::Locale::parse(tag).ok_or_else(|| {
-                DomainError::field(
-                    "locale",
-                    "must be en or fr (a tag such as fr-CA is read as fr)",
-                )
-            })?,
-            None => crate::domain::mail::Locale::default(),
-        };
+        let locale = crate::domain::mail::Locale::field(self.locale.as_deref())?;
         let wanted = self.send_email.unwrap_or(product.spec.deliver_by_email)
             && self.customer_email.is_some();
         Ok(wanted.then_some(locale))

@@ -55,6 +55,20 @@ impl Locale {
         Self::ALL.into_iter().find(|l| l.as_str() == primary)
     }
 
+    /// A request's `locale` field: absent is the default language, another shape
+    /// or language `invalid_field`.
+    pub fn field(tag: Option<&str>) -> Result<Self, crate::domain::DomainError> {
+        match tag {
+            Some(tag) => Self::parse(tag).ok_or_else(|| {
+                crate::domain::DomainError::field(
+                    "locale",
+                    "must be en or fr (a tag such as fr-CA is read as fr)",
+                )
+            }),
+            None => Ok(Self::default()),
+        }
+    }
+
     /// The shape [`Locale::parse`] reads from a request, as a regular expression
     /// (the request's value is taken as sent, without surrounding white space).
     pub fn pattern() -> String {
@@ -169,11 +183,8 @@ impl NewMail {
         to: &str,
         locale: Locale,
     ) -> Self {
-        let mut vars = BTreeMap::new();
-        vars.insert("product".to_owned(), product_name.to_owned());
+        let mut vars = license_vars(license, product_name);
         vars.insert("key".to_owned(), key.to_owned());
-        vars.insert("order_id".to_owned(), license.order_id.clone());
-        vars.insert("license_id".to_owned(), license.id.clone());
         vars.insert(
             "activate_by".to_owned(),
             license
@@ -188,10 +199,70 @@ impl NewMail {
         }
     }
 
+    /// A late claim filed for support: the customer is told it was received.
+    pub fn claim_received(
+        license: &crate::domain::license::License,
+        product_name: &str,
+        claim_id: &str,
+        to: &str,
+        locale: Locale,
+    ) -> Self {
+        Self {
+            cause: format!("{}:{claim_id}", MailKind::ClaimReceived.as_str()),
+            to: to.to_owned(),
+            kind: MailKind::ClaimReceived,
+            content: MailContent {
+                locale,
+                vars: license_vars(license, product_name),
+            },
+        }
+    }
+
+    /// A late claim decided (by the policy or by support), with the key the
+    /// customer should use from now on where the decision made or re-signed one.
+    pub fn claim_decided(
+        license: &crate::domain::license::License,
+        product_name: &str,
+        decision_id: &str,
+        remedy: crate::domain::grace::Remedy,
+        key: Option<&str>,
+        to: &str,
+        locale: Locale,
+    ) -> Self {
+        use crate::domain::grace::Remedy;
+        let mut vars = license_vars(license, product_name);
+        let outcome = match remedy {
+            Remedy::Extend | Remedy::Substitute | Remedy::Upgrade => "granted",
+            Remedy::Credit => "credit",
+            Remedy::Refund => "refund",
+            Remedy::Decline => "declined",
+        };
+        vars.insert("outcome".to_owned(), outcome.to_owned());
+        vars.insert("key".to_owned(), key.unwrap_or(NONE).to_owned());
+        Self {
+            cause: format!("{}:{decision_id}", MailKind::ClaimDecided.as_str()),
+            to: to.to_owned(),
+            kind: MailKind::ClaimDecided,
+            content: MailContent { locale, vars },
+        }
+    }
+
     /// The outbox row's payload.
     pub fn payload(&self) -> String {
         serde_json::to_string(&self.content).unwrap_or_default()
     }
+}
+
+/// The variables every message about a license has.
+fn license_vars(
+    license: &crate::domain::license::License,
+    product_name: &str,
+) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    vars.insert("product".to_owned(), product_name.to_owned());
+    vars.insert("order_id".to_owned(), license.order_id.clone());
+    vars.insert("license_id".to_owned(), license.id.clone());
+    vars
 }
 
 /// A message written out.

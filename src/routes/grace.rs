@@ -103,9 +103,13 @@ pub async fn confirm_payment(
 )]
 pub async fn file(
     state: web::Data<AppState>,
+    http: actix_web::HttpRequest,
     ClientAddr(client): ClientAddr,
-    JsonBody(body): JsonBody<ClaimBody>,
+    JsonBody(mut body): JsonBody<ClaimBody>,
 ) -> Result<HttpResponse, ApiError> {
+    if body.locale.is_none() {
+        body.locale = crate::routes::licenses::accept_language(&http);
+    }
     let answer = state.claim(body, &client, time::now()).await?;
     let status = match answer {
         ClaimAnswer::NotNeeded(_) | ClaimAnswer::Granted(_) => StatusCode::OK,

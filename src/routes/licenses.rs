@@ -108,13 +108,18 @@ pub async fn mint_batch(
 /// `Accept-Language` (when it names one keyclerk writes).
 fn default_locale(req: &mut MintRequest, http: &actix_web::HttpRequest) {
     if req.locale.is_none() {
-        req.locale = http
-            .headers()
-            .get(actix_web::http::header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::domain::mail::Locale::from_accept_language)
-            .map(|l| l.as_str().to_owned());
+        req.locale = accept_language(http);
     }
+}
+
+/// The language a request's `Accept-Language` prefers among those keyclerk
+/// writes, as a tag.
+pub(crate) fn accept_language(http: &actix_web::HttpRequest) -> Option<String> {
+    http.headers()
+        .get(actix_web::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::domain::mail::Locale::from_accept_language)
+        .map(|l| l.as_str().to_owned())
 }
 
 fn license_id(raw: &str) -> Result<String, ApiError> {

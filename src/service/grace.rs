@@ -9,6 +9,7 @@ use crate::domain::grace::{
 };
 use crate::domain::ids::new_id;
 use crate::domain::license::{parse_email, parse_order_id, License, MintRequest};
+use crate::domain::mail::{Locale, NewMail};
 use crate::domain::product::{is_currency, Price};
 use crate::domain::text::REASON;
 use crate::domain::time::Timestamp;
@@ -76,6 +77,13 @@ pub struct ClaimBody {
     #[serde(default)]
     #[schema(value_type = Option<crate::domain::schema::Note>)]
     pub message: Option<String>,
+    /// The language of the mail about the claim, `en` or `fr` (a tag such as
+    /// `fr-CA` is read by its language); defaults to the request's
+    /// `Accept-Language`, else `en`. The mail goes to `email`, else the license's
+    /// customer email, with `[mail]` set up.
+    #[serde(default)]
+    #[schema(value_type = Option<crate::domain::schema::MailLocale>)]
+    pub locale: Option<String>,
 }
 
 /// What a customer's claim came to.
@@ -128,16 +136,18 @@ fn parse_currency(s: &str) -> Result<String, ServiceError> {
 }
 
 impl AppState {
-    /// Makes a grace decision on a license (or on the license of a claim).
+    /// Makes a grace decision on a license (or on the license of a claim, whose
+    /// customer is then told by mail how it was decided).
     pub async fn grace(
         &self,
         license_id: &str,
         body: GraceBody,
         actor: Actor,
         idempotency: Option<String>,
-        claim_id: Option<String>,
+        claim: Option<&Claim>,
         now: Timestamp,
     ) -> Result<Granted, ServiceError> {
+        let claim_id = claim.map(|c| c.id.clone());
         let idempotency = parse_idempotency_key(idempotency)?;
         let reason = text("reason", &REASON, Some(body.reason.clone()))?
             .unwrap_or_default()
@@ -163,6 +173,8 @@ impl AppState {
         let product = self.catalog.get(&original.product);
         let window = product.and_then(|p| p.spec.activation_window_days);
         let id = new_id("dec", now);
+        // The key the customer uses from now on, for the mail about their claim.
+        let mut new_key = None;
         let target = match (body.remedy.mints(), &body.product) {
             (true, Some(slug)) => {
                 let target = self
@@ -185,7 +197,8 @@ impl AppState {
                     locale: None,
                 };
                 let new = req.into_new_license(target, new_id("lic", now), now)?;
-                let (_, key) = self.issue(&new.license)?;
+                let (token, key) = self.issue(&new.license)?;
+                new_key = Some(token);
                 Some(Target {
                     price: target.spec.price.clone(),
                     license: new,
@@ -201,7 +214,9 @@ impl AppState {
             (Remedy::Extend, Ok((activate_by, _))) => {
                 let mut extended = original.clone();
                 extended.activate_by = Some(activate_by);
-                Some(self.issue(&extended)?.1)
+                let (token, key) = self.issue(&extended)?;
+                new_key = Some(token);
+                Some(key)
             }
             _ => None,
         };
@@ -211,6 +226,7 @@ impl AppState {
                 .as_bytes(),
         )
         .into();
+        let mail = claim.and_then(|c| self.decided_mail(c, &original, &id, body.remedy, new_key));
         let req = GraceRequest {
             id,
             license_id: original.id.clone(),
@@ -230,6 +246,7 @@ impl AppState {
             idempotency: idempotency.map(|key| Idempotency { key, request_hash }),
             claim_id: claim_id.clone(),
             credit_id: new_id("cre", now),
+            mail,
         };
         let outcome = match claim_id {
             Some(_) => self.store.resolve_claim(req, now).await?,
@@ -283,6 +300,7 @@ impl AppState {
             .map(|e| parse_email("email", e))
             .transpose()?;
         let message = note("message", body.message)?;
+        let locale = Locale::field(body.locale.as_deref())?;
         let Some(hash) = self.admit(&body.license_key, client, now).await? else {
             return Err(self.not_found(client, now).await);
         };
@@ -305,6 +323,8 @@ impl AppState {
                     email,
                     message,
                     rules: std::sync::Arc::clone(&self.claim_rules),
+                    locale,
+                    mail: self.mail_on,
                 },
                 now,
             )
@@ -347,10 +367,42 @@ impl AppState {
             body,
             actor,
             idempotency,
-            Some(claim.id),
+            Some(&claim),
             now,
         )
         .await
+    }
+
+    /// The mail telling a claim's customer how support decided it (to the email
+    /// they gave, else the license's), with mail set up.
+    fn decided_mail(
+        &self,
+        claim: &Claim,
+        license: &License,
+        decision_id: &str,
+        remedy: Remedy,
+        key: Option<String>,
+    ) -> Option<NewMail> {
+        if !self.mail_on {
+            return None;
+        }
+        let to = claim
+            .email
+            .as_deref()
+            .or(license.customer_email.as_deref())?;
+        let product = self
+            .catalog
+            .get(&license.product)
+            .map_or(license.product.as_str(), |p| p.spec.name.as_str());
+        Some(NewMail::claim_decided(
+            license,
+            product,
+            decision_id,
+            remedy,
+            key.as_deref(),
+            to,
+            claim.locale,
+        ))
     }
 
     /// Spends store credit on an order.

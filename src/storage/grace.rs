@@ -8,6 +8,7 @@ use crate::domain::grace::{
     ClaimRules, CreditKind, DecisionAsk, DecisionRecord, DecisionTerms, Effects, Evidence, Remedy,
 };
 use crate::domain::license::{License, NewLicense};
+use crate::domain::mail::{Locale, NewMail};
 use crate::domain::product::Price;
 use crate::domain::time::Timestamp;
 use crate::storage::{IssuedKey, StorageError};
@@ -64,6 +65,9 @@ pub struct GraceRequest {
     pub claim_id: Option<String>,
     /// Id of the ledger line if the decision grants credit (`cre_...`).
     pub credit_id: String,
+    /// The mail telling the customer how their claim was decided, queued when the
+    /// decision is made (not when a retry replays it).
+    pub mail: Option<NewMail>,
 }
 
 /// A stored decision.
@@ -169,6 +173,8 @@ pub struct Claim {
     pub created_at: Timestamp,
     /// When it was closed.
     pub resolved_at: Option<Timestamp>,
+    /// The language the customer filed it in (mail about it is written in it).
+    pub locale: Locale,
 }
 
 /// A customer's claim to file.
@@ -189,6 +195,37 @@ pub struct NewClaim {
     /// The policy and the catalog, for the domain's judgement (storage never reads
     /// them).
     pub rules: Arc<ClaimRules>,
+    /// The customer's language.
+    pub locale: Locale,
+    /// Whether mail is sent (`[mail]` is set up): the customer is then told in the
+    /// claim's transaction that it was received, or how the policy decided it.
+    pub mail: bool,
+}
+
+impl NewClaim {
+    /// The mail about this claim on `license`: received (filed for support), or
+    /// decided (`decision`, the policy's extension; the same key works again).
+    /// None without mail or without an address to write to.
+    pub fn mail_about(&self, license: &License, decision: Option<&str>) -> Option<NewMail> {
+        if !self.mail {
+            return None;
+        }
+        let to = self
+            .email
+            .as_deref()
+            .or(license.customer_email.as_deref())?;
+        let product = self
+            .rules
+            .catalog
+            .get(&license.product)
+            .map_or(license.product.as_str(), |p| p.spec.name.as_str());
+        Some(match decision {
+            None => NewMail::claim_received(license, product, &self.id, to, self.locale),
+            Some(id) => {
+                NewMail::claim_decided(license, product, id, Remedy::Extend, None, to, self.locale)
+            }
+        })
+    }
 }
 
 /// What a claim came to.

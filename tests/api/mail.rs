@@ -403,3 +403,117 @@ fn mail_queued_when_keyclerk_is_sigkilled_is_all_delivered_once_after_the_restar
     assert_eq!(to.len(), N, "every message delivered");
     drop(second);
 }
+
+fn days_ago(days: i64) -> String {
+    keyclerk::domain::time::format(keyclerk::domain::time::now() - chrono::Duration::days(days))
+}
+
+both_engines!(a_late_claim_is_answered_by_mail_when_received_and_when_decided);
+fn a_late_claim_is_answered_by_mail_when_received_and_when_decided(engine: Engine) {
+    let inbox = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _smtp = Smtp::start(inbox.path(), port);
+    let server = TestServer::start_with(Dirs::on(engine), |s| {
+        with_mail(port)(s);
+        // Claims older than this wait for support.
+        s.late_claims.max_age_days = 300;
+    });
+    let support = server.token("support");
+
+    // Bought 400 days ago, never activated: the claim waits for support, and the
+    // customer (in French, from Accept-Language) is told it was received.
+    let minted = server
+        .mint(json!({"product": "photo-pro", "order_id": "late-400",
+                     "customer_email": "late@example.com", "purchased_at": days_ago(400)}))
+        .expect(201);
+    let old_key = minted["key"].as_str().unwrap().to_owned();
+    let filed = into_resp(
+        server
+            .request("POST", "/v1/claims", None)
+            .set("Accept-Language", "fr-FR, en;q=0.5")
+            .send_json(json!({"license_key": old_key, "email": "Reach@Example.com"})),
+    )
+    .expect(202);
+    let claim_id = filed["claim"]["id"].as_str().unwrap().to_owned();
+    let got = wait_for(inbox.path(), 1);
+    assert_eq!(
+        got[0]["rcpt_to"],
+        json!(["reach@example.com"]),
+        "the email the claim gave"
+    );
+    assert!(
+        got[0]["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("Nous avons reçu"),
+        "{}",
+        got[0]
+    );
+    assert!(part(&got[0], "text/plain").contains("late-400"));
+
+    // Support substitutes another product: the mail says so, in French, with the
+    // new key, which verifies and activates.
+    server
+        .post(
+            &format!("/v1/claims/{claim_id}/resolve"),
+            Some(&support),
+            &json!({"remedy": "substitute", "reason": "discontinued", "product": "photo-basic"}),
+        )
+        .expect(201);
+    let got = wait_for(inbox.path(), 2);
+    let decided = &got[1];
+    assert_eq!(decided["rcpt_to"], json!(["reach@example.com"]));
+    let new_key = key_in(decided);
+    assert_ne!(new_key, old_key);
+    assert_eq!(verifies(&server, &new_key)["product"], "photo-basic");
+    assert!(
+        part(decided, "text/plain").contains("accordée"),
+        "{decided}"
+    );
+    server
+        .post(
+            "/v1/activations",
+            None,
+            &json!({"license_key": new_key, "fingerprint": "fp-after-claim"}),
+        )
+        .expect(201);
+
+    // A claim the policy grants at once: one mail, "decided", in English, to the
+    // license's own email, with no new key (the same key works again).
+    let minted = server
+        .mint(json!({"product": "photo-pro", "order_id": "late-200",
+                     "customer_email": "granted@example.com", "purchased_at": days_ago(200)}))
+        .expect(201);
+    let granted = server
+        .post("/v1/claims", None, &json!({"license_key": minted["key"]}))
+        .expect(200);
+    assert_eq!(granted["status"], "granted");
+    let got = wait_for(inbox.path(), 3);
+    let decided = &got[2];
+    assert_eq!(decided["rcpt_to"], json!(["granted@example.com"]));
+    assert!(
+        decided["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("Your request for"),
+        "{decided}"
+    );
+    let text = part(decided, "text/plain");
+    assert!(text.contains("it is granted"), "{text}");
+    assert!(!text.contains("v4.public."), "{text}");
+
+    // Each cause once: the kinds queued, and nothing more arrives.
+    let kinds: Vec<String> = mail_list(&server, "")
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap().to_owned())
+        .collect();
+    let mut sorted = kinds.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        ["claim_decided", "claim_decided", "claim_received"],
+        "{kinds:?}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(received(inbox.path()).len(), 3);
+}

@@ -113,6 +113,7 @@ const TABLES: &[Table] = &[
         columns: same![
             "id": Text, "license_id": Text, "email": Text, "message": Text, "status": Text,
             "note": Text, "decision_id": Text, "created_at": Int, "resolved_at": Int,
+            "locale": Text,
         ],
     },
     Table {

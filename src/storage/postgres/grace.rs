@@ -14,6 +14,7 @@ use crate::domain::grace::{
     StoredRedemption, AUTOMATIC_EXTENSION_REASON, MAX_LISTED_CLAIMS,
 };
 use crate::domain::license::License;
+use crate::domain::mail::Locale;
 use crate::domain::time::{self, Timestamp};
 use crate::domain::DomainError;
 use crate::storage::grace::{
@@ -281,7 +282,7 @@ pub(super) async fn confirm_payment(
 }
 
 const CLAIM_COLUMNS: &str =
-    "id, license_id, email, message, status, note, decision_id, created_at, resolved_at";
+    "id, license_id, email, message, status, note, decision_id, created_at, resolved_at, locale";
 
 fn claim_from_row(r: &Row) -> Result<Claim, StorageError> {
     let status: String = r.try_get(4)?;
@@ -295,6 +296,11 @@ fn claim_from_row(r: &Row) -> Result<Claim, StorageError> {
         decision_id: r.try_get(6)?,
         created_at: time::from_unix(r.try_get(7)?),
         resolved_at: r.try_get::<_, Option<i64>>(8)?.map(time::from_unix),
+        locale: r
+            .try_get::<_, Option<String>>(9)?
+            .as_deref()
+            .and_then(Locale::parse)
+            .unwrap_or_default(),
     })
 }
 
@@ -408,6 +414,7 @@ pub(super) async fn file_claim(
                     idempotency: None,
                     claim_id: None,
                     credit_id: c.credit_id.clone(),
+                    mail: None,
                 },
                 now,
             )
@@ -423,6 +430,9 @@ pub(super) async fn file_claim(
                 now,
             )
             .await?;
+            if let Some(mail) = c.mail_about(&license, Some(&decision.id)) {
+                w.queue_mail(&mail, now);
+            }
             return Ok(ClaimOutcome::Granted(Box::new(decision)));
         }
         ClaimVerdict::ForSupport(why) => why,
@@ -437,6 +447,9 @@ pub(super) async fn file_claim(
         now,
     )
     .await?;
+    if let Some(mail) = c.mail_about(&license, None) {
+        w.queue_mail(&mail, now);
+    }
     let filed = claim(w, &c.id)
         .await?
         .ok_or_else(|| StorageError::Corrupt("claim vanished".into()))?;
@@ -456,7 +469,7 @@ async fn insert_claim(
     exec(
         w,
         &format!(
-            "INSERT INTO claims ({CLAIM_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "INSERT INTO claims ({CLAIM_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         ),
         &[
             &c.id,
@@ -468,6 +481,7 @@ async fn insert_claim(
             &decision,
             &now.timestamp(),
             &resolved,
+            &c.locale.as_str(),
         ],
     )
     .await?;
@@ -506,5 +520,9 @@ pub(super) async fn resolve_claim(
     if found.license_id != req.license_id {
         return Err(StorageError::Corrupt("claim and license disagree".into()));
     }
-    decide(w, req, now).await
+    let outcome = decide(w, req, now).await?;
+    if let (DecisionOutcome::Made(_), Some(mail)) = (&outcome, &req.mail) {
+        w.queue_mail(mail, now);
+    }
+    Ok(outcome)
 }

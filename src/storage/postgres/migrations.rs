@@ -287,6 +287,11 @@ CREATE INDEX staff_sessions_by_user ON staff_sessions (user_id);
 CREATE INDEX IF NOT EXISTS claims_by_license ON claims (license_id, created_at);
 CREATE INDEX IF NOT EXISTS claims_by_email ON claims (email, created_at);
 "#,
+    // The language a customer filed a late claim in: the mail saying how it was
+    // decided is written in it, also when support decides days later.
+    r#"
+ALTER TABLE claims ADD COLUMN locale TEXT;
+"#,
 ];
 
 /// The schema version this binary writes.

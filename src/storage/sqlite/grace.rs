@@ -13,6 +13,7 @@ use crate::domain::grace::{
     AUTOMATIC_EXTENSION_REASON, MAX_LISTED_CLAIMS,
 };
 use crate::domain::license::License;
+use crate::domain::mail::Locale;
 use crate::domain::time::{self, Timestamp};
 use crate::domain::DomainError;
 use crate::storage::grace::{
@@ -236,7 +237,7 @@ pub(super) fn confirm_payment(
 }
 
 const CLAIM_COLUMNS: &str =
-    "id, license_id, email, message, status, note, decision_id, created_at, resolved_at";
+    "id, license_id, email, message, status, note, decision_id, created_at, resolved_at, locale";
 
 fn claim_from_row(r: &Row<'_>) -> rusqlite::Result<Claim> {
     let status: String = r.get(4)?;
@@ -250,6 +251,11 @@ fn claim_from_row(r: &Row<'_>) -> rusqlite::Result<Claim> {
         decision_id: r.get(6)?,
         created_at: time::from_unix(r.get(7)?),
         resolved_at: r.get::<_, Option<i64>>(8)?.map(time::from_unix),
+        locale: r
+            .get::<_, Option<String>>(9)?
+            .as_deref()
+            .and_then(Locale::parse)
+            .unwrap_or_default(),
     })
 }
 
@@ -339,6 +345,7 @@ pub(super) fn file_claim(
                     idempotency: None,
                     claim_id: None,
                     credit_id: c.credit_id.clone(),
+                    mail: None,
                 },
                 now,
             )?;
@@ -352,6 +359,9 @@ pub(super) fn file_claim(
                 Some(&decision.id),
                 now,
             )?;
+            if let Some(mail) = c.mail_about(&license, Some(&decision.id)) {
+                ctx.queue_mail(&mail, now)?;
+            }
             return Ok(ClaimOutcome::Granted(Box::new(decision)));
         }
         ClaimVerdict::ForSupport(why) => why,
@@ -365,6 +375,9 @@ pub(super) fn file_claim(
         None,
         now,
     )?;
+    if let Some(mail) = c.mail_about(&license, None) {
+        ctx.queue_mail(&mail, now)?;
+    }
     let filed =
         claim(ctx.conn, &c.id)?.ok_or_else(|| StorageError::Corrupt("claim vanished".into()))?;
     Ok(ClaimOutcome::Filed(Box::new(filed)))
@@ -382,7 +395,7 @@ fn insert_claim(
     let resolved = decision.map(|_| now.timestamp());
     ctx.conn
         .prepare_cached(&format!(
-            "INSERT INTO claims ({CLAIM_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            "INSERT INTO claims ({CLAIM_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
         ))?
         .execute(params![
             c.id,
@@ -393,7 +406,8 @@ fn insert_claim(
             note,
             decision,
             now.timestamp(),
-            resolved
+            resolved,
+            c.locale.as_str()
         ])?;
     ctx.append(NewEvent::about(
         license_id,
@@ -425,7 +439,11 @@ pub(super) fn resolve_claim(
     if found.license_id != req.license_id {
         return Err(StorageError::Corrupt("claim and license disagree".into()));
     }
-    decide(ctx, req, now)
+    let outcome = decide(ctx, req, now)?;
+    if let (DecisionOutcome::Made(_), Some(mail)) = (&outcome, &req.mail) {
+        ctx.queue_mail(mail, now)?;
+    }
+    Ok(outcome)
 }
 
 #[cfg(test)]

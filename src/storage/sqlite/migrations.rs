@@ -316,6 +316,11 @@ CREATE INDEX events_evidence ON events (license_id, kind, seq)
     WHERE (kind = 'key_first_presented' OR kind = 'activation_created'
            OR kind = 'activation_refused' OR kind = 'grace_decision');
 "#,
+    // The language a customer filed a late claim in: the mail saying how it was
+    // decided is written in it, also when support decides days later.
+    r#"
+ALTER TABLE claims ADD COLUMN locale TEXT;
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -198,6 +198,8 @@ pub async fn a_key_is_marked_presented_once_whoever_presents_it_first(w: World) 
             policy: w.claim_policy(),
             catalog: std::sync::Arc::clone(&w.catalog),
         }),
+        locale: Default::default(),
+        mail: false,
     };
     let firsts = |events: Vec<AuditEvent>| -> Vec<AuditEvent> {
         events

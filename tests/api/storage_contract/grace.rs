@@ -759,6 +759,8 @@ fn claim(w: &World, key: [u8; 32], policy: ClaimPolicy) -> NewClaim {
             policy,
             catalog: Arc::clone(&w.catalog),
         }),
+        locale: Default::default(),
+        mail: false,
     }
 }
 

@@ -480,6 +480,7 @@ impl World {
             idempotency: None,
             claim_id: None,
             credit_id: new_id("cre", self.t0),
+            mail: None,
         }
     }
 }
