@@ -357,6 +357,12 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
             None
         }
     };
+    if let Some(m) = &settings.mail {
+        crate::service::reminders::start(
+            state.clone(),
+            std::time::Duration::from_secs_f64(m.reminder_interval_seconds),
+        );
+    }
     crate::service::keys::watch(Arc::clone(&state.keyring), Arc::clone(&state.store));
     let http_metrics = web::Data::new(http_metrics());
     let metrics = match &settings.metrics.listen {

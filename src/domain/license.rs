@@ -189,6 +189,8 @@ pub struct NewLicense {
     pub request_hash: [u8; 32],
     /// The mail with the key, queued with the license when it is new.
     pub mail: Option<crate::domain::mail::NewMail>,
+    /// The reminders before its window closes, scheduled with it when it is new.
+    pub reminders: Option<crate::domain::reminder::ReminderPlan>,
 }
 
 fn parse_time(field: &str, s: &str) -> Result<Timestamp, DomainError> {
@@ -424,6 +426,7 @@ impl MintRequest {
             },
             request_hash,
             mail: None,
+            reminders: None,
         })
     }
 

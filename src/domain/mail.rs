@@ -247,6 +247,40 @@ impl NewMail {
         }
     }
 
+    /// The reminder `days` before the activation window of `license` closes,
+    /// with its key; `days_left` is what the text says (more than `days` never,
+    /// fewer when it goes out late). One per listed day and deadline: a window
+    /// extended since is reminded of again.
+    pub fn reminder(
+        license: &crate::domain::license::License,
+        product_name: &str,
+        key: &str,
+        days: u32,
+        days_left: i64,
+        locale: Locale,
+    ) -> Option<Self> {
+        let to = license.customer_email.as_deref()?;
+        let deadline = license.activate_by?;
+        let mut vars = license_vars(license, product_name);
+        vars.insert("key".to_owned(), key.to_owned());
+        vars.insert("days".to_owned(), days_left.to_string());
+        vars.insert(
+            "activate_by".to_owned(),
+            deadline.format("%Y-%m-%d").to_string(),
+        );
+        Some(Self {
+            cause: format!(
+                "{}:{}:{days}:{}",
+                MailKind::Reminder.as_str(),
+                license.id,
+                deadline.timestamp()
+            ),
+            to: to.to_owned(),
+            kind: MailKind::Reminder,
+            content: MailContent { locale, vars },
+        })
+    }
+
     /// The outbox row's payload.
     pub fn payload(&self) -> String {
         serde_json::to_string(&self.content).unwrap_or_default()

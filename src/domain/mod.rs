@@ -12,6 +12,7 @@ pub mod license;
 pub mod mail;
 pub mod payments;
 pub mod product;
+pub mod reminder;
 pub mod schema;
 pub mod short_key;
 pub mod staff;

@@ -174,6 +174,11 @@ pub struct ProductSpec {
     /// `send_email` says otherwise (with `[mail]` set up).
     #[serde(default)]
     pub deliver_by_email: bool,
+    /// Mail a reminder this many days before the activation window closes, once
+    /// per listed day, to a license never activated (with `[mail]` set up and a
+    /// customer email), for example `[14, 3]`.
+    #[serde(default)]
+    pub remind_before_days: Vec<u32>,
 }
 
 /// Upper bound on seats of one license, to keep counting and requests sane.
@@ -228,6 +233,11 @@ impl ProductSpec {
             if v == Some(0) {
                 out.push((key, "must be at least 1 (omit it for none)".to_owned()));
             }
+        }
+        for message in
+            crate::domain::reminder::problems(&self.remind_before_days, self.activation_window_days)
+        {
+            out.push(("remind_before_days", message));
         }
         if self.lease_days == 0 {
             out.push(("lease_days", "must be at least 1".to_owned()));
@@ -324,6 +334,7 @@ pub(crate) mod tests {
                 max_deactivations_per_30_days: 10,
                 release_after_days: None,
                 deliver_by_email: false,
+                remind_before_days: Vec::new(),
             },
         }
     }

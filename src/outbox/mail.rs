@@ -75,6 +75,9 @@ pub struct MailSettings {
     /// Sent and failed messages are kept this many days (listed), then deleted.
     #[serde(default = "default_keep")]
     pub keep_days: f64,
+    /// How often reminders that fell due are looked for, in seconds.
+    #[serde(default = "default_reminder_interval")]
+    pub reminder_interval_seconds: f64,
 }
 
 fn yes() -> bool {
@@ -97,6 +100,9 @@ fn default_poll() -> u64 {
 }
 fn default_keep() -> f64 {
     30.0
+}
+fn default_reminder_interval() -> f64 {
+    60.0
 }
 
 impl MailSettings {
@@ -132,6 +138,10 @@ impl MailSettings {
         }
         if !(self.keep_days.is_finite() && (0.0..=3650.0).contains(&self.keep_days)) {
             return Some(("keep_days", "between 0 and 3650".into()));
+        }
+        let interval = self.reminder_interval_seconds;
+        if !(interval.is_finite() && (0.05..=86_400.0).contains(&interval)) {
+            return Some(("reminder_interval_seconds", "between 0.05 and 86400".into()));
         }
         None
     }

@@ -8,6 +8,7 @@ pub mod limit_sync;
 pub mod limits;
 pub mod payments;
 pub mod queries;
+pub mod reminders;
 pub mod staff;
 pub mod webhooks;
 
@@ -328,7 +329,18 @@ impl AppState {
             .get(&req.product)
             .ok_or_else(|| DomainError::UnknownProduct(req.product.clone()))?;
         let mail = req.mail_wanted(product)?.filter(|_| self.mail_on);
+        let locale = crate::domain::mail::Locale::field(req.locale.as_deref())?;
         let mut new = req.into_new_license(product, new_id("lic", now), now)?;
+        let reminded = self.mail_on
+            && !product.spec.remind_before_days.is_empty()
+            && new.license.customer_email.is_some()
+            && new.license.activate_by.is_some();
+        if reminded {
+            new.reminders = Some(crate::domain::reminder::ReminderPlan {
+                days: product.spec.remind_before_days.clone(),
+                locale,
+            });
+        }
         let (key, issued) = self.issue(&new.license)?;
         if let (Some(locale), Some(to)) = (mail, new.license.customer_email.as_deref()) {
             new.mail = Some(crate::domain::mail::NewMail::license_key(

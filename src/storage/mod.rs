@@ -5,6 +5,7 @@ pub mod grace;
 pub mod last_seen;
 pub mod payments;
 pub mod postgres;
+pub mod reminders;
 pub mod rows;
 pub mod shared_limits;
 pub mod sqlite;
@@ -468,6 +469,23 @@ pub trait Storage: webhooks::WebhookStore + Send + Sync + 'static {
         &self,
         id: &str,
     ) -> Result<Option<crate::domain::payments::PaymentEvent>, StorageError>;
+
+    /// Up to `limit` scheduled reminders due at `now`, the earliest first.
+    async fn due_reminders(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<reminders::DueReminder>, StorageError>;
+
+    /// Records what became of due reminders, in one transaction: the mail of each
+    /// one sent is queued (once per cause, whoever else settles it too), the
+    /// schedule's rows of those sent or dropped are deleted, and those moved later
+    /// are due again then.
+    async fn settle_reminders(
+        &self,
+        settled: Vec<reminders::SettledReminder>,
+        now: Timestamp,
+    ) -> Result<(), StorageError>;
 
     /// The rate-limit counters every instance on this database sees, when several
     /// instances can share it (PostgreSQL); none when one process owns the database

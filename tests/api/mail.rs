@@ -112,7 +112,8 @@ fn mail_toml(port: u16) -> String {
          retry_schedule_seconds = [0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2]\n\
          retry_jitter = 0.1\n\
          poll_interval_ms = 20\n\
-         timeout_seconds = 5\n"
+         timeout_seconds = 5\n\
+         reminder_interval_seconds = 0.2\n"
     )
 }
 
@@ -516,4 +517,183 @@ fn a_late_claim_is_answered_by_mail_when_received_and_when_decided(engine: Engin
     );
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(received(inbox.path()).len(), 3);
+}
+
+/// Mail with reminders 14 and 3 days before photo-pro's window closes, looked for
+/// every `every` seconds.
+fn reminded(port: u16, every: f64) -> impl FnOnce(&mut Settings) {
+    move |s: &mut Settings| {
+        with_mail(port)(s);
+        s.mail.as_mut().unwrap().reminder_interval_seconds = every;
+        s.products.get_mut("photo-pro").unwrap().remind_before_days = vec![14, 3];
+    }
+}
+
+both_engines!(
+    an_unused_license_is_reminded_once_before_its_window_closes_and_an_activated_one_never
+);
+/// photo-pro has a 90-day window and reminders 14 and 3 days before it closes.
+fn an_unused_license_is_reminded_once_before_its_window_closes_and_an_activated_one_never(
+    engine: Engine,
+) {
+    let inbox = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _smtp = Smtp::start(inbox.path(), port);
+    // First a server that looks once, at its start (nothing is due then), while
+    // the licenses are made; the reminders are sent by the next process.
+    let server = TestServer::start_with(Dirs::on(engine), reminded(port, 3600.0));
+    let mint = |order: &str, days: i64, locale: &str| {
+        server
+            .mint(
+                json!({"product": "photo-pro", "order_id": order, "locale": locale,
+                         "customer_email": format!("{order}@example.com"),
+                         "purchased_at": days_ago(days)}),
+            )
+            .expect(201)
+    };
+    // Bought 76 days ago: 14 days left, the 14-day reminder is due.
+    let due = mint("bought-76", 76, "en");
+    // The same, but activated: no reminder.
+    let used = mint("used-76", 76, "en");
+    server
+        .post(
+            "/v1/activations",
+            None,
+            &json!({"license_key": used["key"], "fingerprint": "fp-used"}),
+        )
+        .expect(201);
+    // Bought 10 days ago: nothing due yet.
+    mint("fresh-10", 10, "en");
+    // Bought 88 days ago, while no reminder was sent (both days passed): only the
+    // nearer, 3-day one, in the mint's language.
+    mint("late-88", 88, "fr");
+    // Suspended: none.
+    let held = mint("held-76", 76, "en");
+    server
+        .post(
+            &format!(
+                "/v1/licenses/{}/suspend",
+                held["license"]["id"].as_str().unwrap()
+            ),
+            Some(&server.admin),
+            &json!({"reason": "chargeback"}),
+        )
+        .expect(200);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(received(inbox.path()).is_empty());
+    let server = TestServer::start_with(server.stop(), reminded(port, 0.2));
+
+    let got = wait_for(inbox.path(), 2);
+    let to = |m: &Value| m["rcpt_to"][0].as_str().unwrap().to_owned();
+    let mut recipients: Vec<String> = got.iter().map(to).collect();
+    recipients.sort();
+    assert_eq!(recipients, ["bought-76@example.com", "late-88@example.com"]);
+    let fourteen = got
+        .iter()
+        .find(|m| to(m) == "bought-76@example.com")
+        .unwrap();
+    assert!(
+        fourteen["subject"]
+            .as_str()
+            .unwrap()
+            .contains("within 14 days"),
+        "{fourteen}"
+    );
+    assert_eq!(
+        key_in(fourteen),
+        due["key"].as_str().unwrap(),
+        "the license's own key"
+    );
+    verifies(&server, &key_in(fourteen));
+    let three = got.iter().find(|m| to(m) == "late-88@example.com").unwrap();
+    assert!(
+        three["subject"].as_str().unwrap().starts_with("Activez"),
+        "{three}"
+    );
+    assert!(
+        three["subject"].as_str().unwrap().contains(" 2 jours"),
+        "{three}"
+    );
+
+    // Many sweeps later, and after a restart, still one each.
+    std::thread::sleep(Duration::from_millis(800));
+    let server = TestServer::start_with(server.stop(), reminded(port, 0.2));
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(received(inbox.path()).len(), 2);
+    let kinds: Vec<Value> = mail_list(&server, "")
+        .iter()
+        .filter(|m| m["kind"] == "reminder")
+        .cloned()
+        .collect();
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+}
+
+#[test]
+fn a_product_s_reminder_days_are_checked_at_start_up() {
+    let dirs = Dirs::new();
+    let path = dirs.root.path().join("reminders.toml");
+    std::fs::write(
+        &path,
+        "[products.x]\nname = \"X\"\nprice = { amount = 100, currency = \"EUR\" }\n\
+         activation_window_days = 30\nremind_before_days = [14, 0]\n",
+    )
+    .unwrap();
+    let out = crate::helpers::cli_in(&dirs, &["--config", path.to_str().unwrap(), "serve"]);
+    assert!(!out.status.success());
+    let err = crate::helpers::stderr(&out);
+    assert!(
+        err.contains("products.x.remind_before_days") && err.contains("between 1 and"),
+        "{err}"
+    );
+}
+
+#[test]
+fn two_instances_on_one_database_send_each_reminder_once() {
+    const N: usize = 20;
+    let dirs = Dirs::on(Engine::Postgres);
+    let port = free_port();
+    let config = std::fs::read_to_string(repo().join("config.toml"))
+        .unwrap()
+        .replace(
+            "[products.photo-pro]\n",
+            "[products.photo-pro]\nremind_before_days = [14, 3]\n",
+        );
+    let mail = mail_toml(port).replace(
+        "reminder_interval_seconds = 0.2",
+        "reminder_interval_seconds = 0.05",
+    );
+    std::fs::write(
+        dirs.root.path().join("config.toml"),
+        format!("{config}\n[mail]\n{mail}"),
+    )
+    .unwrap();
+    let inbox = tempfile::tempdir().unwrap();
+    let _smtp = Smtp::start(inbox.path(), port);
+    let first = ServerProcess::spawn(&dirs, &[]);
+    let second = ServerProcess::spawn(&dirs, &[]);
+    let admin = admin_token(&dirs);
+    for i in 0..N {
+        let r = agent()
+            .post(&format!("{}/v1/licenses", first.url()))
+            .set("Authorization", &format!("Bearer {admin}"))
+            .send_json(json!({
+                "product": "photo-pro",
+                "order_id": format!("two-{i}"),
+                "customer_email": format!("r{i}@example.com"),
+                "purchased_at": days_ago(76)
+            }))
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let got = wait_for(inbox.path(), N);
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(received(inbox.path()).len(), N, "each reminder once");
+    let mut to: Vec<String> = got
+        .iter()
+        .map(|m| m["rcpt_to"][0].as_str().unwrap().to_owned())
+        .collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), N, "every license reminded");
+    drop((first, second));
 }

@@ -117,6 +117,10 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "reminders",
+        columns: same!["license_id": Text, "days": Int, "due_at": Int, "locale": Text],
+    },
+    Table {
         name: "payment_events",
         columns: same![
             "id": Text, "provider": Text, "event_id": Text, "kind": Text, "received_at": Int,

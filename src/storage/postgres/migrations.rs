@@ -292,6 +292,19 @@ CREATE INDEX IF NOT EXISTS claims_by_email ON claims (email, created_at);
     r#"
 ALTER TABLE claims ADD COLUMN locale TEXT;
 "#,
+    // Reminders before an unused license's activation window closes: one row per
+    // listed day, written with the mint, deleted once sent or not wanted. Only
+    // licenses of products with `remind_before_days` (and an email) have any.
+    r#"
+CREATE TABLE reminders (
+    license_id  TEXT NOT NULL REFERENCES licenses (id),
+    days        BIGINT NOT NULL,
+    due_at      BIGINT NOT NULL,
+    locale      TEXT NOT NULL,
+    PRIMARY KEY (license_id, days)
+);
+CREATE INDEX reminders_due ON reminders (due_at);
+"#,
 ];
 
 /// The schema version this binary writes.

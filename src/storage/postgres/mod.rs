@@ -28,6 +28,7 @@ mod limits;
 mod migrations;
 mod password;
 mod payments;
+mod reminders;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -1201,7 +1202,10 @@ pub(super) async fn require_license(w: &Write<'_>, id: &str) -> Result<License, 
     .ok_or(StorageError::Domain(DomainError::LicenseNotFound))
 }
 
-async fn latest_key<C: Db + ?Sized>(c: &C, license_id: &str) -> Result<StoredKey, StorageError> {
+pub(super) async fn latest_key<C: Db + ?Sized>(
+    c: &C,
+    license_id: &str,
+) -> Result<StoredKey, StorageError> {
     let row = opt(
         c,
         "SELECT kid, payload FROM license_keys WHERE license_id = $1
@@ -1301,6 +1305,7 @@ pub(super) async fn mint_one(
     if let Some(mail) = &new.mail {
         w.queue_mail(mail, l.created_at);
     }
+    reminders::schedule(w, new);
     Ok(MintOutcome::Created(l.clone()))
 }
 
@@ -2035,6 +2040,25 @@ impl Storage for PostgresStore {
     ) -> Result<Option<crate::domain::payments::PaymentEvent>, StorageError> {
         let id = id.to_owned();
         read!(self, |c| payments::event(c, &id).await?).await
+    }
+
+    async fn due_reminders(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<crate::storage::reminders::DueReminder>, StorageError> {
+        read!(self, |c| reminders::due(c, now, limit).await?).await
+    }
+
+    async fn settle_reminders(
+        &self,
+        settled: Vec<crate::storage::reminders::SettledReminder>,
+        now: Timestamp,
+    ) -> Result<(), StorageError> {
+        if settled.is_empty() {
+            return Ok(());
+        }
+        write_tx!(self, |w| reminders::settle(&mut w, &settled, now).await?).await
     }
 
     fn staff_store(&self) -> &dyn crate::storage::staff::StaffStore {

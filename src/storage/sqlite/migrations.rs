@@ -321,6 +321,19 @@ CREATE INDEX events_evidence ON events (license_id, kind, seq)
     r#"
 ALTER TABLE claims ADD COLUMN locale TEXT;
 "#,
+    // Reminders before an unused license's activation window closes: one row per
+    // listed day, written with the mint, deleted once sent or not wanted. Only
+    // licenses of products with `remind_before_days` (and an email) have any.
+    r#"
+CREATE TABLE reminders (
+    license_id  TEXT NOT NULL REFERENCES licenses (id),
+    days        INTEGER NOT NULL,
+    due_at      INTEGER NOT NULL,
+    locale      TEXT NOT NULL,
+    PRIMARY KEY (license_id, days)
+) STRICT;
+CREATE INDEX reminders_due ON reminders (due_at);
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -6,6 +6,7 @@ mod grace;
 mod migrations;
 mod payments;
 mod pool;
+mod reminders;
 mod staff;
 mod webhooks;
 mod writer;
@@ -315,7 +316,7 @@ pub(super) fn load_license(conn: &Connection, id: &str) -> Result<Option<License
         .optional()?)
 }
 
-fn latest_key(conn: &Connection, license_id: &str) -> Result<StoredKey, StorageError> {
+pub(super) fn latest_key(conn: &Connection, license_id: &str) -> Result<StoredKey, StorageError> {
     conn.prepare_cached(
         "SELECT kid, payload FROM license_keys WHERE license_id = ?1
          ORDER BY issued_at DESC, rowid DESC LIMIT 1",
@@ -438,6 +439,7 @@ pub(super) fn mint_with_text(
     if let Some(mail) = &new.mail {
         ctx.queue_mail(mail, l.created_at)?;
     }
+    reminders::schedule(ctx, new)?;
     Ok(MintOutcome::Created(l.clone()))
 }
 
@@ -1073,6 +1075,27 @@ impl Storage for SqliteStore {
     ) -> Result<Option<crate::domain::payments::PaymentEvent>, StorageError> {
         let id = id.to_owned();
         self.read(move |c| payments::event(c, &id)).await
+    }
+
+    async fn due_reminders(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<crate::storage::reminders::DueReminder>, StorageError> {
+        self.read(move |c| reminders::due(c, now, limit)).await
+    }
+
+    async fn settle_reminders(
+        &self,
+        settled: Vec<crate::storage::reminders::SettledReminder>,
+        now: Timestamp,
+    ) -> Result<(), StorageError> {
+        if settled.is_empty() {
+            return Ok(());
+        }
+        self.writer
+            .write(move |ctx| reminders::settle(ctx, &settled, now))
+            .await
     }
 
     fn staff_store(&self) -> &dyn crate::storage::staff::StaffStore {
