@@ -204,51 +204,23 @@ async fn run(store: Arc<dyn Storage>, settings: WebhookSettings, roots: rustls::
             tokio::time::sleep(PRUNE_EVERY).await;
         }
     });
-    loop {
-        let free = permits.available_permits();
-        if free == 0 {
-            // Wait for one attempt to end.
-            if let Ok(p) = permits.clone().acquire_owned().await {
-                drop(p);
-            }
-            continue;
-        }
-        let now_ms = now_ms();
-        let leased = match store
-            .lease_webhooks(
-                owner.clone(),
-                now_ms,
-                lease_ms,
-                u32::try_from(free).unwrap_or(u32::MAX),
-            )
-            .await
-        {
-            Ok(l) => l,
-            Err(e) => {
-                log::warn!("webhooks: could not lease messages: {e}");
-                tokio::time::sleep(poll).await;
-                continue;
-            }
-        };
-        if leased.is_empty() {
-            tokio::time::sleep(poll).await;
-            continue;
-        }
-        for message in leased {
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                return;
-            };
+    super::deliver(
+        permits,
+        poll,
+        "webhooks",
+        |free| store.lease_webhooks(owner.clone(), now_ms(), lease_ms, free),
+        |message| {
             let client = client.clone();
             let schedule = Arc::clone(&schedule);
             let results = results.clone();
             let owner = owner.clone();
-            tokio::spawn(async move {
+            async move {
                 let attempt = attempt(&client, &schedule, message, owner).await;
                 let _ = results.send(attempt);
-                drop(permit);
-            });
-        }
-    }
+            }
+        },
+    )
+    .await;
 }
 
 /// The clock in milliseconds ([`time::now`] keeps whole seconds, which would

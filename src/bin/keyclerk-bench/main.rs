@@ -6,6 +6,7 @@
 //! `--engine postgres` compares the PostgreSQL engine with SQLite instead.
 
 mod console;
+mod delivery;
 mod engines;
 mod http;
 mod load;
@@ -60,7 +61,8 @@ struct Args {
     /// Run only these parts, comma-separated (for profiling one load): hello, mint,
     /// payments, batch, activate, validate, offline, limits (activate and validate
     /// again with the rate limits on), single (one license, fresh and holding 50,000
-    /// machines), large, webhooks, console (the support console's pages on a
+    /// machines), large, webhooks, delivery (the key by mail after a payment, to an
+    /// SMTP server of the benchmark's own), console (the support console's pages on a
     /// database of --large licenses of its own; alone with `--engine postgres`, on
     /// PostgreSQL). Seeding always runs.
     #[arg(long, value_delimiter = ',')]
@@ -71,6 +73,12 @@ struct Args {
     /// Events per second of the webhook delivery load (mints, each one message).
     #[arg(long, default_value_t = 1000.0)]
     webhook_rate: f64,
+    /// Orders per second of the steady mail delivery load.
+    #[arg(long, default_value_t = 50.0)]
+    delivery_rate: f64,
+    /// Orders of the mail delivery burst, sent at once.
+    #[arg(long, default_value_t = 1000)]
+    delivery_burst: u64,
     /// Concurrent connections of each console page's load (agents at once).
     #[arg(long, default_value_t = 8)]
     console_connections: usize,
@@ -578,6 +586,19 @@ fn bench(args: &Args, base: &Path) -> Result<(), String> {
         eprintln!("webhook delivery measured");
     }
 
+    // Mail delivery: from a payment to the key in the buyer's mailbox.
+    let mut delivery_figures = Vec::new();
+    if args.wants("delivery") {
+        delivery_figures = delivery::run(
+            base,
+            &args.log,
+            args.delivery_rate,
+            args.seconds.max(10.0),
+            args.delivery_burst,
+        )?;
+        eprintln!("mail delivery measured");
+    }
+
     // Offline checks, with the machine quiet again.
     let mut offline_ratios = Vec::new();
     if args.wants("offline") {
@@ -768,6 +789,19 @@ fn bench(args: &Args, base: &Path) -> Result<(), String> {
         );
     }
 
+    for d in &delivery_figures {
+        println!(
+            "Mail delivery, {}: {} orders from a verified Stripe webhook to the key accepted by a local SMTP server: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; {} lost, {} doubled.",
+            d.name,
+            d.orders,
+            d.p50.as_secs_f64() * 1000.0,
+            d.p99.as_secs_f64() * 1000.0,
+            d.max.as_secs_f64() * 1000.0,
+            d.lost,
+            d.doubled
+        );
+    }
+
     let find = |name: &str| rows.iter().find(|r| r.is(name, OWN, "off"));
     let stat = |name: &str| find(name).and_then(|r| r.figures.as_ref());
     let mut targets = Vec::new();
@@ -781,6 +815,18 @@ fn bench(args: &Args, base: &Path) -> Result<(), String> {
         ));
     }
     targets.extend(single::targets(&rows));
+    for d in &delivery_figures {
+        targets.push(target(
+            format!(
+                "mail delivery p99 < 2 s, none lost or doubled ({}): p99 {:.0} ms, {} lost, {} doubled",
+                d.name,
+                d.p99.as_secs_f64() * 1000.0,
+                d.lost,
+                d.doubled
+            ),
+            d.p99 < Duration::from_secs(2) && d.lost == 0 && d.doubled == 0,
+        ));
+    }
     if let Some(f) = stat("validate") {
         targets.push(target(
             format!(
