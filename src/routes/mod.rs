@@ -120,6 +120,13 @@ route_table! {
         post => licenses::mint, VENDOR;
     }
     "/v1/licenses/batch" { post => licenses::mint_batch, VENDOR; }
+    // Before the license's own routes: a dynamic pattern is matched with a regular
+    // expression, tried in this order, and a payment provider's webhook is the
+    // busiest route that has one (a mint, an activation or a validation is matched
+    // before any).
+    "/v1/payments/events" { get => payments::list, ADMIN; }
+    "/v1/payments/events/{id}/apply" { post => payments::apply, ADMIN; }
+    "/v1/payments/{provider}" { post => payments::receive, Access::ProviderSignature; }
     "/v1/licenses/{id}" { get => licenses::get, STAFF; }
     "/v1/licenses/{id}/grace-extension" { post => grace::grace_extension, SUPPORT; }
     "/v1/licenses/{id}/confirm-payment" { post => grace::confirm_payment, VENDOR; }
@@ -137,9 +144,6 @@ route_table! {
     "/v1/licenses/{id}/revoke" { post => licenses::revoke, VENDOR; }
     "/v1/licenses/{id}/refund" { post => licenses::refund, VENDOR; }
     "/v1/licenses/{id}/renew" { post => licenses::renew, VENDOR; }
-    "/v1/payments/events" { get => payments::list, ADMIN; }
-    "/v1/payments/events/{id}/apply" { post => payments::apply, ADMIN; }
-    "/v1/payments/{provider}" { post => payments::receive, Access::ProviderSignature; }
     "/v1/webhook-endpoints" {
         get => webhooks::list, ADMIN;
         post => webhooks::create, ADMIN;
