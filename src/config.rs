@@ -71,6 +71,9 @@ pub struct Settings {
     /// `[mail]`: mail to customers over SMTP; without it no mail is queued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mail: Option<crate::outbox::MailSettings>,
+    /// `[downloads]`: where the products' files are, how long a link lives.
+    #[serde(default)]
+    pub downloads: crate::service::downloads::DownloadSettings,
     /// The catalog.
     #[serde(default)]
     pub products: BTreeMap<String, ProductSpec>,
@@ -276,6 +279,9 @@ impl Settings {
         if let Some((key, message)) = self.mail.as_ref().and_then(|m| m.problem()) {
             return Err(ConfigError(format!("{source}: mail.{key}: {message}")));
         }
+        if let Some((key, message)) = self.downloads.problem() {
+            return Err(ConfigError(format!("{source}: downloads.{key}: {message}")));
+        }
         for (id, spec) in &self.products {
             if ProductId::parse(id).is_none() {
                 return Err(ConfigError(format!(
@@ -409,6 +415,7 @@ impl Settings {
             console: crate::web::ConsoleSettings::default(),
             public_url: None,
             mail: None,
+            downloads: crate::service::downloads::DownloadSettings::default(),
             products: BTreeMap::new(),
             payments: BTreeMap::new(),
         }

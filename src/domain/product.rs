@@ -174,6 +174,9 @@ pub struct ProductSpec {
     /// `send_email` says otherwise (with `[mail]` set up).
     #[serde(default)]
     pub deliver_by_email: bool,
+    /// Files a license of this product may download, under `[downloads] dir`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<crate::domain::download::ProductFile>,
 }
 
 /// Upper bound on seats of one license, to keep counting and requests sane.
@@ -237,6 +240,12 @@ impl ProductSpec {
                 "duration_from",
                 "`activation` needs duration_days (a perpetual license has no duration)".to_owned(),
             ));
+        }
+        if let Some(problem) = crate::domain::download::files_problems(&self.files)
+            .into_iter()
+            .next()
+        {
+            out.push(("files", problem));
         }
         if let Some(bad) = self.entitlements.iter().find(|e| !is_entitlement(e)) {
             out.push((
@@ -324,6 +333,7 @@ pub(crate) mod tests {
                 max_deactivations_per_30_days: 10,
                 release_after_days: None,
                 deliver_by_email: false,
+                files: Vec::new(),
             },
         }
     }

@@ -169,6 +169,7 @@ pub fn sentence(e: &Event) -> String {
             by.as_str(),
             because(reason.as_deref())
         ),
+        AuditEvent::FileDownloaded { file } => format!("The file {file} was downloaded."),
         AuditEvent::GraceDecision {
             remedy,
             automatic,

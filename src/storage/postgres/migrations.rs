@@ -287,6 +287,16 @@ CREATE INDEX staff_sessions_by_user ON staff_sessions (user_id);
 CREATE INDEX IF NOT EXISTS claims_by_license ON claims (license_id, created_at);
 CREATE INDEX IF NOT EXISTS claims_by_email ON claims (email, created_at);
 "#,
+    // The secret download links are signed with: made on the first start, the same
+    // for every instance on the database. (The evidence reads downloads through
+    // `events_by_license_kind`, which holds every kind.)
+    r#"
+CREATE TABLE server_secrets (
+    name        TEXT PRIMARY KEY,
+    secret      BYTEA NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+"#,
 ];
 
 /// The schema version this binary writes.
