@@ -84,6 +84,7 @@ pub struct DownloadQuery {
     responses(
         (status = 200, description = "The whole file (`Content-Disposition: attachment`, `ETag`, `Last-Modified`, `Accept-Ranges: bytes`)", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 206, description = "The range asked for, with `Content-Range`", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, description = "`invalid_parameter`: no `link`"),
         (status = 403, description = "`download_link_invalid`: a malformed or altered link, or one made for another license or file; `license_revoked`, `license_superseded`, `license_suspended`, `license_pending_payment`: the license may not download"),
         (status = 404, description = "`file_not_found`: the product no longer offers the file"),
         (status = 410, description = "`download_link_expired`: ask for a new link"),
