@@ -17,8 +17,10 @@ use crate::domain::time::{self, Timestamp};
 use crate::domain::DomainError;
 use crate::service::{AppState, ServiceError};
 
-/// The path of the download endpoint, before the link's token.
-pub const DOWNLOAD_PATH: &str = "/v1/downloads/";
+/// The download endpoint, before the link's token (made of URL-safe characters
+/// only: base64url, digits, `.` and `_`). In the query, so that the access log,
+/// which never writes query strings, never holds a link.
+pub const DOWNLOAD_PATH: &str = "/v1/downloads?link=";
 
 /// `[downloads]`: where the products' files are and how long a link lives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,7 +160,7 @@ pub struct DownloadLink {
     pub name: String,
     /// Its size in bytes.
     pub size: u64,
-    /// Where to fetch it: `/v1/downloads/{token}`, under `public_url` when set.
+    /// Where to fetch it: `/v1/downloads?link=…`, under `public_url` when set.
     pub url: String,
     /// When the link stops working.
     #[serde(with = "time::serde_req")]
