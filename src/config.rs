@@ -640,6 +640,42 @@ mod tests {
     }
 
     #[test]
+    fn downloads_default_to_files_and_15_minutes_and_a_bad_file_list_names_the_product() {
+        let shipped = load(EMBEDDED_CONFIG, &[]).unwrap().settings;
+        assert_eq!(shipped.downloads.dir, PathBuf::from("files"));
+        assert_eq!(shipped.downloads.link_minutes, 15);
+        let env = load("", &[("KEYCLERK_DOWNLOADS__LINK_MINUTES", "5")]).unwrap();
+        assert!(env.warnings.is_empty(), "{:?}", env.warnings);
+        assert_eq!(env.settings.downloads.link_minutes, 5);
+        let bad = load("[downloads]\nlink_minutes = 0", &[]).unwrap_err().0;
+        assert!(bad.contains("downloads.link_minutes"), "{bad}");
+        let product = "[products.a]\nname = \"A\"\nprice = { amount = 1, currency = \"EUR\" }\n";
+        let ok = load(
+            &format!("{product}files = [{{ name = \"A.dmg\", path = \"a/A.dmg\" }}]\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(ok.settings.products["a"].files[0].path, "a/A.dmg");
+        let escape = load(
+            &format!("{product}files = [{{ name = \"A.dmg\", path = \"../A.dmg\" }}]\n"),
+            &[],
+        )
+        .unwrap_err()
+        .0;
+        assert!(
+            escape.contains("products.a.files: `A.dmg`: path `../A.dmg`"),
+            "{escape}"
+        );
+        let unknown = load(
+            &format!("{product}files = [{{ name = \"A\", url = \"x\" }}]\n"),
+            &[],
+        )
+        .unwrap_err()
+        .0;
+        assert!(unknown.contains("products.a.files"), "{unknown}");
+    }
+
+    #[test]
     fn the_database_url_comes_from_the_file_or_the_environment_and_is_never_printed() {
         let none = load("", &[]).unwrap();
         assert!(none.settings.database.url.is_none());

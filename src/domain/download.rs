@@ -63,7 +63,10 @@ pub fn path_problem(path: &str) -> Option<&'static str> {
     if path.starts_with('/') || path.contains('\\') || path.contains('\0') {
         return Some("must be relative to the files directory (no leading /, no \\)");
     }
-    if path.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+    if path
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
         return Some("leaves the files directory or has an empty, . or .. part");
     }
     None
@@ -216,7 +219,9 @@ impl LinkSecret {
         let [license_id, file, expires, mac] = parts[..] else {
             return Err(LinkError::Invalid);
         };
-        if !is_id("lic", license_id) || expires.is_empty() || !expires.bytes().all(|b| b.is_ascii_digit())
+        if !is_id("lic", license_id)
+            || expires.is_empty()
+            || !expires.bytes().all(|b| b.is_ascii_digit())
         {
             return Err(LinkError::Invalid);
         }
@@ -227,12 +232,13 @@ impl LinkSecret {
             .filter(|f| is_file_name(f))
             .ok_or(LinkError::Invalid)?;
         let expires: i64 = expires.parse().map_err(|_| LinkError::Invalid)?;
-        let given = URL_SAFE_NO_PAD.decode(mac).map_err(|_| LinkError::Invalid)?;
+        let given = URL_SAFE_NO_PAD
+            .decode(mac)
+            .map_err(|_| LinkError::Invalid)?;
         if !same(&self.mac(license_id, &file, expires), &given) {
             return Err(LinkError::Invalid);
         }
-        let expires_at =
-            chrono::DateTime::from_timestamp(expires, 0).ok_or(LinkError::Invalid)?;
+        let expires_at = chrono::DateTime::from_timestamp(expires, 0).ok_or(LinkError::Invalid)?;
         if now >= expires_at {
             return Err(LinkError::Expired);
         }
@@ -413,8 +419,14 @@ mod tests {
             ("a part missing", parts[..3].join(".")),
             ("a part too many", format!("{token}.x")),
             ("empty", String::new()),
-            ("not base64", format!("{}.{}.{}.!!", parts[0], parts[1], parts[2])),
-            ("a negative expiry", format!("{}.{}.-1.{}", parts[0], parts[1], parts[3])),
+            (
+                "not base64",
+                format!("{}.{}.{}.!!", parts[0], parts[1], parts[2]),
+            ),
+            (
+                "a negative expiry",
+                format!("{}.{}.-1.{}", parts[0], parts[1], parts[3]),
+            ),
         ] {
             assert_eq!(s.verify(&bad, at(NOW)), Err(LinkError::Invalid), "{case}");
         }
@@ -481,16 +493,37 @@ mod tests {
             name: name.into(),
             path: path.into(),
         };
-        assert!(files_problems(&[f("App.dmg", "app/App-1.2.dmg"), f("App.exe", "App.exe")])
-            .is_empty());
+        assert!(
+            files_problems(&[f("App.dmg", "app/App-1.2.dmg"), f("App.exe", "App.exe")]).is_empty()
+        );
         for (case, files, needle) in [
-            ("escape", vec![f("A.dmg", "../etc/passwd")], "`A.dmg`: path `../etc/passwd`"),
-            ("absolute", vec![f("A.dmg", "/etc/passwd")], "must be relative"),
-            ("inner escape", vec![f("A.dmg", "a/../../b")], "leaves the files directory"),
+            (
+                "escape",
+                vec![f("A.dmg", "../etc/passwd")],
+                "`A.dmg`: path `../etc/passwd`",
+            ),
+            (
+                "absolute",
+                vec![f("A.dmg", "/etc/passwd")],
+                "must be relative",
+            ),
+            (
+                "inner escape",
+                vec![f("A.dmg", "a/../../b")],
+                "leaves the files directory",
+            ),
             ("empty path", vec![f("A.dmg", "")], "is empty"),
-            ("twice", vec![f("A.dmg", "a"), f("A.dmg", "b")], "`A.dmg`: listed twice"),
+            (
+                "twice",
+                vec![f("A.dmg", "a"), f("A.dmg", "b")],
+                "`A.dmg`: listed twice",
+            ),
             ("slash in name", vec![f("a/b", "a")], "`a/b`: a file name"),
-            ("dot name", vec![f(".hidden", "a")], "`.hidden`: a file name"),
+            (
+                "dot name",
+                vec![f(".hidden", "a")],
+                "`.hidden`: a file name",
+            ),
             ("quote in name", vec![f("a\"b", "a")], "a file name"),
         ] {
             let p = files_problems(&files);

@@ -994,7 +994,9 @@ mod tests {
             claim: None,
         };
         assert_eq!(EvidenceEvents::ALL_OF[1], decided.kind());
-        let downloaded = AuditEvent::FileDownloaded { file: "A.dmg".into() };
+        let downloaded = AuditEvent::FileDownloaded {
+            file: "A.dmg".into(),
+        };
         assert_eq!(EvidenceEvents::ALL_OF[2], downloaded.kind());
     }
 

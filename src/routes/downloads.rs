@@ -103,9 +103,8 @@ pub async fn download(
         .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
     let tag = etag(opened.size, modified);
-    let range = header_str(&req, header::RANGE).filter(|_| {
-        header_str(&req, header::IF_RANGE).is_none_or(|given| given == tag)
-    });
+    let range = header_str(&req, header::RANGE)
+        .filter(|_| header_str(&req, header::IF_RANGE).is_none_or(|given| given == tag));
     let ask = RangeAsk::parse(range, opened.size);
     let (status, start, len) = match ask {
         RangeAsk::Whole => (StatusCode::OK, 0, opened.size),

@@ -102,7 +102,12 @@ impl Fetched {
     }
     #[track_caller]
     fn problem(&self, status: u16, code: &str) {
-        assert_eq!(self.status, status, "{}", String::from_utf8_lossy(&self.body));
+        assert_eq!(
+            self.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
         assert_eq!(
             self.header("content-type"),
             Some("application/problem+json")
@@ -175,7 +180,10 @@ fn a_license_downloads_its_file_whole_and_by_ranges_and_each_download_is_audited
         .starts_with("/v1/downloads?link="));
     let expires = time::parse(listed[0]["expires_at"].as_str().unwrap()).unwrap();
     let minutes = (expires - time::now()).num_minutes();
-    assert!((14..=15).contains(&minutes), "15 minutes by default: {minutes}");
+    assert!(
+        (14..=15).contains(&minutes),
+        "15 minutes by default: {minutes}"
+    );
     let url = link_of(&server, &support, &id, "App.dmg");
     let bytes = app_bytes();
 
@@ -228,7 +236,10 @@ fn a_license_downloads_its_file_whole_and_by_ranges_and_each_download_is_audited
         &url,
         &[("Range", "bytes=0-9"), ("If-Range", "\"another\"")],
     );
-    assert_eq!(stale.status, 200, "If-Range of another version: the whole file");
+    assert_eq!(
+        stale.status, 200,
+        "If-Range of another version: the whole file"
+    );
     assert_eq!(stale.body.len(), 300_000);
     let fresh = fetch(
         &server,
@@ -273,7 +284,10 @@ fn altered_expired_and_foreign_links_are_refused() {
     flipped.replace_range(flipped.len() - 1.., last);
     let manual = URL_SAFE_NO_PAD.encode("Manual.pdf");
     for (case, bad) in [
-        ("an altered mac", format!("{}.{}.{}.{flipped}", parts[0], parts[1], parts[2])),
+        (
+            "an altered mac",
+            format!("{}.{}.{}.{flipped}", parts[0], parts[1], parts[2]),
+        ),
         (
             "another license's id",
             format!("{other}.{}.{}.{}", parts[1], parts[2], parts[3]),
@@ -284,7 +298,13 @@ fn altered_expired_and_foreign_links_are_refused() {
         ),
         (
             "a later expiry",
-            format!("{}.{}.{}.{}", parts[0], parts[1], parts[2].to_owned() + "0", parts[3]),
+            format!(
+                "{}.{}.{}.{}",
+                parts[0],
+                parts[1],
+                parts[2].to_owned() + "0",
+                parts[3]
+            ),
         ),
         ("not a link", "hello".to_owned()),
     ] {
@@ -358,7 +378,10 @@ fn a_revoked_refunded_or_superseded_license_gets_no_links_and_its_links_stop() {
     fetch(&server, "GET", &url, &[]).problem(403, "license_superseded");
     assert!(links(&server, &vendor, &id).is_empty());
     server
-        .get("/v1/licenses/lic_00000000000000000000000000/downloads", Some(&vendor))
+        .get(
+            "/v1/licenses/lic_00000000000000000000000000/downloads",
+            Some(&vendor),
+        )
         .expect_problem(404, "license_not_found");
 }
 
@@ -406,7 +429,10 @@ fn start_up_stops_on_a_missing_file_or_one_leading_out_of_the_directory() {
     let mut settings = dirs.settings();
     change_files(&mut settings, &dirs, "escape.txt");
     let e = try_start(settings, false).err().unwrap();
-    assert!(e.contains("products.photo-pro.files: `App.dmg`: escape.txt: leads out of"), "{e}");
+    assert!(
+        e.contains("products.photo-pro.files: `App.dmg`: escape.txt: leads out of"),
+        "{e}"
+    );
 
     let mut settings = dirs.settings();
     change_files(&mut settings, &dirs, "app");

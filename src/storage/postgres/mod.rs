@@ -44,7 +44,6 @@ use crate::domain::audit::{
     verify_chain_head, Actor, AuditEvent, ChainError, ChainHead, ClaimStatus, Event, EventRecord,
     NewEvent, PresentedBy,
 };
-use crate::storage::DOWNLOAD_SECRET;
 use crate::domain::grace::{EvidenceEvents, PastEvent};
 use crate::domain::license::{Action, License, LicenseStatus, NewLicense, MAX_EMAIL_MATCHES};
 use crate::domain::product::{DurationFrom, KeyFormat};
@@ -60,6 +59,7 @@ use crate::storage::grace::{
 };
 use crate::storage::last_seen::SeenTimes;
 use crate::storage::rows::{batch_item, past_events, price_columns, price_from, repeats_from};
+use crate::storage::DOWNLOAD_SECRET;
 use crate::storage::{
     EventPage, IssuedKey, KnownKey, LicenseLookup, LicensePage, MintOutcome, Storage, StorageError,
     StoredKey,
@@ -2003,8 +2003,7 @@ impl Storage for PostgresStore {
             )
             .await?
             .try_get(0)?;
-            <[u8; 32]>::try_from(stored.as_slice())
-                .map_err(|_| corrupt("server_secrets.secret"))?
+            <[u8; 32]>::try_from(stored.as_slice()).map_err(|_| corrupt("server_secrets.secret"))?
         })
         .await
     }

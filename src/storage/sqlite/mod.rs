@@ -20,7 +20,6 @@ use crate::domain::audit::{
     verify_chain_head, Actor, AuditEvent, ChainError, ChainHead, ClaimStatus, Event, EventRecord,
     NewEvent, PreparedEvent, PresentedBy,
 };
-use crate::storage::DOWNLOAD_SECRET;
 use crate::domain::grace::{EvidenceEvents, PastEvent};
 use crate::domain::license::{
     Action, License, LicenseStatus, MintDecision, NewLicense, MAX_EMAIL_MATCHES,
@@ -39,6 +38,7 @@ use crate::storage::grace::{
 use crate::storage::last_seen::SeenTimes;
 pub(super) use crate::storage::rows::price_columns;
 use crate::storage::rows::{past_events, price_from};
+use crate::storage::DOWNLOAD_SECRET;
 use crate::storage::{
     EventPage, IssuedKey, KnownKey, LicenseLookup, LicensePage, MintOutcome, Storage, StorageError,
     StoredKey,

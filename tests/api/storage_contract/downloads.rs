@@ -27,7 +27,13 @@ pub async fn the_download_secret_is_made_once_and_then_always_found(w: World) {
 pub async fn downloads_are_chained_once_a_file_and_day_and_counted_in_the_evidence(w: World) {
     let (l, _) = w.mint("photo-pro", "o-1").await;
     let before = w.event_count().await;
-    for (file, day) in [("A.dmg", 1), ("A.dmg", 1), ("A.dmg", 1), ("B.zip", 1), ("A.dmg", 2)] {
+    for (file, day) in [
+        ("A.dmg", 1),
+        ("A.dmg", 1),
+        ("A.dmg", 1),
+        ("B.zip", 1),
+        ("A.dmg", 2),
+    ] {
         w.store
             .record_download(l.id.clone(), file.into(), w.day(day))
             .await
@@ -55,7 +61,12 @@ pub async fn downloads_are_chained_once_a_file_and_day_and_counted_in_the_eviden
     assert_eq!(evidence.first_downloaded_at, Some(w.day(1)));
     assert!(evidence.picked_up() && !evidence.ever_activated);
     let (other, _) = w.mint("photo-pro", "o-2").await;
-    let none = w.store.evidence(&other.id, w.day(3)).await.unwrap().unwrap();
+    let none = w
+        .store
+        .evidence(&other.id, w.day(3))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((none.downloads, none.first_downloaded_at), (0, None));
     assert_eq!(
         w.events(&l.id).await.last(),
@@ -88,7 +99,12 @@ pub async fn a_download_in_the_evidence_sends_a_late_claim_to_support(w: World) 
         .await
         .unwrap();
     let late = w.day(100);
-    match w.store.file_claim(claim(&w, fetched_key), late).await.unwrap() {
+    match w
+        .store
+        .file_claim(claim(&w, fetched_key), late)
+        .await
+        .unwrap()
+    {
         ClaimOutcome::Filed(c) => {
             assert_eq!(c.note.as_deref(), Some("the product was downloaded before"));
         }
@@ -96,7 +112,10 @@ pub async fn a_download_in_the_evidence_sends_a_late_claim_to_support(w: World) 
     }
     assert!(
         matches!(
-            w.store.file_claim(claim(&w, untouched_key), late).await.unwrap(),
+            w.store
+                .file_claim(claim(&w, untouched_key), late)
+                .await
+                .unwrap(),
             ClaimOutcome::Granted(_)
         ),
         "never fetched, never activated: the policy extends"
