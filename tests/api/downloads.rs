@@ -117,7 +117,11 @@ impl Fetched {
 }
 
 fn fetch(server: &TestServer, method: &str, url: &str, headers: &[(&str, &str)]) -> Fetched {
-    let mut r = ureq::request(method, &server.url(url)).timeout(Duration::from_secs(60));
+    fetch_at(&server.url(url), method, headers)
+}
+
+fn fetch_at(full_url: &str, method: &str, headers: &[(&str, &str)]) -> Fetched {
+    let mut r = ureq::request(method, full_url).timeout(Duration::from_secs(60));
     for (n, v) in headers {
         r = r.set(n, v);
     }
@@ -408,6 +412,47 @@ fn a_download_makes_a_late_claim_on_a_never_activated_purchase_go_to_support(eng
         granted["status"], "granted",
         "never fetched and never activated: not picked up"
     );
+}
+
+/// The links' secret lives in the database: a link one instance made downloads from
+/// another instance on the same PostgreSQL database.
+#[test]
+fn a_link_made_by_one_instance_downloads_from_another_on_one_postgresql_database() {
+    let dirs = Dirs::on(Engine::Postgres);
+    let change = with_files(&dirs);
+    let mut settings = dirs.settings();
+    change(&mut settings);
+    let (first, _, stop_first) = try_start(settings.clone(), false).unwrap();
+    let (second, _, stop_second) = try_start(settings, false).unwrap();
+    let admin = std::fs::read_to_string(dirs.data().join(keyclerk::startup::ADMIN_TOKEN_FILE))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let base = |port: u16| format!("http://127.0.0.1:{port}");
+    let minted: Value = ureq::post(&format!("{}/v1/licenses", base(first)))
+        .set("Authorization", &format!("Bearer {admin}"))
+        .send_json(json!({"product": "photo-pro", "order_id": "DL-PG-1"}))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let id = minted["license"]["id"].as_str().unwrap();
+    let listed: Value = ureq::get(&format!("{}/v1/licenses/{id}/downloads", base(first)))
+        .set("Authorization", &format!("Bearer {admin}"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let url = listed["downloads"][0]["url"].as_str().unwrap();
+    let got = fetch_at(&format!("{}{url}", base(second)), "GET", &[]);
+    assert_eq!(got.status, 200, "{}", String::from_utf8_lossy(&got.body));
+    assert_eq!(
+        Sha256::digest(&got.body).as_slice(),
+        Sha256::digest(app_bytes()).as_slice()
+    );
+    actix_web::rt::System::new().block_on(async {
+        stop_first.stop(true).await;
+        stop_second.stop(true).await;
+    });
 }
 
 #[test]
