@@ -298,6 +298,13 @@ mod tests {
             "An activation was refused: activation_window_closed."
         );
         assert_eq!(
+            sentence(&event(
+                "file_downloaded",
+                serde_json::json!({"file": "App.dmg"})
+            )),
+            "The file App.dmg was downloaded."
+        );
+        assert_eq!(
             sentence(&event("something_new", serde_json::json!({}))),
             "something new"
         );
