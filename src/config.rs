@@ -71,6 +71,9 @@ pub struct Settings {
     /// `[mail]`: mail to customers over SMTP; without it no mail is queued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mail: Option<crate::outbox::MailSettings>,
+    /// `[downloads]`: where the products' files are, how long a link lives.
+    #[serde(default)]
+    pub downloads: crate::service::downloads::DownloadSettings,
     /// The catalog.
     #[serde(default)]
     pub products: BTreeMap<String, ProductSpec>,
@@ -276,6 +279,9 @@ impl Settings {
         if let Some((key, message)) = self.mail.as_ref().and_then(|m| m.problem()) {
             return Err(ConfigError(format!("{source}: mail.{key}: {message}")));
         }
+        if let Some((key, message)) = self.downloads.problem() {
+            return Err(ConfigError(format!("{source}: downloads.{key}: {message}")));
+        }
         for (id, spec) in &self.products {
             if ProductId::parse(id).is_none() {
                 return Err(ConfigError(format!(
@@ -409,6 +415,7 @@ impl Settings {
             console: crate::web::ConsoleSettings::default(),
             public_url: None,
             mail: None,
+            downloads: crate::service::downloads::DownloadSettings::default(),
             products: BTreeMap::new(),
             payments: BTreeMap::new(),
         }
@@ -630,6 +637,42 @@ mod tests {
             no_secret.contains("payments.paddle.webhook_secrets"),
             "{no_secret}"
         );
+    }
+
+    #[test]
+    fn downloads_default_to_files_and_15_minutes_and_a_bad_file_list_names_the_product() {
+        let shipped = load(EMBEDDED_CONFIG, &[]).unwrap().settings;
+        assert_eq!(shipped.downloads.dir, PathBuf::from("files"));
+        assert_eq!(shipped.downloads.link_minutes, 15);
+        let env = load("", &[("KEYCLERK_DOWNLOADS__LINK_MINUTES", "5")]).unwrap();
+        assert!(env.warnings.is_empty(), "{:?}", env.warnings);
+        assert_eq!(env.settings.downloads.link_minutes, 5);
+        let bad = load("[downloads]\nlink_minutes = 0", &[]).unwrap_err().0;
+        assert!(bad.contains("downloads.link_minutes"), "{bad}");
+        let product = "[products.a]\nname = \"A\"\nprice = { amount = 1, currency = \"EUR\" }\n";
+        let ok = load(
+            &format!("{product}files = [{{ name = \"A.dmg\", path = \"a/A.dmg\" }}]\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(ok.settings.products["a"].files[0].path, "a/A.dmg");
+        let escape = load(
+            &format!("{product}files = [{{ name = \"A.dmg\", path = \"../A.dmg\" }}]\n"),
+            &[],
+        )
+        .unwrap_err()
+        .0;
+        assert!(
+            escape.contains("products.a.files: `A.dmg`: path `../A.dmg`"),
+            "{escape}"
+        );
+        let unknown = load(
+            &format!("{product}files = [{{ name = \"A\", url = \"x\" }}]\n"),
+            &[],
+        )
+        .unwrap_err()
+        .0;
+        assert!(unknown.contains("products.a.files"), "{unknown}");
     }
 
     #[test]

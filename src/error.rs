@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::domain::activation::Refusal;
+use crate::domain::download::DownloadRefusal;
 use crate::domain::DomainError;
 use crate::service::ServiceError;
 use crate::storage::StorageError;
@@ -18,6 +19,9 @@ pub enum ApiError {
     /// A license refused a machine (window, status, expiry, seats).
     #[error("{0}")]
     Refused(#[from] Refusal),
+    /// A download link or the file it names was refused.
+    #[error("{0}")]
+    Download(#[from] DownloadRefusal),
     /// No `Authorization: Bearer` header.
     #[error("this endpoint needs an API token (Authorization: Bearer kc_...)")]
     MissingToken,
@@ -141,6 +145,7 @@ impl From<ServiceError> for ApiError {
         match e {
             ServiceError::Domain(d) => Self::Domain(d),
             ServiceError::Refused(r) => Self::Refused(r),
+            ServiceError::Download(d) => Self::Download(d),
             ServiceError::InvalidParameter(m) => Self::InvalidQuery(m),
             ServiceError::MissingField(f) => Self::MissingField(f),
             ServiceError::InvalidUrl(m) => Self::InvalidUrl(m),
@@ -214,6 +219,7 @@ impl ApiError {
                 DomainError::PaymentEventSettled(_) => "payment_event_settled",
             },
             Self::Refused(r) => r.code(),
+            Self::Download(d) => d.code(),
             Self::MissingToken => "missing_token",
             Self::MissingCredentials => "missing_credentials",
             Self::InvalidToken => "invalid_token",
@@ -323,6 +329,12 @@ impl ResponseError for ApiError {
             },
             Self::Refused(Refusal::SeatLimitReached) => StatusCode::CONFLICT,
             Self::Refused(_) => StatusCode::FORBIDDEN,
+            Self::Download(d) => match d {
+                DownloadRefusal::LinkInvalid => StatusCode::FORBIDDEN,
+                DownloadRefusal::LinkExpired => StatusCode::GONE,
+                DownloadRefusal::FileNotFound => StatusCode::NOT_FOUND,
+                DownloadRefusal::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            },
             Self::MissingToken
             | Self::MissingCredentials
             | Self::InvalidToken
@@ -400,6 +412,10 @@ impl ApiError {
             }
             Self::UnsupportedEncoding(_) => {
                 res.insert_header((header::ACCEPT_ENCODING, "identity"));
+            }
+            // RFC 9110 §14.4: a 416 names the current length.
+            Self::Download(DownloadRefusal::RangeNotSatisfiable { size }) => {
+                res.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
             }
             _ => {}
         }

@@ -12,6 +12,7 @@ use actix_web::{web, App, HttpServer};
 
 use crate::config::Settings;
 use crate::domain::audit::Actor;
+use crate::domain::download::LinkSecret;
 use crate::domain::grace::ClaimRules;
 use crate::domain::time;
 use crate::domain::token::{NewApiToken, Role};
@@ -19,6 +20,7 @@ use crate::error::ApiError;
 use crate::metrics::http::HttpMetrics;
 use crate::routes;
 use crate::server::ConnectionCap;
+use crate::service::downloads::Downloads;
 use crate::service::keys::Keys;
 use crate::service::{AppState, Limits};
 use crate::storage::last_seen::LastSeen;
@@ -66,6 +68,9 @@ pub enum StartError {
         /// The missing key ids.
         missing: String,
     },
+    /// A product's files are not where `[downloads] dir` says, or lead out of it.
+    #[error("{0}")]
+    Downloads(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -294,6 +299,16 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
     }
     reconcile_keys(&*store, &ring, &settings.keys_dir, options.force, now).await?;
     bootstrap_admin(&*store, &settings.data_dir, now).await?;
+    let secret = store
+        .download_secret(*LinkSecret::generate().expose(), now)
+        .await?;
+    let downloads = Downloads::new(
+        &settings.downloads,
+        &settings.catalog(),
+        LinkSecret::new(secret),
+        settings.public_url.clone(),
+    )
+    .map_err(StartError::Downloads)?;
     if let Some(active) = ring.active() {
         log::info!(
             "signing with {} ({})",
@@ -330,6 +345,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         payments: Arc::new(settings.payment_providers()),
         webhooks: settings.webhooks.clone(),
         mail_on: settings.mail.is_some(),
+        downloads: Arc::new(downloads),
     });
     let webhooks = if settings.webhooks.deliver {
         Some(

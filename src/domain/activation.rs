@@ -112,7 +112,9 @@ impl Refusal {
     }
 }
 
-fn status_refusal(status: LicenseStatus) -> Option<Refusal> {
+/// Why a license in `status` may not be used (nor its files downloaded); `None`
+/// for an active one.
+pub fn status_refusal(status: LicenseStatus) -> Option<Refusal> {
     match status {
         LicenseStatus::Active => None,
         LicenseStatus::Suspended => Some(Refusal::Suspended),

@@ -268,6 +268,12 @@ pub enum AuditEvent {
         /// Support's note.
         reason: Option<String>,
     },
+    /// A file of the license's product began downloading (a transfer from its
+    /// first byte through a signed link).
+    FileDownloaded {
+        /// The file's name, as the product lists it.
+        file: String,
+    },
     /// A late-claim decision.
     GraceDecision {
         /// The decision id.
@@ -459,6 +465,8 @@ impl AuditEvent {
             Self::DeactivationRefused {
                 activation, code, ..
             } => Some(format!("deactivation_refused/{day}/{code}/{activation}")),
+            // A download manager may start one file many times; the count is kept.
+            Self::FileDownloaded { file } => Some(format!("file_downloaded/{day}/{file}")),
             _ => None,
         }
     }

@@ -150,7 +150,9 @@ impl EvidenceEvents {
     pub const FIRST_OF: [&'static str; 2] = ["key_first_presented", "activation_created"];
     /// Kinds of which the evidence reads every event (refusals are chained at most
     /// once per machine, code and day, so these stay few).
-    pub const ALL_OF: [&'static str; 2] = ["activation_refused", "grace_decision"];
+    /// Downloads are chained once per file and day with a count, so these stay few too.
+    pub const ALL_OF: [&'static str; 3] =
+        ["activation_refused", "grace_decision", "file_downloaded"];
 }
 
 /// What a decision did, beside the evidence.
@@ -234,6 +236,12 @@ pub struct Evidence {
     pub presented_before_deadline: bool,
     /// Whether any machine ever activated it.
     pub ever_activated: bool,
+    /// The first time a file of the product was downloaded with it.
+    #[serde(with = "time::serde_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub first_downloaded_at: Option<Timestamp>,
+    /// Downloads started with it (each transfer from a file's first byte).
+    pub downloads: u64,
     /// Every refused activation, oldest first.
     pub refused_activations: Vec<RefusedAttempt>,
     /// Earlier grace decisions, oldest first.
@@ -264,6 +272,16 @@ impl Evidence {
             ever_activated: events
                 .iter()
                 .any(|e| matches!(e.event, AuditEvent::ActivationCreated { .. })),
+            first_downloaded_at: events
+                .iter()
+                .filter(|e| matches!(e.event, AuditEvent::FileDownloaded { .. }))
+                .map(|e| e.at)
+                .min(),
+            downloads: events
+                .iter()
+                .filter(|e| matches!(e.event, AuditEvent::FileDownloaded { .. }))
+                .map(|e| e.repeats.map_or(1, |r| r.count))
+                .sum(),
             refused_activations: events
                 .iter()
                 .filter_map(|e| match &e.event {
@@ -294,6 +312,13 @@ impl Evidence {
                 })
                 .collect(),
         }
+    }
+
+    /// Whether the customer ever picked the purchase up: activated it on a machine,
+    /// or downloaded a file of it. A late claim on a purchase picked up is not the
+    /// never-used purchase the policy extends by itself.
+    pub fn picked_up(&self) -> bool {
+        self.ever_activated || self.downloads > 0
     }
 
     /// Extensions granted so far (by anyone).
@@ -879,6 +904,9 @@ impl ClaimPolicy {
         if evidence.ever_activated {
             return ClaimVerdict::ForSupport("the license was activated before");
         }
+        if evidence.picked_up() {
+            return ClaimVerdict::ForSupport("the product was downloaded before");
+        }
         if (now - license.purchased_at).num_days() > i64::from(self.max_age_days) {
             return ClaimVerdict::ForSupport("the purchase is older than the policy allows");
         }
@@ -966,6 +994,61 @@ mod tests {
             claim: None,
         };
         assert_eq!(EvidenceEvents::ALL_OF[1], decided.kind());
+        let downloaded = AuditEvent::FileDownloaded {
+            file: "A.dmg".into(),
+        };
+        assert_eq!(EvidenceEvents::ALL_OF[2], downloaded.kind());
+    }
+
+    fn downloaded(file: &str) -> AuditEvent {
+        AuditEvent::FileDownloaded { file: file.into() }
+    }
+
+    #[test]
+    fn downloads_are_counted_with_their_repeats_and_the_first_is_kept() {
+        let mut again = event("2025-01-03T00:00:00Z", downloaded("A.dmg"));
+        again.repeats = Some(Repeats {
+            count: 3,
+            last_at: at("2025-01-03T05:00:00Z"),
+        });
+        let events = [
+            event("2025-01-02T00:00:00Z", downloaded("A.dmg")),
+            again,
+            event("2025-01-02T00:10:00Z", downloaded("B.zip")),
+        ];
+        let e = Evidence::gather(&late(), &events, at(NOW));
+        assert_eq!(e.downloads, 5);
+        assert_eq!(e.first_downloaded_at, Some(at("2025-01-02T00:00:00Z")));
+        assert!(e.picked_up() && !e.ever_activated);
+        let never = Evidence::gather(&late(), &[], at(NOW));
+        assert_eq!((never.downloads, never.first_downloaded_at), (0, None));
+        assert!(!never.picked_up());
+    }
+
+    #[test]
+    fn a_purchase_downloaded_but_never_activated_is_picked_up_and_goes_to_support() {
+        let policy = ClaimPolicy::default();
+        let l = late();
+        let fetched = Evidence::gather(
+            &l,
+            &[event("2025-01-02T00:00:00Z", downloaded("A.dmg"))],
+            at(NOW),
+        );
+        assert_eq!(
+            policy.judge(&l, &fetched, Some(90), at(NOW)),
+            ClaimVerdict::ForSupport("the product was downloaded before")
+        );
+        let untouched = Evidence::gather(&l, &[], at(NOW));
+        assert_eq!(
+            policy.judge(&l, &untouched, Some(90), at(NOW)),
+            ClaimVerdict::Extend(90),
+            "never fetched and never activated: not picked up"
+        );
+        assert_eq!(
+            policy.judge(&l, &fetched, Some(90), at("2025-02-01T00:00:00Z")),
+            ClaimVerdict::NotNeeded,
+            "a download does not close the window: the key still activates in it"
+        );
     }
 
     fn presented() -> AuditEvent {

@@ -179,6 +179,9 @@ pub struct ProductSpec {
     /// customer email), for example `[14, 3]`.
     #[serde(default)]
     pub remind_before_days: Vec<u32>,
+    /// Files a license of this product may download, under `[downloads] dir`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<crate::domain::download::ProductFile>,
 }
 
 /// Upper bound on seats of one license, to keep counting and requests sane.
@@ -247,6 +250,12 @@ impl ProductSpec {
                 "duration_from",
                 "`activation` needs duration_days (a perpetual license has no duration)".to_owned(),
             ));
+        }
+        if let Some(problem) = crate::domain::download::files_problems(&self.files)
+            .into_iter()
+            .next()
+        {
+            out.push(("files", problem));
         }
         if let Some(bad) = self.entitlements.iter().find(|e| !is_entitlement(e)) {
             out.push((
@@ -335,6 +344,7 @@ pub(crate) mod tests {
                 release_after_days: None,
                 deliver_by_email: false,
                 remind_before_days: Vec::new(),
+                files: Vec::new(),
             },
         }
     }

@@ -211,6 +211,11 @@ shape! {
     MetadataValue => metadata_value();
     /// A license id.
     LicenseId => id("lic", "A license id");
+    /// A signed download link's token.
+    DownloadToken => string()
+        .min_length(Some(1))
+        .max_length(Some(512))
+        .description(Some("A download link's token: license id, file name, expiry and MAC, as `GET /v1/licenses/{id}/downloads` made it.".to_owned()));
     /// An activation id.
     ActivationId => id("act", "An activation id");
     /// A claim id.

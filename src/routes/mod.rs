@@ -3,6 +3,7 @@
 
 pub mod activations;
 pub mod auth;
+pub mod downloads;
 pub mod extract;
 pub mod grace;
 pub mod health;
@@ -139,6 +140,9 @@ route_table! {
     "/v1/credits/redeem" { post => grace::redeem, VENDOR; }
     "/v1/licenses/{id}/activations" { get => licenses::activations, STAFF; }
     "/v1/licenses/{id}/history" { get => licenses::history, STAFF; }
+    "/v1/licenses/{id}/downloads" { get => downloads::links, STAFF; }
+    // The signed link is the credential (see `crate::domain::download`).
+    "/v1/downloads" { get => downloads::download, Access::Anyone; }
     "/v1/licenses/{id}/suspend" { post => licenses::suspend, VENDOR; }
     "/v1/licenses/{id}/reinstate" { post => licenses::reinstate, VENDOR; }
     "/v1/licenses/{id}/revoke" { post => licenses::revoke, VENDOR; }

@@ -606,6 +606,8 @@ fn add_links(openapi: &mut utoipa::openapi::OpenApi) {
         super::grace::redeem,
         super::licenses::activations,
         super::licenses::history,
+        super::downloads::links,
+        super::downloads::download,
         super::licenses::suspend,
         super::licenses::reinstate,
         super::licenses::revoke,
@@ -634,6 +636,7 @@ fn add_links(openapi: &mut utoipa::openapi::OpenApi) {
         (name = "admin", description = "Tokens, the catalog, webhook endpoints and the customers' mail"),
         (name = "payments", description = "The payment providers' webhooks (signed by the provider, no token), and the events they sent (admin)"),
         (name = "operations", description = "Health, metrics, public keys, this document"),
+        (name = "customers", description = "What customers reach through links keyclerk made for them: the files of their products"),
     )
 )]
 pub struct ApiDoc;

@@ -14,6 +14,9 @@ pub enum ServiceError {
     /// A license refused a machine (window, status, expiry, seats).
     #[error("{0}")]
     Refused(#[from] Refusal),
+    /// A download link or the file it names was refused.
+    #[error("{0}")]
+    Download(#[from] crate::domain::download::DownloadRefusal),
     /// A parameter of the request is malformed.
     #[error("{0}")]
     InvalidParameter(String),

@@ -1,6 +1,7 @@
 //! Operations that combine the domain, the keyring and storage: what handlers call.
 
 pub mod console;
+pub mod downloads;
 pub mod error;
 pub mod grace;
 pub mod keys;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub webhooks: crate::outbox::WebhookSettings,
     /// Whether `[mail]` is set up: without it no mail is queued.
     pub mail_on: bool,
+    /// The products' files and the secret of their download links.
+    pub downloads: Arc<downloads::Downloads>,
 }
 
 /// The rate limits keyclerk keeps in memory (the failed look-ups also in the

@@ -247,6 +247,9 @@ pub struct PoolStats {
     pub waiting: usize,
 }
 
+/// The name of the download links' secret in `server_secrets`.
+pub const DOWNLOAD_SECRET: &str = "download_links";
+
 /// The domain operations keyclerk needs from a database.
 #[async_trait]
 pub trait Storage: webhooks::WebhookStore + Send + Sync + 'static {
@@ -431,6 +434,24 @@ pub trait Storage: webhooks::WebhookStore + Send + Sync + 'static {
         &self,
         keys: Vec<KnownKey>,
         actor: Actor,
+        now: Timestamp,
+    ) -> Result<(), StorageError>;
+
+    /// The secret download links are signed with: the one stored, or `candidate`
+    /// stored now when there is none yet. Atomic across instances: of several
+    /// starting on one new database at once, all get the one secret stored.
+    async fn download_secret(
+        &self,
+        candidate: [u8; 32],
+        now: Timestamp,
+    ) -> Result<[u8; 32], StorageError>;
+
+    /// Records that a file of a license began downloading (an audit event, chained
+    /// once per license, file and day and counted beside it after).
+    async fn record_download(
+        &self,
+        license_id: String,
+        file: String,
         now: Timestamp,
     ) -> Result<(), StorageError>;
 

@@ -169,6 +169,7 @@ pub fn sentence(e: &Event) -> String {
             by.as_str(),
             because(reason.as_deref())
         ),
+        AuditEvent::FileDownloaded { file } => format!("The file {file} was downloaded."),
         AuditEvent::GraceDecision {
             remedy,
             automatic,
@@ -295,6 +296,13 @@ mod tests {
         assert_eq!(
             sentence(&refused),
             "An activation was refused: activation_window_closed."
+        );
+        assert_eq!(
+            sentence(&event(
+                "file_downloaded",
+                serde_json::json!({"file": "App.dmg"})
+            )),
+            "The file App.dmg was downloaded."
         );
         assert_eq!(
             sentence(&event("something_new", serde_json::json!({}))),

@@ -276,6 +276,10 @@ pub struct EvidenceView {
     pub presented_before_deadline: bool,
     /// Whether any machine ever activated.
     pub ever_activated: bool,
+    /// When a file was first downloaded, if ever.
+    pub first_downloaded: Option<When>,
+    /// Downloads started.
+    pub downloads: u64,
     /// Refused activations: when, code, how often, last time.
     pub refused: Vec<(When, String, u64, When)>,
     /// Earlier decisions: when, remedy, by the policy, id.
@@ -291,6 +295,8 @@ impl EvidenceView {
             first_presented: e.first_presented_at.map(|t| When::at(t, now)),
             presented_before_deadline: e.presented_before_deadline,
             ever_activated: e.ever_activated,
+            first_downloaded: e.first_downloaded_at.map(|t| When::at(t, now)),
+            downloads: e.downloads,
             refused: e
                 .refused_activations
                 .iter()

@@ -19,6 +19,7 @@ mod contract;
 mod crash;
 mod db_copy;
 mod desktop_app;
+mod downloads;
 mod errors;
 mod failover;
 mod file_modes;

@@ -49,11 +49,12 @@ fn every_route_is_documented_with_its_errors_as_problems() {
             );
             for (status, r) in responses {
                 if status.starts_with('2') {
-                    // The metrics are the one answer in Prometheus's text format.
-                    let media = if path == "/metrics" {
-                        "text/plain"
-                    } else {
-                        "application/json"
+                    // The metrics are the one answer in Prometheus's text format, a
+                    // download the one of the file's bytes.
+                    let media = match path.as_str() {
+                        "/metrics" => "text/plain",
+                        "/v1/downloads" => "application/octet-stream",
+                        _ => "application/json",
                     };
                     assert!(r["content"][media].is_object(), "{method} {path} {status}");
                 } else {

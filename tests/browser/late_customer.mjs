@@ -37,6 +37,7 @@ await run(async (page) => {
   const evidence = await text(page, '#late-claim .evidence');
   check(evidence.includes(`Days late ${input.days_late}`), `${input.days_late} days late: ${evidence}`);
   check(evidence.includes('Ever activated no'), `never activated: ${evidence}`);
+  check(evidence.includes('Downloads never'), `never downloaded: ${evidence}`);
   const refused = await text(page, '#late-claim table');
   check(refused.includes('Refused activations') && refused.includes(input.refused_code),
     `the refused attempt with its code: ${refused}`);

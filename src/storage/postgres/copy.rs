@@ -165,6 +165,10 @@ const TABLES: &[Table] = &[
             "last_seen_at": Int, "reauth_at": Int,
         ],
     },
+    Table {
+        name: "server_secrets",
+        columns: same!["name": Text, "secret": Blob, "created_at": Int],
+    },
 ];
 
 /// Rows read from SQLite at a time.

@@ -42,8 +42,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Statement};
 
 use crate::domain::audit::{
-    verify_chain_head, Actor, ChainError, ChainHead, ClaimStatus, Event, EventRecord, NewEvent,
-    PresentedBy,
+    verify_chain_head, Actor, AuditEvent, ChainError, ChainHead, ClaimStatus, Event, EventRecord,
+    NewEvent, PresentedBy,
 };
 use crate::domain::grace::{EvidenceEvents, PastEvent};
 use crate::domain::license::{Action, License, LicenseStatus, NewLicense, MAX_EMAIL_MATCHES};
@@ -60,6 +60,7 @@ use crate::storage::grace::{
 };
 use crate::storage::last_seen::SeenTimes;
 use crate::storage::rows::{batch_item, past_events, price_columns, price_from, repeats_from};
+use crate::storage::DOWNLOAD_SECRET;
 use crate::storage::{
     EventPage, IssuedKey, KnownKey, LicenseLookup, LicensePage, MintOutcome, Storage, StorageError,
     StoredKey,
@@ -1980,6 +1981,51 @@ impl Storage for PostgresStore {
                 })
             })
             .collect::<Result<Vec<_>, StorageError>>()?
+        })
+        .await
+    }
+
+    async fn download_secret(
+        &self,
+        candidate: [u8; 32],
+        now: Timestamp,
+    ) -> Result<[u8; 32], StorageError> {
+        write_tx!(self, |w| {
+            // `write_tx!` makes `w` mutable for writes that append; this one does not.
+            let w = &mut w;
+            let secret = candidate.to_vec();
+            exec(
+                &*w,
+                "INSERT INTO server_secrets (name, secret, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO NOTHING",
+                &[&DOWNLOAD_SECRET, &secret, &now.timestamp()],
+            )
+            .await?;
+            let stored: Vec<u8> = one(
+                &*w,
+                "SELECT secret FROM server_secrets WHERE name = $1",
+                &[&DOWNLOAD_SECRET],
+            )
+            .await?
+            .try_get(0)?;
+            <[u8; 32]>::try_from(stored.as_slice()).map_err(|_| corrupt("server_secrets.secret"))?
+        })
+        .await
+    }
+
+    async fn record_download(
+        &self,
+        license_id: String,
+        file: String,
+        now: Timestamp,
+    ) -> Result<(), StorageError> {
+        write_tx!(self, |w| {
+            w.append(NewEvent::about(
+                &license_id,
+                now,
+                Actor::LicenseKey,
+                AuditEvent::FileDownloaded { file: file.clone() },
+            ));
         })
         .await
     }

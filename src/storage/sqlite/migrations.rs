@@ -334,6 +334,21 @@ CREATE TABLE reminders (
 ) STRICT;
 CREATE INDEX reminders_due ON reminders (due_at);
 "#,
+    // Downloads: the evidence reads a license's downloads too (its index takes
+    // their kind), and the secret download links are signed with, made on the
+    // first start and the same for every reader of the database.
+    r#"
+DROP INDEX events_evidence;
+CREATE INDEX events_evidence ON events (license_id, kind, seq)
+    WHERE (kind = 'key_first_presented' OR kind = 'activation_created'
+           OR kind = 'activation_refused' OR kind = 'grace_decision'
+           OR kind = 'file_downloaded');
+CREATE TABLE server_secrets (
+    name        TEXT PRIMARY KEY,
+    secret      BLOB NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+"#,
 ];
 
 /// The schema version this binary writes.

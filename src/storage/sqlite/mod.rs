@@ -18,8 +18,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::domain::audit::{
-    verify_chain_head, Actor, ChainError, ChainHead, ClaimStatus, Event, EventRecord, NewEvent,
-    PreparedEvent, PresentedBy,
+    verify_chain_head, Actor, AuditEvent, ChainError, ChainHead, ClaimStatus, Event, EventRecord,
+    NewEvent, PreparedEvent, PresentedBy,
 };
 use crate::domain::grace::{EvidenceEvents, PastEvent};
 use crate::domain::license::{
@@ -39,6 +39,7 @@ use crate::storage::grace::{
 use crate::storage::last_seen::SeenTimes;
 pub(super) use crate::storage::rows::price_columns;
 use crate::storage::rows::{past_events, price_from};
+use crate::storage::DOWNLOAD_SECRET;
 use crate::storage::{
     EventPage, IssuedKey, KnownKey, LicenseLookup, LicensePage, MintOutcome, Storage, StorageError,
     StoredKey,
@@ -1013,6 +1014,52 @@ impl Storage for SqliteStore {
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
+    }
+
+    async fn download_secret(
+        &self,
+        candidate: [u8; 32],
+        now: Timestamp,
+    ) -> Result<[u8; 32], StorageError> {
+        self.writer
+            .write(move |ctx| {
+                ctx.conn
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO server_secrets (name, secret, created_at)
+                         VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![
+                        DOWNLOAD_SECRET,
+                        candidate.as_slice(),
+                        now.timestamp()
+                    ])?;
+                let stored: Vec<u8> = ctx
+                    .conn
+                    .prepare_cached("SELECT secret FROM server_secrets WHERE name = ?1")?
+                    .query_row(params![DOWNLOAD_SECRET], |r| r.get(0))?;
+                <[u8; 32]>::try_from(stored.as_slice())
+                    .map_err(|_| corrupt("server_secrets.secret").into())
+            })
+            .await
+    }
+
+    async fn record_download(
+        &self,
+        license_id: String,
+        file: String,
+        now: Timestamp,
+    ) -> Result<(), StorageError> {
+        self.writer
+            .write(move |ctx| {
+                ctx.append(NewEvent::about(
+                    &license_id,
+                    now,
+                    Actor::LicenseKey,
+                    AuditEvent::FileDownloaded { file },
+                ))?;
+                Ok(())
+            })
+            .await
     }
 
     async fn register_keys(

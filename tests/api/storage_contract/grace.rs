@@ -463,6 +463,8 @@ pub async fn a_decision_carries_the_evidence_the_log_holds(w: World) {
         first_presented_at: Some(w.day(100)),
         presented_before_deadline: false,
         ever_activated: false,
+        first_downloaded_at: None,
+        downloads: 0,
         refused_activations: vec![RefusedAttempt {
             at: w.day(100),
             code: "activation_window_closed".into(),

@@ -8,6 +8,7 @@
 //! audit chain is intact.
 
 mod activations;
+mod downloads;
 mod durability;
 mod grace;
 mod licenses;
@@ -246,6 +247,9 @@ macro_rules! suite {
             grace::concurrent_resolutions_of_one_claim_decide_once,
             payments::twenty_concurrent_deliveries_of_one_payment_event_mint_once,
             payments::a_payment_finds_its_license_by_reference_and_acts_as_its_provider,
+            downloads::the_download_secret_is_made_once_and_then_always_found,
+            downloads::downloads_are_chained_once_a_file_and_day_and_counted_in_the_evidence,
+            downloads::a_download_in_the_evidence_sends_a_late_claim_to_support,
         );
     };
     ($engine:ty) => {
