@@ -287,6 +287,29 @@ CREATE INDEX staff_sessions_by_user ON staff_sessions (user_id);
 CREATE INDEX IF NOT EXISTS claims_by_license ON claims (license_id, created_at);
 CREATE INDEX IF NOT EXISTS claims_by_email ON claims (email, created_at);
 "#,
+    // The customer page (`/my`): single-use sign-in links by mail (only their
+    // hash kept) and customers' sessions, by a license or by an email.
+    r#"
+CREATE TABLE customer_sign_ins (
+    id          TEXT PRIMARY KEY,
+    token_hash  BYTEA NOT NULL UNIQUE,
+    email       TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL,
+    used_at     BIGINT
+);
+CREATE INDEX customer_sign_ins_expiry ON customer_sign_ins (expires_at);
+
+CREATE TABLE customer_sessions (
+    id_hash       BYTEA PRIMARY KEY,
+    license_id    TEXT,
+    email         TEXT,
+    csrf_token    TEXT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    last_seen_at  BIGINT NOT NULL,
+    CHECK ((license_id IS NULL) <> (email IS NULL))
+);
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -316,6 +316,29 @@ CREATE INDEX events_evidence ON events (license_id, kind, seq)
     WHERE (kind = 'key_first_presented' OR kind = 'activation_created'
            OR kind = 'activation_refused' OR kind = 'grace_decision');
 "#,
+    // The customer page (`/my`): single-use sign-in links by mail (only their
+    // hash kept) and customers' sessions, by a license or by an email.
+    r#"
+CREATE TABLE customer_sign_ins (
+    id          TEXT PRIMARY KEY,
+    token_hash  BLOB NOT NULL UNIQUE,
+    email       TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    used_at     INTEGER
+) STRICT;
+CREATE INDEX customer_sign_ins_expiry ON customer_sign_ins (expires_at);
+
+CREATE TABLE customer_sessions (
+    id_hash       BLOB PRIMARY KEY,
+    license_id    TEXT,
+    email         TEXT,
+    csrf_token    TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    last_seen_at  INTEGER NOT NULL,
+    CHECK ((license_id IS NULL) <> (email IS NULL))
+) STRICT;
+"#,
 ];
 
 /// The schema version this binary writes.

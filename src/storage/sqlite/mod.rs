@@ -6,6 +6,7 @@ mod grace;
 mod migrations;
 mod payments;
 mod pool;
+mod customer;
 mod staff;
 mod webhooks;
 mod writer;
@@ -1076,6 +1077,10 @@ impl Storage for SqliteStore {
     }
 
     fn staff_store(&self) -> &dyn crate::storage::staff::StaffStore {
+        self
+    }
+
+    fn customer_store(&self) -> &dyn crate::storage::customer::CustomerStore {
         self
     }
 
