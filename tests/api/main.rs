@@ -35,6 +35,7 @@ mod logs;
 mod mail;
 mod metrics;
 mod mint;
+mod my_page;
 mod openapi;
 mod outage;
 mod parsers;

@@ -8,6 +8,7 @@
 //! audit chain is intact.
 
 mod activations;
+mod customer;
 mod durability;
 mod grace;
 mod licenses;
@@ -246,6 +247,10 @@ macro_rules! suite {
             grace::concurrent_resolutions_of_one_claim_decide_once,
             payments::twenty_concurrent_deliveries_of_one_payment_event_mint_once,
             payments::a_payment_finds_its_license_by_reference_and_acts_as_its_provider,
+            customer::a_sign_in_link_is_stored_with_its_mail_only_for_an_email_with_licenses,
+            customer::a_sign_in_link_works_once_and_only_for_thirty_minutes,
+            customer::concurrent_uses_of_one_sign_in_link_sign_in_once,
+            customer::a_customer_session_is_stored_touched_and_ended,
         );
     };
     ($engine:ty) => {
