@@ -420,3 +420,74 @@ fn a_refund_in_the_console_asks_for_the_password_again_and_the_app_is_then_refus
         .unwrap();
     assert_eq!(refund["actor"]["email"], "ann@example.com", "{refund}");
 }
+
+#[test]
+fn a_buyer_signs_in_on_the_customer_page_with_the_link_from_the_mail_and_deactivates_an_old_machine(
+) {
+    let inbox = tempfile::tempdir().unwrap();
+    let port = crate::mail::free_port();
+    let _smtp = crate::mail::Smtp::start(inbox.path(), port);
+    let server = TestServer::start_with(Dirs::on(Engine::Sqlite), |s| {
+        s.mail = Some(crate::mail::mail_settings(port));
+    });
+    let (id, key) = minted(
+        &server,
+        json!({"product": "studio-suite", "order_id": "my-browser-1", "seats": 3,
+               "customer_email": "buyer@example.com", "send_email": false}),
+    );
+    let old = server
+        .post(
+            "/v1/activations",
+            None,
+            &json!({"license_key": key, "fingerprint": "fp-old", "name": "old-laptop"}),
+        )
+        .expect(201)["activation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    activate(&server, &key, "fp-new").expect(201);
+    run_flow(
+        &server,
+        "my_link",
+        &json!({"email": "buyer@example.com", "inbox": inbox.path(), "order_id": "my-browser-1",
+                "old": old, "old_name": "old-laptop"}),
+    );
+    let seats = server
+        .get(
+            &format!("/v1/licenses/{id}/activations"),
+            Some(&server.token("support")),
+        )
+        .expect(200);
+    assert_eq!(seats["seats_in_use"], 1, "{seats}");
+    let events = history(&server, &id);
+    let off = events
+        .iter()
+        .find(|e| e["kind"] == "activation_deactivated")
+        .unwrap();
+    assert_eq!(off["actor"]["type"], "license_key", "by the customer: {off}");
+}
+
+#[test]
+fn a_buyer_of_400_days_ago_claims_on_the_customer_page_and_their_app_then_activates() {
+    let server = TestServer::start_on(Engine::Sqlite);
+    let (_, key) = minted(
+        &server,
+        json!({"product": "photo-pro", "order_id": "my-browser-late",
+               "customer_email": "late@example.com", "purchased_at": days_ago(400)}),
+    );
+    activate(&server, &key, "fp-before").expect_problem(403, "activation_window_closed");
+    run_flow(&server, "my_late", &json!({"key": key}));
+    activate(&server, &key, "fp-after").expect(201);
+}
+
+#[test]
+fn the_customer_page_speaks_french_with_accept_language_fr() {
+    let server = TestServer::start_on(Engine::Sqlite);
+    let (_, key) = minted(
+        &server,
+        json!({"product": "photo-pro", "order_id": "my-browser-fr",
+               "customer_email": "fr@example.com"}),
+    );
+    activate(&server, &key, "fp-fr").expect(201);
+    run_flow(&server, "my_french", &json!({"key": key}));
+}
