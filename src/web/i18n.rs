@@ -29,15 +29,20 @@ fn bundles() -> &'static Vec<(Locale, Bundle)> {
 
 fn bundle(locale: Locale, source: &str) -> Bundle {
     let resource = FluentResource::try_new(source.to_owned()).unwrap_or_else(|(r, errors)| {
-        log::error!("the {} page catalog has errors: {errors:?}", locale.as_str());
+        log::error!(
+            "the {} page catalog has errors: {errors:?}",
+            locale.as_str()
+        );
         r
     });
-    let lang: unic_langid::LanguageIdentifier =
-        locale.as_str().parse().unwrap_or_default();
+    let lang: unic_langid::LanguageIdentifier = locale.as_str().parse().unwrap_or_default();
     let mut bundle = FluentBundle::new_concurrent(vec![lang]);
     bundle.set_use_isolating(false);
     if let Err(errors) = bundle.add_resource(resource) {
-        log::error!("the {} page catalog has errors: {errors:?}", locale.as_str());
+        log::error!(
+            "the {} page catalog has errors: {errors:?}",
+            locale.as_str()
+        );
     }
     bundle
 }
@@ -157,7 +162,11 @@ mod tests {
         let (_, english) = CATALOGS[0];
         for locale in Locale::ALL {
             let t = Text::new(locale);
-            let bundle = &bundles().iter().find(|(l, _)| *l == locale).expect("bundle").1;
+            let bundle = &bundles()
+                .iter()
+                .find(|(l, _)| *l == locale)
+                .expect("bundle")
+                .1;
             for id in ids(english) {
                 let pattern = bundle
                     .get_message(&id)

@@ -210,15 +210,13 @@ async fn guard<B: MessageBody + 'static>(
         None => None,
     };
     let is_post = req.method() == actix_web::http::Method::POST;
-    if is_post {
-        if !origin_ok(&req, console.settings.public_url.as_deref()) {
-            let res = pages::error_page(
-                StatusCode::FORBIDDEN,
-                "This form did not come from keyclerk's own pages",
-                "Open the page again from the console and send the form from there.",
-            );
-            return Ok(finish(req, res));
-        }
+    if is_post && !origin_ok(&req, console.settings.public_url.as_deref()) {
+        let res = pages::error_page(
+            StatusCode::FORBIDDEN,
+            "This form did not come from keyclerk's own pages",
+            "Open the page again from the console and send the form from there.",
+        );
+        return Ok(finish(req, res));
     }
     match access {
         None | Some(PageAccess::Public) => {}

@@ -14,6 +14,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
+use crate::domain::audit::ClaimStatus;
 use crate::domain::customer::{days_until, CustomerSession, LinkState, Subject};
 use crate::domain::license::{License, LicenseStatus};
 use crate::domain::mail::Locale;
@@ -24,7 +25,6 @@ use crate::service::grace::{balances, ClaimAnswer, ClaimBody};
 use crate::service::my::LinkLimits;
 use crate::service::{AppState, DeactivationRequest, ServiceError};
 use crate::storage::activation::Activation;
-use crate::domain::audit::ClaimStatus;
 use crate::storage::EventPage;
 use crate::web::i18n::{self, Arg, Text};
 use crate::web::pages::render;
@@ -82,10 +82,7 @@ pub fn configure(state: Arc<MyState>) -> impl FnOnce(&mut web::ServiceConfig) {
                 .route("/link/{secret}", web::get().to(link_page))
                 .route("/link/{secret}", web::post().to(link_use))
                 .route("/logout", web::post().to(logout))
-                .route(
-                    "/machines/{id}/deactivate",
-                    web::get().to(deactivate_page),
-                )
+                .route("/machines/{id}/deactivate", web::get().to(deactivate_page))
                 .route("/machines/{id}/deactivate", web::post().to(deactivate))
                 .route("/licenses/{id}/claim", web::post().to(claim))
                 .default_service(web::to(not_found)),
@@ -117,9 +114,12 @@ impl FromRequest for Visitor {
 }
 
 impl Visitor {
-    /// The signed-in session, or the refusal (the guard lets none through).
-    fn signed_in(&self) -> Result<&CustomerSession, HttpResponse> {
-        self.session.as_ref().ok_or_else(|| see_other("/my"))
+    /// The signed-in session, or the way to the sign-in (the guard lets none
+    /// through without one).
+    fn signed_in(&self) -> Result<&CustomerSession, Box<HttpResponse>> {
+        self.session
+            .as_ref()
+            .ok_or_else(|| Box::new(see_other("/my")))
     }
 }
 
@@ -135,7 +135,11 @@ fn cookie(name: &str, value: &str, extra: &str) -> String {
 
 /// The live session a cookie names at `now`: an ended one is removed and counts
 /// as none.
-async fn live_session(app: &AppState, secret: &StaffSecret, now: Timestamp) -> Option<CustomerSession> {
+async fn live_session(
+    app: &AppState,
+    secret: &StaffSecret,
+    now: Timestamp,
+) -> Option<CustomerSession> {
     let store = app.store.customer_store();
     let hash = secret.hash();
     let session = match store.customer_session(hash).await {
@@ -221,12 +225,20 @@ async fn guard<B: MessageBody + 'static>(
         }
         // A fresh pre-session token was never in a form: the POST fails, as it must.
         if !csrf_ok(&mut req, &csrf).await? {
-            let res = page(StatusCode::FORBIDDEN, "my-form-expired-title", "my-form-expired");
+            let res = page(
+                StatusCode::FORBIDDEN,
+                "my-form-expired-title",
+                "my-form-expired",
+            );
             return Ok(finish(req, res));
         }
     }
     let pattern = req.match_pattern();
-    if !signed_in && pattern.as_deref().is_some_and(|p| NEED_SESSION.contains(&p)) {
+    if !signed_in
+        && pattern
+            .as_deref()
+            .is_some_and(|p| NEED_SESSION.contains(&p))
+    {
         return Ok(finish(req, see_other("/my")));
     }
     req.extensions_mut().insert(Visitor {
@@ -374,7 +386,12 @@ fn throttled(v: &Visitor, secs: u64) -> HttpResponse {
 
 /// A `/my` path no page has.
 pub async fn not_found(v: Visitor) -> HttpResponse {
-    simple(StatusCode::NOT_FOUND, &v, "my-not-found-title", "my-not-found")
+    simple(
+        StatusCode::NOT_FOUND,
+        &v,
+        "my-not-found-title",
+        "my-not-found",
+    )
 }
 
 /// The style sheet: the console's, and the customer page's few rules.
@@ -410,7 +427,12 @@ pub struct SignInPage {
     pub mail_on: bool,
 }
 
-fn sign_in_page(app: &AppState, v: &Visitor, status: StatusCode, error: Option<String>) -> HttpResponse {
+fn sign_in_page(
+    app: &AppState,
+    v: &Visitor,
+    status: StatusCode,
+    error: Option<String>,
+) -> HttpResponse {
     render(
         status,
         &SignInPage {
@@ -462,7 +484,12 @@ pub async fn sign_in_key(
     body: web::Bytes,
 ) -> HttpResponse {
     let Ok(form) = serde_urlencoded::from_bytes::<KeyForm>(&body) else {
-        return simple(StatusCode::BAD_REQUEST, &v, "my-bad-form-title", "my-bad-form");
+        return simple(
+            StatusCode::BAD_REQUEST,
+            &v,
+            "my-bad-form-title",
+            "my-bad-form",
+        );
     };
     let now = time::now();
     match app.license_by_key(&form.key, &address.0, now).await {
@@ -532,11 +559,21 @@ pub async fn sign_in_email(
         );
     }
     let Ok(form) = serde_urlencoded::from_bytes::<EmailForm>(&body) else {
-        return simple(StatusCode::BAD_REQUEST, &v, "my-bad-form-title", "my-bad-form");
+        return simple(
+            StatusCode::BAD_REQUEST,
+            &v,
+            "my-bad-form-title",
+            "my-bad-form",
+        );
     };
     let email = form.email.trim().to_owned();
     if email.is_empty() || email.len() > 320 {
-        return simple(StatusCode::BAD_REQUEST, &v, "my-bad-form-title", "my-bad-form");
+        return simple(
+            StatusCode::BAD_REQUEST,
+            &v,
+            "my-bad-form-title",
+            "my-bad-form",
+        );
     }
     let base = link_base(&my, &req);
     let asked = app
@@ -657,7 +694,7 @@ pub async fn link_use(
 pub async fn logout(app: web::Data<AppState>, v: Visitor) -> HttpResponse {
     let session = match v.signed_in() {
         Ok(s) => s,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     if let Err(e) = app
         .store
@@ -696,6 +733,8 @@ pub struct LicenseView {
     pub product: String,
     /// The status, in words.
     pub status: String,
+    /// The status's name (its style).
+    pub status_code: &'static str,
     /// The shop's order id.
     pub order_id: String,
     /// Purchase date.
@@ -822,6 +861,7 @@ async fn license_view(
         && pending.is_empty();
     Ok(LicenseView {
         status: t.get(&format!("my-status-{}", license.status.as_str())),
+        status_code: license.status.as_str(),
         order_id: license.order_id.clone(),
         purchased: date(license.purchased_at),
         activate_by,
@@ -951,7 +991,9 @@ pub struct DeactivatePage {
 }
 
 fn machine_name(t: Text, a: &Activation) -> String {
-    a.name.clone().unwrap_or_else(|| t.get("my-machine-unnamed"))
+    a.name
+        .clone()
+        .unwrap_or_else(|| t.get("my-machine-unnamed"))
 }
 
 /// `GET /my/machines/{id}/deactivate`: are you sure?
@@ -962,12 +1004,15 @@ pub async fn deactivate_page(
 ) -> HttpResponse {
     let session = match v.signed_in() {
         Ok(s) => s,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     let t = v.text;
     match own_activation(&app, session, &path).await {
         Ok(Some((license, a))) => {
-            let limit = app.policies.of(&license.product).max_deactivations_per_30_days;
+            let limit = app
+                .policies
+                .of(&license.product)
+                .max_deactivations_per_30_days;
             render(
                 StatusCode::OK,
                 &DeactivatePage {
@@ -980,7 +1025,12 @@ pub async fn deactivate_page(
                 },
             )
         }
-        Ok(None) => simple(StatusCode::NOT_FOUND, &v, "my-not-found-title", "my-machine-unknown"),
+        Ok(None) => simple(
+            StatusCode::NOT_FOUND,
+            &v,
+            "my-not-found-title",
+            "my-machine-unknown",
+        ),
         Err(e) => failed(&v, &e),
     }
 }
@@ -995,14 +1045,19 @@ pub async fn deactivate(
 ) -> HttpResponse {
     let session = match v.signed_in() {
         Ok(s) => s,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     let t = v.text;
     let now = time::now();
     let (license, activation) = match own_activation(&app, session, &path).await {
         Ok(Some(found)) => found,
         Ok(None) => {
-            return simple(StatusCode::NOT_FOUND, &v, "my-not-found-title", "my-machine-unknown")
+            return simple(
+                StatusCode::NOT_FOUND,
+                &v,
+                "my-not-found-title",
+                "my-machine-unknown",
+            )
         }
         Err(e) => return failed(&v, &e),
     };
@@ -1050,9 +1105,12 @@ pub async fn deactivate(
                 None => res,
             }
         }
-        Err(ServiceError::ActivationNotFound) => {
-            simple(StatusCode::NOT_FOUND, &v, "my-not-found-title", "my-machine-unknown")
-        }
+        Err(ServiceError::ActivationNotFound) => simple(
+            StatusCode::NOT_FOUND,
+            &v,
+            "my-not-found-title",
+            "my-machine-unknown",
+        ),
         Err(e) => failed(&v, &e),
     }
 }
@@ -1075,18 +1133,28 @@ pub async fn claim(
 ) -> HttpResponse {
     let session = match v.signed_in() {
         Ok(s) => s,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     let t = v.text;
     let Ok(form) = serde_urlencoded::from_bytes::<ClaimForm>(&body) else {
-        return simple(StatusCode::BAD_REQUEST, &v, "my-bad-form-title", "my-bad-form");
+        return simple(
+            StatusCode::BAD_REQUEST,
+            &v,
+            "my-bad-form-title",
+            "my-bad-form",
+        );
     };
     let license = match app.customer_licenses(&session.subject).await {
         Ok(ls) => ls.into_iter().find(|l| l.id == *path),
         Err(e) => return failed(&v, &e),
     };
     let Some(license) = license else {
-        return simple(StatusCode::NOT_FOUND, &v, "my-not-found-title", "my-not-found");
+        return simple(
+            StatusCode::NOT_FOUND,
+            &v,
+            "my-not-found-title",
+            "my-not-found",
+        );
     };
     let key = match app.license_with_key(&license.id).await {
         Ok((_, key)) => key,
@@ -1130,9 +1198,12 @@ pub async fn claim(
             vec![t.get("my-claim-not-needed")],
             None,
         ),
-        Err(ServiceError::Domain(crate::domain::DomainError::InvalidField { .. })) => {
-            simple(StatusCode::BAD_REQUEST, &v, "my-bad-form-title", "my-bad-form")
-        }
+        Err(ServiceError::Domain(crate::domain::DomainError::InvalidField { .. })) => simple(
+            StatusCode::BAD_REQUEST,
+            &v,
+            "my-bad-form-title",
+            "my-bad-form",
+        ),
         Err(e) => failed(&v, &e),
     }
 }

@@ -464,7 +464,10 @@ fn a_buyer_signs_in_on_the_customer_page_with_the_link_from_the_mail_and_deactiv
         .iter()
         .find(|e| e["kind"] == "activation_deactivated")
         .unwrap();
-    assert_eq!(off["actor"]["type"], "license_key", "by the customer: {off}");
+    assert_eq!(
+        off["actor"]["type"], "license_key",
+        "by the customer: {off}"
+    );
 }
 
 #[test]

@@ -229,7 +229,11 @@ fn a_customer_signs_in_with_the_key_and_sees_the_license(engine: Engine) {
     let form = c.get("/my");
     assert_eq!(form.status, 200);
     assert_secure(&form, "the sign-in page");
-    assert!(form.body.contains("Sign in to see your licenses"), "{}", form.body);
+    assert!(
+        form.body.contains("Sign in to see your licenses"),
+        "{}",
+        form.body
+    );
     assert!(
         form.body.contains("email-unavailable"),
         "without [mail] the page says email sign-in is unavailable"
@@ -255,7 +259,10 @@ fn a_customer_signs_in_with_the_key_and_sees_the_license(engine: Engine) {
     assert!(page.body.contains(&key), "the key is on the page");
     assert!(page.body.contains(&format!("id=\"{id}\"")));
     assert!(page.body.contains("days left"), "{}", page.body);
-    assert!(!page.body.contains("DOWNLOADS"), "the marker is a template comment");
+    assert!(
+        !page.body.contains("DOWNLOADS"),
+        "the marker is a template comment"
+    );
 
     // Signing out ends the session on the server: the old cookie opens nothing.
     let old = c.cookies.clone();
@@ -267,9 +274,7 @@ fn a_customer_signs_in_with_the_key_and_sees_the_license(engine: Engine) {
 }
 
 both_engines!(a_sign_in_link_from_the_mail_signs_in_once_and_shows_every_license_of_the_email);
-fn a_sign_in_link_from_the_mail_signs_in_once_and_shows_every_license_of_the_email(
-    engine: Engine,
-) {
+fn a_sign_in_link_from_the_mail_signs_in_once_and_shows_every_license_of_the_email(engine: Engine) {
     let inbox = tempfile::tempdir().unwrap();
     let port = free_port();
     let _smtp = Smtp::start(inbox.path(), port);
@@ -289,7 +294,11 @@ fn a_sign_in_link_from_the_mail_signs_in_once_and_shows_every_license_of_the_ema
     assert!(!form.body.contains("email-unavailable"));
     let sent = c.post("/my/sign-in/email", &form, &[("email", "ann@example.com")]);
     assert_eq!(sent.status, 200);
-    assert!(sent.body.contains("a sign-in link is on its way"), "{}", sent.body);
+    assert!(
+        sent.body.contains("a sign-in link is on its way"),
+        "{}",
+        sent.body
+    );
     let got = wait_for(inbox.path(), 1);
     assert_eq!(got[0]["rcpt_to"], json!(["ann@example.com"]));
     assert_eq!(got[0]["subject"], "Your sign-in link");
@@ -312,7 +321,11 @@ fn a_sign_in_link_from_the_mail_signs_in_once_and_shows_every_license_of_the_ema
     assert_eq!(used.status, 303, "{}", used.body);
     assert!(session_cookie(&used).is_some());
     let page = fresh.get("/my");
-    assert!(page.body.contains("Licenses of ann@example.com"), "{}", page.body);
+    assert!(
+        page.body.contains("Licenses of ann@example.com"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("my-link-1") && page.body.contains("my-link-2"));
 
     // Used once: a second use is refused, clearly.
@@ -405,7 +418,10 @@ fn a_known_and_an_unknown_email_get_the_same_status_body_and_about_the_same_time
     // Both paths run the same transaction; the bound is wide so a slow machine
     // cannot fail it, yet a skipped database write (or a mail sent inline) would.
     let slack = Duration::from_millis(100);
-    assert!(k <= u * 4 + slack && u <= k * 4 + slack, "known {k:?}, unknown {u:?}");
+    assert!(
+        k <= u * 4 + slack && u <= k * 4 + slack,
+        "known {k:?}, unknown {u:?}"
+    );
     let got = wait_for(inbox.path(), 4);
     std::thread::sleep(Duration::from_millis(300));
     let got_later = crate::mail::received(inbox.path());
@@ -425,6 +441,9 @@ fn a_known_and_an_unknown_email_get_the_same_status_body_and_about_the_same_time
     }
 }
 
+/// A refused form: what is wrong, its fields, its `Origin`.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Option<&'a str>);
+
 #[test]
 fn forms_without_the_token_or_from_another_origin_are_refused() {
     let server = TestServer::start();
@@ -437,7 +456,7 @@ fn forms_without_the_token_or_from_another_origin_are_refused() {
     let own = format!("http://127.0.0.1:{}", server.port);
     let token = form.input("csrf").unwrap();
     let wrong = "x".repeat(52);
-    let cases: [(&str, Vec<(&str, &str)>, Option<&str>); 4] = [
+    let cases: [Case<'_>; 4] = [
         ("no token", vec![("key", key.as_str())], Some(own.as_str())),
         (
             "a wrong token",
@@ -467,10 +486,18 @@ fn forms_without_the_token_or_from_another_origin_are_refused() {
     let page = c.get("/my");
     let own_token = page.input("csrf").unwrap();
     assert_ne!(own_token, token, "a new token with the session");
-    let refused = c.post_from("/my/logout", &[("csrf", token.as_str())], Some(own.as_str()));
+    let refused = c.post_from(
+        "/my/logout",
+        &[("csrf", token.as_str())],
+        Some(own.as_str()),
+    );
     assert_eq!(refused.status, 403);
     assert!(c.get("/my").body.contains("my-csrf-1"), "still signed in");
-    let refused = c.post_from("/my/logout", &[("csrf", own_token.as_str())], Some("https://evil.example"));
+    let refused = c.post_from(
+        "/my/logout",
+        &[("csrf", own_token.as_str())],
+        Some("https://evil.example"),
+    );
     assert_eq!(refused.status, 403);
     // A signed-out visitor of a signed-in form is sent to the sign-in.
     let mut stranger = Customer::new(&server);
@@ -481,9 +508,7 @@ fn forms_without_the_token_or_from_another_origin_are_refused() {
 }
 
 both_engines!(a_machine_is_deactivated_after_a_confirmation_and_refused_past_the_churn_limit);
-fn a_machine_is_deactivated_after_a_confirmation_and_refused_past_the_churn_limit(
-    engine: Engine,
-) {
+fn a_machine_is_deactivated_after_a_confirmation_and_refused_past_the_churn_limit(engine: Engine) {
     let server = TestServer::start_with(Dirs::on(engine), |s| {
         s.products
             .get_mut("studio-suite")
@@ -505,8 +530,16 @@ fn a_machine_is_deactivated_after_a_confirmation_and_refused_past_the_churn_limi
 
     let confirm = c.get(&format!("/my/machines/{old}/deactivate"));
     assert_eq!(confirm.status, 200);
-    assert!(confirm.body.contains("Deactivate old-laptop?"), "{}", confirm.body);
-    assert!(confirm.body.contains("one seat every 30 days"), "{}", confirm.body);
+    assert!(
+        confirm.body.contains("Deactivate old-laptop?"),
+        "{}",
+        confirm.body
+    );
+    assert!(
+        confirm.body.contains("one seat every 30 days"),
+        "{}",
+        confirm.body
+    );
     let done = c.post(&format!("/my/machines/{old}/deactivate"), &confirm, &[]);
     assert_eq!(done.status, 200, "{}", done.body);
     assert!(done.body.contains("old-laptop no longer holds a seat"));
@@ -523,10 +556,16 @@ fn a_machine_is_deactivated_after_a_confirmation_and_refused_past_the_churn_limi
     );
     let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
     assert!((29 * 86_400..=30 * 86_400).contains(&retry), "{retry}");
-    assert!(c.get("/my").body.contains("office-pc"), "still holds its seat");
+    assert!(
+        c.get("/my").body.contains("office-pc"),
+        "still holds its seat"
+    );
 
     // Another license's machine is not this customer's.
-    let (_, other_key) = mint(&server, json!({"product": "studio-suite", "order_id": "my-churn-2"}));
+    let (_, other_key) = mint(
+        &server,
+        json!({"product": "studio-suite", "order_id": "my-churn-2"}),
+    );
     let theirs = activate(&server, &other_key, "fp-theirs", "their-pc");
     let theirs = theirs["activation"]["id"].as_str().unwrap();
     let page = c.get(&format!("/my/machines/{theirs}/deactivate"));
@@ -544,7 +583,11 @@ fn a_buyer_of_400_days_ago_claims_on_the_page_and_then_activates(engine: Engine)
     let mut c = Customer::new(&server);
     assert_eq!(c.sign_in_with_key(&key).status, 303);
     let page = c.get("/my");
-    assert!(page.body.contains("The activation window has closed"), "{}", page.body);
+    assert!(
+        page.body.contains("The activation window has closed"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("days ago"));
     let id = page
         .body
@@ -559,11 +602,16 @@ fn a_buyer_of_400_days_ago_claims_on_the_page_and_then_activates(engine: Engine)
         &[("message", "I was travelling.")],
     );
     assert_eq!(answer.status, 200, "{}", answer.body);
-    assert!(answer.body.contains("Your license works again"), "{}", answer.body);
+    assert!(
+        answer.body.contains("Your license works again"),
+        "{}",
+        answer.body
+    );
     let page = c.get("/my");
     assert!(!page.body.contains("The activation window has closed"));
     assert!(
-        page.body.contains("the activation window was opened again, granted at once"),
+        page.body
+            .contains("the activation window was opened again, granted at once"),
         "{}",
         page.body
     );
@@ -590,12 +638,23 @@ fn a_claim_the_policy_leaves_to_support_says_it_waits() {
         .and_then(|r| r.split('/').next())
         .unwrap()
         .to_owned();
-    let answer = c.post(&format!("/my/licenses/{id}/claim"), &page, &[("message", "")]);
+    let answer = c.post(
+        &format!("/my/licenses/{id}/claim"),
+        &page,
+        &[("message", "")],
+    );
     assert_eq!(answer.status, 202, "{}", answer.body);
     assert!(answer.body.contains("Your claim was sent"));
     let page = c.get("/my");
-    assert!(page.body.contains("waits for our support team"), "{}", page.body);
-    assert!(!page.body.contains("action=\"/my/licenses/"), "no second claim form");
+    assert!(
+        page.body.contains("waits for our support team"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("action=\"/my/licenses/"),
+        "no second claim form"
+    );
 }
 
 #[test]
@@ -622,7 +681,10 @@ fn the_page_speaks_french_from_accept_language_and_switches_with_a_link() {
         .iter()
         .any(|s| s.starts_with("__Host-keyclerk_lang=en")));
     let again = c.get("/my");
-    assert!(again.body.contains("Your licenses"), "the cookie wins over the header");
+    assert!(
+        again.body.contains("Your licenses"),
+        "the cookie wins over the header"
+    );
 }
 
 #[test]

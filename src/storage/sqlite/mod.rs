@@ -2,11 +2,11 @@
 
 mod activations;
 mod backup;
+mod customer;
 mod grace;
 mod migrations;
 mod payments;
 mod pool;
-mod customer;
 mod staff;
 mod webhooks;
 mod writer;

@@ -60,7 +60,10 @@ pub async fn a_sign_in_link_is_stored_with_its_mail_only_for_an_email_with_licen
     let (quiet, quiet_secret) = link(&w, "ann@example.com", 1);
     assert!(store.issue_sign_in(quiet, false, w.t0).await.unwrap());
     assert!(matches!(
-        store.sign_in_state(quiet_secret.hash(), w.t0).await.unwrap(),
+        store
+            .sign_in_state(quiet_secret.hash(), w.t0)
+            .await
+            .unwrap(),
         LinkState::Usable(_)
     ));
     let more = w
@@ -88,7 +91,10 @@ pub async fn a_sign_in_link_works_once_and_only_for_thirty_minutes(w: World) {
     let again = session(&w);
     let again_hash = again.id_hash;
     assert_eq!(
-        store.redeem_sign_in(secret.hash(), again, at).await.unwrap(),
+        store
+            .redeem_sign_in(secret.hash(), again, at)
+            .await
+            .unwrap(),
         LinkState::Used
     );
     assert_eq!(store.customer_session(again_hash).await.unwrap(), None);
