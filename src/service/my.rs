@@ -12,6 +12,9 @@ use crate::service::limits::Limiter;
 use crate::service::{rate_limited, AppState, ServiceError};
 use crate::storage::LicenseLookup;
 
+/// How many licenses a key's session follows along `superseded_by`.
+const MAX_SUCCESSORS: usize = 8;
+
 /// Sign-in links asked for, per email and per client address.
 pub struct LinkLimits {
     /// Per (lower-case) email.
@@ -144,12 +147,22 @@ impl AppState {
     /// license of its email.
     pub async fn customer_licenses(&self, subject: &Subject) -> Result<Vec<License>, ServiceError> {
         match subject {
-            Subject::License(id) => Ok(self
-                .store
-                .license(id)
-                .await?
-                .map(|(l, _)| vec![l])
-                .unwrap_or_default()),
+            Subject::License(id) => {
+                // The license of the key, and those that replaced it (a substitute
+                // or upgrade granted on a claim), so the new key is at hand too.
+                let mut found = Vec::new();
+                let mut next = Some(id.clone());
+                while let Some(id) = next.take() {
+                    if found.len() >= MAX_SUCCESSORS || found.iter().any(|l: &License| l.id == id) {
+                        break;
+                    }
+                    if let Some((l, _)) = self.store.license(&id).await? {
+                        next.clone_from(&l.superseded_by);
+                        found.push(l);
+                    }
+                }
+                Ok(found)
+            }
             Subject::Email(email) => Ok(self
                 .store
                 .find_licenses(LicenseLookup::Email(email.clone()))

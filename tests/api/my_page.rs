@@ -711,3 +711,37 @@ fn a_key_sign_in_is_throttled_like_activation() {
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
     assert!(statuses[..statuses.len() - 1].iter().all(|s| *s == 401));
 }
+
+#[test]
+fn a_key_session_shows_the_license_that_replaced_it_with_its_key_and_the_decision() {
+    let server = TestServer::start();
+    let (id, old_key) = mint(
+        &server,
+        json!({"product": "photo-pro", "order_id": "my-sub-1",
+               "customer_email": "sub@example.com", "purchased_at": days_ago(400)}),
+    );
+    let support = server.token("support");
+    let sub = server
+        .post(
+            &format!("/v1/licenses/{id}/grace-extension"),
+            Some(&support),
+            &json!({"remedy": "substitute", "reason": "discontinued", "product": "photo-basic"}),
+        )
+        .expect(201);
+    let new_key = sub["key"].as_str().unwrap();
+    let mut c = Customer::new(&server);
+    assert_eq!(c.sign_in_with_key(&old_key).status, 303);
+    let page = c.get("/my");
+    assert!(
+        page.body.contains("Replaced by another license"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Photo Basic") && page.body.contains(new_key));
+    assert!(
+        page.body.contains("another product was given instead"),
+        "the decision is listed: {}",
+        page.body
+    );
+    assert!(!page.body.contains("The activation window has closed"));
+}

@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use tokio_postgres::Row;
 
 use super::{connect, corrupt, exec, opt, Db, PostgresStore};
-use crate::domain::customer::{link_state, CustomerSession, LinkState, NewSignIn, SignIn, Subject};
+use crate::domain::customer::{
+    link_state, CustomerSession, LinkState, NewSignIn, SignIn, Subject, ABSOLUTE_HOURS,
+};
 use crate::domain::time::{self, Timestamp};
 use crate::storage::customer::CustomerStore;
 use crate::storage::StorageError;
@@ -34,6 +36,13 @@ async fn insert_session<C: Db + ?Sized>(c: &C, s: &CustomerSession) -> Result<()
         Subject::License(id) => (Some(id.as_str()), None),
         Subject::Email(e) => (None, Some(e.as_str())),
     };
+    // Sessions past the absolute time-out are of no use: cleared as new ones start.
+    exec(
+        c,
+        "DELETE FROM customer_sessions WHERE created_at < $1",
+        &[&(s.created_at.timestamp() - ABSOLUTE_HOURS * 3600)],
+    )
+    .await?;
     exec(
         c,
         "INSERT INTO customer_sessions (id_hash, license_id, email, csrf_token, created_at,

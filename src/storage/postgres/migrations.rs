@@ -309,6 +309,7 @@ CREATE TABLE customer_sessions (
     last_seen_at  BIGINT NOT NULL,
     CHECK ((license_id IS NULL) <> (email IS NULL))
 );
+CREATE INDEX customer_sessions_by_age ON customer_sessions (created_at);
 "#,
 ];
 

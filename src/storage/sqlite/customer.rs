@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::SqliteStore;
-use crate::domain::customer::{link_state, CustomerSession, LinkState, NewSignIn, SignIn, Subject};
+use crate::domain::customer::{
+    link_state, CustomerSession, LinkState, NewSignIn, SignIn, Subject, ABSOLUTE_HOURS,
+};
 use crate::domain::time::{self, Timestamp};
 use crate::storage::customer::CustomerStore;
 use crate::storage::StorageError;
@@ -30,6 +32,9 @@ fn insert_session(conn: &Connection, s: &CustomerSession) -> Result<(), StorageE
         Subject::License(id) => (Some(id.as_str()), None),
         Subject::Email(e) => (None, Some(e.as_str())),
     };
+    // Sessions past the absolute time-out are of no use: cleared as new ones start.
+    conn.prepare_cached("DELETE FROM customer_sessions WHERE created_at < ?1")?
+        .execute([s.created_at.timestamp() - ABSOLUTE_HOURS * 3600])?;
     conn.prepare_cached(
         "INSERT INTO customer_sessions (id_hash, license_id, email, csrf_token, created_at,
              last_seen_at)

@@ -338,6 +338,7 @@ CREATE TABLE customer_sessions (
     last_seen_at  INTEGER NOT NULL,
     CHECK ((license_id IS NULL) <> (email IS NULL))
 ) STRICT;
+CREATE INDEX customer_sessions_by_age ON customer_sessions (created_at);
 "#,
 ];
 

@@ -160,4 +160,28 @@ pub async fn a_customer_session_is_stored_touched_and_ended(w: World) {
     assert_eq!(touched.last_seen_at, later, "never moves backwards");
     store.end_customer_session(hash).await.unwrap();
     assert_eq!(store.customer_session(hash).await.unwrap(), None);
+
+    // A session past the absolute time-out is cleared when a later one starts.
+    let (old, _) = CustomerSession::start(Subject::Email("ann@example.com".into()), w.t0);
+    store.start_customer_session(old.clone()).await.unwrap();
+    let (young, _) = CustomerSession::start(
+        Subject::Email("ann@example.com".into()),
+        w.t0 + chrono::Duration::hours(11),
+    );
+    store.start_customer_session(young.clone()).await.unwrap();
+    assert!(store.customer_session(old.id_hash).await.unwrap().is_some());
+    let (late, _) = CustomerSession::start(
+        Subject::License("lic_y".into()),
+        w.t0 + chrono::Duration::hours(13),
+    );
+    store.start_customer_session(late.clone()).await.unwrap();
+    assert_eq!(store.customer_session(old.id_hash).await.unwrap(), None);
+    assert_eq!(
+        store.customer_session(young.id_hash).await.unwrap(),
+        Some(young)
+    );
+    assert_eq!(
+        store.customer_session(late.id_hash).await.unwrap(),
+        Some(late)
+    );
 }
