@@ -79,8 +79,8 @@ pub fn configure(state: Arc<MyState>) -> impl FnOnce(&mut web::ServiceConfig) {
                 .route("/static/my.js", web::get().to(script))
                 .route("/sign-in/key", web::post().to(sign_in_key))
                 .route("/sign-in/email", web::post().to(sign_in_email))
-                .route("/link/{secret}", web::get().to(link_page))
-                .route("/link/{secret}", web::post().to(link_use))
+                .route("/link", web::get().to(link_page))
+                .route("/link", web::post().to(link_use))
                 .route("/logout", web::post().to(logout))
                 .route("/machines/{id}/deactivate", web::get().to(deactivate_page))
                 .route("/machines/{id}/deactivate", web::post().to(deactivate))
@@ -582,7 +582,8 @@ pub async fn sign_in_email(
             &email,
             &address.0,
             v.text.locale,
-            |secret| format!("{base}/my/link/{secret}"),
+            // In the query: access logs never keep it, as they keep paths.
+            |secret| format!("{base}/my/link?t={secret}"),
             time::now(),
         )
         .await;
@@ -643,17 +644,24 @@ fn link_refused(v: &Visitor, state: &LinkState) -> HttpResponse {
 }
 
 fn presented(path: &str) -> Option<StaffSecret> {
-    (path.len() <= 128 && path.chars().all(|c| c.is_ascii_alphanumeric()))
+    (!path.is_empty() && path.len() <= 128 && path.chars().all(|c| c.is_ascii_alphanumeric()))
         .then(|| StaffSecret::from_presented(path))
 }
 
-/// `GET /my/link/{secret}`: the button that signs in, or why the link fails.
+/// `?t=` of the link in the mail.
+#[derive(Debug, Deserialize)]
+pub struct LinkQuery {
+    #[serde(default)]
+    t: Option<String>,
+}
+
+/// `GET /my/link?t=…`: the button that signs in, or why the link fails.
 pub async fn link_page(
     app: web::Data<AppState>,
     v: Visitor,
-    path: web::Path<String>,
+    query: web::Query<LinkQuery>,
 ) -> HttpResponse {
-    let Some(secret) = presented(&path) else {
+    let Some(secret) = query.t.as_deref().and_then(presented) else {
         return link_refused(&v, &LinkState::Unknown);
     };
     match app.sign_in_link_state(&secret, time::now()).await {
@@ -671,13 +679,22 @@ pub async fn link_page(
     }
 }
 
-/// `POST /my/link/{secret}`: spends the link and signs in its email.
+/// `POST /my/link` (the secret in the form's `t`, or the query's): spends the
+/// link and signs in its email.
 pub async fn link_use(
     app: web::Data<AppState>,
     v: Visitor,
-    path: web::Path<String>,
+    query: web::Query<LinkQuery>,
+    body: web::Bytes,
 ) -> HttpResponse {
-    let Some(secret) = presented(&path) else {
+    let from_form = form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "t")
+        .map(|(_, v)| v.into_owned());
+    let Some(secret) = from_form
+        .or_else(|| query.t.clone())
+        .as_deref()
+        .and_then(presented)
+    else {
         return link_refused(&v, &LinkState::Unknown);
     };
     match app.redeem_sign_in_link(&secret, time::now()).await {

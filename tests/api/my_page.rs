@@ -208,13 +208,13 @@ fn link_in(message: &Value) -> String {
         .unwrap()
         .lines()
         .map(str::trim)
-        .find(|l| l.starts_with("http://") && l.contains("/my/link/"))
+        .find(|l| l.starts_with("http://") && l.contains("/my/link?t="))
         .unwrap_or_else(|| panic!("no link in {message}"))
         .to_owned()
 }
 
 fn path_of(link: &str) -> String {
-    let at = link.find("/my/link/").unwrap();
+    let at = link.find("/my/link?t=").unwrap();
     link[at..].to_owned()
 }
 
@@ -304,7 +304,7 @@ fn a_sign_in_link_from_the_mail_signs_in_once_and_shows_every_license_of_the_ema
     assert_eq!(got[0]["subject"], "Your sign-in link");
     let link = link_in(&got[0]);
     assert!(
-        link.starts_with(&format!("http://127.0.0.1:{}/my/link/", server.port)),
+        link.starts_with(&format!("http://127.0.0.1:{}/my/link?t=", server.port)),
         "{link}"
     );
     let path = path_of(&link);
@@ -371,9 +371,16 @@ fn an_expired_sign_in_link_is_refused(engine: Engine) {
     assert_eq!(used.status, 410);
     assert!(session_cookie(&used).is_none());
     // A link nobody was sent.
-    let unknown = c.get("/my/link/abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrst");
-    assert_eq!(unknown.status, 404);
-    assert!(unknown.body.contains("This link does not work"));
+    for unknown in [
+        "/my/link?t=abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrst",
+        "/my/link?t=",
+        "/my/link?t=%3Cscript%3E",
+        "/my/link",
+    ] {
+        let page = c.get(unknown);
+        assert_eq!(page.status, 404, "{unknown}");
+        assert!(page.body.contains("This link does not work"), "{unknown}");
+    }
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

@@ -13,7 +13,7 @@ async function linkFromMail(dir) {
     for (const f of files) {
       const m = JSON.parse(readFileSync(path.join(dir, f), 'utf8'));
       const plain = m.parts.find((p) => p.type === 'text/plain');
-      const line = plain && plain.content.split('\n').map((l) => l.trim()).find((l) => l.includes('/my/link/'));
+      const line = plain && plain.content.split('\n').map((l) => l.trim()).find((l) => l.includes('/my/link?t='));
       if (line) { return line; }
     }
     await new Promise((r) => { setTimeout(r, 50); });
