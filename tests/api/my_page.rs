@@ -752,3 +752,20 @@ fn a_key_session_shows_the_license_that_replaced_it_with_its_key_and_the_decisio
     );
     assert!(!page.body.contains("The activation window has closed"));
 }
+
+#[test]
+fn a_short_key_signs_in_too_with_spaces_and_lower_case_as_a_person_types_it() {
+    let server = TestServer::start();
+    let (_, key) = mint(
+        &server,
+        json!({"product": "font-pack", "order_id": "my-short-1", "customer_email": "s@example.com"}),
+    );
+    assert!(!key.starts_with("v4."), "a short key: {key}");
+    let mut c = Customer::new(&server);
+    let typed = format!("  {}  ", key.to_lowercase());
+    let signed = c.sign_in_with_key(&typed);
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    let page = c.get("/my");
+    assert!(page.body.contains("Font Pack") && page.body.contains("my-short-1"));
+    assert!(page.body.contains("No deadline"), "{}", page.body);
+}
