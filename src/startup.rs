@@ -393,6 +393,9 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         &console_settings,
         &settings.issuer,
     ));
+    let my = Arc::new(crate::web::my::MyState::new(
+        console_settings.public_url.clone(),
+    ));
     let body_deadline = settings.server.body_deadline();
     let connection_cap = Arc::new(ConnectionCap::from_settings(settings));
     let server = HttpServer::new(move || {
@@ -415,6 +418,7 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
             )
             .configure(routes::configure)
             .configure(crate::web::configure(Arc::clone(&console)))
+            .configure(crate::web::my::configure(Arc::clone(&my)))
             .default_service(web::to(routes::not_found))
     })
     .workers(settings.workers)

@@ -5,6 +5,7 @@
 
 pub mod activation;
 pub mod audit;
+pub mod customer;
 pub mod download;
 pub mod grace;
 pub mod ids;

@@ -7,6 +7,7 @@ pub mod grace;
 pub mod keys;
 pub mod limit_sync;
 pub mod limits;
+pub mod my;
 pub mod payments;
 pub mod queries;
 pub mod reminders;

@@ -1,6 +1,7 @@
 //! The storage boundary: domain operations, one implementation per engine.
 
 pub mod activation;
+pub mod customer;
 pub mod grace;
 pub mod last_seen;
 pub mod payments;
@@ -515,6 +516,9 @@ pub trait Storage: webhooks::WebhookStore + Send + Sync + 'static {
 
     /// The console's staff accounts and sessions.
     fn staff_store(&self) -> &dyn staff::StaffStore;
+
+    /// The customer page's sign-in links and sessions.
+    fn customer_store(&self) -> &dyn customer::CustomerStore;
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ pub mod claims;
 pub mod console;
 pub mod customers;
 pub mod display;
+pub mod i18n;
 pub mod licenses;
+pub mod my;
 pub mod pages;
 pub mod session;
 pub mod settings;
@@ -155,8 +157,9 @@ pub fn configure(state: Arc<ConsoleState>) -> impl FnOnce(&mut web::ServiceConfi
     }
 }
 
-/// Sets the security headers of a console answer.
-fn secure_headers(res: &mut HttpResponse<impl MessageBody>) {
+/// Sets the security headers of a page's answer (the console's and the
+/// customer page's alike).
+pub(crate) fn secure_headers(res: &mut HttpResponse<impl MessageBody>) {
     let h = res.headers_mut();
     let set = |h: &mut header::HeaderMap, name: header::HeaderName, value: &'static str| {
         h.insert(name, header::HeaderValue::from_static(value));
@@ -207,23 +210,13 @@ async fn guard<B: MessageBody + 'static>(
         None => None,
     };
     let is_post = req.method() == actix_web::http::Method::POST;
-    if is_post {
-        let origin = req
-            .headers()
-            .get(header::ORIGIN)
-            .and_then(|v| v.to_str().ok());
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok());
-        if !session::origin_is_own(origin, host, console.settings.public_url.as_deref()) {
-            let res = pages::error_page(
-                StatusCode::FORBIDDEN,
-                "This form did not come from keyclerk's own pages",
-                "Open the page again from the console and send the form from there.",
-            );
-            return Ok(finish(req, res));
-        }
+    if is_post && !origin_ok(&req, console.settings.public_url.as_deref()) {
+        let res = pages::error_page(
+            StatusCode::FORBIDDEN,
+            "This form did not come from keyclerk's own pages",
+            "Open the page again from the console and send the form from there.",
+        );
+        return Ok(finish(req, res));
     }
     match access {
         None | Some(PageAccess::Public) => {}
@@ -255,17 +248,7 @@ async fn guard<B: MessageBody + 'static>(
                 return Ok(finish(req, res));
             }
             if is_post {
-                let from_header = req
-                    .headers()
-                    .get(session::CSRF_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                let body = req.extract::<web::Bytes>().await?;
-                let token = from_header.or_else(|| session::csrf_in_form(&body));
-                req.set_payload(actix_web::dev::Payload::from(body));
-                let ok = token.as_deref().is_some_and(|t| {
-                    crate::domain::staff::same_secret(t, &staff.session.csrf_token)
-                });
+                let ok = csrf_ok(&mut req, &staff.session.csrf_token).await?;
                 if !ok {
                     let res = pages::error_page(
                         StatusCode::FORBIDDEN,
@@ -285,7 +268,43 @@ async fn guard<B: MessageBody + 'static>(
     Ok(res.map_into_left_body())
 }
 
-fn finish<B>(req: ServiceRequest, mut res: HttpResponse) -> ServiceResponse<EitherBody<B>> {
+/// Whether a request's `Origin` is keyclerk's own (see [`session::origin_is_own`]).
+pub(crate) fn origin_ok(req: &ServiceRequest, public_url: Option<&str>) -> bool {
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    session::origin_is_own(origin, host, public_url)
+}
+
+/// Whether a POST carries the CSRF token `expected` (in the `X-CSRF-Token` header
+/// or the form's `csrf` field); the body is put back for the handler.
+pub(crate) async fn csrf_ok(
+    req: &mut ServiceRequest,
+    expected: &str,
+) -> Result<bool, actix_web::Error> {
+    let from_header = req
+        .headers()
+        .get(session::CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = req.extract::<web::Bytes>().await?;
+    let token = from_header.or_else(|| session::csrf_in_form(&body));
+    req.set_payload(actix_web::dev::Payload::from(body));
+    Ok(token
+        .as_deref()
+        .is_some_and(|t| !expected.is_empty() && crate::domain::staff::same_secret(t, expected)))
+}
+
+/// A page answer of the guard, with the security headers.
+pub(crate) fn finish<B>(
+    req: ServiceRequest,
+    mut res: HttpResponse,
+) -> ServiceResponse<EitherBody<B>> {
     secure_headers(&mut res);
     req.into_response(res).map_into_right_body()
 }

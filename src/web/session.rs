@@ -31,14 +31,25 @@ pub fn clear_cookie() -> String {
 
 /// The session cookie's value, if the request has one.
 pub fn cookie_of(req: &ServiceRequest) -> Option<StaffSecret> {
+    secret_cookie(req, COOKIE)
+}
+
+/// The value of the cookie `name` (the first one sent), if the request has one.
+pub fn cookie_named(req: &ServiceRequest, name: &str) -> Option<String> {
     req.headers()
         .get_all(header::COOKIE)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| StaffSecret::from_presented(value.trim()))
-        .filter(|s| !s.expose().is_empty() && s.expose().len() <= 128)
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value.trim().to_owned())
+}
+
+/// A secret (session id) in the cookie `name`: none when empty or too long.
+pub fn secret_cookie(req: &ServiceRequest, name: &str) -> Option<StaffSecret> {
+    cookie_named(req, name)
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(|v| StaffSecret::from_presented(&v))
 }
 
 /// The signed-in staff member of a request, left by the console's guard.

@@ -420,3 +420,96 @@ fn a_refund_in_the_console_asks_for_the_password_again_and_the_app_is_then_refus
         .unwrap();
     assert_eq!(refund["actor"]["email"], "ann@example.com", "{refund}");
 }
+
+#[test]
+fn a_buyer_signs_in_on_the_customer_page_with_the_link_from_the_mail_and_deactivates_an_old_machine(
+) {
+    let inbox = tempfile::tempdir().unwrap();
+    let port = crate::mail::free_port();
+    let _smtp = crate::mail::Smtp::start(inbox.path(), port);
+    let dirs = Dirs::on(Engine::Sqlite);
+    // A file to download from the page, and its SHA-256 for the flow to compare.
+    let files = dirs.root.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let installer: Vec<u8> = (0..200_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    std::fs::write(files.join("Studio-3.0.dmg"), &installer).unwrap();
+    let sha256 =
+        keyclerk::domain::payments::hex(&<sha2::Sha256 as sha2::Digest>::digest(&installer));
+    let server = TestServer::start_with(dirs, |s| {
+        s.mail = Some(crate::mail::mail_settings(port));
+        s.downloads.dir = files;
+        s.products.get_mut("studio-suite").unwrap().files =
+            vec![keyclerk::domain::download::ProductFile {
+                name: "Studio.dmg".into(),
+                path: "Studio-3.0.dmg".into(),
+            }];
+    });
+    let (id, key) = minted(
+        &server,
+        json!({"product": "studio-suite", "order_id": "my-browser-1", "seats": 3,
+               "customer_email": "buyer@example.com", "send_email": false}),
+    );
+    let old = server
+        .post(
+            "/v1/activations",
+            None,
+            &json!({"license_key": key, "fingerprint": "fp-old", "name": "old-laptop"}),
+        )
+        .expect(201)["activation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    activate(&server, &key, "fp-new").expect(201);
+    run_flow(
+        &server,
+        "my_link",
+        &json!({"email": "buyer@example.com", "inbox": inbox.path(), "order_id": "my-browser-1",
+                "old": old, "old_name": "old-laptop", "file": "Studio.dmg", "sha256": sha256}),
+    );
+    let seats = server
+        .get(
+            &format!("/v1/licenses/{id}/activations"),
+            Some(&server.token("support")),
+        )
+        .expect(200);
+    assert_eq!(seats["seats_in_use"], 1, "{seats}");
+    let events = history(&server, &id);
+    let off = events
+        .iter()
+        .find(|e| e["kind"] == "activation_deactivated")
+        .unwrap();
+    assert_eq!(
+        off["actor"]["type"], "license_key",
+        "by the customer: {off}"
+    );
+    let fetched = events
+        .iter()
+        .find(|e| e["kind"] == "file_downloaded")
+        .unwrap_or_else(|| panic!("the download is in the history: {events:?}"));
+    assert_eq!(fetched["data"]["file"], "Studio.dmg", "{fetched}");
+}
+
+#[test]
+fn a_buyer_of_400_days_ago_claims_on_the_customer_page_and_their_app_then_activates() {
+    let server = TestServer::start_on(Engine::Sqlite);
+    let (_, key) = minted(
+        &server,
+        json!({"product": "photo-pro", "order_id": "my-browser-late",
+               "customer_email": "late@example.com", "purchased_at": days_ago(400)}),
+    );
+    activate(&server, &key, "fp-before").expect_problem(403, "activation_window_closed");
+    run_flow(&server, "my_late", &json!({"key": key}));
+    activate(&server, &key, "fp-after").expect(201);
+}
+
+#[test]
+fn the_customer_page_speaks_french_with_accept_language_fr() {
+    let server = TestServer::start_on(Engine::Sqlite);
+    let (_, key) = minted(
+        &server,
+        json!({"product": "photo-pro", "order_id": "my-browser-fr",
+               "customer_email": "fr@example.com"}),
+    );
+    activate(&server, &key, "fp-fr").expect(201);
+    run_flow(&server, "my_french", &json!({"key": key}));
+}

@@ -169,6 +169,20 @@ const TABLES: &[Table] = &[
         name: "server_secrets",
         columns: same!["name": Text, "secret": Blob, "created_at": Int],
     },
+    Table {
+        name: "customer_sign_ins",
+        columns: same![
+            "id": Text, "token_hash": Blob, "email": Text, "created_at": Int,
+            "expires_at": Int, "used_at": Int,
+        ],
+    },
+    Table {
+        name: "customer_sessions",
+        columns: same![
+            "id_hash": Blob, "license_id": Text, "email": Text, "csrf_token": Text,
+            "created_at": Int, "last_seen_at": Int,
+        ],
+    },
 ];
 
 /// Rows read from SQLite at a time.

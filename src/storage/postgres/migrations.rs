@@ -318,6 +318,30 @@ CREATE TABLE server_secrets (
     created_at  BIGINT NOT NULL
 );
 "#,
+    // The customer page (`/my`): single-use sign-in links by mail (only their
+    // hash kept) and customers' sessions, by a license or by an email.
+    r#"
+CREATE TABLE customer_sign_ins (
+    id          TEXT PRIMARY KEY,
+    token_hash  BYTEA NOT NULL UNIQUE,
+    email       TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL,
+    used_at     BIGINT
+);
+CREATE INDEX customer_sign_ins_expiry ON customer_sign_ins (expires_at);
+
+CREATE TABLE customer_sessions (
+    id_hash       BYTEA PRIMARY KEY,
+    license_id    TEXT,
+    email         TEXT,
+    csrf_token    TEXT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    last_seen_at  BIGINT NOT NULL,
+    CHECK ((license_id IS NULL) <> (email IS NULL))
+);
+CREATE INDEX customer_sessions_by_age ON customer_sessions (created_at);
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -430,6 +430,7 @@ fn after_retry(e: StorageError) -> StorageError {
 }
 
 // Declared after the macros above, which it uses.
+mod customer;
 mod staff;
 mod webhooks;
 
@@ -2108,6 +2109,10 @@ impl Storage for PostgresStore {
     }
 
     fn staff_store(&self) -> &dyn crate::storage::staff::StaffStore {
+        self
+    }
+
+    fn customer_store(&self) -> &dyn crate::storage::customer::CustomerStore {
         self
     }
 

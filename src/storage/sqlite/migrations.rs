@@ -349,6 +349,30 @@ CREATE TABLE server_secrets (
     created_at  INTEGER NOT NULL
 );
 "#,
+    // The customer page (`/my`): single-use sign-in links by mail (only their
+    // hash kept) and customers' sessions, by a license or by an email.
+    r#"
+CREATE TABLE customer_sign_ins (
+    id          TEXT PRIMARY KEY,
+    token_hash  BLOB NOT NULL UNIQUE,
+    email       TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    used_at     INTEGER
+) STRICT;
+CREATE INDEX customer_sign_ins_expiry ON customer_sign_ins (expires_at);
+
+CREATE TABLE customer_sessions (
+    id_hash       BLOB PRIMARY KEY,
+    license_id    TEXT,
+    email         TEXT,
+    csrf_token    TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    last_seen_at  INTEGER NOT NULL,
+    CHECK ((license_id IS NULL) <> (email IS NULL))
+) STRICT;
+CREATE INDEX customer_sessions_by_age ON customer_sessions (created_at);
+"#,
 ];
 
 /// The schema version this binary writes.

@@ -2,6 +2,7 @@
 
 mod activations;
 mod backup;
+mod customer;
 mod grace;
 mod migrations;
 mod payments;
@@ -1146,6 +1147,10 @@ impl Storage for SqliteStore {
     }
 
     fn staff_store(&self) -> &dyn crate::storage::staff::StaffStore {
+        self
+    }
+
+    fn customer_store(&self) -> &dyn crate::storage::customer::CustomerStore {
         self
     }
 

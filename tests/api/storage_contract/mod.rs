@@ -8,6 +8,7 @@
 //! audit chain is intact.
 
 mod activations;
+mod customer;
 mod downloads;
 mod durability;
 mod grace;
@@ -250,6 +251,10 @@ macro_rules! suite {
             downloads::the_download_secret_is_made_once_and_then_always_found,
             downloads::downloads_are_chained_once_a_file_and_day_and_counted_in_the_evidence,
             downloads::a_download_in_the_evidence_sends_a_late_claim_to_support,
+            customer::a_sign_in_link_is_stored_with_its_mail_only_for_an_email_with_licenses,
+            customer::a_sign_in_link_works_once_and_only_for_thirty_minutes,
+            customer::concurrent_uses_of_one_sign_in_link_sign_in_once,
+            customer::a_customer_session_is_stored_touched_and_ended,
         );
     };
     ($engine:ty) => {
