@@ -43,6 +43,13 @@ struct Clock {
 
 type Shared = Arc<Mutex<Clock>>;
 
+/// The clock, also after a task panicked holding it (its notes stay good).
+fn lock(clock: &Shared) -> std::sync::MutexGuard<'_, Clock> {
+    clock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The order number in a recipient `RCPT TO:<buyer-17@example.com>`.
 fn order_of(rcpt: &str) -> Option<u64> {
     let start = rcpt.find("buyer-")? + "buyer-".len();
@@ -81,7 +88,7 @@ async fn smtp_session(stream: tokio::net::TcpStream, clock: Shared) -> std::io::
                 }
             }
             let now = Instant::now();
-            let mut c = clock.lock().unwrap();
+            let mut c = lock(&clock);
             for o in orders.drain(..) {
                 c.arrived.entry(o).or_default().push(now);
             }
@@ -142,7 +149,7 @@ async fn send(
                 }
                 let i = first + k;
                 let request = order(i);
-                clock.lock().unwrap().sent.insert(i, Instant::now());
+                lock(&clock).sent.insert(i, Instant::now());
                 let r = conn.roundtrip(&request).await.map_err(|e| e.to_string())?;
                 let applied = String::from_utf8_lossy(&r.body).contains(r#""outcome":"applied""#);
                 if r.status != 200 || !applied {
@@ -169,7 +176,7 @@ async fn settle(name: &str, first: u64, n: u64, clock: &Shared) -> Figures {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let all = {
-            let c = clock.lock().unwrap();
+            let c = lock(clock);
             (first..first + n).all(|i| c.arrived.contains_key(&i))
         };
         if all || Instant::now() > deadline {
@@ -179,7 +186,7 @@ async fn settle(name: &str, first: u64, n: u64, clock: &Shared) -> Figures {
     }
     // Late doubles, if any, show up by now.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let c = clock.lock().unwrap();
+    let c = lock(clock);
     let mut took = Vec::with_capacity(n as usize);
     let (mut lost, mut doubled) = (0, 0);
     for i in first..first + n {
