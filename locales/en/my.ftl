@@ -82,7 +82,6 @@ my-machine-since = Since
 my-machine-seen = Last seen
 my-machine-unnamed = (no name)
 my-deactivate = Deactivate
-my-downloads = Downloads
 my-credit = Store credit
 my-credit-none = No store credit.
 my-downloads = Downloads

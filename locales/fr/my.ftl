@@ -81,7 +81,6 @@ my-machine-since = Depuis
 my-machine-seen = Vue le
 my-machine-unnamed = (sans nom)
 my-deactivate = Désactiver
-my-downloads = Téléchargements
 my-credit = Avoir
 my-credit-none = Aucun avoir.
 my-downloads = Téléchargements

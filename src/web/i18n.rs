@@ -141,6 +141,23 @@ mod tests {
     }
 
     #[test]
+    fn every_catalog_loads_without_errors() {
+        for &(locale, source) in CATALOGS {
+            let resource = FluentResource::try_new(source.to_owned())
+                .unwrap_or_else(|(_, e)| panic!("{}: {e:?}", locale.as_str()));
+            let lang: unic_langid::LanguageIdentifier = locale.as_str().parse().unwrap();
+            let mut bundle = FluentBundle::new_concurrent(vec![lang]);
+            let added = bundle.add_resource(resource);
+            assert!(
+                added.is_ok(),
+                "{}: {:?} (a message defined twice?)",
+                locale.as_str(),
+                added.err()
+            );
+        }
+    }
+
+    #[test]
     fn every_page_language_has_every_key() {
         let (_, english) = CATALOGS[0];
         let reference = ids(english);
