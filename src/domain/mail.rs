@@ -415,20 +415,27 @@ fn escape(s: &str) -> String {
     out
 }
 
+/// The message and term ids of a Fluent catalog (terms as `-name`), for the tests
+/// that every language has every key (mail here, the customer page's in `web::i18n`).
+#[cfg(test)]
+pub(crate) fn catalog_ids(source: &str) -> std::collections::BTreeSet<String> {
+    let resource = FluentResource::try_new(source.to_owned()).expect("catalog parses");
+    resource
+        .entries()
+        .filter_map(|e| match e {
+            fluent_syntax::ast::Entry::Message(m) => Some(m.id.name.to_owned()),
+            fluent_syntax::ast::Entry::Term(t) => Some(format!("-{}", t.id.name)),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn ids(source: &str) -> std::collections::BTreeSet<String> {
-        let resource = FluentResource::try_new(source.to_owned()).expect("catalog parses");
-        resource
-            .entries()
-            .filter_map(|e| match e {
-                fluent_syntax::ast::Entry::Message(m) => Some(m.id.name.to_owned()),
-                fluent_syntax::ast::Entry::Term(t) => Some(format!("-{}", t.id.name)),
-                _ => None,
-            })
-            .collect()
+        catalog_ids(source)
     }
 
     #[test]

@@ -128,17 +128,7 @@ pub fn choose(query_lang: Option<&str>, cookie: Option<&str>, accept: Option<&st
 mod tests {
     use super::*;
 
-    fn ids(source: &str) -> std::collections::BTreeSet<String> {
-        let resource = FluentResource::try_new(source.to_owned()).expect("catalog parses");
-        resource
-            .entries()
-            .filter_map(|e| match e {
-                fluent_syntax::ast::Entry::Message(m) => Some(m.id.name.to_owned()),
-                fluent_syntax::ast::Entry::Term(t) => Some(format!("-{}", t.id.name)),
-                _ => None,
-            })
-            .collect()
-    }
+    use crate::domain::mail::catalog_ids as ids;
 
     #[test]
     fn every_catalog_loads_without_errors() {
