@@ -679,6 +679,13 @@ fn an_upgrade_shows_its_amount_due_and_a_renewal_its_new_expiry(engine: Engine) 
         "{}",
         done.body
     );
-    assert!(done.body.contains("395 days left"), "{}", done.body);
+    // 365 + 30 days from the mint; a second passed since it (whole-second times)
+    // leaves 394 full days and some hours: either is right, the machine's speed
+    // decides which.
+    assert!(
+        done.body.contains("395 days left") || done.body.contains("394 days left"),
+        "{}",
+        done.body
+    );
     assert!(!done.body.contains(&expires), "the expiry moved");
 }
