@@ -347,6 +347,10 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
         mail_on: settings.mail.is_some(),
         downloads: Arc::new(downloads),
     });
+    // Once, before either outbox worker leases anything: on SQLite this frees the
+    // leases of the killed process before us; done by a worker it could free what
+    // the other had just leased and is sending (each mail was sent twice).
+    state.store.release_own_leases().await?;
     let webhooks = if settings.webhooks.deliver {
         Some(
             crate::outbox::WebhookWorker::start(
@@ -373,7 +377,8 @@ pub async fn build(settings: &Settings, options: ServeOptions) -> Result<Applica
             None
         }
     };
-    if let Some(m) = &settings.mail {
+    // The instances that send mail look for due reminders; the others only queue.
+    if let Some(m) = settings.mail.as_ref().filter(|m| m.deliver) {
         crate::service::reminders::start(
             state.clone(),
             std::time::Duration::from_secs_f64(m.reminder_interval_seconds),

@@ -167,9 +167,6 @@ async fn run(store: Arc<dyn Storage>, settings: WebhookSettings, roots: rustls::
     let permits = Arc::new(tokio::sync::Semaphore::new(settings.concurrency));
     let poll = Duration::from_millis(settings.poll_interval_ms);
     let lease_ms = i64::try_from(settings.lease().as_millis()).unwrap_or(i64::MAX / 4);
-    if let Err(e) = store.release_own_leases().await {
-        log::warn!("webhooks: could not free the leases of an earlier run: {e}");
-    }
     let (results, mut received) = tokio::sync::mpsc::unbounded_channel::<Attempt>();
     let recorder_store = Arc::clone(&store);
     tokio::spawn(async move {

@@ -342,8 +342,9 @@ pub trait WebhookStore: Send + Sync {
     /// mail's attempts too, with an empty `endpoint_id`).
     async fn record_attempts(&self, attempts: Vec<Attempt>) -> Result<(), StorageError>;
 
-    /// Frees every lease: at start-up, where one process owns the database (SQLite),
-    /// so that messages leased by a process that was killed go out at once. Does
+    /// Frees every lease, of both channels: once at start-up, before any worker
+    /// leases, where one process owns the database (SQLite), so that messages
+    /// leased by a process that was killed go out at once. Does
     /// nothing where instances share the database (their leases run out instead).
     async fn release_own_leases(&self) -> Result<(), StorageError>;
 
