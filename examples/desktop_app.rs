@@ -6,13 +6,22 @@
 //! the old one if the server cannot be reached), and refuse a certificate copied from
 //! another machine.
 //!
+//! A machine without internet activates offline instead: `--offline` shows a
+//! request code (and its QR code, which opens the customer page with the code
+//! filled in); the customer pastes it on `/my/offline` from any device and brings
+//! back the certificate file, which `--certificate-file` checks and stores.
+//!
 //! ```text
 //! cargo run --example desktop_app -- --server http://127.0.0.1:8080 --key 'v4.public.…'
 //! cargo run --example desktop_app            # later: starts offline from app-state.json
+//! cargo run --example desktop_app -- --offline --key 'v4.public.…' --server https://licenses.example.com
+//! cargo run --example desktop_app -- --certificate-file keyclerk-certificate-….json \
+//!     --key 'v4.public.…' --public-key 'k4.public.…'
 //! ```
 //!
-//! Exit codes: 0 licensed; 2 usage or network; 3 certificate of another machine;
-//! 4 lease over and no server; 5 clock set back; 6 refused by the server; 7 invalid state.
+//! Exit codes: 0 licensed (or a request code shown); 2 usage or network; 3 certificate
+//! of another machine; 4 lease over and no server; 5 clock set back; 6 refused by the
+//! server, or a certificate file that does not verify; 7 invalid state.
 #![allow(
     clippy::unwrap_used,
     reason = "an example: the few unwraps are on values just built"
@@ -24,6 +33,8 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use clap::Parser;
+use keyclerk_client::offline::ActivationRequest;
+use keyclerk_client::qr::Qr;
 use keyclerk_client::{machine_fingerprint, ClientError, Verifier};
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +62,20 @@ struct Args {
     /// Refresh online when fewer days than this are left on the lease.
     #[arg(long, default_value_t = 7)]
     refresh_within_days: i64,
+    /// Show the request code of an offline activation (with `--key`; `--server`
+    /// makes the QR code open its customer page) and stop.
+    #[arg(long)]
+    offline: bool,
+    /// Also write the QR code of the request as an SVG image here.
+    #[arg(long, requires = "offline")]
+    qr_svg: Option<PathBuf>,
+    /// A name for this machine, shown on the customer page.
+    #[arg(long, default_value = "demo machine")]
+    name: String,
+    /// Activate from the certificate file of an offline activation (with `--key`,
+    /// and `--public-key` where the server cannot be reached).
+    #[arg(long, conflicts_with = "offline")]
+    certificate_file: Option<PathBuf>,
 }
 
 /// What the app keeps on disk: nothing secret beyond the key the customer typed.
@@ -120,13 +145,13 @@ fn fetch_keys(server: &str) -> Result<Vec<String>, Failure> {
 }
 
 /// `POST /v1/activations`: a new seat or a fresh certificate for this machine.
-fn activate(server: &str, key: &str, fingerprint: &str) -> Result<String, Failure> {
+fn activate(server: &str, key: &str, fingerprint: &str, name: &str) -> Result<String, Failure> {
     let res = http()
         .post(&format!("{server}/v1/activations"))
         .send_json(serde_json::json!({
             "license_key": key,
             "fingerprint": fingerprint,
-            "name": "demo machine",
+            "name": name,
             "platform": std::env::consts::OS,
         }));
     match res {
@@ -155,6 +180,12 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let fingerprint = machine_fingerprint(APP, &machine_id(&args));
     let now = Utc::now();
+    if args.offline {
+        return show_request(&args, &fingerprint);
+    }
+    if let Some(file) = &args.certificate_file {
+        return import_certificate(&args, file, &fingerprint, now);
+    }
     match std::fs::read(&args.state) {
         Ok(bytes) => match serde_json::from_slice::<State>(&bytes) {
             Ok(state) => start_from_certificate(&args, state, &fingerprint, now),
@@ -185,7 +216,7 @@ fn first_activation(args: &Args, fingerprint: &str, now: DateTime<Utc>) -> ExitC
             }
         },
     };
-    let certificate = match activate(server, key, fingerprint) {
+    let certificate = match activate(server, key, fingerprint, &args.name) {
         Ok(c) => c,
         Err(Failure::Refused(code)) => {
             eprintln!("refused: {code}: {}", explain(&code));
@@ -270,7 +301,7 @@ fn start_from_certificate(
     };
     // The lease nears its end (or has ended): refresh online if the server answers.
     let refreshed = match server.as_deref() {
-        Some(s) => activate(s, &state.license_key, fingerprint),
+        Some(s) => activate(s, &state.license_key, fingerprint, &args.name),
         None => Err(Failure::Network("no server known".into())),
     };
     match refreshed {
@@ -295,11 +326,138 @@ fn start_from_certificate(
             println!("started offline from the certificate (refresh failed: {e})");
         }
         Err(Failure::Network(e)) => {
-            eprintln!("the lease has ended and the license server cannot be reached: {e}");
+            eprintln!(
+                "the lease has ended and the license server cannot be reached: {e}. \
+                 Without internet, run with --offline for a new request code."
+            );
             return ExitCode::from(4);
         }
     }
     remember(args, state, now)
+}
+
+/// `--offline`: the request code to paste on the customer page, and its QR code.
+fn show_request(args: &Args, fingerprint: &str) -> ExitCode {
+    let Some(key) = args.key.as_deref() else {
+        eprintln!("an offline activation needs the license key: --offline --key KEY");
+        return ExitCode::from(2);
+    };
+    let request = ActivationRequest::new(key, fingerprint)
+        .with_name(args.name.clone())
+        .with_platform(std::env::consts::OS);
+    let (code, link) = match (request.code(), args.server.as_deref()) {
+        (Ok(code), Some(server)) => {
+            let link = request.page_url(server).unwrap_or_else(|_| code.clone());
+            (code, link)
+        }
+        (Ok(code), None) => (code.clone(), code),
+        (Err(e), _) => {
+            eprintln!("cannot make a request code: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let page = args.server.as_deref().map_or_else(
+        || "the customer page (/my/offline)".to_owned(),
+        |s| format!("{}/my/offline", s.trim_end_matches('/')),
+    );
+    println!("To activate this machine without internet, open {page} on any device and paste this request code (or scan the QR code):");
+    println!();
+    println!("{code}");
+    println!();
+    match Qr::new(&link) {
+        Ok(qr) => {
+            print!("{}", qr.terminal());
+            if let Some(path) = &args.qr_svg {
+                if let Err(e) = std::fs::write(path, qr.svg()) {
+                    eprintln!("cannot write {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        Err(e) => eprintln!("(no QR code: {e})"),
+    }
+    println!();
+    println!("Then bring the certificate file back and run: desktop_app --certificate-file FILE --key KEY --public-key K4");
+    ExitCode::SUCCESS
+}
+
+/// `--certificate-file`: checks the file of an offline activation against the
+/// server's public keys (pinned, or fetched where the server answers) and stores it.
+fn import_certificate(
+    args: &Args,
+    file: &PathBuf,
+    fingerprint: &str,
+    now: DateTime<Utc>,
+) -> ExitCode {
+    let Some(key) = args.key.as_deref() else {
+        eprintln!("an offline activation needs the license key: --certificate-file FILE --key KEY");
+        return ExitCode::from(2);
+    };
+    let public_keys = match (&args.public_key, args.server.as_deref()) {
+        (Some(pinned), _) => vec![pinned.clone()],
+        (None, Some(server)) => match fetch_keys(server) {
+            Ok(keys) => keys,
+            Err(Failure::Network(e) | Failure::Refused(e)) => {
+                eprintln!("cannot reach the license server for its keys ({e}): pin one with --public-key");
+                return ExitCode::from(2);
+            }
+        },
+        (None, None) => {
+            eprintln!("the certificate is checked against the server's public key: give --public-key k4.public…");
+            return ExitCode::from(2);
+        }
+    };
+    let Ok(verifier) = Verifier::new(&public_keys) else {
+        eprintln!("refused: --public-key is not a k4.public key");
+        return ExitCode::from(2);
+    };
+    let contents = match std::fs::read(file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cannot read {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let claims = match verifier.verify_certificate_file(&contents, fingerprint, now, None) {
+        Ok(c) => c,
+        Err(ClientError::FingerprintMismatch) => {
+            eprintln!(
+                "refused: this certificate was issued for another machine. \
+                 Make a request code on this machine with --offline."
+            );
+            return ExitCode::from(3);
+        }
+        Err(e) => {
+            eprintln!("refused: the certificate file does not verify: {e}");
+            return ExitCode::from(6);
+        }
+    };
+    // A signed key names its license: the certificate must be of that license.
+    if let Ok(license) = verifier.verify_license(key, now) {
+        if license.sub != claims.license {
+            eprintln!("refused: the certificate is of another license than this key");
+            return ExitCode::from(6);
+        }
+    }
+    let certificate = keyclerk_client::offline::CertificateFile::parse(&contents)
+        .map(|f| f.certificate)
+        .unwrap_or_default();
+    let state = State {
+        server: args.server.clone(),
+        license_key: key.to_owned(),
+        public_keys,
+        certificate,
+        last_seen: now,
+    };
+    if let Err(e) = save(&args.state, &state) {
+        eprintln!("cannot write {}: {e}", args.state.display());
+        return ExitCode::from(2);
+    }
+    println!(
+        "activated offline: license {} ({}), lease until {}",
+        claims.license, claims.product, claims.exp
+    );
+    ExitCode::SUCCESS
 }
 
 /// Stores the state with the latest time seen.

@@ -13,3 +13,12 @@ document.querySelectorAll('button[data-copy]').forEach(function (button) {
     });
   });
 });
+// Offline activation: a QR code opens /my/offline#KCA…; the code in the fragment
+// (which no server sees) fills the form, and leaves the address.
+(function () {
+  var field = document.getElementById('code');
+  var code = decodeURIComponent(window.location.hash.slice(1));
+  if (!field || !/^KCA/i.test(code)) { return; }
+  field.value = code;
+  history.replaceState(null, '', window.location.pathname + window.location.search);
+}());

@@ -88,6 +88,9 @@ pub enum ClientError {
     /// A public key given to the verifier is not a `k4.public` key.
     #[error("not a k4.public key")]
     InvalidPublicKey,
+    /// Not the certificate file of an offline activation.
+    #[error("not a keyclerk certificate file")]
+    NotACertificateFile,
 }
 
 /// Checks keyclerk tokens offline with the server's public keys.
@@ -239,6 +242,22 @@ impl Verifier {
             return Err(ClientError::LeaseExpired { at: exp });
         }
         Ok(claims)
+    }
+
+    /// Checks the certificate file of an offline activation
+    /// ([`CertificateFile`](crate::offline::CertificateFile)): the certificate in it,
+    /// exactly as [`verify_certificate`](Self::verify_certificate) does (the file's
+    /// other fields are for people and are not trusted).
+    pub fn verify_certificate_file(
+        &self,
+        contents: &[u8],
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        last_seen: Option<DateTime<Utc>>,
+    ) -> Result<ActivationClaims, ClientError> {
+        let file = crate::offline::CertificateFile::parse(contents)
+            .ok_or(ClientError::NotACertificateFile)?;
+        self.verify_certificate(&file.certificate, fingerprint, now, last_seen)
     }
 
     /// Checks the receipt of `POST /v1/validate`: signed by the server, for the

@@ -129,6 +129,31 @@ my-claim-filed = Our support team will look at it and write to you.
 my-claim-not-needed-title = Nothing to claim
 my-claim-not-needed = Your key works as it is: activate your app with it.
 
+## Activating a machine without internet
+my-offline-title = Activate a machine without internet
+my-offline-link = A machine without internet? Activate it here.
+my-offline-intro = A computer that cannot reach the internet can still be activated, from this page on any device that can.
+my-offline-step-code = In the app on that computer, choose to activate offline: it shows a request code that starts with KCA (and a QR code that opens this page with the code filled in).
+my-offline-step-paste = Paste the whole code below and send it.
+my-offline-step-file = Your browser saves a certificate file. Copy it to that computer (on a USB stick, for example) and open it in the app.
+my-offline-code-label = Request code
+my-offline-code-hint = It starts with KCA. Spaces and line breaks do not matter.
+my-offline-submit = Activate and download the certificate
+my-offline-seat = The machine takes one seat of your license, as an activation over the internet does. Sending the same code again gives a fresh certificate for the same seat: do that before its lease ends.
+my-offline-not-a-code = This is not a request code. The app shows one that starts with KCA.
+my-offline-damaged = This code is damaged or incomplete. Copy it again, all of it.
+my-offline-newer = This code comes from a newer version of the app than this server reads. Ask our support team for help.
+my-offline-invalid = The app made a code this server cannot use. Ask our support team for help.
+my-offline-key-unknown = The license key in this code is not one we know. Check that the app holds the key you bought.
+my-offline-refused-title = Not activated
+my-offline-suspended = This license is suspended. Ask our support team for help.
+my-offline-revoked = This license was revoked or refunded.
+my-offline-superseded = This license was replaced by another. Enter the new key in the app and make a new code.
+my-offline-pending = This license waits for its payment to complete.
+my-offline-expired = This license has expired. Renew it to activate machines again.
+my-offline-window-closed = This license was not activated in time. Sign in to ask for more time.
+my-offline-seats = Every seat of this license is taken. Deactivate a machine on your licenses page, then send the code again.
+
 ## Errors
 my-form-expired-title = This form has expired
 my-form-expired = Open the page again and send the form once more.

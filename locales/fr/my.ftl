@@ -128,6 +128,31 @@ my-claim-filed = Notre équipe d’assistance va l’examiner et vous écrire.
 my-claim-not-needed-title = Rien à demander
 my-claim-not-needed = Votre clé fonctionne telle quelle : activez votre application avec elle.
 
+## Activer une machine sans internet
+my-offline-title = Activer une machine sans internet
+my-offline-link = Une machine sans internet ? Activez-la ici.
+my-offline-intro = Un ordinateur qui n’accède pas à internet peut quand même être activé, depuis cette page, sur n’importe quel appareil connecté.
+my-offline-step-code = Dans l’application sur cet ordinateur, choisissez l’activation hors ligne : elle affiche un code de demande qui commence par KCA (et un code QR qui ouvre cette page avec le code déjà saisi).
+my-offline-step-paste = Collez le code entier ci-dessous et envoyez-le.
+my-offline-step-file = Votre navigateur enregistre un fichier de certificat. Copiez-le sur cet ordinateur (sur une clé USB, par exemple) et ouvrez-le dans l’application.
+my-offline-code-label = Code de demande
+my-offline-code-hint = Il commence par KCA. Les espaces et les retours à la ligne ne comptent pas.
+my-offline-submit = Activer et télécharger le certificat
+my-offline-seat = La machine occupe un poste de votre licence, comme une activation par internet. Envoyer de nouveau le même code donne un nouveau certificat pour le même poste : faites-le avant la fin de son bail.
+my-offline-not-a-code = Ce n’est pas un code de demande. L’application en affiche un qui commence par KCA.
+my-offline-damaged = Ce code est abîmé ou incomplet. Copiez-le de nouveau, en entier.
+my-offline-newer = Ce code vient d’une version de l’application plus récente que ce que ce serveur sait lire. Demandez de l’aide à notre support.
+my-offline-invalid = L’application a produit un code que ce serveur ne peut pas utiliser. Demandez de l’aide à notre support.
+my-offline-key-unknown = La clé de licence de ce code nous est inconnue. Vérifiez que l’application contient la clé que vous avez achetée.
+my-offline-refused-title = Non activée
+my-offline-suspended = Cette licence est suspendue. Demandez de l’aide à notre support.
+my-offline-revoked = Cette licence a été révoquée ou remboursée.
+my-offline-superseded = Cette licence a été remplacée par une autre. Saisissez la nouvelle clé dans l’application et produisez un nouveau code.
+my-offline-pending = Cette licence attend la fin de son paiement.
+my-offline-expired = Cette licence a expiré. Renouvelez-la pour activer de nouveau des machines.
+my-offline-window-closed = Cette licence n’a pas été activée à temps. Connectez-vous pour demander un délai.
+my-offline-seats = Tous les postes de cette licence sont occupés. Désactivez une machine sur la page de vos licences, puis envoyez de nouveau le code.
+
 ## Erreurs
 my-form-expired-title = Ce formulaire a expiré
 my-form-expired = Ouvrez la page de nouveau et renvoyez le formulaire.

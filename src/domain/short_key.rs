@@ -7,34 +7,13 @@
 
 use std::fmt;
 
-const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+pub use keyclerk_client::base32::encode_bits as crockford_encode;
+use keyclerk_client::base32::{value_of, ALPHABET};
+
 const DATA_CHARS: usize = 24;
 
 /// Number of random bytes a short key needs (120 bits).
 pub const SHORT_KEY_BYTES: usize = 15;
-
-/// Encodes the leading `chars * 5` bits of `bytes` (zero-padded) in Crockford base32.
-pub fn crockford_encode(bytes: &[u8], chars: usize) -> String {
-    let mut out = String::with_capacity(chars);
-    for i in 0..chars {
-        let mut v = 0usize;
-        for bit in i * 5..i * 5 + 5 {
-            let byte = bytes.get(bit / 8).copied().unwrap_or(0);
-            v = (v << 1) | usize::from((byte >> (7 - bit % 8)) & 1);
-        }
-        out.push(char::from(ALPHABET[v]));
-    }
-    out
-}
-
-fn value_of(c: u8) -> Option<usize> {
-    let c = match c.to_ascii_uppercase() {
-        b'I' | b'L' => b'1',
-        b'O' => b'0',
-        other => other,
-    };
-    ALPHABET.iter().position(|&a| a == c)
-}
 
 /// Luhn mod N over base 32: the check value that makes the whole sum divisible by 32.
 fn check_value(values: &[usize]) -> usize {

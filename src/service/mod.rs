@@ -166,6 +166,8 @@ pub struct Activated {
     pub activation: Activation,
     /// The PASETO certificate the app stores.
     pub certificate: String,
+    /// When the certificate's lease ends (its `exp`).
+    pub lease_expires_at: Timestamp,
     /// The license as it stands now.
     pub license: License,
 }
@@ -486,11 +488,12 @@ impl AppState {
                 created,
             } => (*license, *activation, created),
         };
-        let certificate = self.certificate(&license, &activation, now)?;
+        let (certificate, lease_expires_at) = self.certificate(&license, &activation, now)?;
         Ok(Activated {
             created,
             activation,
             certificate,
+            lease_expires_at,
             license,
         })
     }
@@ -727,13 +730,14 @@ impl AppState {
         license: &License,
         activation: &Activation,
         now: Timestamp,
-    ) -> Result<String, ServiceError> {
+    ) -> Result<(String, Timestamp), ServiceError> {
         let (lease, grace) = self
             .catalog
             .get(&license.product)
             .map_or((FALLBACK_LEASE_DAYS, FALLBACK_GRACE_DAYS), |p| {
                 (p.spec.lease_days, p.spec.offline_grace_days)
             });
+        let exp = certificate_expiry(now, lease, license.expires_at, grace);
         let claims = ActivationClaims {
             kind: ACTIVATION_KIND.to_owned(),
             iss: self.issuer.clone(),
@@ -742,13 +746,13 @@ impl AppState {
             product: license.product.clone(),
             fingerprint: activation.fingerprint.clone(),
             iat: time::format(now),
-            exp: time::format(certificate_expiry(now, lease, license.expires_at, grace)),
+            exp: time::format(exp),
             license_expires: license.expires_at.map(time::format),
             entitlements: license.entitlements.clone(),
         };
         let payload = serde_json::to_vec(&claims)
             .map_err(|e| ServiceError::internal("certificate claims", &e))?;
-        self.sign_active(&payload)
+        Ok((self.sign_active(&payload)?, exp))
     }
 
     /// A license and its current key.

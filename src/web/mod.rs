@@ -13,6 +13,7 @@ pub mod display;
 pub mod i18n;
 pub mod licenses;
 pub mod my;
+pub mod my_offline;
 pub mod pages;
 pub mod session;
 pub mod settings;

@@ -82,6 +82,8 @@ pub fn configure(state: Arc<MyState>) -> impl FnOnce(&mut web::ServiceConfig) {
                 .route("/link", web::get().to(link_page))
                 .route("/link", web::post().to(link_use))
                 .route("/logout", web::post().to(logout))
+                .route("/offline", web::get().to(crate::web::my_offline::form))
+                .route("/offline", web::post().to(crate::web::my_offline::activate))
                 .route("/machines/{id}/deactivate", web::get().to(deactivate_page))
                 .route("/machines/{id}/deactivate", web::post().to(deactivate))
                 .route("/licenses/{id}/claim", web::post().to(claim))
@@ -279,7 +281,7 @@ impl Layout {
         Self { t, csrf, signed_in }
     }
 
-    fn of(v: &Visitor) -> Self {
+    pub(crate) fn of(v: &Visitor) -> Self {
         Self::new(v.text, v.csrf.clone(), v.session.is_some())
     }
 }
@@ -306,7 +308,7 @@ pub struct MessagePage {
     pub back_text: String,
 }
 
-fn message(
+pub(crate) fn message(
     status: StatusCode,
     layout: &Layout,
     heading: String,
@@ -329,7 +331,7 @@ fn message(
     )
 }
 
-fn simple(status: StatusCode, v: &Visitor, heading: &str, advice: &str) -> HttpResponse {
+pub(crate) fn simple(status: StatusCode, v: &Visitor, heading: &str, advice: &str) -> HttpResponse {
     message(
         status,
         &Layout::of(v),
@@ -340,7 +342,7 @@ fn simple(status: StatusCode, v: &Visitor, heading: &str, advice: &str) -> HttpR
 }
 
 /// An operation failed: a page that says so (the cause goes to the log).
-fn failed(v: &Visitor, e: &ServiceError) -> HttpResponse {
+pub(crate) fn failed(v: &Visitor, e: &ServiceError) -> HttpResponse {
     match e {
         ServiceError::Unavailable(_) => simple(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -361,12 +363,12 @@ fn failed(v: &Visitor, e: &ServiceError) -> HttpResponse {
     }
 }
 
-fn throttled_text(t: Text, secs: u64) -> String {
+pub(crate) fn throttled_text(t: Text, secs: u64) -> String {
     let minutes = i64::try_from(secs.div_ceil(60).max(1)).unwrap_or(i64::MAX);
     t.num("my-throttled", "minutes", minutes)
 }
 
-fn retry_after(mut res: HttpResponse, secs: u64) -> HttpResponse {
+pub(crate) fn retry_after(mut res: HttpResponse, secs: u64) -> HttpResponse {
     if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
         res.headers_mut().insert(header::RETRY_AFTER, v);
     }

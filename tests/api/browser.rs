@@ -513,3 +513,35 @@ fn the_customer_page_speaks_french_with_accept_language_fr() {
     activate(&server, &key, "fp-fr").expect(201);
     run_flow(&server, "my_french", &json!({"key": key}));
 }
+
+#[test]
+fn a_machine_without_internet_is_activated_from_its_qr_codes_page_and_the_certificate_downloads() {
+    use keyclerk_client::offline::ActivationRequest;
+    use keyclerk_client::{machine_fingerprint, Verifier};
+    let server = TestServer::start_on(Engine::Sqlite);
+    let (id, key) = minted(
+        &server,
+        json!({"product": "photo-pro", "order_id": "my-browser-offline"}),
+    );
+    let fingerprint = machine_fingerprint("browser-test", "cabin");
+    let request = ActivationRequest::new(&key, &fingerprint).with_name("cabin-pc");
+    let url = request.page_url(&server.url("")).unwrap();
+    let path = url.strip_prefix(&server.url("")).unwrap();
+    let got = run_flow(
+        &server,
+        "my_offline",
+        &json!({"path": path, "code": request.code().unwrap()}),
+    )
+    .expect("the flow hands back the file");
+    let file = got["file"].as_str().unwrap();
+    let keys = server.get("/v1/keys", None).expect(200).to_string();
+    let claims = Verifier::from_keys_document(&keys)
+        .unwrap()
+        .verify_certificate_file(file.as_bytes(), &fingerprint, chrono::Utc::now(), None)
+        .unwrap();
+    assert_eq!(claims.license, id);
+    let machines = server
+        .get(&format!("/v1/licenses/{id}/activations"), Some(&server.admin))
+        .expect(200);
+    assert_eq!(machines["activations"][0]["name"], "cabin-pc");
+}

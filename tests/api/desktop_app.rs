@@ -134,3 +134,171 @@ fn the_example_app_explains_a_refusal() {
         "nothing stored on refusal"
     );
 }
+
+/// The modules of the example's SVG QR code drawn as a grey image and read back by
+/// rqrr, a decoder someone else wrote.
+fn scan(svg: &str) -> String {
+    let side: usize = regex::Regex::new(r#"viewBox="0 0 (\d+) \d+""#)
+        .unwrap()
+        .captures(svg)
+        .expect("a viewBox")[1]
+        .parse()
+        .unwrap();
+    let mut dark = vec![false; side * side];
+    for m in regex::Regex::new(r"M(\d+) (\d+)h1v1h-1z")
+        .unwrap()
+        .captures_iter(svg)
+    {
+        let (x, y): (usize, usize) = (m[1].parse().unwrap(), m[2].parse().unwrap());
+        dark[y * side + x] = true;
+    }
+    let scale = 4;
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(side * scale, side * scale, |x, y| {
+        if dark[(y / scale) * side + x / scale] {
+            0
+        } else {
+            255
+        }
+    });
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the SVG");
+    grids[0].decode().unwrap().1
+}
+
+#[test]
+fn the_example_app_activates_offline_from_a_request_code_and_the_certificate_file() {
+    let server = TestServer::start();
+    let key = server
+        .mint(json!({"product": "photo-pro", "order_id": "APP-OFF"}))
+        .expect(201)["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let work = tempfile::tempdir().unwrap();
+    let state = work.path().join("app-state.json");
+    let svg = work.path().join("request.svg");
+    let url = server.url("");
+
+    // The machine without internet shows its code (the server named only for the
+    // QR code's link: nothing is sent).
+    let shown = run(
+        &state,
+        &[
+            "--offline",
+            "--key",
+            &key,
+            "--server",
+            &url,
+            "--machine-id",
+            "m-off",
+            "--name",
+            "cabin",
+            "--qr-svg",
+            svg.to_str().unwrap(),
+        ],
+    );
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let code = stdout(&shown)
+        .lines()
+        .find(|l| l.starts_with("KCA"))
+        .unwrap_or_else(|| panic!("no code in {}", stdout(&shown)))
+        .to_owned();
+    assert!(stdout(&shown).contains(&format!("{url}/my/offline")));
+    assert!(stdout(&shown).contains('▀'), "a QR code in the terminal");
+    assert!(!state.exists(), "nothing stored before the certificate");
+    // Its QR code opens the customer page with the code in the fragment.
+    let scanned = scan(&std::fs::read_to_string(&svg).unwrap());
+    assert_eq!(scanned, format!("{url}/my/offline#{code}"));
+
+    // The customer pastes it on the page from another device.
+    let mut c = crate::my_page::Customer::new(&server);
+    let form = c.get("/my/offline");
+    let answer = c.post("/my/offline", &form, &[("code", &code)]);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let file = work.path().join("certificate.json");
+    std::fs::write(&file, &answer.body).unwrap();
+
+    let (_, public_key) = server.public_keys().remove(0);
+    // The server is not reachable from the machine: nothing but the pinned key.
+    let dirs = server.stop();
+    let unpinned = run(
+        &state,
+        &[
+            "--certificate-file",
+            file.to_str().unwrap(),
+            "--key",
+            &key,
+            "--machine-id",
+            "m-off",
+        ],
+    );
+    assert_eq!(unpinned.status.code(), Some(2), "{}", stdout(&unpinned));
+    assert!(stderr(&unpinned).contains("--public-key"));
+    let imported = run(
+        &state,
+        &[
+            "--certificate-file",
+            file.to_str().unwrap(),
+            "--key",
+            &key,
+            "--public-key",
+            &public_key,
+            "--machine-id",
+            "m-off",
+        ],
+    );
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    assert!(
+        stdout(&imported).starts_with("activated offline: license lic_"),
+        "{}",
+        stdout(&imported)
+    );
+    let later = run(&state, &["--machine-id", "m-off"]);
+    assert!(later.status.success(), "{}", stderr(&later));
+    assert!(
+        stdout(&later).starts_with("started offline from the certificate"),
+        "{}",
+        stdout(&later)
+    );
+
+    // Another machine cannot take the file; an altered file does not verify.
+    let other = run(
+        &work.path().join("other.json"),
+        &[
+            "--certificate-file",
+            file.to_str().unwrap(),
+            "--key",
+            &key,
+            "--public-key",
+            &public_key,
+            "--machine-id",
+            "m-other",
+        ],
+    );
+    assert_eq!(other.status.code(), Some(3), "{}", stderr(&other));
+    let body = std::fs::read_to_string(&file).unwrap();
+    let cert: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let token = cert["certificate"].as_str().unwrap();
+    let flipped = format!(
+        "{}{}",
+        &token[..token.len() - 1],
+        if token.ends_with('A') { 'B' } else { 'A' }
+    );
+    let altered = work.path().join("altered.json");
+    std::fs::write(&altered, body.replace(token, &flipped)).unwrap();
+    let refused = run(
+        &work.path().join("altered-state.json"),
+        &[
+            "--certificate-file",
+            altered.to_str().unwrap(),
+            "--key",
+            &key,
+            "--public-key",
+            &public_key,
+            "--machine-id",
+            "m-off",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(6), "{}", stderr(&refused));
+    drop(dirs);
+}

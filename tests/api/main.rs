@@ -36,6 +36,7 @@ mod logs;
 mod mail;
 mod metrics;
 mod mint;
+mod my_offline;
 mod my_page;
 mod openapi;
 mod outage;
