@@ -395,13 +395,15 @@ fn import_certificate(
     };
     let public_keys = match (&args.public_key, args.server.as_deref()) {
         (Some(pinned), _) => vec![pinned.clone()],
-        (None, Some(server)) => match fetch_keys(server) {
-            Ok(keys) => keys,
-            Err(Failure::Network(e) | Failure::Refused(e)) => {
-                eprintln!("cannot reach the license server for its keys ({e}): pin one with --public-key");
-                return ExitCode::from(2);
+        (None, Some(server)) => {
+            match fetch_keys(server) {
+                Ok(keys) => keys,
+                Err(Failure::Network(e) | Failure::Refused(e)) => {
+                    eprintln!("cannot reach the license server for its keys ({e}): pin one with --public-key");
+                    return ExitCode::from(2);
+                }
             }
-        },
+        }
         (None, None) => {
             eprintln!("the certificate is checked against the server's public key: give --public-key k4.public…");
             return ExitCode::from(2);

@@ -125,10 +125,7 @@ mod tests {
         let qr = Qr::new(&url).unwrap();
         assert_eq!(decoded(&qr, 4), url);
         let code = url.split_once('#').unwrap().1;
-        assert_eq!(
-            crate::offline::ActivationRequest::parse(code).unwrap(),
-            r
-        );
+        assert_eq!(crate::offline::ActivationRequest::parse(code).unwrap(), r);
     }
 
     #[test]

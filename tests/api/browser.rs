@@ -541,7 +541,10 @@ fn a_machine_without_internet_is_activated_from_its_qr_codes_page_and_the_certif
         .unwrap();
     assert_eq!(claims.license, id);
     let machines = server
-        .get(&format!("/v1/licenses/{id}/activations"), Some(&server.admin))
+        .get(
+            &format!("/v1/licenses/{id}/activations"),
+            Some(&server.admin),
+        )
         .expect(200);
     assert_eq!(machines["activations"][0]["name"], "cabin-pc");
 }

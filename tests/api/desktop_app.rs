@@ -153,13 +153,14 @@ fn scan(svg: &str) -> String {
         dark[y * side + x] = true;
     }
     let scale = 4;
-    let mut img = rqrr::PreparedImage::prepare_from_greyscale(side * scale, side * scale, |x, y| {
-        if dark[(y / scale) * side + x / scale] {
-            0
-        } else {
-            255
-        }
-    });
+    let mut img =
+        rqrr::PreparedImage::prepare_from_greyscale(side * scale, side * scale, |x, y| {
+            if dark[(y / scale) * side + x / scale] {
+                0
+            } else {
+                255
+            }
+        });
     let grids = img.detect_grids();
     assert_eq!(grids.len(), 1, "one QR code in the SVG");
     grids[0].decode().unwrap().1

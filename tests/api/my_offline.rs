@@ -58,7 +58,10 @@ fn event_kinds(server: &TestServer, id: &str) -> Vec<String> {
 
 fn active_machines(server: &TestServer, id: &str) -> Vec<Value> {
     server
-        .get(&format!("/v1/licenses/{id}/activations"), Some(&server.admin))
+        .get(
+            &format!("/v1/licenses/{id}/activations"),
+            Some(&server.admin),
+        )
         .expect(200)["activations"]
         .as_array()
         .unwrap()
@@ -175,7 +178,11 @@ fn damaged_foreign_and_refused_codes_get_a_clear_page_and_change_nothing(engine:
     let damaged = String::from_utf8(damaged).unwrap();
     let cases = [
         (damaged.as_str(), 400, "This code is damaged or incomplete"),
-        (&good[..good.len() - 3], 400, "This code is damaged or incomplete"),
+        (
+            &good[..good.len() - 3],
+            400,
+            "This code is damaged or incomplete",
+        ),
         (key.as_str(), 400, "This is not a request code"),
         ("", 400, "This is not a request code"),
     ];
@@ -183,7 +190,10 @@ fn damaged_foreign_and_refused_codes_get_a_clear_page_and_change_nothing(engine:
         let page = send(&mut c, sent);
         assert_eq!(page.status, status, "{sent}: {}", page.body);
         assert!(page.body.contains(says), "{sent}: {}", page.body);
-        assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+        assert_eq!(
+            page.header("content-type"),
+            Some("text/html; charset=utf-8")
+        );
     }
     // A well-formed code of a key the server never issued.
     let forged = code(&format!("{}x", &key[..key.len() - 1]), "m-1");
