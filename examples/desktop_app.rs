@@ -244,12 +244,22 @@ fn first_activation(args: &Args, fingerprint: &str, now: DateTime<Utc>) -> ExitC
         certificate,
         last_seen: now,
     };
-    if let Err(e) = save(&args.state, &state) {
+    store_activation(args, &state, &claims, "activated")
+}
+
+/// Stores the state of a new activation and says so (`how`: "activated", ...).
+fn store_activation(
+    args: &Args,
+    state: &State,
+    claims: &keyclerk_client::claims::ActivationClaims,
+    how: &str,
+) -> ExitCode {
+    if let Err(e) = save(&args.state, state) {
         eprintln!("cannot write {}: {e}", args.state.display());
         return ExitCode::from(2);
     }
     println!(
-        "activated: license {} ({}), lease until {}",
+        "{how}: license {} ({}), lease until {}",
         claims.license, claims.product, claims.exp
     );
     ExitCode::SUCCESS
@@ -441,25 +451,18 @@ fn import_certificate(
             return ExitCode::from(6);
         }
     }
-    let certificate = keyclerk_client::offline::CertificateFile::parse(&contents)
-        .map(|f| f.certificate)
-        .unwrap_or_default();
+    // The file verified, so it parses: its certificate is what the app keeps.
+    let Some(file) = keyclerk_client::offline::CertificateFile::parse(&contents) else {
+        return ExitCode::from(7);
+    };
     let state = State {
         server: args.server.clone(),
         license_key: key.to_owned(),
         public_keys,
-        certificate,
+        certificate: file.certificate,
         last_seen: now,
     };
-    if let Err(e) = save(&args.state, &state) {
-        eprintln!("cannot write {}: {e}", args.state.display());
-        return ExitCode::from(2);
-    }
-    println!(
-        "activated offline: license {} ({}), lease until {}",
-        claims.license, claims.product, claims.exp
-    );
-    ExitCode::SUCCESS
+    store_activation(args, &state, &claims, "activated offline")
 }
 
 /// Stores the state with the latest time seen.

@@ -166,6 +166,20 @@ fn scan(svg: &str) -> String {
     grids[0].decode().unwrap().1
 }
 
+/// `--certificate-file` with the key and the pinned public key, on `machine`.
+fn import_file(state: &Path, file: &Path, key: &str, public_key: &str, machine: &str) -> Output {
+    let file = file.to_str().unwrap();
+    let args = [
+        "--certificate-file",
+        file,
+        "--key",
+        key,
+        "--public-key",
+        public_key,
+    ];
+    run(state, &[&args[..], &["--machine-id", machine]].concat())
+}
+
 #[test]
 fn the_example_app_activates_offline_from_a_request_code_and_the_certificate_file() {
     let server = TestServer::start();
@@ -235,19 +249,7 @@ fn the_example_app_activates_offline_from_a_request_code_and_the_certificate_fil
     );
     assert_eq!(unpinned.status.code(), Some(2), "{}", stdout(&unpinned));
     assert!(stderr(&unpinned).contains("--public-key"));
-    let imported = run(
-        &state,
-        &[
-            "--certificate-file",
-            file.to_str().unwrap(),
-            "--key",
-            &key,
-            "--public-key",
-            &public_key,
-            "--machine-id",
-            "m-off",
-        ],
-    );
+    let imported = import_file(&state, &file, &key, &public_key, "m-off");
     assert!(imported.status.success(), "{}", stderr(&imported));
     assert!(
         stdout(&imported).starts_with("activated offline: license lic_"),
@@ -263,18 +265,12 @@ fn the_example_app_activates_offline_from_a_request_code_and_the_certificate_fil
     );
 
     // Another machine cannot take the file; an altered file does not verify.
-    let other = run(
+    let other = import_file(
         &work.path().join("other.json"),
-        &[
-            "--certificate-file",
-            file.to_str().unwrap(),
-            "--key",
-            &key,
-            "--public-key",
-            &public_key,
-            "--machine-id",
-            "m-other",
-        ],
+        &file,
+        &key,
+        &public_key,
+        "m-other",
     );
     assert_eq!(other.status.code(), Some(3), "{}", stderr(&other));
     let body = std::fs::read_to_string(&file).unwrap();
@@ -287,18 +283,12 @@ fn the_example_app_activates_offline_from_a_request_code_and_the_certificate_fil
     );
     let altered = work.path().join("altered.json");
     std::fs::write(&altered, body.replace(token, &flipped)).unwrap();
-    let refused = run(
+    let refused = import_file(
         &work.path().join("altered-state.json"),
-        &[
-            "--certificate-file",
-            altered.to_str().unwrap(),
-            "--key",
-            &key,
-            "--public-key",
-            &public_key,
-            "--machine-id",
-            "m-off",
-        ],
+        &altered,
+        &key,
+        &public_key,
+        "m-off",
     );
     assert_eq!(refused.status.code(), Some(6), "{}", stderr(&refused));
     drop(dirs);
