@@ -106,28 +106,30 @@ route_table! {
     "/v1/keys" { get => keys::list, Access::Anyone; }
     "/v1/keys/reload" { post => keys::reload, ADMIN; }
     "/v1/activations" { post => activations::activate, Access::LicenseKey; }
-    "/v1/activations/{id}/deactivate" {
-        post => activations::deactivate, Access::KeyOrRoles(&[Role::Support]);
-    }
     "/v1/validate" { post => activations::validate, Access::LicenseKey; }
     "/v1/products" { get => products::list, STAFF; }
     "/v1/tokens" {
         get => tokens::list, ADMIN;
         post => tokens::create, ADMIN;
     }
-    "/v1/tokens/{id}/revoke" { post => tokens::revoke, ADMIN; }
     "/v1/licenses" {
         get => licenses::list, STAFF;
         post => licenses::mint, VENDOR;
     }
     "/v1/licenses/batch" { post => licenses::mint_batch, VENDOR; }
-    // Before the license's own routes: a dynamic pattern is matched with a regular
-    // expression, tried in this order, and a payment provider's webhook is the
-    // busiest route that has one (a mint, an activation or a validation is matched
-    // before any).
     "/v1/payments/events" { get => payments::list, ADMIN; }
-    "/v1/payments/events/{id}/apply" { post => payments::apply, ADMIN; }
+    // The first dynamic pattern: each is matched with a regular expression, tried
+    // in the table's order (twice a request: the route, and the pattern the
+    // metrics and the access check read), and a payment provider's webhook is the
+    // busiest route that has one; the busiest of all (activation, validation,
+    // mint) are static and come before it. Its static sibling `events` too, so
+    // that `events` is no provider.
     "/v1/payments/{provider}" { post => payments::receive, Access::ProviderSignature; }
+    "/v1/activations/{id}/deactivate" {
+        post => activations::deactivate, Access::KeyOrRoles(&[Role::Support]);
+    }
+    "/v1/tokens/{id}/revoke" { post => tokens::revoke, ADMIN; }
+    "/v1/payments/events/{id}/apply" { post => payments::apply, ADMIN; }
     "/v1/licenses/{id}" { get => licenses::get, STAFF; }
     "/v1/licenses/{id}/grace-extension" { post => grace::grace_extension, SUPPORT; }
     "/v1/licenses/{id}/confirm-payment" { post => grace::confirm_payment, VENDOR; }

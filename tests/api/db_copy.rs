@@ -331,3 +331,123 @@ fn webhook_endpoints_and_undelivered_messages_are_copied_intact_and_delivered_fr
     assert_eq!(Receiver::accepted_ids(&got), ids(&outbox, &rotated));
     drop(pg.stop());
 }
+
+/// Payment events (applied and unmapped) and the links later events find a
+/// license by are copied row for row (both tables have no rowid: they are read in
+/// order of their key), and on PostgreSQL the copied links still work: a refund of
+/// the order's payment closes its license, the first delivery again is a
+/// duplicate, and the unmapped event is listed.
+#[test]
+fn payment_events_and_their_links_are_copied_and_still_find_their_licenses() {
+    use crate::payments::{configure, deliver, fixture, stripe_checkout, STRIPE_SECRET};
+    let server = TestServer::start_with(Dirs::new(), |s| configure(s, &[]));
+    let checkout = stripe_checkout("copied");
+    let minted = deliver(&server, "stripe", &checkout).expect(200);
+    assert_eq!(minted["events"][0]["outcome"], "applied", "{minted}");
+    let license = minted["events"][0]["licenses"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stray = fixture(
+        "stripe/charge.refunded.json",
+        &[
+            ("ORDER", "never-seen"),
+            ("evt_1PrefundAAA", "evt_refund_never_seen"),
+        ],
+    );
+    let unmapped = deliver(&server, "stripe", &stray).expect(200);
+    assert_eq!(unmapped["events"][0]["outcome"], "unmapped", "{unmapped}");
+    let dirs = server.stop();
+
+    let events_sql = rows_sql(
+        "payment_events",
+        &[
+            "id",
+            "provider",
+            "event_id",
+            "kind",
+            "received_at",
+            "outcome",
+            "reason",
+            "licenses",
+            "decided_at",
+            "body",
+        ],
+        "id",
+    );
+    let links_sql = rows_sql(
+        "payment_links",
+        &["provider", "reference", "license_id", "ended_at"],
+        "provider, reference, license_id",
+    );
+    let on_sqlite = |sql: &str| -> Vec<String> {
+        let conn = rusqlite::Connection::open(dirs.data().join("keyclerk.db")).unwrap();
+        let mut stmt = conn.prepare(sql).unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let (events, links) = (on_sqlite(&events_sql), on_sqlite(&links_sql));
+    assert_eq!(events.len(), 2, "{events:#?}");
+    assert_eq!(
+        links.len(),
+        3,
+        "the session, its payment, its subscription: {links:#?}"
+    );
+
+    let db = Database::create();
+    let copied = keyclerk(&dirs, &["db", "copy", "--to", &db.url], None);
+    assert!(copied.status.success(), "{}", stderr(&copied));
+    let on_postgres = |sql: &str| -> Vec<String> {
+        crate::pg::simple_query(&db.url, sql)
+            .unwrap()
+            .into_iter()
+            .map(|row| row[0].clone().unwrap())
+            .collect()
+    };
+    assert_eq!(on_postgres(&events_sql), events);
+    assert_eq!(on_postgres(&links_sql), links);
+
+    let pg = ServerProcess::spawn(
+        &dirs,
+        &[
+            ("KEYCLERK_DATABASE__URL", db.url.as_str()),
+            ("KEYCLERK_PAYMENTS__STRIPE__WEBHOOK_SECRETS", STRIPE_SECRET),
+        ],
+    );
+    let url = pg.url();
+    let admin = crate::process::admin_token(&dirs);
+    let stripe = |body: &str| -> Value {
+        let header = crate::payments::stripe_header(body, STRIPE_SECRET, time::now().timestamp());
+        into_resp(
+            agent()
+                .post(&format!("{url}/v1/payments/stripe"))
+                .set("Content-Type", "application/json")
+                .set("Stripe-Signature", &header)
+                .send_string(body),
+        )
+        .expect(200)
+    };
+    let again = stripe(&checkout);
+    assert_eq!(
+        again["events"][0]["id"], minted["events"][0]["id"],
+        "{again}"
+    );
+    let listed = get(&url, "/v1/payments/events?outcome=unmapped", &admin);
+    assert_eq!(listed["events"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["events"][0]["id"], unmapped["events"][0]["id"]);
+    let refund = fixture(
+        "stripe/charge.refunded.json",
+        &[
+            ("ORDER", "copied"),
+            ("evt_1PrefundAAA", "evt_refund_copied"),
+        ],
+    );
+    let refunded = stripe(&refund);
+    assert_eq!(refunded["events"][0]["outcome"], "applied", "{refunded}");
+    assert_eq!(refunded["events"][0]["licenses"][0], license.as_str());
+    let found = get(&url, &format!("/v1/licenses/{license}"), &admin);
+    assert_eq!(found["license"]["status"], "refunded", "{found}");
+    drop(pg.stop());
+}

@@ -38,7 +38,7 @@ fn fonts() -> ProductMapping {
 }
 
 /// Every provider configured; Paddle maps `pri_fonts` only (and `extra` more).
-fn configure(s: &mut Settings, extra: &[(&str, ProductMapping)]) {
+pub(crate) fn configure(s: &mut Settings, extra: &[(&str, ProductMapping)]) {
     let mut paddle = vec![("pri_fonts", fonts())];
     paddle.extend(extra.iter().cloned());
     s.payments = [
@@ -64,7 +64,7 @@ fn start(engine: Engine) -> TestServer {
 }
 
 /// A fixture with its placeholders replaced.
-fn fixture(path: &str, replace: &[(&str, &str)]) -> String {
+pub(crate) fn fixture(path: &str, replace: &[(&str, &str)]) -> String {
     let mut text =
         std::fs::read_to_string(repo().join("tests/fixtures/payments").join(path)).unwrap();
     for (from, to) in replace {
@@ -144,7 +144,7 @@ fn paypro_form(kind: &str, order: &str, product: &str, sub: &str) -> String {
 }
 
 /// Delivers `body` to `name`'s endpoint, signed as that provider signs, now.
-fn deliver(server: &TestServer, name: &str, body: &str) -> Resp {
+pub(crate) fn deliver(server: &TestServer, name: &str, body: &str) -> Resp {
     let (ct, headers) = match name {
         "stripe" => (
             "application/json",

@@ -188,6 +188,56 @@ const TABLES: &[Table] = &[
 /// Rows read from SQLite at a time.
 const CHUNK: i64 = 1000;
 
+/// The tables without a rowid (`WITHOUT ROWID`), with the primary key they are
+/// read in order of instead; every column of such a key is TEXT.
+const KEYED: &[(&str, &[&str])] = &[
+    ("payment_events", &["id"]),
+    ("payment_links", &["provider", "reference", "license_id"]),
+];
+
+/// The primary key `table` is read in order of, or none for its rowid.
+fn key_of(table: &Table) -> Option<&'static [&'static str]> {
+    KEYED
+        .iter()
+        .find(|(name, _)| *name == table.name)
+        .map(|(_, key)| *key)
+}
+
+/// Where the last chunk of a table ended.
+enum After {
+    /// Nothing read yet.
+    Start,
+    /// At this rowid.
+    Rowid(i64),
+    /// At this primary key.
+    Key(Vec<String>),
+}
+
+/// The statements that read `table` in chunks: the first chunk, and the chunk
+/// after a row (`?1`, or `?1, ?2, …` for a key).
+fn chunk_queries(table: &Table) -> (String, String) {
+    let columns = table
+        .columns
+        .iter()
+        .map(|c| format!("\"{}\"", c.0))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (order, after) = match key_of(table) {
+        None => ("rowid".to_owned(), "rowid > ?1".to_owned()),
+        Some(key) => {
+            let order = key.join(", ");
+            let marks: Vec<String> = (1..=key.len()).map(|i| format!("?{i}")).collect();
+            let after = format!("({order}) > ({})", marks.join(", "));
+            (order, after)
+        }
+    };
+    let select = format!("SELECT {order}, {columns} FROM {}", table.name);
+    (
+        format!("{select} ORDER BY {order} LIMIT {CHUNK}"),
+        format!("{select} WHERE {after} ORDER BY {order} LIMIT {CHUNK}"),
+    )
+}
+
 /// One value of a row, as both databases take it.
 enum Cell {
     Int(Option<i64>),
@@ -345,7 +395,6 @@ async fn copy(
             })
             .map_err(src)?;
         let total = u64::try_from(total).unwrap_or(0);
-        let sqlite_columns: Vec<&str> = table.columns.iter().map(|c| c.0).collect();
         let pg_columns: Vec<&str> = table.columns.iter().map(|c| c.1).collect();
         let placeholders: Vec<String> =
             (1..=table.columns.len()).map(|i| format!("${i}")).collect();
@@ -355,22 +404,15 @@ async fn copy(
             pg_columns.join(", "),
             placeholders.join(", ")
         );
-        let select = format!(
-            "SELECT rowid, {} FROM {} WHERE rowid > ?1 ORDER BY rowid LIMIT {CHUNK}",
-            sqlite_columns
-                .iter()
-                .map(|c| format!("\"{c}\""))
-                .collect::<Vec<_>>()
-                .join(", "),
-            table.name
-        );
-        let mut after = 0i64;
+        let queries = chunk_queries(table);
+        let mut after = After::Start;
         let mut copied = 0u64;
         progress(table.name, 0, total);
         loop {
-            let (rows, last) = read_chunk(&conn, &select, table, after).map_err(src)?;
-            let Some(last) = last else { break };
-            after = last;
+            let rows = read_chunk(&conn, &queries, table, &mut after).map_err(src)?;
+            if rows.is_empty() {
+                break;
+            }
             for row in &rows {
                 let params: Vec<&(dyn ToSql + Sync)> = row.iter().map(Cell::as_param).collect();
                 exec(&tx, &insert, &params).await?;
@@ -410,22 +452,39 @@ async fn copy(
     })
 }
 
-/// Up to [`CHUNK`] rows after `after` (by rowid), and the last rowid read.
+/// Up to [`CHUNK`] rows after `after` (by rowid or by key), which moves to the
+/// last one read.
 fn read_chunk(
     conn: &rusqlite::Connection,
-    select: &str,
+    (first, next): &(String, String),
     table: &Table,
-    after: i64,
-) -> rusqlite::Result<(Vec<Vec<Cell>>, Option<i64>)> {
-    let mut stmt = conn.prepare_cached(select)?;
-    let mut rows = stmt.query([after])?;
+    after: &mut After,
+) -> rusqlite::Result<Vec<Vec<Cell>>> {
+    let mut stmt = conn.prepare_cached(if matches!(after, After::Start) {
+        first
+    } else {
+        next
+    })?;
+    let from: Vec<rusqlite::types::Value> = match after {
+        After::Start => Vec::new(),
+        After::Rowid(id) => vec![(*id).into()],
+        After::Key(key) => key.iter().cloned().map(Into::into).collect(),
+    };
+    let mut rows = stmt.query(rusqlite::params_from_iter(from))?;
+    let skip = key_of(table).map_or(1, <[_]>::len);
     let mut out = Vec::new();
-    let mut last = None;
     while let Some(r) = rows.next()? {
-        last = Some(r.get::<_, i64>(0)?);
+        *after = match key_of(table) {
+            None => After::Rowid(r.get(0)?),
+            Some(key) => After::Key(
+                (0..key.len())
+                    .map(|i| r.get::<_, String>(i))
+                    .collect::<rusqlite::Result<_>>()?,
+            ),
+        };
         let mut cells = Vec::with_capacity(table.columns.len());
         for (i, (_, _, kind)) in table.columns.iter().enumerate() {
-            let i = i + 1;
+            let i = i + skip;
             cells.push(match kind {
                 Int => Cell::Int(r.get(i)?),
                 Text => Cell::Text(r.get(i)?),
@@ -435,7 +494,7 @@ fn read_chunk(
         }
         out.push(cells);
     }
-    Ok((out, last))
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -478,5 +537,63 @@ mod tests {
                 "table {t} is not copied"
             );
         }
+    }
+
+    /// A table without a rowid is read by its primary key (a rowid query would
+    /// fail on it), and a table with one by its rowid.
+    #[test]
+    fn tables_without_a_rowid_are_read_by_their_key() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::storage::sqlite::migrate_for_tests(&mut conn);
+        for table in TABLES {
+            let has_rowid = conn
+                .prepare(&format!("SELECT rowid FROM {}", table.name))
+                .is_ok();
+            assert_eq!(key_of(table).is_none(), has_rowid, "table {}", table.name);
+            let (first, next) = chunk_queries(table);
+            conn.prepare(&first)
+                .unwrap_or_else(|e| panic!("{first}: {e}"));
+            conn.prepare(&next)
+                .unwrap_or_else(|e| panic!("{next}: {e}"));
+        }
+    }
+
+    /// Reading by key in chunks returns every row once, in order, across chunks.
+    #[test]
+    fn a_keyed_table_is_read_whole_across_chunks() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::storage::sqlite::migrate_for_tests(&mut conn);
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        let n = CHUNK * 2 + 7;
+        for i in 0..n {
+            // Two references share each license, and the references repeat a
+            // prefix, so the key's later columns decide the order too.
+            conn.execute(
+                "INSERT INTO payment_links (provider, reference, license_id) VALUES ('stripe', ?1, ?2)",
+                rusqlite::params![format!("ref_{}", i / 2), format!("lic_{i}")],
+            )
+            .unwrap();
+        }
+        let table = TABLES.iter().find(|t| t.name == "payment_links").unwrap();
+        let queries = chunk_queries(table);
+        let mut after = After::Start;
+        let mut seen = Vec::new();
+        loop {
+            let rows = read_chunk(&conn, &queries, table, &mut after).unwrap();
+            if rows.is_empty() {
+                break;
+            }
+            for row in rows {
+                match &row[2] {
+                    Cell::Text(Some(id)) => seen.push(id.clone()),
+                    _ => panic!("license_id is not text"),
+                }
+            }
+        }
+        assert_eq!(seen.len() as i64, n);
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), seen.len());
     }
 }

@@ -342,6 +342,12 @@ CREATE TABLE customer_sessions (
 );
 CREATE INDEX customer_sessions_by_age ON customer_sessions (created_at);
 "#,
+    // Payment events by outcome only for those a vendor looks for (see SQLite's).
+    r#"
+DROP INDEX payment_events_by_outcome;
+CREATE INDEX payment_events_unsettled ON payment_events (outcome, id)
+    WHERE outcome <> 'applied';
+"#,
 ];
 
 /// The schema version this binary writes.

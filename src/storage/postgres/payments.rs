@@ -60,14 +60,25 @@ pub(super) async fn events<C: Db + ?Sized>(
     c: &C,
     f: &PaymentFilter,
 ) -> Result<Vec<PaymentEvent>, StorageError> {
-    rows(
-        c,
-        &format!(
+    // One outcome other than `applied` through the partial index of those (the
+    // query repeats its condition so that the planner may use it).
+    let sql = match f.outcome {
+        Some(o) if o != Outcome::Applied => format!(
+            "SELECT {COLUMNS} FROM payment_events
+             WHERE outcome = $2 AND outcome <> 'applied' AND ($1::TEXT IS NULL OR provider = $1)
+               AND id > coalesce($3::TEXT, '')
+             ORDER BY id LIMIT $4"
+        ),
+        _ => format!(
             "SELECT {COLUMNS} FROM payment_events
              WHERE ($1::TEXT IS NULL OR provider = $1) AND ($2::TEXT IS NULL OR outcome = $2)
                AND ($3::TEXT IS NULL OR id > $3)
              ORDER BY id LIMIT $4"
         ),
+    };
+    rows(
+        c,
+        &sql,
         &[
             &f.provider.map(Provider::as_str),
             &f.outcome.map(Outcome::as_str),

@@ -373,6 +373,47 @@ CREATE TABLE customer_sessions (
 ) STRICT;
 CREATE INDEX customer_sessions_by_age ON customer_sessions (created_at);
 "#,
+    // What a paid order writes beside its license, made smaller: payment events by
+    // outcome only for those a vendor looks for (unmapped, failed, duplicate; an
+    // applied event, nearly every one, writes no entry, and the list of applied
+    // ones reads the events in order by id), and the events and the links to an
+    // order's references each in their key's B-tree alone (WITHOUT ROWID: not a
+    // table and an index of its key).
+    r#"
+CREATE TABLE payment_events_by_id (
+    id           TEXT PRIMARY KEY,
+    provider     TEXT NOT NULL,
+    event_id     TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    received_at  INTEGER NOT NULL,
+    outcome      TEXT NOT NULL,
+    reason       TEXT,
+    licenses     TEXT NOT NULL,
+    decided_at   INTEGER NOT NULL,
+    body         TEXT NOT NULL,
+    UNIQUE (provider, event_id)
+) STRICT, WITHOUT ROWID;
+INSERT INTO payment_events_by_id
+    SELECT id, provider, event_id, kind, received_at, outcome, reason, licenses,
+           decided_at, body
+    FROM payment_events;
+DROP TABLE payment_events;
+ALTER TABLE payment_events_by_id RENAME TO payment_events;
+CREATE INDEX payment_events_unsettled ON payment_events (outcome, id)
+    WHERE outcome <> 'applied';
+
+CREATE TABLE payment_links_by_key (
+    provider    TEXT NOT NULL,
+    reference   TEXT NOT NULL,
+    license_id  TEXT NOT NULL REFERENCES licenses (id),
+    ended_at    INTEGER,
+    PRIMARY KEY (provider, reference, license_id)
+) STRICT, WITHOUT ROWID;
+INSERT INTO payment_links_by_key (provider, reference, license_id, ended_at)
+    SELECT provider, reference, license_id, ended_at FROM payment_links;
+DROP TABLE payment_links;
+ALTER TABLE payment_links_by_key RENAME TO payment_links;
+"#,
 ];
 
 /// The schema version this binary writes.
@@ -461,6 +502,79 @@ mod tests {
             .unwrap()
         };
         assert_eq!((used("lic_a"), used("lic_b")), (2, 0));
+    }
+
+    /// The payment events and links a database holds survive their tables'
+    /// rebuild without a rowid, and an unmapped event is found through the new
+    /// partial index.
+    #[test]
+    fn payment_events_and_links_survive_their_rebuild() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let before = MIGRATIONS.len() - 1;
+        for sql in &MIGRATIONS[..before] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", before as i64)
+            .unwrap();
+        conn.execute_batch(
+            "INSERT INTO licenses (id, product, order_id, purchased_at, duration_from, seats,
+                 entitlements, status, key_format, request_hash, created_at, updated_at)
+             VALUES ('lic_a', 'p', 'stripe:cs_1', 0, 'purchase', 1, '[]', 'active', 'signed',
+                     x'00', 0, 0);
+             INSERT INTO payment_events (id, provider, event_id, kind, received_at, outcome,
+                 reason, licenses, decided_at, body)
+             VALUES ('pay_1', 'stripe', 'evt_1', 'checkout.session.completed', 1, 'applied',
+                     NULL, 'lic_a', 1, '{}'),
+                    ('pay_2', 'stripe', 'evt_2', 'charge.refunded', 2, 'unmapped',
+                     'no license', '', 2, '{}');
+             INSERT INTO payment_links (provider, reference, license_id, ended_at)
+             VALUES ('stripe', 'cs_1', 'lic_a', NULL), ('stripe', 'pi_1', 'lic_a', 7);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let events: Vec<(String, String)> = conn
+            .prepare("SELECT id, outcome FROM payment_events ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            events,
+            [
+                ("pay_1".to_owned(), "applied".to_owned()),
+                ("pay_2".to_owned(), "unmapped".to_owned())
+            ]
+        );
+        let unsettled: String = conn
+            .query_row(
+                "SELECT id FROM payment_events INDEXED BY payment_events_unsettled
+                 WHERE outcome = 'unmapped' AND outcome <> 'applied'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(unsettled, "pay_2");
+        let links: Vec<(String, Option<i64>)> = conn
+            .prepare("SELECT reference, ended_at FROM payment_links ORDER BY reference")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            links,
+            [("cs_1".to_owned(), None), ("pi_1".to_owned(), Some(7))]
+        );
+        // The same event twice is still refused.
+        assert!(conn
+            .execute(
+                "INSERT INTO payment_events (id, provider, event_id, kind, received_at, outcome,
+                     licenses, decided_at, body)
+                 VALUES ('pay_3', 'stripe', 'evt_1', 'k', 3, 'applied', '', 3, '{}')",
+                [],
+            )
+            .is_err());
     }
 
     #[test]

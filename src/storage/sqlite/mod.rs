@@ -355,7 +355,9 @@ impl MintText {
             metadata: l
                 .metadata
                 .as_ref()
-                .map(|m| serde_json::Value::Object(m.clone()).to_string()),
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| StorageError::Corrupt(format!("metadata: {e}")))?,
             event: NewEvent::about(
                 &l.id,
                 l.created_at,
@@ -1105,8 +1107,9 @@ impl Storage for SqliteStore {
         &self,
         req: crate::storage::payments::PaymentRequest,
     ) -> Result<crate::storage::payments::PaymentResult, StorageError> {
+        let texts = payments::mint_texts(&req)?;
         self.writer
-            .write(move |ctx| payments::apply(ctx, &req))
+            .write(move |ctx| payments::apply(ctx, &req, texts))
             .await
     }
 

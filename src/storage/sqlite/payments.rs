@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::writer::WriteCtx;
-use super::{load_license, mint_one, update_license_state};
+use super::{load_license, mint_with_text, update_license_state, MintText};
 use crate::domain::audit::NewEvent;
 use crate::domain::payments::{
     self, mint_outcome, Found, LicenseChange, Outcome, PaymentEvent, Provider, Reference,
@@ -16,8 +16,14 @@ use crate::storage::payments::{
 use crate::storage::webhooks::payment_messages;
 use crate::storage::{MintOutcome, StorageError};
 
-const COLUMNS: &str =
-    "id, provider, event_id, kind, received_at, outcome, reason, licenses, decided_at, body";
+/// The columns of `payment_events`, as a literal: the statements a payment runs
+/// are made with `concat!`, not formatted on every call.
+macro_rules! columns {
+    () => {
+        "id, provider, event_id, kind, received_at, outcome, reason, licenses, decided_at, body"
+    };
+}
+const COLUMNS: &str = columns!();
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<PaymentEvent, StorageError>> {
     let provider: String = r.get(1)?;
@@ -52,9 +58,29 @@ fn one(
 pub(super) fn event(conn: &Connection, id: &str) -> Result<Option<PaymentEvent>, StorageError> {
     one(
         conn,
-        &format!("SELECT {COLUMNS} FROM payment_events WHERE id = ?1"),
+        concat!("SELECT ", columns!(), " FROM payment_events WHERE id = ?1"),
         [id],
     )
+}
+
+/// The query of [`events`]: one outcome other than `applied` through the partial
+/// index of those (the query repeats its condition so that SQLite may use it);
+/// any other filter in order by id.
+pub(super) fn events_sql(outcome: Option<Outcome>) -> String {
+    match outcome {
+        Some(o) if o != Outcome::Applied => format!(
+            "SELECT {COLUMNS} FROM payment_events
+             WHERE outcome = ?2 AND outcome <> 'applied' AND (?1 IS NULL OR provider = ?1)
+               AND id > coalesce(?3, '')
+             ORDER BY id LIMIT ?4"
+        ),
+        _ => format!(
+            "SELECT {COLUMNS} FROM payment_events
+             WHERE (?1 IS NULL OR provider = ?1) AND (?2 IS NULL OR outcome = ?2)
+               AND (?3 IS NULL OR id > ?3)
+             ORDER BY id LIMIT ?4"
+        ),
+    }
 }
 
 /// A page of stored events, in the order they arrived.
@@ -62,12 +88,7 @@ pub(super) fn events(
     conn: &Connection,
     f: &PaymentFilter,
 ) -> Result<Vec<PaymentEvent>, StorageError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM payment_events
-         WHERE (?1 IS NULL OR provider = ?1) AND (?2 IS NULL OR outcome = ?2)
-           AND (?3 IS NULL OR id > ?3)
-         ORDER BY id LIMIT ?4"
-    ))?;
+    let mut stmt = conn.prepare_cached(&events_sql(f.outcome))?;
     let rows = stmt.query_map(
         params![
             f.provider.map(Provider::as_str),
@@ -128,17 +149,36 @@ fn link(
     Ok(())
 }
 
-/// Applies a payment event (see [`crate::storage::payments`]).
+/// The text of the rows a payment event would mint (empty for any other effect),
+/// made before the writer takes the job, as a plain mint's is.
+pub(super) fn mint_texts(req: &PaymentRequest) -> Result<Vec<MintText>, StorageError> {
+    let PaymentEffect::Mint { licenses, .. } = &req.effect else {
+        return Ok(Vec::new());
+    };
+    let actor = req.event.provider.actor();
+    licenses
+        .iter()
+        .map(|(new, key)| MintText::of(new, key, &actor))
+        .collect()
+}
+
+/// Applies a payment event (see [`crate::storage::payments`]), with the text of
+/// what it mints from [`mint_texts`].
 pub(super) fn apply(
     ctx: &mut WriteCtx<'_>,
     req: &PaymentRequest,
+    texts: Vec<MintText>,
 ) -> Result<PaymentResult, StorageError> {
     let ev = &req.event;
     let provider = ev.provider;
     let stored = match &req.again {
         None => one(
             ctx.conn,
-            &format!("SELECT {COLUMNS} FROM payment_events WHERE provider = ?1 AND event_id = ?2"),
+            concat!(
+                "SELECT ",
+                columns!(),
+                " FROM payment_events WHERE provider = ?1 AND event_id = ?2"
+            ),
             params![provider.as_str(), ev.event_id],
         )?,
         Some(id) => Some(event(ctx.conn, id)?.ok_or(DomainError::PaymentEventNotFound)?),
@@ -158,8 +198,8 @@ pub(super) fn apply(
     let (outcome, reason, licenses) = match &req.effect {
         PaymentEffect::Mint { licenses, refs } => {
             let (mut created, mut existing, mut refused, mut ids) = (0, 0, Vec::new(), Vec::new());
-            for (new, key) in licenses {
-                match mint_one(ctx, new, key, &actor) {
+            for ((new, key), text) in licenses.iter().zip(texts) {
+                match mint_with_text(ctx, new, key, text) {
                     Ok(outcome) => {
                         let license = match &outcome {
                             MintOutcome::Created(l) => {
@@ -228,8 +268,10 @@ pub(super) fn apply(
     match &req.again {
         None => {
             ctx.conn
-                .prepare_cached(&format!(
-                    "INSERT INTO payment_events ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                .prepare_cached(concat!(
+                    "INSERT INTO payment_events (",
+                    columns!(),
+                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
                 ))?
                 .execute(params![
                     event.id,
@@ -261,10 +303,71 @@ pub(super) fn apply(
                 .ok_or_else(|| StorageError::Corrupt(format!("payment event {id} vanished")))?;
         }
     }
-    ctx.queue_messages(payment_messages(&event, now), now)?;
+    if ctx.sends_webhooks() {
+        ctx.queue_messages(payment_messages(&event, now), now)?;
+    }
     Ok(PaymentResult {
         event,
         repeated: false,
         minted,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::super::{migrate_for_tests, plan_for_tests};
+    use super::*;
+
+    /// The events a vendor looks for (unmapped, failed) are read through the
+    /// partial index, in order, without a sort; applied ones, which the index does
+    /// not hold, in order by id.
+    #[test]
+    fn unsettled_events_are_listed_through_their_partial_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_for_tests(&mut conn);
+        for outcome in [Outcome::Unmapped, Outcome::Failed, Outcome::Duplicate] {
+            let plan = plan_for_tests(&conn, &events_sql(Some(outcome)));
+            assert!(
+                plan.contains("USING INDEX payment_events_unsettled"),
+                "{plan}"
+            );
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        }
+        for outcome in [None, Some(Outcome::Applied)] {
+            let plan = plan_for_tests(&conn, &events_sql(outcome));
+            assert!(!plan.contains("payment_events_unsettled"), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        }
+    }
+
+    /// The index holds no applied event: the events a payment applies, nearly all
+    /// of them, write no entry there.
+    #[test]
+    fn the_partial_index_holds_only_unsettled_events() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_for_tests(&mut conn);
+        for (i, outcome) in ["applied", "unmapped", "applied", "failed"]
+            .iter()
+            .enumerate()
+        {
+            conn.execute(
+                &format!(
+                    "INSERT INTO payment_events ({COLUMNS})
+                     VALUES (?1, 'stripe', ?1, 'k', 0, ?2, NULL, '', 0, '{{}}')"
+                ),
+                params![format!("pay_{i}"), outcome],
+            )
+            .unwrap();
+        }
+        let indexed: Vec<String> = conn
+            .prepare("SELECT outcome FROM payment_events INDEXED BY payment_events_unsettled WHERE outcome <> 'applied' ORDER BY outcome")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(indexed, ["failed", "unmapped"]);
+    }
 }

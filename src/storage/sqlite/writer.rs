@@ -88,12 +88,18 @@ impl WriteCtx<'_> {
                 )?
                 .execute(params![record.seq, license, window, record.at])?;
         }
-        if self.webhook_endpoints > 0 {
+        if self.sends_webhooks() {
             self.queue_messages(messages_of(&record, at), at)?;
         }
         self.head_seq = record.seq;
         self.head_hash = hash;
         Ok(record.seq)
+    }
+
+    /// Whether an endpoint is enabled (the count is read with the head, in this
+    /// transaction): with none, a write makes no webhook message at all.
+    pub fn sends_webhooks(&self) -> bool {
+        self.webhook_endpoints > 0
     }
 
     /// Writes `messages` into the outbox, one row per enabled endpoint subscribed to
