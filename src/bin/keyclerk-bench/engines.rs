@@ -1,18 +1,25 @@
-//! `--engine postgres`: mint, activate and validate on SQLite, then on PostgreSQL
-//! with one and with two keyclerk instances (two processes on one database, the
-//! connections split between them), in one run, with the ratios to SQLite.
+//! `--engine postgres`: activate, validate, mint (single and in batches), payments,
+//! and activation on one license fresh and holding [`HELD`] machines, on SQLite,
+//! then on PostgreSQL with one and with two keyclerk instances (two processes on
+//! one database, the connections split between them), in one run, with the ratios
+//! to SQLite and the goals that hold on every engine.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::load::{Span, Stats};
 use crate::postgres::{Cluster, Sampler};
-use crate::server::{Server, Workspace};
-use crate::{activate, mint, secs, seed, validate, Args};
+use crate::server::{Server, Workspace, SITE_SEATS};
+use crate::single::{site_licenses, HELD};
+use crate::{activate, activate_from, mint, payments, secs, seed, validate, Args};
 
 /// The goals of the PostgreSQL engine on these cores, as fractions of SQLite.
 const ACTIVATE_GOAL: f64 = 0.5;
 const VALIDATE_GOAL: f64 = 0.7;
+/// Goals of every engine: payments against plain mint, and one license holding
+/// [`HELD`] machines against a fresh one.
+const PAYMENTS_GOAL: f64 = 0.7;
+const HELD_GOAL: f64 = 0.9;
 
 /// One configuration measured.
 struct Setup {
@@ -36,6 +43,10 @@ struct Measured {
     activate: Option<Load>,
     validate: Option<Load>,
     mint: Option<Load>,
+    batch: Option<Load>,
+    payments: Option<Load>,
+    fresh: Option<Load>,
+    held: Option<Load>,
     statements: Vec<(i64, f64, String)>,
 }
 
@@ -132,6 +143,10 @@ fn measure(
         activate: None,
         validate: None,
         mint: None,
+        batch: None,
+        payments: None,
+        fresh: None,
+        held: None,
         statements: Vec::new(),
     };
     if args.wants("activate") || args.wants("validate") {
@@ -148,8 +163,39 @@ fn measure(
             })?);
         }
     }
-    if args.wants("mint") {
+    if args.wants("mint") || args.wants("payments") {
         measured.mint = Some(sample(&mut || mint(&ports, &token, conns, timed, 1))?);
+    }
+    if args.wants("payments") {
+        measured.payments = Some(sample(&mut || payments(&ports, conns, timed))?);
+    }
+    if args.wants("batch") {
+        measured.batch = Some(sample(&mut || mint(&ports, &token, conns, timed, 100))?);
+    }
+    if args.wants("single") {
+        // Two site licenses: one measured fresh, one filled over HTTP first.
+        let keys = site_licenses(ports[0], &token, &dir, 2)?;
+        let one = |i: usize| Arc::new(vec![keys[i].clone()]);
+        let (filled, _, _) =
+            activate_from(&ports, conns, Span::Requests(HELD), one(1), 1_000_000_000)?;
+        if filled.failed > 0 || filled.ok != HELD {
+            return Err(format!(
+                "filling a license on {}: {} of {HELD} activations failed; first: {}",
+                setup.name,
+                filled.failed,
+                filled.first_failure.unwrap_or_default()
+            ));
+        }
+        let capped = Span::Capped {
+            warmup: secs(args.warmup),
+            measure: secs(args.seconds),
+            most: u64::from(SITE_SEATS) - HELD,
+        };
+        for (i, slot) in [(0, &mut measured.fresh), (1, &mut measured.held)] {
+            *slot = Some(sample(&mut || {
+                activate_from(&ports, conns, capped, one(i), 0).map(|(stats, _, _)| stats)
+            })?);
+        }
     }
     if let Some(u) = sampled {
         measured.statements = cluster.statements(u)?;
@@ -160,13 +206,32 @@ fn measure(
     Ok(measured)
 }
 
-/// The loads of a setup, in the order of the report.
-fn loads(m: &Measured) -> [(&'static str, Option<&Load>); 3] {
+/// Names of the loads, in the order of the report.
+const FRESH: &str = "activate, one license, fresh";
+const FULL: &str = "activate, one license holding 50000";
+const MINT: &str = "mint, single";
+const PAYMENTS: &str = "payments, Stripe checkout.session.completed";
+
+/// The loads of a setup, in the order of the report, with what one request is
+/// (a batch mints 100 keys).
+fn loads(m: &Measured) -> [(&'static str, Option<&Load>, f64, &'static str); 7] {
     [
-        ("activate, new seat", m.activate.as_ref()),
-        ("validate", m.validate.as_ref()),
-        ("mint, single", m.mint.as_ref()),
+        ("activate, new seat", m.activate.as_ref(), 1.0, "req/s"),
+        ("validate", m.validate.as_ref(), 1.0, "req/s"),
+        (MINT, m.mint.as_ref(), 1.0, "req/s"),
+        (PAYMENTS, m.payments.as_ref(), 1.0, "req/s"),
+        ("mint, batches of 100", m.batch.as_ref(), 100.0, "keys/s"),
+        (FRESH, m.fresh.as_ref(), 1.0, "req/s"),
+        (FULL, m.held.as_ref(), 1.0, "req/s"),
     ]
+}
+
+/// The rate of the load `name` of `m`, in its unit.
+fn rate_of(m: &Measured, name: &str) -> Option<f64> {
+    loads(m)
+        .into_iter()
+        .find(|l| l.0 == name)
+        .and_then(|(_, load, per, _)| load.map(|l| l.stats.rate() * per))
 }
 
 fn report(args: &Args, all: &[Measured]) {
@@ -177,13 +242,13 @@ fn report(args: &Args, all: &[Measured]) {
     println!("| setup | load | rate | p50 ms | p99 ms | max ms | failed |");
     println!("|---|---|---:|---:|---:|---:|---:|");
     for m in all {
-        for (name, load) in loads(m) {
+        for (name, load, per, unit) in loads(m) {
             if let Some(l) = load {
                 let s = &l.stats;
                 println!(
-                    "| {} | {name} | {:.0} req/s | {:.2} | {:.2} | {:.2} | {} |",
+                    "| {} | {name} | {:.0} {unit} | {:.2} | {:.2} | {:.2} | {} |",
                     m.name,
-                    s.rate(),
+                    s.rate() * per,
                     s.quantile_ms(0.5),
                     s.quantile_ms(0.99),
                     s.quantile_ms(1.0),
@@ -198,7 +263,7 @@ fn report(args: &Args, all: &[Measured]) {
             "Seeding {} ({} licenses in batches of 1000 over HTTP): {:.0} keys/s.",
             m.name, args.small, m.seeded
         );
-        for (name, load) in loads(m) {
+        for (name, load, _, _) in loads(m) {
             if let Some(f) = load.and_then(|l| l.stats.first_failure.as_ref()) {
                 println!("First failure of {name} on {}: {f}", m.name);
             }
@@ -216,19 +281,22 @@ fn report(args: &Args, all: &[Measured]) {
     }
     println!("{header} goal |\n{rule}---:|");
     let mut targets = Vec::new();
-    for (i, (name, base)) in loads(sqlite).into_iter().enumerate() {
+    for (i, (name, base, per, unit)) in loads(sqlite).into_iter().enumerate() {
         let Some(base) = base else { continue };
         let goal = match i {
             0 => Some(ACTIVATE_GOAL),
             1 => Some(VALIDATE_GOAL),
             _ => None,
         };
-        let mut line = format!("| {name} | {:.0} req/s |", base.stats.rate());
+        let mut line = format!("| {name} | {:.0} {unit} |", base.stats.rate() * per);
         for m in postgres {
             match loads(m)[i].1 {
                 Some(l) => {
                     let ratio = l.stats.rate() / base.stats.rate().max(1e-9);
-                    line.push_str(&format!(" {:.0} req/s | {ratio:.2} |", l.stats.rate()));
+                    line.push_str(&format!(
+                        " {:.0} {unit} | {ratio:.2} |",
+                        l.stats.rate() * per
+                    ));
                     if let Some(g) = goal {
                         targets.push(format!(
                             "- [{}] {name} on {} >= {g} x SQLite: {ratio:.2}",
@@ -243,6 +311,22 @@ fn report(args: &Args, all: &[Measured]) {
         line.push_str(&goal.map_or(" |".into(), |g| format!(" {g} |")));
         println!("{line}");
     }
+    // The goals that hold on every engine, each setup against itself.
+    for m in all {
+        for (what, of, to, goal) in [
+            ("payments", PAYMENTS, MINT, PAYMENTS_GOAL),
+            ("one license holding 50000", FULL, FRESH, HELD_GOAL),
+        ] {
+            if let (Some(a), Some(b)) = (rate_of(m, of), rate_of(m, to)) {
+                let ratio = a / b.max(1e-9);
+                targets.push(format!(
+                    "- [{}] {what} on {} >= {goal} x {to}: {ratio:.2}",
+                    if ratio >= goal { "met" } else { "NOT met" },
+                    m.name
+                ));
+            }
+        }
+    }
     println!("\n## Targets\n");
     for t in &targets {
         println!("{t}");
@@ -252,7 +336,7 @@ fn report(args: &Args, all: &[Measured]) {
     }
     println!("\n## What PostgreSQL's backends of keyclerk were doing (share of samples)\n");
     for m in postgres {
-        for (name, load) in loads(m) {
+        for (name, load, _, _) in loads(m) {
             if let Some(l) = load {
                 let shown: Vec<String> = l
                     .states

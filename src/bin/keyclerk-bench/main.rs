@@ -85,8 +85,9 @@ struct Args {
     /// The servers' log level (the shipped default is "info": a line per request).
     #[arg(long, default_value = "info")]
     log: String,
-    /// `postgres`: measure mint, activate and validate on SQLite and on PostgreSQL
-    /// with one and with two keyclerk instances, and print the ratios (on a
+    /// `postgres`: measure activate, validate, mint (single and batches), payments
+    /// and one license (fresh and holding 50,000 machines) on SQLite and on
+    /// PostgreSQL with one and with two keyclerk instances, and print the ratios (on a
     /// throwaway PostgreSQL the benchmark starts, fsync and synchronous_commit on,
     /// unless --database-url names a server).
     #[arg(long, value_enum, default_value_t = Engine::Sqlite)]
@@ -108,7 +109,7 @@ struct Args {
 enum Engine {
     /// SQLite alone: the whole benchmark.
     Sqlite,
-    /// SQLite and PostgreSQL side by side: mint, activate, validate.
+    /// SQLite and PostgreSQL side by side: the loads of the server's writes and reads.
     Postgres,
 }
 

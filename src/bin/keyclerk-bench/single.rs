@@ -21,7 +21,12 @@ pub const HELD: u64 = 50_000;
 const PER_KEY: u32 = 1_000_000;
 
 /// Licenses of the `site` product (100,000 seats each), one batch.
-fn site_licenses(port: u16, token: &str, tag: &str, n: usize) -> Result<Vec<String>, String> {
+pub(crate) fn site_licenses(
+    port: u16,
+    token: &str,
+    tag: &str,
+    n: usize,
+) -> Result<Vec<String>, String> {
     let items: Vec<String> = (0..n)
         .map(|i| {
             format!(
