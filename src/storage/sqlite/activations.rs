@@ -473,22 +473,17 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         super::super::migrate_for_tests(&mut conn);
         let kinds = super::super::evidence_kinds("kind");
-        for sql in [
-            format!(
-                "SELECT seq FROM events WHERE license_id = ?1 AND kind = ?2 AND {kinds}
-                 ORDER BY seq LIMIT 1"
-            ),
-            format!(
-                "SELECT seq FROM events WHERE license_id = ?1 AND kind = ?2 AND {kinds}
-                 ORDER BY seq"
-            ),
-        ] {
-            let plan = plan(&conn, &sql);
+        for sql in super::super::EVIDENCE_SQL.iter() {
+            let plan = plan(&conn, sql);
             assert!(
                 plan.contains("INDEX events_evidence (license_id=? AND kind=?)"),
                 "{sql}: {plan}"
             );
         }
+        assert_eq!(
+            super::super::EVIDENCE_SQL.len(),
+            EvidenceEvents::FIRST_OF.len() + EvidenceEvents::ALL_OF.len()
+        );
         // The index holds exactly the kinds the evidence reads.
         let index_sql: String = conn
             .query_row(
@@ -523,6 +518,27 @@ mod tests {
             )
             .unwrap();
         assert_eq!(entries, 1);
+    }
+
+    /// Reading the evidence of one license after another never makes SQLite
+    /// prepare its statements again (a parameter where the partial index names
+    /// values did, on every query: see `EVIDENCE_SQL`).
+    #[test]
+    fn the_evidence_s_statements_are_not_prepared_again() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrate_for_tests(&mut conn);
+        for license in ["lic_1", "lic_2", "lic_3", "lic_1"] {
+            let events = super::super::evidence_events(&conn, license).unwrap();
+            assert!(events.is_empty());
+        }
+        for sql in super::super::EVIDENCE_SQL.iter() {
+            let stmt = conn.prepare_cached(sql).unwrap();
+            assert_eq!(
+                stmt.get_status(rusqlite::StatementStatus::RePrepare),
+                0,
+                "{sql}"
+            );
+        }
     }
 
     #[test]

@@ -355,7 +355,7 @@ mod tests {
             conn.execute(
                 &format!(
                     "INSERT INTO payment_events ({COLUMNS})
-                     VALUES (?1, 'stripe', ?1, 'k', 0, ?2, NULL, '', 0, '{{}}')"
+                     VALUES (?1, 'stripe', ?1, 'k', 0, ?2, NULL, '[]', 0, '{{}}')"
                 ),
                 params![format!("pay_{i}"), outcome],
             )
@@ -369,5 +369,20 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(indexed, ["failed", "unmapped"]);
+        // Listing one unsettled outcome, then another, does not make SQLite prepare
+        // the statement again (see `EVIDENCE_SQL` in the parent module).
+        for outcome in [Outcome::Unmapped, Outcome::Failed, Outcome::Unmapped] {
+            let filter = PaymentFilter {
+                provider: None,
+                outcome: Some(outcome),
+                after: None,
+                limit: 10,
+            };
+            assert_eq!(events(&conn, &filter).unwrap().len(), 1);
+        }
+        let stmt = conn
+            .prepare_cached(&events_sql(Some(Outcome::Failed)))
+            .unwrap();
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
     }
 }
