@@ -200,6 +200,25 @@ fn rows_sql(table: &str, columns: &[&str], order: &str) -> String {
     format!("SELECT {line} FROM {table} ORDER BY {order}")
 }
 
+/// The one-column rows of `sql` on the SQLite database of `dirs`.
+fn sqlite_rows(dirs: &Dirs, sql: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open(dirs.data().join("keyclerk.db")).unwrap();
+    let mut stmt = conn.prepare(sql).unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// The one-column rows of `sql` on the PostgreSQL database at `url`.
+fn postgres_rows(url: &str, sql: &str) -> Vec<String> {
+    crate::pg::simple_query(url, sql)
+        .unwrap()
+        .into_iter()
+        .map(|row| row[0].clone().unwrap())
+        .collect()
+}
+
 const ENDPOINT_COLUMNS: &[&str] = &[
     "id",
     "url",
@@ -276,14 +295,7 @@ fn webhook_endpoints_and_undelivered_messages_are_copied_intact_and_delivered_fr
     let dirs = server.stop();
     let endpoints_sql = rows_sql("webhook_endpoints", ENDPOINT_COLUMNS, "id");
     let outbox_sql = rows_sql("outbox", OUTBOX_COLUMNS, "id");
-    let on_sqlite = |sql: &str| -> Vec<String> {
-        let conn = rusqlite::Connection::open(dirs.data().join("keyclerk.db")).unwrap();
-        let mut stmt = conn.prepare(sql).unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
-    };
+    let on_sqlite = |sql: &str| sqlite_rows(&dirs, sql);
     let (endpoints, outbox) = (on_sqlite(&endpoints_sql), on_sqlite(&outbox_sql));
     assert_eq!(endpoints.len(), 3);
     assert!(endpoints.iter().any(|e| e.contains(&old_secret)));
@@ -298,13 +310,7 @@ fn webhook_endpoints_and_undelivered_messages_are_copied_intact_and_delivered_fr
     let db = Database::create();
     let copied = keyclerk(&dirs, &["db", "copy", "--to", &db.url], None);
     assert!(copied.status.success(), "{}", stderr(&copied));
-    let on_postgres = |sql: &str| -> Vec<String> {
-        crate::pg::simple_query(&db.url, sql)
-            .unwrap()
-            .into_iter()
-            .map(|row| row[0].clone().unwrap())
-            .collect()
-    };
+    let on_postgres = |sql: &str| postgres_rows(&db.url, sql);
     assert_eq!(on_postgres(&endpoints_sql), endpoints, "secrets included");
     assert_eq!(on_postgres(&outbox_sql), outbox);
 
@@ -380,14 +386,7 @@ fn payment_events_and_their_links_are_copied_and_still_find_their_licenses() {
         &["provider", "reference", "license_id", "ended_at"],
         "provider, reference, license_id",
     );
-    let on_sqlite = |sql: &str| -> Vec<String> {
-        let conn = rusqlite::Connection::open(dirs.data().join("keyclerk.db")).unwrap();
-        let mut stmt = conn.prepare(sql).unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
-    };
+    let on_sqlite = |sql: &str| sqlite_rows(&dirs, sql);
     let (events, links) = (on_sqlite(&events_sql), on_sqlite(&links_sql));
     assert_eq!(events.len(), 2, "{events:#?}");
     assert_eq!(
@@ -399,13 +398,7 @@ fn payment_events_and_their_links_are_copied_and_still_find_their_licenses() {
     let db = Database::create();
     let copied = keyclerk(&dirs, &["db", "copy", "--to", &db.url], None);
     assert!(copied.status.success(), "{}", stderr(&copied));
-    let on_postgres = |sql: &str| -> Vec<String> {
-        crate::pg::simple_query(&db.url, sql)
-            .unwrap()
-            .into_iter()
-            .map(|row| row[0].clone().unwrap())
-            .collect()
-    };
+    let on_postgres = |sql: &str| postgres_rows(&db.url, sql);
     assert_eq!(on_postgres(&events_sql), events);
     assert_eq!(on_postgres(&links_sql), links);
 

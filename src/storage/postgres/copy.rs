@@ -471,10 +471,11 @@ fn read_chunk(
         After::Key(key) => key.iter().cloned().map(Into::into).collect(),
     };
     let mut rows = stmt.query(rusqlite::params_from_iter(from))?;
-    let skip = key_of(table).map_or(1, <[_]>::len);
+    let key = key_of(table);
+    let skip = key.map_or(1, <[_]>::len);
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
-        *after = match key_of(table) {
+        *after = match key {
             None => After::Rowid(r.get(0)?),
             Some(key) => After::Key(
                 (0..key.len())

@@ -16,14 +16,13 @@ use crate::storage::payments::{
 use crate::storage::webhooks::payment_messages;
 use crate::storage::{MintOutcome, StorageError};
 
-/// The columns of `payment_events`, as a literal: the statements a payment runs
-/// are made with `concat!`, not formatted on every call.
+/// The columns of `payment_events`, as a literal: the statements are made with
+/// `concat!`, not formatted on every call.
 macro_rules! columns {
     () => {
         "id, provider, event_id, kind, received_at, outcome, reason, licenses, decided_at, body"
     };
 }
-const COLUMNS: &str = columns!();
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<PaymentEvent, StorageError>> {
     let provider: String = r.get(1)?;
@@ -66,16 +65,20 @@ pub(super) fn event(conn: &Connection, id: &str) -> Result<Option<PaymentEvent>,
 /// The query of [`events`]: one outcome other than `applied` through the partial
 /// index of those (the query repeats its condition so that SQLite may use it);
 /// any other filter in order by id.
-pub(super) fn events_sql(outcome: Option<Outcome>) -> String {
+pub(super) fn events_sql(outcome: Option<Outcome>) -> &'static str {
     match outcome {
-        Some(o) if o != Outcome::Applied => format!(
-            "SELECT {COLUMNS} FROM payment_events
+        Some(o) if o != Outcome::Applied => concat!(
+            "SELECT ",
+            columns!(),
+            " FROM payment_events
              WHERE outcome = ?2 AND outcome <> 'applied' AND (?1 IS NULL OR provider = ?1)
                AND id > coalesce(?3, '')
              ORDER BY id LIMIT ?4"
         ),
-        _ => format!(
-            "SELECT {COLUMNS} FROM payment_events
+        _ => concat!(
+            "SELECT ",
+            columns!(),
+            " FROM payment_events
              WHERE (?1 IS NULL OR provider = ?1) AND (?2 IS NULL OR outcome = ?2)
                AND (?3 IS NULL OR id > ?3)
              ORDER BY id LIMIT ?4"
@@ -88,7 +91,7 @@ pub(super) fn events(
     conn: &Connection,
     f: &PaymentFilter,
 ) -> Result<Vec<PaymentEvent>, StorageError> {
-    let mut stmt = conn.prepare_cached(&events_sql(f.outcome))?;
+    let mut stmt = conn.prepare_cached(events_sql(f.outcome))?;
     let rows = stmt.query_map(
         params![
             f.provider.map(Provider::as_str),
@@ -328,7 +331,7 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate_for_tests(&mut conn);
         for outcome in [Outcome::Unmapped, Outcome::Failed, Outcome::Duplicate] {
-            let plan = plan_for_tests(&conn, &events_sql(Some(outcome)));
+            let plan = plan_for_tests(&conn, events_sql(Some(outcome)));
             assert!(
                 plan.contains("USING INDEX payment_events_unsettled"),
                 "{plan}"
@@ -336,7 +339,7 @@ mod tests {
             assert!(!plan.contains("TEMP B-TREE"), "{plan}");
         }
         for outcome in [None, Some(Outcome::Applied)] {
-            let plan = plan_for_tests(&conn, &events_sql(outcome));
+            let plan = plan_for_tests(&conn, events_sql(outcome));
             assert!(!plan.contains("payment_events_unsettled"), "{plan}");
             assert!(!plan.contains("TEMP B-TREE"), "{plan}");
         }
@@ -353,9 +356,10 @@ mod tests {
             .enumerate()
         {
             conn.execute(
-                &format!(
-                    "INSERT INTO payment_events ({COLUMNS})
-                     VALUES (?1, 'stripe', ?1, 'k', 0, ?2, NULL, '[]', 0, '{{}}')"
+                concat!(
+                    "INSERT INTO payment_events (",
+                    columns!(),
+                    ") VALUES (?1, 'stripe', ?1, 'k', 0, ?2, NULL, '[]', 0, '{}')"
                 ),
                 params![format!("pay_{i}"), outcome],
             )
@@ -381,7 +385,7 @@ mod tests {
             assert_eq!(events(&conn, &filter).unwrap().len(), 1);
         }
         let stmt = conn
-            .prepare_cached(&events_sql(Some(Outcome::Failed)))
+            .prepare_cached(events_sql(Some(Outcome::Failed)))
             .unwrap();
         assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
     }
